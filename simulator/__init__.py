@@ -1,0 +1,13 @@
+"""The world, simulated time and the closed loop; the public entry points for scripts, the CLI and the app."""
+
+from simulator.config import ConfigError, Scenario, load
+from simulator.loop import Progress, Simulation
+from simulator.results import RunOutput
+
+
+def run(scenario: Scenario, progress=None) -> RunOutput:
+    """Run one scenario to its end and return its output (metrics, summary, write)."""
+    return Simulation(scenario, progress=progress).run()
+
+
+__all__ = ["ConfigError", "Progress", "RunOutput", "Scenario", "Simulation", "load", "run"]

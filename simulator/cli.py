@@ -1,0 +1,98 @@
+"""The `adfloor` command line: a thin layer over `simulator.run` and friends."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+from simulator.config import ConfigError
+
+DEFAULT_SCENARIO = "scenarios/default.toml"
+
+
+def _progress_printer(stream):
+    def show(p) -> None:
+        stream.write(
+            f"\r  sim {p.sim_minute / 60:6.2f}/{p.duration_minutes / 60:.2f} h  {100 * p.fraction:5.1f}%  "
+            f"{p.queries:>10,d} queries  {p.queries_per_second:>9,.0f} q/s  PV log loss {p.recent_pv_logloss:.4f}"
+        )
+        stream.flush()
+
+    return show
+
+
+def _resolve_scenario(path: str | None) -> str | None:
+    """The scenario path as given, or the default scenario next to the package when none is given."""
+    if path is not None:
+        return path
+    bundled = Path(__file__).resolve().parent.parent / DEFAULT_SCENARIO
+    return str(bundled) if bundled.is_file() else None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import simulator
+
+    scenario = simulator.load(_resolve_scenario(args.scenario), overrides=args.set, seed=args.seed)
+    out = Path(args.out) if args.out else Path("runs") / f"{Path(args.scenario or 'default').stem}-seed{scenario.run.seed}"
+    print(f"adfloor run: {scenario.run.duration_hours:g} simulated hours, seed {scenario.run.seed} → {out}", file=sys.stderr)
+    output = simulator.run(scenario, progress=None if args.quiet else _progress_printer(sys.stderr))
+    if not args.quiet:
+        sys.stderr.write("\n")
+    output.write(out)
+    s = output.summary()
+    print(
+        f"queries {s['queries']:,}  impressions {s['impressions']:,}  clicks {s['clicks']:,}  "
+        f"revenue {s['revenue']:,.1f}  welfare {s['welfare']:,.1f}\n"
+        f"PV log loss {s['pv_logloss']:.4f}  oracle {s['oracle_logloss']:.4f}  "
+        f"final window gap {100 * s['final_window_gap']:+.2f}%  PV AUC {s['pv_auc']:.4f}  "
+        f"max |decile calibration| {s['calibration_max_abs_decile']:.3f}\n"
+        f"{s['queries_per_second']:,.0f} queries/s over {s['wall_seconds']:.1f} s; wrote {out}/"
+        "{config.toml, metrics.parquet, summary.json, summary.png}"
+    )
+    return 0
+
+
+def cmd_app(args: argparse.Namespace) -> int:
+    spec = importlib.util.find_spec("dashboards")
+    if spec is None or spec.origin is None:
+        raise ConfigError("adfloor app: the dashboards package is not installed")
+    app = Path(spec.origin).parent / "app.py"
+    command = [sys.executable, "-m", "streamlit", "run", str(app), "--server.address", "127.0.0.1",
+               "--server.port", str(args.port), "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    return subprocess.call(command)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="adfloor", description="Search-ads auction and online CTR model testbed.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run a scenario through the closed loop")
+    run.add_argument("scenario", nargs="?", help=f"scenario TOML file (default: {DEFAULT_SCENARIO})")
+    run.add_argument("--seed", type=int, help="override run.seed")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a key, e.g. train.batch_size=1024")
+    run.add_argument("--out", help="output folder (default: runs/<scenario>-seed<N>)")
+    run.add_argument("--quiet", action="store_true", help="no live progress line")
+    run.set_defaults(handler=cmd_run)
+    app = commands.add_parser("app", help="start the Streamlit app on 127.0.0.1")
+    app.add_argument("--port", type=int, default=8501)
+    app.set_defaults(handler=cmd_app)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except ConfigError as err:
+        print(f"adfloor: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\nadfloor: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

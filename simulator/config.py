@@ -1,0 +1,248 @@
+"""Typed, validated scenario configuration: TOML in, frozen dataclasses out, one-line errors naming the field."""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from ui_treatments import CATALOGUE
+
+
+class ConfigError(ValueError):
+    """A bad scenario: the message is one line naming the field and what is allowed."""
+
+
+def _spec(default, *, lo=None, hi=None, choices=None, doc=""):
+    """A config field with its allowed range (inclusive bounds) or choices, checked by `validate`."""
+    meta = {"lo": lo, "hi": hi, "choices": choices, "doc": doc}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    seed: int = _spec(0, lo=0, doc="the one seed every random stream is split from")
+    duration_hours: float = _spec(24.0, lo=0.01, hi=24.0 * 365, doc="simulated time to run")
+    tick_minutes: float = _spec(1.0, lo=0.01, hi=60.0, doc="traffic is emitted as one batch per tick")
+
+
+@dataclass(frozen=True)
+class TrafficConfig:
+    queries_per_minute: float = _spec(1000.0, lo=0.0, hi=1e7, doc="mean arrival rate over a day")
+    diurnal_amplitude: float = _spec(0.5, lo=0.0, hi=1.0, doc="rate = mean × (1 + a·cos(2π(h − peak)/24))")
+    peak_hour: float = _spec(20.0, lo=0.0, hi=24.0, doc="hour of the day with the highest rate")
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    num_topics: int = _spec(20, lo=1, hi=10_000)
+    num_intents: int = _spec(4, lo=1, hi=100, doc="query intent levels; higher intent clicks more")
+    num_advertisers: int = _spec(100, lo=1, hi=1_000_000)
+    initial_ads: int = _spec(500, lo=1, hi=1_000_000)
+    ad_arrivals_per_hour: float = _spec(8.0, lo=0.0, hi=1e6, doc="new ads (cold start); as many leave on average")
+    candidates_per_query: int = _spec(20, lo=1, hi=256, doc="ads retrieved per query")
+    same_topic_share: float = _spec(0.75, lo=0.0, hi=1.0, doc="share of candidates from the query's own topic")
+    num_positions: int = _spec(4, lo=1, hi=8)
+    position_effects: list = _spec([1.0, 0.65, 0.45, 0.3], doc="true examination per position, top first")
+    treatments: list = _spec(["text", "text_extensions", "image"], doc="treatment names from ui_treatments")
+    relevance_base: float = _spec(-2.6, lo=-20.0, hi=5.0, doc="logit of relevance for an average ad")
+    advertiser_quality_sd: float = _spec(0.6, lo=0.0, hi=5.0)
+    ad_quality_sd: float = _spec(0.6, lo=0.0, hi=5.0)
+    topic_match_effect: float = _spec(1.2, lo=0.0, hi=10.0, doc="logit boost when query and ad topics match")
+    intent_effect: float = _spec(0.4, lo=0.0, hi=5.0, doc="logit gain per intent level")
+    bid_log_mean: float = _spec(0.0, lo=-10.0, hi=10.0, doc="bids per click are lognormal")
+    bid_log_sd: float = _spec(0.5, lo=0.0, hi=5.0)
+    reserve_per_click: float = _spec(0.05, lo=0.0, hi=1e6)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    oracle: bool = _spec(False, doc="score with the world's true CTR instead of a learned model")
+    transfer: str = _spec("sigmoid", choices=("sigmoid", "exp"), doc="τ in pCTR = τ(Q·U)")
+    embedding_dim: int = _spec(8, lo=1, hi=512)
+    quality_hidden: list = _spec([64, 32], doc="Q tower MLP widths")
+    ui_hidden: list = _spec([16], doc="U tower MLP widths")
+    interaction_dim: int = _spec(8, lo=1, hi=512, doc="length of the Q and U vectors")
+    ad_buckets: int = _spec(8192, lo=16, hi=10_000_000, doc="hash buckets for ad ids")
+    cross_buckets: int = _spec(16384, lo=16, hi=10_000_000, doc="hash buckets for query-topic × ad")
+    init_seed: int = _spec(0, lo=0, doc="nuisance seed of initialisation and data order")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    learning_rate: float = _spec(0.05, lo=1e-8, hi=100.0)
+    adagrad_initial_accumulator: float = _spec(0.1, lo=0.0, hi=100.0)
+    batch_size: int = _spec(512, lo=1, hi=1_000_000)
+    training_delay_minutes: float = _spec(5.0, lo=0.0, hi=10_000.0, doc="logs reach the trainer this late")
+    deploy_every_minutes: float = _spec(15.0, lo=0.01, hi=100_000.0, doc="a snapshot is taken this often")
+    deploy_delay_minutes: float = _spec(2.0, lo=0.0, hi=10_000.0, doc="a snapshot goes live this late")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A whole scenario: everything a run needs, saved with its results."""
+
+    run: RunConfig = field(default_factory=RunConfig)
+    traffic: TrafficConfig = field(default_factory=TrafficConfig)
+    world: WorldConfig = field(default_factory=WorldConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+SECTIONS = {
+    "run": RunConfig,
+    "traffic": TrafficConfig,
+    "world": WorldConfig,
+    "model": ModelConfig,
+    "train": TrainConfig,
+}
+
+
+def _check_value(key: str, f: dataclasses.Field, value: Any) -> Any:
+    """Coerce and check one field's value; raise ConfigError naming `key` on anything off."""
+    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+    meta = f.metadata
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        return value
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+    elif isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        value = float(value)
+        if value != value:
+            raise ConfigError(f"{key}: expected a number, got nan")
+    elif isinstance(default, str):
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+    elif isinstance(default, list):
+        if not isinstance(value, list) or not value:
+            raise ConfigError(f"{key}: expected a non-empty list, got {value!r}")
+        value = list(value)
+    if meta["choices"] is not None and value not in meta["choices"]:
+        raise ConfigError(f"{key}: {value!r} is not allowed; allowed: {', '.join(map(str, meta['choices']))}")
+    lo, hi = meta["lo"], meta["hi"]
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        bounds = f"{lo if lo is not None else '-inf'} ≤ value ≤ {hi if hi is not None else 'inf'}"
+        raise ConfigError(f"{key}: {value!r} is out of range; allowed: {bounds}")
+    return value
+
+
+def _check_lists(s: Scenario) -> None:
+    """Cross-field checks on list-valued fields."""
+    w, m = s.world, s.model
+    names = {t.name for t in CATALOGUE}
+    for name in w.treatments:
+        if name not in names:
+            raise ConfigError(f"world.treatments: unknown treatment {name!r}; allowed: {', '.join(sorted(names))}")
+    if len(set(w.treatments)) != len(w.treatments):
+        raise ConfigError("world.treatments: names must be distinct")
+    if len(w.position_effects) != w.num_positions:
+        raise ConfigError(
+            f"world.position_effects: needs {w.num_positions} numbers (world.num_positions), got {len(w.position_effects)}"
+        )
+    if not all(isinstance(x, (int, float)) and not isinstance(x, bool) and 0 < x <= 1 for x in w.position_effects):
+        raise ConfigError("world.position_effects: each must be a number in (0, 1]")
+    for key, widths in (("model.quality_hidden", m.quality_hidden), ("model.ui_hidden", m.ui_hidden)):
+        if not all(isinstance(x, int) and not isinstance(x, bool) and 1 <= x <= 8192 for x in widths):
+            raise ConfigError(f"{key}: each width must be an integer in 1..8192, got {widths!r}")
+
+
+def from_dict(data: dict[str, Any]) -> Scenario:
+    """Build a validated Scenario from nested dicts (TOML tables); missing keys take defaults."""
+    if not isinstance(data, dict):
+        raise ConfigError("scenario: expected a table of sections")
+    sections = {}
+    for name, value in data.items():
+        if name not in SECTIONS:
+            raise ConfigError(f"unknown section [{name}]; allowed: {', '.join(SECTIONS)}")
+        if not isinstance(value, dict):
+            raise ConfigError(f"[{name}]: expected a table, got {value!r}")
+    for name, cls in SECTIONS.items():
+        given = data.get(name, {})
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        kwargs = {}
+        for key, value in given.items():
+            if key not in fields:
+                raise ConfigError(f"{name}.{key}: unknown key; allowed: {', '.join(fields)}")
+            kwargs[key] = _check_value(f"{name}.{key}", fields[key], value)
+        sections[name] = cls(**kwargs)
+    scenario = Scenario(**sections)
+    _check_lists(scenario)
+    return scenario
+
+
+def to_dict(scenario: Scenario) -> dict[str, dict[str, Any]]:
+    """The fully resolved scenario as nested dicts (what config.toml holds)."""
+    return dataclasses.asdict(scenario)
+
+
+def parse_override(text: str) -> tuple[str, str, Any]:
+    """Parse `section.key=value` (value in TOML syntax; bare words are strings)."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected section.key=value")
+    path, raw = text.split("=", 1)
+    parts = path.strip().split(".")
+    if len(parts) != 2 or not all(parts):
+        raise ConfigError(f"--set {text!r}: the key must be section.key, e.g. train.batch_size")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return parts[0], parts[1], value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Return a copy of the raw scenario dict with `section.key=value` overrides applied."""
+    merged = {k: dict(v) if isinstance(v, dict) else v for k, v in data.items()}
+    for text in overrides:
+        section, key, value = parse_override(text)
+        if section not in SECTIONS:
+            raise ConfigError(f"--set {text!r}: unknown section [{section}]; allowed: {', '.join(SECTIONS)}")
+        merged.setdefault(section, {})[key] = value
+    return merged
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """Read a scenario file's raw tables; a missing file or bad TOML is a ConfigError."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"scenario file {str(path)!r}: no such file")
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"scenario file {str(path)!r}: bad TOML: {err}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"scenario file {str(path)!r}: not UTF-8 text") from None
+
+
+def load(path: str | Path | None = None, overrides: list[str] | None = None, seed: int | None = None) -> Scenario:
+    """Load a scenario file (or the defaults), apply overrides and an optional seed, validate."""
+    data = read_toml(path) if path is not None else {}
+    extra = list(overrides or [])
+    if seed is not None:
+        extra.append(f"run.seed={seed}")
+    return from_dict(apply_overrides(data, extra))
+
+
+def replace(scenario: Scenario, **changes: Any) -> Scenario:
+    """A validated copy with `section__key=value` changes, e.g. replace(s, run__seed=3)."""
+    data = to_dict(scenario)
+    for name, value in changes.items():
+        section, key = name.split("__", 1)
+        data[section][key] = value
+    return from_dict(data)
+
+
+def dumps(scenario: Scenario) -> str:
+    """The scenario as TOML text, re-loadable with `load`."""
+    return tomli_w.dumps(to_dict(scenario))

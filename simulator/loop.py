@@ -1,0 +1,251 @@
+"""The closed loop on one simpy clock: traffic → scoring → VCG → clicks → logs → online training → deploy.
+
+Three processes share the environment: `traffic` wakes once per tick and runs a whole batch of
+queries through the deployed model and the auction; `training` wakes once per tick and trains on the
+logs whose training delay has passed; `deployment` snapshots the trainer every D minutes and puts the
+snapshot live after the deploy delay.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import jax
+import numpy as np
+import optax
+import simpy
+from flax import nnx
+
+from auction import vcg_batch
+from models import FactorizedCtr, FeatureSpec, OnlineTrainer, Scorer
+from models.metrics import log_loss
+from models.trainer import Examples
+from simulator.config import Scenario
+from simulator.results import RunOutput
+from simulator.world import World
+
+# Query batches are padded to a multiple of this, so the jitted scorer and auction compile a few shapes only.
+PAD_QUERIES = 256
+
+
+@dataclass
+class Progress:
+    """What a progress callback sees, about once a second and at the end."""
+
+    sim_minute: float
+    duration_minutes: float
+    queries: int
+    wall_seconds: float
+    recent_pv_logloss: float
+
+    @property
+    def fraction(self) -> float:
+        return min(self.sim_minute / self.duration_minutes, 1.0)
+
+    @property
+    def queries_per_second(self) -> float:
+        return self.queries / self.wall_seconds if self.wall_seconds > 0 else 0.0
+
+
+@dataclass
+class ImpressionLog:
+    """Every shown ad of the run in time order, with its PV prediction once the trainer has seen it."""
+
+    minute: list = field(default_factory=list)
+    examples: list = field(default_factory=list)
+    true_ctr: list = field(default_factory=list)
+    ad_id: list = field(default_factory=list)
+
+
+def build_model(scenario: Scenario, world: World) -> FactorizedCtr:
+    """The scenario's factorized CTR model, initialised from the nuisance seed."""
+    w, m = scenario.world, scenario.model
+    spec = FeatureSpec(w.num_topics, w.num_intents, w.num_advertisers, m.ad_buckets, m.cross_buckets)
+    return FactorizedCtr(
+        spec, world.treatment_features, w.num_positions, embedding_dim=m.embedding_dim,
+        quality_hidden=list(m.quality_hidden), ui_hidden=list(m.ui_hidden), interaction_dim=m.interaction_dim,
+        transfer=m.transfer, rngs=nnx.Rngs(params=jax.random.key(m.init_seed + 7919 * scenario.run.seed)),
+    )
+
+
+def _pad_rows(array: np.ndarray, rows: int) -> np.ndarray:
+    return np.concatenate([array, np.zeros((rows - array.shape[0], *array.shape[1:]), array.dtype)])
+
+
+class Simulation:
+    """One run of the loop. `run()` returns per-tick metric rows and the impression log."""
+
+    def __init__(self, scenario: Scenario, progress: Callable[[Progress], None] | None = None):
+        self.scenario = scenario
+        self.progress = progress
+        self.world = World(scenario)
+        self.world.reset(scenario.run.seed)
+        self.oracle = scenario.model.oracle
+        if not self.oracle:
+            t = scenario.train
+            optimizer = optax.adagrad(t.learning_rate, initial_accumulator_value=t.adagrad_initial_accumulator)
+            self.trainer = OnlineTrainer(build_model(scenario, self.world), optimizer, t.batch_size)
+            self.scorer = Scorer(self.trainer)
+            self.deployed = self.trainer.snapshot()
+        self.deploy_version = 0
+        self.rows: list[dict] = []
+        self.log = ImpressionLog()
+        self.pv: list[PvChunk] = []
+        self._pending: collections.deque = collections.deque()  # (available_minute, Examples, true_ctr)
+        self._unscored_truth: list[np.ndarray] = []  # sent to the trainer, no PV prediction yet
+        self._unscored_labels: list[np.ndarray] = []
+        self._queries = 0
+        self._timers = collections.Counter()
+
+    # ---- the processes -------------------------------------------------------------------------
+    def traffic(self, env: simpy.Environment):
+        tick = self.scenario.run.tick_minutes
+        while True:
+            self.rows.append(self._serve_tick(env.now, tick))
+            yield env.timeout(tick)
+
+    def training(self, env: simpy.Environment):
+        tick = self.scenario.run.tick_minutes
+        while True:
+            yield env.timeout(tick)
+            self._train_available(env.now, flush=False)
+
+    def deployment(self, env: simpy.Environment):
+        t = self.scenario.train
+        while True:
+            yield env.timeout(t.deploy_every_minutes)
+            env.process(self._go_live(env, self.trainer.snapshot(), t.deploy_delay_minutes))
+
+    def _go_live(self, env: simpy.Environment, snapshot: nnx.State, delay: float):
+        yield env.timeout(delay)
+        self.deployed = snapshot
+        self.deploy_version += 1
+
+    # ---- the work of one tick --------------------------------------------------------------------
+    def _serve_tick(self, minute: float, tick: float) -> dict:
+        clock = time.perf_counter
+        started = clock()
+        self.world.churn(minute, tick)
+        batch = self.world.queries(minute, tick)
+        b = batch.size
+        rows = max(-(-b // PAD_QUERIES) * PAD_QUERIES, PAD_QUERIES)
+        after_world = clock()
+        if self.oracle:
+            ctr = _pad_rows(self.world.true_ctr(batch), rows)
+        else:
+            ctr = self.scorer(self.deployed, _pad_rows(batch.features, rows))
+        ctr = jax.block_until_ready(ctr)
+        after_scoring = clock()
+        outcome = jax.device_get(vcg_batch(ctr, _pad_rows(batch.bid, rows), _pad_rows(batch.reserve, rows)))
+        after_auction = clock()
+        self._timers["world"] += after_world - started
+        self._timers["scoring"] += after_scoring - after_world
+        self._timers["auction"] += after_auction - after_scoring
+        ad, treatment = outcome.ad[:b], outcome.treatment[:b]
+        query, position = np.nonzero(ad >= 0)
+        candidate = ad[query, position]
+        chosen = treatment[query, position]
+        true_ctr = batch.relevance[query, candidate] * self.world.examination[chosen, position]
+        click = (batch.click_noise[query, candidate] < true_ctr).astype(np.float32)
+        price = outcome.price_per_click[:b][query, position]
+        examples = Examples(batch.features[query, candidate], chosen.astype(np.int32), position.astype(np.int32), click)
+        self._pending.append((minute + self.scenario.train.training_delay_minutes, examples, true_ctr))
+        self.log.minute.append(np.full(len(click), minute, np.float32))
+        self.log.examples.append(examples)
+        self.log.true_ctr.append(true_ctr)
+        self.log.ad_id.append(batch.candidates[query, candidate])
+        self._queries += b
+        self._timers["world"] += clock() - after_auction
+        return {
+            "sim_minute": minute,
+            "queries": b,
+            "impressions": int(len(click)),
+            "clicks": int(click.sum()),
+            "revenue": float(np.sum(click * price)),
+            "expected_revenue": float(np.sum(price * true_ctr)),
+            "welfare": float(np.sum(batch.bid[query, candidate] * true_ctr)),
+            "mean_pctr_shown": float(outcome.ctr[:b][query, position].mean()) if len(click) else float("nan"),
+            "mean_true_ctr_shown": float(true_ctr.mean()) if len(click) else float("nan"),
+            "deploy_version": self.deploy_version,
+        }
+
+    def _train_available(self, minute: float, flush: bool) -> None:
+        """Train on every log whose training delay has passed (all of them with `flush`); record PV metrics."""
+        ready = []
+        while self._pending and (flush or self._pending[0][0] <= minute):
+            _, examples, true_ctr = self._pending.popleft()
+            ready.append(examples)
+            self._unscored_truth.append(true_ctr)
+        started = time.perf_counter()
+        examples = Examples.concat(ready) if ready else None
+        if self.oracle:
+            predictions = np.concatenate(self._unscored_truth) if self._unscored_truth else np.zeros(0, np.float32)
+            labels = examples.label if examples is not None else np.zeros(0, np.float32)
+            scored = len(predictions)
+        else:
+            if examples is not None:
+                self._unscored_labels.append(examples.label)
+            predictions, scored = self.trainer.train(examples, flush=flush)
+            labels = None
+        self._timers["training"] += time.perf_counter() - started
+        if scored == 0:
+            return
+        truth = np.concatenate(self._unscored_truth)
+        self._unscored_truth = [truth[scored:]] if scored < len(truth) else []
+        if labels is None:
+            all_labels = np.concatenate(self._unscored_labels)
+            labels = all_labels[:scored]
+            self._unscored_labels = [all_labels[scored:]] if scored < len(all_labels) else []
+        self.pv.append(PvChunk(minute, predictions, labels, truth[:scored]))
+        row = self.rows[-1]
+        row["trained_examples"] = row.get("trained_examples", 0) + scored
+        row["pv_loss_sum"] = row.get("pv_loss_sum", 0.0) + scored * log_loss(predictions, labels)
+        row["oracle_loss_sum"] = row.get("oracle_loss_sum", 0.0) + scored * log_loss(truth[:scored], labels)
+
+    # ---- running -------------------------------------------------------------------------------
+    def run(self) -> RunOutput:
+        """Run the scenario to its end; same scenario and seed ⇒ same output."""
+        run = self.scenario.run
+        duration = run.duration_hours * 60.0
+        env = simpy.Environment()
+        env.process(self.traffic(env))
+        env.process(self.training(env))
+        if not self.oracle:
+            env.process(self.deployment(env))
+        started = time.perf_counter()
+        last_report = started
+        stop = duration - 1e-9
+        while env.peek() < stop:
+            env.step()
+            now = time.perf_counter()
+            if self.progress is not None and now - last_report >= 1.0:
+                last_report = now
+                self.progress(Progress(env.now, duration, self._queries, now - started, self._recent_pv_logloss()))
+        self._train_available(duration, flush=True)
+        wall = time.perf_counter() - started
+        if self.progress is not None:
+            self.progress(Progress(duration, duration, self._queries, wall, self._recent_pv_logloss()))
+        return RunOutput(self.scenario, self.rows, self.pv, self.log, dict(self._timers), wall, self._queries)
+
+    def _recent_pv_logloss(self) -> float:
+        """PV log loss over about the last 20,000 trained examples (for progress displays)."""
+        losses, count = 0.0, 0
+        for chunk in reversed(self.pv):
+            losses += len(chunk.label) * log_loss(chunk.prediction, chunk.label)
+            count += len(chunk.label)
+            if count >= 20_000:
+                break
+        return losses / count if count else float("nan")
+
+
+@dataclass
+class PvChunk:
+    """Predictions made by progressive validation at `minute`, with their labels and the true CTRs."""
+
+    minute: float
+    prediction: np.ndarray
+    label: np.ndarray
+    truth: np.ndarray

@@ -1,0 +1,134 @@
+"""A run's results: per-tick metrics, the summary numbers, and the files written for every run."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from models.metrics import auc, calibration_by_decile, entropy_of_mean, log_loss
+from simulator import config as config_module
+from simulator.config import Scenario
+
+# The last quarter of the PV examples is the "final window" the learning criteria are judged on.
+FINAL_WINDOW_SHARE = 0.25
+TIMING_KEYS = ("world", "scoring", "auction", "training")
+
+
+@dataclass
+class RunOutput:
+    """Everything one run produced; `metrics()`, `summary()` and `write(dir)` derive the reports."""
+
+    scenario: Scenario
+    rows: list[dict]
+    pv: list  # list[PvChunk] in training order
+    log: Any  # ImpressionLog
+    timers: dict[str, float]
+    wall_seconds: float
+    queries: int
+
+    def pv_arrays(self) -> dict[str, np.ndarray]:
+        """All PV predictions, labels, true CTRs and training minutes, in training order."""
+        if not self.pv:
+            empty = np.zeros(0, np.float32)
+            return {"prediction": empty, "label": empty, "truth": empty, "minute": empty}
+        return {
+            "prediction": np.concatenate([c.prediction for c in self.pv]),
+            "label": np.concatenate([c.label for c in self.pv]),
+            "truth": np.concatenate([c.truth for c in self.pv]),
+            "minute": np.concatenate([np.full(len(c.label), c.minute, np.float32) for c in self.pv]),
+        }
+
+    def metrics(self) -> pd.DataFrame:
+        """One row per tick: traffic, auction and PV-training metrics."""
+        frame = pd.DataFrame(self.rows)
+        for column in ("trained_examples", "pv_loss_sum", "oracle_loss_sum"):
+            if column not in frame:
+                frame[column] = 0.0
+            frame[column] = frame[column].fillna(0.0)
+        frame["trained_examples"] = frame["trained_examples"].astype(np.int64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            trained = frame["trained_examples"].where(frame["trained_examples"] > 0)
+            frame["pv_logloss"] = frame["pv_loss_sum"] / trained
+            frame["oracle_logloss"] = frame["oracle_loss_sum"] / trained
+        frame.insert(0, "sim_time", frame["sim_minute"] / 60.0)  # hours
+        return frame
+
+    def summary(self) -> dict[str, Any]:
+        """The run's headline numbers (all plain JSON types)."""
+        frame = self.metrics()
+        pv = self.pv_arrays()
+        prediction, label, truth = pv["prediction"], pv["label"], pv["truth"]
+        final = slice(int(len(label) * (1 - FINAL_WINDOW_SHARE)), None)
+        base_entropy = entropy_of_mean(label)
+        calibration = calibration_by_decile(prediction, label)
+        timing_total = sum(self.timers.get(k, 0.0) for k in TIMING_KEYS)
+        summary = {
+            "seed": self.scenario.run.seed,
+            "oracle_model": self.scenario.model.oracle,
+            "sim_hours": self.scenario.run.duration_hours,
+            "queries": int(frame["queries"].sum()),
+            "impressions": int(frame["impressions"].sum()),
+            "clicks": int(frame["clicks"].sum()),
+            "ctr": float(frame["clicks"].sum() / max(frame["impressions"].sum(), 1)),
+            "ads_per_query": float(frame["impressions"].sum() / max(frame["queries"].sum(), 1)),
+            "revenue": float(frame["revenue"].sum()),
+            "expected_revenue": float(frame["expected_revenue"].sum()),
+            "welfare": float(frame["welfare"].sum()),
+            "trained_examples": int(len(label)),
+            "pv_logloss": log_loss(prediction, label),
+            "oracle_logloss": log_loss(truth, label),
+            "pv_normalized_entropy": log_loss(prediction, label) / base_entropy,
+            "oracle_normalized_entropy": log_loss(truth, label) / base_entropy,
+            "final_window_pv_logloss": log_loss(prediction[final], label[final]),
+            "final_window_oracle_logloss": log_loss(truth[final], label[final]),
+            "pv_auc": auc(prediction, label),
+            "oracle_auc": auc(truth, label),
+            "calibration_max_abs_decile": float(np.nanmax(np.abs(calibration["bias"]))) if len(label) else float("nan"),
+            "calibration_overall": float(prediction.sum() / max(label.sum(), 1.0) - 1.0),
+            "deploys": int(frame["deploy_version"].max()),
+            "wall_seconds": self.wall_seconds,
+            "queries_per_second": self.queries / self.wall_seconds if self.wall_seconds > 0 else 0.0,
+            "time_share": {k: (self.timers.get(k, 0.0) / timing_total if timing_total else 0.0) for k in TIMING_KEYS},
+        }
+        summary["final_window_gap"] = summary["final_window_pv_logloss"] / summary["final_window_oracle_logloss"] - 1.0
+        return summary
+
+    def write(self, out_dir: str | Path) -> Path:
+        """Write config.toml, metrics.parquet, summary.json and summary.png into `out_dir`."""
+        from simulator.plots import summary_figure
+
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.toml").write_text(config_module.dumps(self.scenario))
+        self.metrics().to_parquet(out / "metrics.parquet", index=False)
+        (out / "summary.json").write_text(json.dumps(self.summary(), indent=2, sort_keys=True) + "\n")
+        summary_figure(self).savefig(out / "summary.png", dpi=110)
+        return out
+
+
+def learning_curve(output: RunOutput, bins: int = 24) -> pd.DataFrame:
+    """PV and oracle log loss over simulated time, in `bins` equal windows (hours on the x axis)."""
+    frame = output.metrics()
+    edges = np.linspace(0, frame["sim_minute"].max() + 1e-9, bins + 1)
+    window = np.digitize(frame["sim_minute"], edges[1:-1])
+    grouped = frame.groupby(window)[["pv_loss_sum", "oracle_loss_sum", "trained_examples", "revenue", "welfare", "clicks"]].sum()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return pd.DataFrame({
+            "sim_time": (edges[grouped.index] + edges[grouped.index + 1]) / 120.0,
+            "pv_logloss": grouped["pv_loss_sum"] / grouped["trained_examples"].where(grouped["trained_examples"] > 0),
+            "oracle_logloss": grouped["oracle_loss_sum"] / grouped["trained_examples"].where(grouped["trained_examples"] > 0),
+            "revenue": grouped["revenue"],
+            "welfare": grouped["welfare"],
+            "clicks": grouped["clicks"],
+        }).reset_index(drop=True)
+
+
+def calibration_table(output: RunOutput) -> pd.DataFrame:
+    """PV calibration by pCTR decile: mean prediction, mean click rate, mean true CTR, bias."""
+    pv = output.pv_arrays()
+    return pd.DataFrame(calibration_by_decile(pv["prediction"], pv["label"], pv["truth"]))

@@ -1,0 +1,169 @@
+"""The ground-truth world: advertisers, ads, queries, retrieval and the user click model.
+
+True CTR(q, a, t, p) = relevance(q, a) × examination(t, p), with
+relevance = sigmoid(base + advertiser quality + ad quality + topic match + intent) and
+examination = position_effect[p] × treatment multiplier[t] / max multiplier (so the best format at
+the top is examined with probability 1). Everything here is known to the world, so the oracle CTR of
+every shown ad can be logged beside its click.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from simulator.config import Scenario, TrafficConfig, WorldConfig
+from ui_treatments import treatment_arrays, treatments_by_name
+
+# Columns of the raw query×ad feature array handed to the model.
+FEATURE_FIELDS: tuple[str, ...] = ("query_topic", "query_intent", "ad_id", "advertiser", "ad_topic")
+
+
+def diurnal_rate(traffic: TrafficConfig, minute: float) -> float:
+    """Queries per minute at simulated `minute`: mean × (1 + a·cos(2π(hour − peak)/24))."""
+    hour = (minute / 60.0) % 24.0
+    return traffic.queries_per_minute * (1.0 + traffic.diurnal_amplitude * np.cos(2 * np.pi * (hour - traffic.peak_hour) / 24.0))
+
+
+@dataclass
+class QueryBatch:
+    """One tick of queries with their retrieved candidates.
+
+    topic, intent: int32[B]; candidates: int32[B, N] indices into the world's ad arrays;
+    valid: bool[B, N] (False where retrieval ran out of ads); features: int32[B, N, F] (FEATURE_FIELDS);
+    relevance: float32[B, N] true relevance; bid, reserve: float32[B, N] per click (0 where invalid);
+    click_noise: float32[B, N] uniforms — a shown candidate is clicked iff noise < its true CTR, so two
+    systems shown the same traffic share user noise (common random numbers).
+    """
+
+    topic: np.ndarray
+    intent: np.ndarray
+    candidates: np.ndarray
+    valid: np.ndarray
+    features: np.ndarray
+    relevance: np.ndarray
+    bid: np.ndarray
+    reserve: np.ndarray
+    click_noise: np.ndarray
+
+    @property
+    def size(self) -> int:
+        return int(self.topic.shape[0])
+
+
+class World:
+    """Ground truth plus its random streams. `reset(seed)` builds it; `queries` and `churn` advance it."""
+
+    def __init__(self, scenario: Scenario):
+        self.config: WorldConfig = scenario.world
+        self.traffic: TrafficConfig = scenario.traffic
+        treatments = treatments_by_name(self.config.treatments)
+        arrays = treatment_arrays(treatments)
+        self.treatment_heights = arrays["height"]
+        self.treatment_features = arrays["features"]
+        multiplier = arrays["examination"] / arrays["examination"].max()
+        position = np.asarray(self.config.position_effects, dtype=np.float32)
+        self.examination = (multiplier[:, None] * position[None, :]).astype(np.float32)  # [T, K]
+
+    def reset(self, seed: int) -> None:
+        """Draw advertisers, the initial ads and topic popularity; split the traffic and click streams."""
+        world_seq, traffic_seq, click_seq = np.random.SeedSequence([seed, 0xAD]).spawn(3)
+        self._world_rng = np.random.default_rng(world_seq)
+        self._traffic_rng = np.random.default_rng(traffic_seq)
+        self._click_rng = np.random.default_rng(click_seq)
+        c, rng = self.config, self._world_rng
+        self.advertiser_topic = rng.integers(0, c.num_topics, c.num_advertisers).astype(np.int32)
+        self.advertiser_quality = rng.normal(0.0, c.advertiser_quality_sd, c.num_advertisers).astype(np.float32)
+        self.advertiser_value = rng.lognormal(c.bid_log_mean, c.bid_log_sd, c.num_advertisers).astype(np.float32)
+        popularity = 1.0 / np.arange(1, c.num_topics + 1) ** 0.8  # Zipf-like: some topics are rare
+        self.topic_popularity = rng.permutation(popularity / popularity.sum())
+        self.ad_advertiser = np.zeros(0, np.int32)
+        self.ad_topic = np.zeros(0, np.int32)
+        self.ad_quality = np.zeros(0, np.float32)
+        self.ad_bid = np.zeros(0, np.float32)
+        self.ad_active = np.zeros(0, bool)
+        self.ad_born_minute = np.zeros(0, np.float32)
+        self._add_ads(c.initial_ads, minute=0.0)
+
+    @property
+    def num_ads(self) -> int:
+        """Ads ever created (ad ids are 0..num_ads−1)."""
+        return int(self.ad_active.shape[0])
+
+    def _add_ads(self, count: int, minute: float) -> None:
+        c, rng = self.config, self._world_rng
+        advertiser = rng.integers(0, c.num_advertisers, count).astype(np.int32)
+        quality = self.advertiser_quality[advertiser] + rng.normal(0.0, c.ad_quality_sd, count).astype(np.float32)
+        bid = self.advertiser_value[advertiser] * rng.lognormal(0.0, 0.2, count).astype(np.float32)
+        self.ad_advertiser = np.concatenate([self.ad_advertiser, advertiser])
+        self.ad_topic = np.concatenate([self.ad_topic, self.advertiser_topic[advertiser]])
+        self.ad_quality = np.concatenate([self.ad_quality, quality.astype(np.float32)])
+        self.ad_bid = np.concatenate([self.ad_bid, bid.astype(np.float32)])
+        self.ad_active = np.concatenate([self.ad_active, np.ones(count, bool)])
+        self.ad_born_minute = np.concatenate([self.ad_born_minute, np.full(count, minute, np.float32)])
+
+    def churn(self, minute: float, minutes: float) -> None:
+        """Ad churn over `minutes`: Poisson new ads arrive and as many random active ads leave on average."""
+        expected = self.config.ad_arrivals_per_hour * minutes / 60.0
+        arriving = int(self._world_rng.poisson(expected))
+        leaving = int(self._world_rng.poisson(expected))
+        active = np.flatnonzero(self.ad_active)
+        if leaving and active.size > leaving:
+            self.ad_active[self._world_rng.choice(active, leaving, replace=False)] = False
+        if arriving:
+            self._add_ads(arriving, minute)
+
+    def queries(self, minute: float, tick_minutes: float) -> QueryBatch:
+        """Draw this tick's queries (non-homogeneous Poisson count) and retrieve their candidates."""
+        c, rng = self.config, self._traffic_rng
+        count = int(rng.poisson(diurnal_rate(self.traffic, minute + tick_minutes / 2) * tick_minutes))
+        topic = rng.choice(c.num_topics, size=count, p=self.topic_popularity).astype(np.int32)
+        intent = rng.integers(0, c.num_intents, count).astype(np.int32)
+        candidates, valid = self._retrieve(topic, rng)
+        ad = np.where(valid, candidates, 0)
+        ad_topic = self.ad_topic[ad]
+        match = (ad_topic == topic[:, None]).astype(np.float32)
+        logit = (
+            c.relevance_base
+            + self.ad_quality[ad]
+            + c.topic_match_effect * match
+            + c.intent_effect * (intent[:, None] - (c.num_intents - 1) / 2.0)
+        )
+        relevance = np.where(valid, 1.0 / (1.0 + np.exp(-logit)), 0.0).astype(np.float32)
+        features = np.stack(
+            [np.broadcast_to(topic[:, None], ad.shape), np.broadcast_to(intent[:, None], ad.shape), ad,
+             self.ad_advertiser[ad], ad_topic],
+            axis=-1,
+        ).astype(np.int32)
+        bid = np.where(valid, self.ad_bid[ad], 0.0).astype(np.float32)
+        reserve = np.full_like(bid, c.reserve_per_click)
+        click_noise = self._click_rng.random(ad.shape, dtype=np.float32)
+        return QueryBatch(topic, intent, ad.astype(np.int32), valid, features, relevance, bid, reserve, click_noise)
+
+    def _retrieve(self, topic: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Candidates per query: a random window of its topic's active ads plus a window of another topic's.
+
+        Windows over a per-tick shuffle of each topic's ads give distinct candidates without a
+        per-query loop; a topic with too few ads leaves the rest of its window invalid.
+        """
+        c = self.config
+        active = np.flatnonzero(self.ad_active)
+        order = active[np.lexsort((rng.random(active.size), self.ad_topic[active]))]
+        counts = np.bincount(self.ad_topic[order], minlength=c.num_topics)
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        same = int(round(c.candidates_per_query * c.same_topic_share)) if c.num_topics > 1 else c.candidates_per_query
+        other_topic = (topic + 1 + rng.integers(0, max(c.num_topics - 1, 1), topic.size)) % c.num_topics
+        parts = []
+        for source, width in ((topic, same), (other_topic, c.candidates_per_query - same)):
+            n = counts[source][:, None]
+            offset = rng.integers(0, np.maximum(counts[source], 1))[:, None]
+            slot = np.arange(width)[None, :]
+            index = starts[source][:, None] + (offset + slot) % np.maximum(n, 1)
+            parts.append((np.where(slot < n, order[np.minimum(index, order.size - 1)], -1)))
+        candidates = np.concatenate(parts, axis=1)
+        return candidates, candidates >= 0
+
+    def true_ctr(self, batch: QueryBatch) -> np.ndarray:
+        """Oracle CTR float32[B, N, T, K] of every candidate in every treatment and position."""
+        return batch.relevance[:, :, None, None] * self.examination[None, None, :, :]

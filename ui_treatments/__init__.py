@@ -1,0 +1,5 @@
+"""The UI treatment catalogue: formats an ad can be shown in, read by the world, the model and the auction."""
+
+from ui_treatments.catalogue import CATALOGUE, Treatment, treatment_arrays, treatments_by_name
+
+__all__ = ["CATALOGUE", "Treatment", "treatment_arrays", "treatments_by_name"]
