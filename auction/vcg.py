@@ -120,8 +120,9 @@ def vcg_batch(ctr: jax.Array, bid: jax.Array, reserve: jax.Array) -> AuctionOutc
     treatment = best_treatment[rows[:, None], safe_ad, positions[None, :]]
     own_ctr = ctr[rows[:, None], safe_ad, treatment, positions[None, :]]
     own_reserve = reserve[rows[:, None], safe_ad]
-    payment = own_reserve * own_ctr + without - (best_welfare[:, None] - shown_value)
-    payment = jnp.where(shown, jnp.maximum(payment, own_reserve * own_ctr), 0.0)
+    # Others' objective in A*, summed directly (not W' − own) to avoid cancellation in float32.
+    others = jnp.sum(jnp.where(~jnp.eye(num_positions, dtype=bool)[None], shown_value[:, None, :], 0.0), axis=2)
+    payment = jnp.where(shown, own_reserve * own_ctr + without - others, 0.0)
     price = jnp.where(shown & (own_ctr > 0), payment / jnp.where(own_ctr > 0, own_ctr, 1.0), 0.0)
     return AuctionOutcome(
         ad=shown_ad.astype(jnp.int32),

@@ -1,0 +1,82 @@
+"""The factorized model and the online trainer do what they claim."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+
+from models import FactorizedCtr, FeatureSpec, OnlineTrainer, Scorer
+from models.ctr import transfer
+from models.trainer import Examples
+
+SPEC = FeatureSpec(num_topics=5, num_intents=3, num_advertisers=7, ad_buckets=64, cross_buckets=128)
+FEATURES = np.array([[0, 0], [1, 0], [0, 1]], np.float32)
+
+
+def _model(kind: str = "sigmoid", seed: int = 0) -> FactorizedCtr:
+    return FactorizedCtr(SPEC, FEATURES, 4, embedding_dim=4, quality_hidden=[16], ui_hidden=[8], interaction_dim=4,
+                         transfer=kind, rngs=nnx.Rngs(seed))
+
+
+def _raw(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    highs = (5, 3, 1000, 7, 5)
+    return np.stack([rng.integers(0, h, shape) for h in highs], axis=-1).astype(np.int32)
+
+
+@pytest.mark.parametrize("kind", ["sigmoid", "exp"])
+def test_cached_u_scoring_equals_per_example_scoring(kind):
+    model, rng = _model(kind), np.random.default_rng(0)
+    raw = _raw(rng, (6, 5))
+    scores = np.asarray(model.score_candidates(raw))  # [6, 5, 3, 4]
+    b, n, t, k = np.meshgrid(*(np.arange(s) for s in scores.shape), indexing="ij")
+    direct = transfer(model.logit(raw[b.ravel(), n.ravel()], t.ravel(), k.ravel()), kind)
+    np.testing.assert_allclose(scores.ravel(), np.asarray(direct), rtol=1e-5, atol=1e-7)
+    assert np.all((scores > 0) & (scores <= 1))
+
+
+def test_pv_predictions_are_made_before_the_update():
+    model, rng = _model(), np.random.default_rng(1)
+    n = 64
+    examples = Examples(_raw(rng, (n,)), rng.integers(0, 3, n).astype(np.int32), rng.integers(0, 4, n).astype(np.int32),
+                        (rng.random(n) < 0.3).astype(np.float32))
+    before = np.asarray(transfer(model.logit(examples.raw, examples.treatment, examples.position), "sigmoid"))
+    trainer = OnlineTrainer(model, optax.adagrad(0.5), batch_size=32)
+    predictions, scored = trainer.train(examples)
+    assert scored == n
+    np.testing.assert_allclose(predictions[:32], before[:32], rtol=1e-5)  # first batch: the initial model
+    assert not np.allclose(predictions[32:], before[32:], rtol=1e-3)  # second batch: after one step
+
+
+def test_partial_batches_wait_and_flush_trains_them():
+    rng = np.random.default_rng(2)
+    trainer = OnlineTrainer(_model(), optax.adagrad(0.1), batch_size=32)
+    examples = Examples(_raw(rng, (40,)), np.zeros(40, np.int32), np.zeros(40, np.int32), np.zeros(40, np.float32))
+    assert trainer.train(examples)[1] == 32
+    assert trainer.train(None)[1] == 0
+    assert trainer.train(None, flush=True)[1] == 8
+
+
+def test_online_training_learns_a_planted_position_effect():
+    """Clicks depend on position only; after training the model's pCTR ratio by position matches it."""
+    rng = np.random.default_rng(3)
+    trainer = OnlineTrainer(_model(), optax.adagrad(0.1, initial_accumulator_value=0.1), batch_size=256)
+    true = np.array([0.2, 0.1, 0.05, 0.02])
+    for _ in range(40):
+        position = rng.integers(0, 4, 2048).astype(np.int32)
+        examples = Examples(np.zeros((2048, 5), np.int32), np.zeros(2048, np.int32), position,
+                            (rng.random(2048) < true[position]).astype(np.float32))
+        trainer.train(examples)
+    scores = np.asarray(Scorer(trainer)(trainer.snapshot(), np.zeros((1, 1, 5), np.int32)))[0, 0, 0, :]
+    np.testing.assert_allclose(scores, true, rtol=0.15)
+
+
+def test_transfer_rejects_unknown_kind():
+    with pytest.raises(ValueError, match="transfer: 'tanh' is not allowed"):
+        _model("tanh")
+
+
+def test_exp_transfer_never_exceeds_one():
+    assert float(transfer(jnp.array(3.0), "exp")) == 1.0
