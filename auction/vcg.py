@@ -77,6 +77,19 @@ def _first_index(mask: jax.Array, axis: int = -1) -> jax.Array:
     return jnp.min(jnp.where(mask, index, size), axis=axis)
 
 
+def _top_k(x: jax.Array, k: int) -> tuple[jax.Array, jax.Array]:
+    """Largest k along the last axis, ties to the lower index (k rounds of max; faster than lax.top_k on CPU)."""
+    index = jnp.arange(x.shape[-1], dtype=jnp.int32)
+    values, indices = [], []
+    for _ in range(k):
+        top = jnp.max(x, axis=-1)
+        at = _first_index(x == top[..., None])
+        values.append(top)
+        indices.append(at)
+        x = jnp.where(index == at[..., None], -jnp.inf, x)
+    return jnp.stack(values, axis=-1), jnp.stack(indices, axis=-1)
+
+
 @jax.jit
 def vcg_batch(ctr: jax.Array, bid: jax.Array, reserve: jax.Array) -> AuctionOutcome:
     """Run one VCG auction per query.
@@ -90,7 +103,7 @@ def vcg_batch(ctr: jax.Array, bid: jax.Array, reserve: jax.Array) -> AuctionOutc
     value = jnp.max(adjusted, axis=2)  # [B, N, K]
     best_treatment = _first_index(adjusted == value[:, :, None, :], axis=2)
     value = jnp.where((bid > reserve)[:, :, None], value, -jnp.inf)
-    top_value, top_ad = jax.lax.top_k(jnp.swapaxes(value, 1, 2), choices)  # [B, K, C]
+    top_value, top_ad = _top_k(jnp.swapaxes(value, 1, 2), choices)  # [B, K, C]
     top_value = top_value.reshape(batch, -1)  # [B, K·C]
     top_ad = top_ad.reshape(batch, -1)
 

@@ -19,7 +19,7 @@ import optax
 import simpy
 from flax import nnx
 
-from auction import vcg_batch
+from auction import AuctionOutcome, vcg_batch
 from models import FactorizedCtr, FeatureSpec, OnlineTrainer, Scorer
 from models.metrics import log_loss
 from models.trainer import Examples
@@ -27,8 +27,9 @@ from simulator.config import Scenario
 from simulator.results import RunOutput
 from simulator.world import World
 
-# Query batches are padded to a multiple of this, so the jitted scorer and auction compile a few shapes only.
-PAD_QUERIES = 256
+# A tick's queries go through the jitted scorer and auction in chunks of these sizes only (the last one
+# padded), so each compiles four shapes at most; ~1K rows also keeps the auction's slate arrays in cache.
+CHUNK_SIZES = (1024, 512, 256, 128)
 
 
 @dataclass
@@ -73,6 +74,17 @@ def build_model(scenario: Scenario, world: World) -> FactorizedCtr:
 
 def _pad_rows(array: np.ndarray, rows: int) -> np.ndarray:
     return np.concatenate([array, np.zeros((rows - array.shape[0], *array.shape[1:]), array.dtype)])
+
+
+def chunk_bounds(count: int) -> list[tuple[int, int, int]]:
+    """Split `count` rows into (start, stop, padded_size) chunks using CHUNK_SIZES; padding < the smallest size."""
+    bounds, start = [], 0
+    while start < count:
+        left = count - start
+        size = next((s for s in CHUNK_SIZES if s <= left), CHUNK_SIZES[-1])
+        bounds.append((start, min(start + size, count), size))
+        start += size
+    return bounds
 
 
 class Simulation:
@@ -131,26 +143,30 @@ class Simulation:
         self.world.churn(minute, tick)
         batch = self.world.queries(minute, tick)
         b = batch.size
-        rows = max(-(-b // PAD_QUERIES) * PAD_QUERIES, PAD_QUERIES)
-        after_world = clock()
-        if self.oracle:
-            ctr = _pad_rows(self.world.true_ctr(batch), rows)
-        else:
-            ctr = self.scorer(self.deployed, _pad_rows(batch.features, rows))
-        ctr = jax.block_until_ready(ctr)
-        after_scoring = clock()
-        outcome = jax.device_get(vcg_batch(ctr, _pad_rows(batch.bid, rows), _pad_rows(batch.reserve, rows)))
+        truth = self.world.true_ctr(batch) if self.oracle else None
+        scored = clock()
+        self._timers["world"] += scored - started
+        parts = []
+        for start, stop, size in chunk_bounds(b):
+            if self.oracle:
+                ctr = _pad_rows(truth[start:stop], size)
+            else:
+                ctr = jax.block_until_ready(self.scorer(self.deployed, _pad_rows(batch.features[start:stop], size)))
+            auctioned = clock()
+            self._timers["scoring"] += auctioned - scored
+            chunk = vcg_batch(ctr, _pad_rows(batch.bid[start:stop], size), _pad_rows(batch.reserve[start:stop], size))
+            parts.append([np.asarray(column)[: stop - start] for column in chunk])
+            scored = clock()
+            self._timers["auction"] += scored - auctioned
+        outcome = AuctionOutcome(*(np.concatenate(column) for column in zip(*parts)))
         after_auction = clock()
-        self._timers["world"] += after_world - started
-        self._timers["scoring"] += after_scoring - after_world
-        self._timers["auction"] += after_auction - after_scoring
-        ad, treatment = outcome.ad[:b], outcome.treatment[:b]
+        ad, treatment = outcome.ad, outcome.treatment
         query, position = np.nonzero(ad >= 0)
         candidate = ad[query, position]
         chosen = treatment[query, position]
         true_ctr = batch.relevance[query, candidate] * self.world.examination[chosen, position]
         click = (batch.click_noise[query, candidate] < true_ctr).astype(np.float32)
-        price = outcome.price_per_click[:b][query, position]
+        price = outcome.price_per_click[query, position]
         examples = Examples(batch.features[query, candidate], chosen.astype(np.int32), position.astype(np.int32), click)
         self._pending.append((minute + self.scenario.train.training_delay_minutes, examples, true_ctr))
         self.log.minute.append(np.full(len(click), minute, np.float32))
@@ -167,7 +183,7 @@ class Simulation:
             "revenue": float(np.sum(click * price)),
             "expected_revenue": float(np.sum(price * true_ctr)),
             "welfare": float(np.sum(batch.bid[query, candidate] * true_ctr)),
-            "mean_pctr_shown": float(outcome.ctr[:b][query, position].mean()) if len(click) else float("nan"),
+            "mean_pctr_shown": float(outcome.ctr[query, position].mean()) if len(click) else float("nan"),
             "mean_true_ctr_shown": float(true_ctr.mean()) if len(click) else float("nan"),
             "deploy_version": self.deploy_version,
         }

@@ -1,0 +1,51 @@
+"""End-to-end loop benchmark: queries/s and where the time goes, learned model vs the oracle CTR.
+
+    python benchmarks/loop.py [SCENARIO.toml] [--set key=value ...]
+
+Runs the scenario twice on identical traffic — once with the learned model, once with
+`model.oracle=true` (the ideal system) — and prints throughput, the share of wall time per stage,
+and the learned model's revenue and welfare regret against the oracle.
+Targets on 2 cores: ≥ 20,000 queries/s learned, ≥ 185,000 queries/s oracle.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import simulator  # noqa: E402
+
+TARGETS = {"learned": 20_000, "oracle": 185_000}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("scenario", nargs="?", default=str(ROOT / "scenarios" / "default.toml"))
+    parser.add_argument("--set", action="append", default=[])
+    parser.add_argument("--json", help="also write the results to this file")
+    args = parser.parse_args()
+    results = {}
+    for name, extra in (("learned", []), ("oracle", ["model.oracle=true"])):
+        scenario = simulator.load(args.scenario, overrides=[*args.set, *extra])
+        summary = simulator.run(scenario).summary()
+        results[name] = summary
+        shares = "  ".join(f"{k} {100 * v:4.1f}%" for k, v in summary["time_share"].items())
+        status = "meets" if summary["queries_per_second"] >= TARGETS[name] else "BELOW"
+        print(f"{name:8s} {summary['queries']:>10,d} queries in {summary['wall_seconds']:6.1f} s = "
+              f"{summary['queries_per_second']:>9,.0f} queries/s ({status} target {TARGETS[name]:,})   {shares}")
+    learned, oracle = results["learned"], results["oracle"]
+    for key in ("revenue", "welfare"):
+        regret = 1 - learned[key] / oracle[key]
+        print(f"{key} regret of the learned model vs the oracle: {100 * regret:+.2f}% "
+              f"({learned[key]:,.0f} vs {oracle[key]:,.0f})")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
