@@ -41,31 +41,31 @@ class TrafficConfig:
 
 @dataclass(frozen=True)
 class WorldConfig:
-    num_topics: int = _spec(20, lo=1, hi=10_000)
+    num_topics: int = _spec(20, lo=1, hi=10_000, doc="query/ad topics; topic popularity is Zipf-like")
     num_intents: int = _spec(4, lo=1, hi=100, doc="query intent levels; higher intent clicks more")
-    num_advertisers: int = _spec(100, lo=1, hi=1_000_000)
-    initial_ads: int = _spec(500, lo=1, hi=1_000_000)
+    num_advertisers: int = _spec(100, lo=1, hi=1_000_000, doc="each has a topic, a quality and a value per click")
+    initial_ads: int = _spec(500, lo=1, hi=1_000_000, doc="ads live at the start")
     ad_arrivals_per_hour: float = _spec(8.0, lo=0.0, hi=1e6, doc="new ads (cold start); as many leave on average")
     candidates_per_query: int = _spec(20, lo=1, hi=256, doc="ads retrieved per query")
     same_topic_share: float = _spec(0.75, lo=0.0, hi=1.0, doc="share of candidates from the query's own topic")
-    num_positions: int = _spec(4, lo=1, hi=8)
+    num_positions: int = _spec(4, lo=1, hi=5, doc="ad slots K; ≤ 5 because the exact auction enumerates (K+1)^K slates")
     position_effects: list = _spec([1.0, 0.65, 0.45, 0.3], doc="true examination per position, top first")
     treatments: list = _spec(["text", "text_extensions", "image"], doc="treatment names from ui_treatments")
-    relevance_base: float = _spec(-2.6, lo=-20.0, hi=5.0, doc="logit of relevance for an average ad")
-    advertiser_quality_sd: float = _spec(0.6, lo=0.0, hi=5.0)
-    ad_quality_sd: float = _spec(0.6, lo=0.0, hi=5.0)
+    relevance_base: float = _spec(-3.3, lo=-20.0, hi=5.0, doc="logit of relevance for an average ad")
+    advertiser_quality_sd: float = _spec(0.6, lo=0.0, hi=5.0, doc="spread of advertiser quality (logit)")
+    ad_quality_sd: float = _spec(0.6, lo=0.0, hi=5.0, doc="spread of an ad's quality around its advertiser's (logit)")
     topic_match_effect: float = _spec(1.2, lo=0.0, hi=10.0, doc="logit boost when query and ad topics match")
     intent_effect: float = _spec(0.4, lo=0.0, hi=5.0, doc="logit gain per intent level")
     bid_log_mean: float = _spec(0.0, lo=-10.0, hi=10.0, doc="bids per click are lognormal")
-    bid_log_sd: float = _spec(0.5, lo=0.0, hi=5.0)
-    reserve_per_click: float = _spec(0.05, lo=0.0, hi=1e6)
+    bid_log_sd: float = _spec(0.5, lo=0.0, hi=5.0, doc="spread of advertiser values (bids are truthful)")
+    reserve_per_click: float = _spec(0.3, lo=0.0, hi=1e6, doc="uniform reserve; an ad needs bid > reserve")
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     oracle: bool = _spec(False, doc="score with the world's true CTR instead of a learned model")
     transfer: str = _spec("sigmoid", choices=("sigmoid", "exp"), doc="τ in pCTR = τ(Q·U)")
-    embedding_dim: int = _spec(8, lo=1, hi=512)
+    embedding_dim: int = _spec(8, lo=1, hi=512, doc="width of every embedding")
     quality_hidden: list = _spec([64, 32], doc="Q tower MLP widths")
     ui_hidden: list = _spec([16], doc="U tower MLP widths")
     interaction_dim: int = _spec(8, lo=1, hi=512, doc="length of the Q and U vectors")
@@ -76,9 +76,9 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    learning_rate: float = _spec(0.05, lo=1e-8, hi=100.0)
-    adagrad_initial_accumulator: float = _spec(0.1, lo=0.0, hi=100.0)
-    batch_size: int = _spec(512, lo=1, hi=1_000_000)
+    learning_rate: float = _spec(0.05, lo=1e-8, hi=100.0, doc="AdaGrad learning rate")
+    adagrad_initial_accumulator: float = _spec(0.1, lo=0.0, hi=100.0, doc="AdaGrad's initial accumulator")
+    batch_size: int = _spec(512, lo=1, hi=1_000_000, doc="examples per gradient step (single pass)")
     training_delay_minutes: float = _spec(5.0, lo=0.0, hi=10_000.0, doc="logs reach the trainer this late")
     deploy_every_minutes: float = _spec(15.0, lo=0.01, hi=100_000.0, doc="a snapshot is taken this often")
     deploy_delay_minutes: float = _spec(2.0, lo=0.0, hi=10_000.0, doc="a snapshot goes live this late")
@@ -246,3 +246,34 @@ def replace(scenario: Scenario, **changes: Any) -> Scenario:
 def dumps(scenario: Scenario) -> str:
     """The scenario as TOML text, re-loadable with `load`."""
     return tomli_w.dumps(to_dict(scenario))
+
+
+def reference_markdown() -> str:
+    """docs/configuration.md: every key with its default, allowed values and meaning (generated, tested)."""
+    lines = [
+        "# Configuration reference",
+        "",
+        "Generated from `simulator/config.py` by `python -m simulator.config > docs/configuration.md`;",
+        "a test fails when this file and the code disagree. Set keys in a scenario TOML file or with",
+        "`adfloor run --set section.key=value` (values in TOML syntax: `true`, `1.5`, `\"exp\"`, `[1, 2]`).",
+        "",
+    ]
+    for name, cls in SECTIONS.items():
+        lines += [f"## [{name}]", "", "| key | default | allowed | meaning |", "|---|---|---|---|"]
+        for f in dataclasses.fields(cls):
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            meta = f.metadata
+            if meta["choices"]:
+                allowed = " / ".join(f"`{c}`" for c in meta["choices"])
+            elif meta["lo"] is not None or meta["hi"] is not None:
+                allowed = f"{meta['lo'] if meta['lo'] is not None else '−∞'} … {meta['hi'] if meta['hi'] is not None else '∞'}"
+            else:
+                allowed = type(default).__name__
+            shown = tomli_w.dumps({"v": default})[4:].strip()
+            lines.append(f"| `{name}.{f.name}` | `{shown}` | {allowed} | {meta['doc']} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(reference_markdown(), end="")

@@ -67,3 +67,7 @@ def test_resolved_config_round_trips(tmp_path):
     path = tmp_path / "config.toml"
     path.write_text(config.dumps(scenario))
     assert simulator.load(path) == scenario
+
+
+def test_configuration_reference_is_current():
+    assert (ROOT / "docs" / "configuration.md").read_text() == config.reference_markdown()
