@@ -41,7 +41,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     output = simulator.run(scenario, progress=None if args.quiet else _progress_printer(sys.stderr))
     if not args.quiet:
         sys.stderr.write("\n")
-    output.write(out)
+    output.write(out, impressions=args.log_impressions)
     s = output.summary()
     print(
         f"queries {s['queries']:,}  impressions {s['impressions']:,}  clicks {s['clicks']:,}  "
@@ -50,7 +50,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"final window gap {100 * s['final_window_gap']:+.2f}%  PV AUC {s['pv_auc']:.4f}  "
         f"max |decile calibration| {s['calibration_max_abs_decile']:.3f}\n"
         f"{s['queries_per_second']:,.0f} queries/s over {s['wall_seconds']:.1f} s; wrote {out}/"
-        "{config.toml, metrics.parquet, summary.json, summary.png}"
     )
     return 0
 
@@ -74,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a key, e.g. train.batch_size=1024")
     run.add_argument("--out", help="output folder (default: runs/<scenario>-seed<N>)")
     run.add_argument("--quiet", action="store_true", help="no live progress line")
+    run.add_argument("--log-impressions", action="store_true",
+                     help="also write impressions.parquet (every shown ad, its click and true CTR)")
     run.set_defaults(handler=cmd_run)
     app = commands.add_parser("app", help="start the Streamlit app on 127.0.0.1")
     app.add_argument("--port", type=int, default=8501)

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import collections
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import jax
 import numpy as np
 import optax
+import pandas as pd
 import simpy
 from flax import nnx
 
@@ -51,14 +52,24 @@ class Progress:
         return self.queries / self.wall_seconds if self.wall_seconds > 0 else 0.0
 
 
-@dataclass
 class ImpressionLog:
-    """Every shown ad of the run in time order, with its PV prediction once the trainer has seen it."""
+    """Every shown ad of the run in time order, column by column (what churn and attribution metrics read)."""
 
-    minute: list = field(default_factory=list)
-    examples: list = field(default_factory=list)
-    true_ctr: list = field(default_factory=list)
-    ad_id: list = field(default_factory=list)
+    COLUMNS = ("minute", "query", "position", "treatment", "ad_id", "click", "true_ctr", "pctr", "price_per_click")
+
+    def __init__(self) -> None:
+        self._parts: dict[str, list[np.ndarray]] = {name: [] for name in self.COLUMNS}
+
+    def append(self, **columns: np.ndarray) -> None:
+        for name in self.COLUMNS:
+            self._parts[name].append(np.asarray(columns[name]))
+
+    def column(self, name: str) -> np.ndarray:
+        return np.concatenate(self._parts[name]) if self._parts[name] else np.zeros(0)
+
+    def frame(self) -> pd.DataFrame:
+        """All impressions as a DataFrame (query = the query's number in the run, position 0 = top)."""
+        return pd.DataFrame({name: self.column(name) for name in self.COLUMNS})
 
 
 def build_model(scenario: Scenario, world: World) -> FactorizedCtr:
@@ -169,10 +180,10 @@ class Simulation:
         price = outcome.price_per_click[query, position]
         examples = Examples(batch.features[query, candidate], chosen.astype(np.int32), position.astype(np.int32), click)
         self._pending.append((minute + self.scenario.train.training_delay_minutes, examples, true_ctr))
-        self.log.minute.append(np.full(len(click), minute, np.float32))
-        self.log.examples.append(examples)
-        self.log.true_ctr.append(true_ctr)
-        self.log.ad_id.append(batch.candidates[query, candidate])
+        self.log.append(minute=np.full(len(click), minute, np.float32), query=self._queries + query,
+                        position=position.astype(np.int8), treatment=chosen.astype(np.int8),
+                        ad_id=batch.candidates[query, candidate], click=click.astype(np.int8), true_ctr=true_ctr,
+                        pctr=outcome.ctr[query, position], price_per_click=price)
         self._queries += b
         self._timers["world"] += clock() - after_auction
         return {

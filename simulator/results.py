@@ -26,7 +26,7 @@ class RunOutput:
     scenario: Scenario
     rows: list[dict]
     pv: list  # list[PvChunk] in training order
-    log: Any  # ImpressionLog
+    log: Any  # simulator.loop.ImpressionLog: every shown ad
     timers: dict[str, float]
     wall_seconds: float
     queries: int
@@ -98,8 +98,12 @@ class RunOutput:
         summary["final_window_gap"] = summary["final_window_pv_logloss"] / summary["final_window_oracle_logloss"] - 1.0
         return summary
 
-    def write(self, out_dir: str | Path) -> Path:
-        """Write config.toml, metrics.parquet, summary.json and summary.png into `out_dir`."""
+    def write(self, out_dir: str | Path, impressions: bool = False) -> Path:
+        """Write config.toml, metrics.parquet, summary.json and summary.png into `out_dir`.
+
+        With `impressions`, also impressions.parquet: every shown ad with its click, true CTR, pCTR and
+        price (about 40 MB for the default scenario).
+        """
         from simulator.plots import summary_figure
 
         out = Path(out_dir)
@@ -108,6 +112,8 @@ class RunOutput:
         self.metrics().to_parquet(out / "metrics.parquet", index=False)
         (out / "summary.json").write_text(json.dumps(self.summary(), indent=2, sort_keys=True) + "\n")
         summary_figure(self).savefig(out / "summary.png", dpi=110)
+        if impressions:
+            self.log.frame().to_parquet(out / "impressions.parquet", index=False, compression="zstd")
         return out
 
 

@@ -32,19 +32,13 @@ def test_learning_curve_falls(default_output):
     assert excess[-1] < excess[len(excess) // 2] < excess[0]
 
 
-def _shown(output: simulator.RunOutput) -> tuple[np.ndarray, np.ndarray]:
-    minutes = np.concatenate(output.log.minute)
-    ads = np.concatenate(output.log.ad_id)
-    return minutes, ads
-
-
 def test_training_data_depends_on_the_deployed_model(smoke_scenario, smoke_output):
     """Same traffic, different model ⇒ different shown ads ⇒ different training data; better model ⇒ better ads."""
     never_redeployed = simulator.run(simulator.config.replace(smoke_scenario, train__deploy_every_minutes=100_000.0))
     oracle = simulator.run(simulator.config.replace(smoke_scenario, model__oracle=True))
     served = [o.metrics()["queries"].to_numpy() for o in (smoke_output, never_redeployed, oracle)]
     assert np.array_equal(served[0], served[1]) and np.array_equal(served[0], served[2])  # identical traffic
-    (_, learned_ads), (_, frozen_ads) = _shown(smoke_output), _shown(never_redeployed)
+    learned_ads, frozen_ads = smoke_output.log.column("ad_id"), never_redeployed.log.column("ad_id")
     second_half = len(learned_ads) // 2
     assert not np.array_equal(learned_ads[second_half:], frozen_ads[second_half:])
     # what is logged (and so trained on) follows the deployed model: redeploying finds better ads, and the
@@ -53,3 +47,13 @@ def test_training_data_depends_on_the_deployed_model(smoke_scenario, smoke_outpu
             (("learned", smoke_output), ("frozen", never_redeployed), ("oracle", oracle))}
     assert late["frozen"] < late["learned"] <= late["oracle"]
     assert smoke_output.summary()["deploys"] > 5 and never_redeployed.summary()["deploys"] == 0
+
+
+def test_impression_log_matches_the_metrics(smoke_output):
+    log = smoke_output.log.frame()
+    metrics = smoke_output.metrics()
+    assert len(log) == metrics["impressions"].sum() and log["click"].sum() == metrics["clicks"].sum()
+    assert np.isclose((log["click"] * log["price_per_click"]).sum(), metrics["revenue"].sum(), rtol=1e-4)
+    per_query = log.groupby("query")
+    assert per_query["ad_id"].nunique().eq(per_query.size()).all()  # an ad shows at most once per query
+    assert per_query["position"].max().add(1).eq(per_query.size()).all()  # no gaps from the top

@@ -51,3 +51,19 @@ def test_config_toml_reruns_to_the_same_numbers(tmp_path):
     out = tmp_path / "rerun"
     assert main(["run", str(first / "config.toml"), "--out", str(out), "--quiet"]) == 0
     pdt.assert_frame_equal(pd.read_parquet(first / "metrics.parquet"), pd.read_parquet(out / "metrics.parquet"))
+
+
+def test_impression_log_is_written_on_request(tmp_path):
+    out = _run(tmp_path, "a", "--set", "run.duration_hours=0.5", "--log-impressions")
+    impressions = pd.read_parquet(out / "impressions.parquet")
+    metrics = pd.read_parquet(out / "metrics.parquet")
+    assert len(impressions) == metrics["impressions"].sum()
+    assert {"query", "ad_id", "position", "treatment", "click", "true_ctr", "pctr", "price_per_click"} <= set(impressions)
+
+
+def test_exp_transfer_and_oracle_model_run_end_to_end(smoke_scenario):
+    short = simulator.config.replace(smoke_scenario, run__duration_hours=0.5)
+    exp = simulator.run(simulator.config.replace(short, model__transfer="exp")).summary()
+    assert 0 < exp["pv_logloss"] < 1 and exp["pv_auc"] > 0.55
+    oracle = simulator.run(simulator.config.replace(short, model__oracle=True)).summary()
+    assert oracle["pv_logloss"] == oracle["oracle_logloss"] and oracle["deploys"] == 0
