@@ -8,7 +8,8 @@ Why enumeration is exact: with no height budget each (ad, position) takes its be
 optimum — with or without any one ad removed — uses at each position one of the top K+1 ads for that
 position (if the assigned ad were not, one of those K+1 would be free and at least as good). So all
 slates over the top-(K+1) lists, (K+1)^K of them at most, contain every optimum and every
-counterfactual optimum the payments need; slate sums and feasibility are 0/1 matmuls, fast on any device.
+counterfactual optimum the payments need. Slate objectives and the no-ad-twice check are 0/1
+matmuls; "slate contains shown ad i" is a bit-set test over the K·C list entries.
 """
 
 from __future__ import annotations
@@ -68,6 +69,15 @@ def _slate_tables(num_positions: int, choices: int) -> tuple[np.ndarray, np.ndar
     return table, member, pair_index, pair_member
 
 
+@functools.lru_cache(maxsize=None)
+def _slate_bits(num_positions: int, choices: int) -> np.ndarray:
+    """int32[M]: bit p·C + c is set when slate m picks choice c at position p (needs K·C ≤ 31)."""
+    member = _slate_tables(num_positions, choices)[1]
+    if member.shape[0] > 31:
+        raise ValueError(f"num_positions: {num_positions} positions need {member.shape[0]} bits; at most 5 positions")
+    return (member.T.astype(np.int64) << np.arange(member.shape[0])).sum(axis=1).astype(np.int32)
+
+
 def _first_index(mask: jax.Array, axis: int = -1) -> jax.Array:
     """Index of the first True along `axis` (a min-reduce: much faster than argmax on XLA:CPU)."""
     size = mask.shape[axis]
@@ -123,8 +133,11 @@ def vcg_batch(ctr: jax.Array, bid: jax.Array, reserve: jax.Array) -> AuctionOutc
     shown_value = jnp.where(best_choice >= 0, top_value[rows[:, None], shown_slot], 0.0)
 
     # W'_{-i}: the best slate that does not contain shown ad i (the null slate always qualifies).
-    holds = (top_ad[:, None, :] == shown_ad[:, :, None]).astype(jnp.float32)  # [B, K, K·C]
-    contains = jnp.einsum("bkj,jm->bkm", holds, member) > 0
+    # As bit sets over the K·C list entries: which entries hold shown ad i, which entries slate m uses.
+    entry_bits = jnp.left_shift(jnp.int32(1), jnp.arange(top_ad.shape[1], dtype=jnp.int32))
+    holds = jnp.sum(jnp.where(top_ad[:, None, :] == shown_ad[:, :, None], entry_bits, 0), axis=2)  # [B, K]
+    slate_bits = jnp.asarray(_slate_bits(num_positions, choices))  # [M]
+    contains = (slate_bits[None, None, :] & holds[:, :, None]) != 0
     without = jnp.max(jnp.where(contains, -jnp.inf, welfare[:, None, :]), axis=2)  # [B, K]
     positions = jnp.arange(num_positions)
 

@@ -11,7 +11,10 @@ import pandas as pd
 import streamlit as st
 
 import simulator
+from simulator.compile_cache import enable_compilation_cache
 from simulator.results import calibration_table, learning_curve
+
+enable_compilation_cache()
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from simulator.compile_cache import enable_compilation_cache
 from simulator.config import ConfigError
 
 DEFAULT_SCENARIO = "scenarios/default.toml"
@@ -85,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    enable_compilation_cache()
     try:
         return args.handler(args)
     except ConfigError as err:

@@ -25,8 +25,9 @@ def _run(tmp_path, name: str, *extra: str):
     return out
 
 
-def test_run_writes_config_metrics_summary_and_plot(tmp_path):
+def test_run_writes_config_metrics_summary_and_plot(tmp_path, compilation_cache_in_tmp):
     out = _run(tmp_path, "a")
+    assert any(compilation_cache_in_tmp.iterdir())  # compiled programs were cached on disk
     summary = json.loads((out / "summary.json").read_text())
     assert SUMMARY_KEYS <= summary.keys()
     metrics = pd.read_parquet(out / "metrics.parquet")
