@@ -26,7 +26,7 @@ from models.metrics import log_loss
 from models.trainer import Examples
 from simulator.config import Scenario
 from simulator.results import RunOutput
-from simulator.world import World
+from simulator.world import QueryBatch, World
 
 # A tick's queries go through the jitted scorer and auction in chunks of these sizes only (the last one
 # padded), so each compiles four shapes at most; ~1K rows also keeps the auction's slate arrays in cache.
@@ -99,11 +99,17 @@ def chunk_bounds(count: int) -> list[tuple[int, int, int]]:
 
 
 class Simulation:
-    """One run of the loop. `run()` returns per-tick metric rows and the impression log."""
+    """One run of the loop. `run()` returns per-tick metric rows and the impression log.
 
-    def __init__(self, scenario: Scenario, progress: Callable[[Progress], None] | None = None):
+    `sync_stages` waits for each jitted stage to finish, so the stage timers are exact (benchmarks);
+    results are identical either way.
+    """
+
+    def __init__(self, scenario: Scenario, progress: Callable[[Progress], None] | None = None,
+                 sync_stages: bool = False):
         self.scenario = scenario
         self.progress = progress
+        self.sync_stages = sync_stages
         self.world = World(scenario)
         self.world.reset(scenario.run.seed)
         self.oracle = scenario.model.oracle
@@ -125,9 +131,16 @@ class Simulation:
 
     # ---- the processes -------------------------------------------------------------------------
     def traffic(self, env: simpy.Environment):
+        """Each tick: send the tick's queries to scoring and the auction, and while those run draw the next
+        tick's queries (the world does not depend on auction outcomes), then settle clicks and logs."""
         tick = self.scenario.run.tick_minutes
+        last_tick = self.scenario.run.duration_hours * 60.0 - tick
+        batch = self._draw(env.now, tick)
         while True:
-            self.rows.append(self._serve_tick(env.now, tick))
+            in_flight = self._dispatch(batch)
+            upcoming = self._draw(env.now + tick, tick) if env.now + tick <= last_tick + 1e-9 else None
+            self.rows.append(self._settle(env.now, batch, in_flight))
+            batch = upcoming
             yield env.timeout(tick)
 
     def training(self, env: simpy.Environment):
@@ -148,29 +161,48 @@ class Simulation:
         self.deploy_version += 1
 
     # ---- the work of one tick --------------------------------------------------------------------
-    def _serve_tick(self, minute: float, tick: float) -> dict:
-        clock = time.perf_counter
-        started = clock()
+    def _draw(self, minute: float, tick: float) -> QueryBatch:
+        """Advance the world to `minute` (ad churn) and draw the tick's queries with their candidates."""
+        started = time.perf_counter()
         self.world.churn(minute, tick)
         batch = self.world.queries(minute, tick)
-        b = batch.size
+        self._timers["world"] += time.perf_counter() - started
+        return batch
+
+    def _dispatch(self, batch: QueryBatch) -> list:
+        """Start scoring and the auction for every chunk of the batch; JAX runs them asynchronously.
+
+        With `sync_stages`, wait after each stage instead, so the timers split scoring from auction.
+        """
+        clock = time.perf_counter
         truth = self.world.true_ctr(batch) if self.oracle else None
-        scored = clock()
-        self._timers["world"] += scored - started
-        parts = []
-        for start, stop, size in chunk_bounds(b):
+        in_flight = []
+        for start, stop, size in chunk_bounds(batch.size):
+            started = clock()
             if self.oracle:
                 ctr = _pad_rows(truth[start:stop], size)
             else:
-                ctr = jax.block_until_ready(self.scorer(self.deployed, _pad_rows(batch.features[start:stop], size)))
-            auctioned = clock()
-            self._timers["scoring"] += auctioned - scored
-            chunk = vcg_batch(ctr, _pad_rows(batch.bid[start:stop], size), _pad_rows(batch.reserve[start:stop], size))
-            parts.append([np.asarray(column)[: stop - start] for column in chunk])
+                ctr = self.scorer(self.deployed, _pad_rows(batch.features[start:stop], size))
+            if self.sync_stages:
+                ctr = jax.block_until_ready(ctr)
             scored = clock()
-            self._timers["auction"] += scored - auctioned
-        outcome = AuctionOutcome(*(np.concatenate(column) for column in zip(*parts)))
+            outcome = vcg_batch(ctr, _pad_rows(batch.bid[start:stop], size), _pad_rows(batch.reserve[start:stop], size))
+            if self.sync_stages:
+                outcome = jax.block_until_ready(outcome)
+            self._timers["scoring"] += scored - started
+            self._timers["auction"] += clock() - scored
+            in_flight.append((stop - start, outcome))
+        return in_flight
+
+    def _settle(self, minute: float, batch: QueryBatch, in_flight: list) -> dict:
+        """Collect the auction outcomes, draw clicks from the true CTR, log impressions; the tick's metric row."""
+        clock = time.perf_counter
+        waited = clock()
+        outcome = AuctionOutcome(*(np.concatenate(column) for column in
+                                   zip(*([np.asarray(c)[:rows] for c in o] for rows, o in in_flight))))
         after_auction = clock()
+        self._timers["auction"] += after_auction - waited  # time not hidden behind the next tick's draw
+        b = batch.size
         ad, treatment = outcome.ad, outcome.treatment
         query, position = np.nonzero(ad >= 0)
         candidate = ad[query, position]

@@ -68,3 +68,10 @@ def test_exp_transfer_and_oracle_model_run_end_to_end(smoke_scenario):
     assert 0 < exp["pv_logloss"] < 1 and exp["pv_auc"] > 0.55
     oracle = simulator.run(simulator.config.replace(short, model__oracle=True)).summary()
     assert oracle["pv_logloss"] == oracle["oracle_logloss"] and oracle["deploys"] == 0
+
+
+def test_pipelined_and_synchronous_stages_give_identical_results(smoke_scenario, smoke_output):
+    from simulator.loop import Simulation
+
+    synchronous = Simulation(smoke_scenario, sync_stages=True).run()
+    pdt.assert_frame_equal(synchronous.metrics(), smoke_output.metrics())
