@@ -26,7 +26,7 @@ from models.metrics import log_loss
 from models.trainer import Examples
 from simulator.config import Scenario
 from simulator.results import RunOutput
-from simulator.world import QueryBatch, World
+from simulator.world import QueryBatch, World, true_ctr
 
 # A tick's queries go through the jitted scorer and auction in chunks of these sizes only (the last one
 # padded), so each compiles four shapes at most; ~1K rows also keeps the auction's slate arrays in cache.
@@ -81,6 +81,10 @@ def build_model(scenario: Scenario, world: World) -> FactorizedCtr:
         quality_hidden=list(m.quality_hidden), ui_hidden=list(m.ui_hidden), interaction_dim=m.interaction_dim,
         transfer=m.transfer, rngs=nnx.Rngs(params=jax.random.key(m.init_seed + 7919 * scenario.run.seed)),
     )
+
+
+# The ideal system's "model": the world's true CTR, computed where the auction runs.
+_oracle_ctr = jax.jit(true_ctr)
 
 
 def _pad_rows(array: np.ndarray, rows: int) -> np.ndarray:
@@ -175,12 +179,11 @@ class Simulation:
         With `sync_stages`, wait after each stage instead, so the timers split scoring from auction.
         """
         clock = time.perf_counter
-        truth = self.world.true_ctr(batch) if self.oracle else None
         in_flight = []
         for start, stop, size in chunk_bounds(batch.size):
             started = clock()
             if self.oracle:
-                ctr = _pad_rows(truth[start:stop], size)
+                ctr = _oracle_ctr(_pad_rows(batch.relevance[start:stop], size), self.world.examination)
             else:
                 ctr = self.scorer(self.deployed, _pad_rows(batch.features[start:stop], size))
             if self.sync_stages:

@@ -78,6 +78,10 @@ class World:
         self.advertiser_value = rng.lognormal(c.bid_log_mean, c.bid_log_sd, c.num_advertisers).astype(np.float32)
         popularity = 1.0 / np.arange(1, c.num_topics + 1) ** 0.8  # Zipf-like: some topics are rare
         self.topic_popularity = rng.permutation(popularity / popularity.sum())
+        self._topic_cdf = np.cumsum(self.topic_popularity)
+        # relevance logit of each intent level, base included (float32 keeps the hot path in float32)
+        levels = np.arange(c.num_intents) - (c.num_intents - 1) / 2.0
+        self._intent_logit = (c.relevance_base + c.intent_effect * levels).astype(np.float32)
         self.ad_advertiser = np.zeros(0, np.int32)
         self.ad_topic = np.zeros(0, np.int32)
         self.ad_quality = np.zeros(0, np.float32)
@@ -118,28 +122,25 @@ class World:
         """Draw this tick's queries (non-homogeneous Poisson count) and retrieve their candidates."""
         c, rng = self.config, self._traffic_rng
         count = int(rng.poisson(diurnal_rate(self.traffic, minute + tick_minutes / 2) * tick_minutes))
-        topic = rng.choice(c.num_topics, size=count, p=self.topic_popularity).astype(np.int32)
+        topic = np.minimum(np.searchsorted(self._topic_cdf, rng.random(count), side="right"), c.num_topics - 1)
+        topic = topic.astype(np.int32)
         intent = rng.integers(0, c.num_intents, count).astype(np.int32)
         candidates, valid = self._retrieve(topic, rng)
-        ad = np.where(valid, candidates, 0)
+        ad = np.where(valid, candidates, 0).astype(np.int32)
         ad_topic = self.ad_topic[ad]
-        match = (ad_topic == topic[:, None]).astype(np.float32)
-        logit = (
-            c.relevance_base
-            + self.ad_quality[ad]
-            + c.topic_match_effect * match
-            + c.intent_effect * (intent[:, None] - (c.num_intents - 1) / 2.0)
-        )
+        logit = self.ad_quality[ad] + self._intent_logit[intent][:, None]
+        logit += np.float32(c.topic_match_effect) * (ad_topic == topic[:, None])
         relevance = np.where(valid, 1.0 / (1.0 + np.exp(-logit)), 0.0).astype(np.float32)
-        features = np.stack(
-            [np.broadcast_to(topic[:, None], ad.shape), np.broadcast_to(intent[:, None], ad.shape), ad,
-             self.ad_advertiser[ad], ad_topic],
-            axis=-1,
-        ).astype(np.int32)
-        bid = np.where(valid, self.ad_bid[ad], 0.0).astype(np.float32)
+        features = np.empty((*ad.shape, len(FEATURE_FIELDS)), np.int32)
+        features[..., 0] = topic[:, None]
+        features[..., 1] = intent[:, None]
+        features[..., 2] = ad
+        features[..., 3] = self.ad_advertiser[ad]
+        features[..., 4] = ad_topic
+        bid = np.where(valid, self.ad_bid[ad], np.float32(0.0))
         reserve = np.full_like(bid, c.reserve_per_click)
         click_noise = self._click_rng.random(ad.shape, dtype=np.float32)
-        return QueryBatch(topic, intent, ad.astype(np.int32), valid, features, relevance, bid, reserve, click_noise)
+        return QueryBatch(topic, intent, ad, valid, features, relevance, bid, reserve, click_noise)
 
     def _retrieve(self, topic: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """Candidates per query: a random window of its topic's active ads plus a window of another topic's.
@@ -164,6 +165,6 @@ class World:
         candidates = np.concatenate(parts, axis=1)
         return candidates, candidates >= 0
 
-    def true_ctr(self, batch: QueryBatch) -> np.ndarray:
-        """Oracle CTR float32[B, N, T, K] of every candidate in every treatment and position."""
-        return batch.relevance[:, :, None, None] * self.examination[None, None, :, :]
+def true_ctr(relevance, examination):
+    """relevance[B, N] × examination[T, K] → CTR[B, N, T, K]; numpy or jax arrays (jit it on hot paths)."""
+    return relevance[:, :, None, None] * examination[None, None, :, :]
