@@ -1,0 +1,122 @@
+"""One auction instance in the schema of shared/auction_cases (ads with per-ad formats, ragged CTRs), validated.
+
+This is the exchange format of the reference solver, the `adfloor auction` command and the tests;
+the batched solver takes dense arrays instead (`to_dense`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+class InstanceError(ValueError):
+    """An invalid auction instance; the message is one line naming the problem."""
+
+
+@dataclass(frozen=True)
+class AuctionInstance:
+    """bids, values, reserves: per ad (per click); heights[ad][format]; ctr[ad][format][position]."""
+
+    num_positions: int
+    space_budget: float | None
+    bids: tuple[float, ...]
+    values: tuple[float, ...]
+    reserves: tuple[float, ...]
+    format_names: tuple[tuple[str, ...], ...]
+    heights: tuple[tuple[float, ...], ...]
+    ctr: tuple[tuple[tuple[float, ...], ...], ...]
+
+    @property
+    def num_ads(self) -> int:
+        return len(self.bids)
+
+    def to_dense(self) -> dict[str, np.ndarray]:
+        """Dense arrays for the batched solver (batch of one), formats unified into a treatment axis.
+
+        Treatments are the distinct (name, height) pairs across ads; an ad lacking one gets
+        available = False there. Returns ctr float32[1, N, T, K], bid/reserve float32[1, N],
+        available bool[1, N, T], heights float32[T] and the (ad, treatment) → format index map.
+        """
+        kinds = sorted({(name, h) for names, hs in zip(self.format_names, self.heights) for name, h in zip(names, hs)},
+                       key=lambda k: (k[1], k[0]))
+        index = {k: t for t, k in enumerate(kinds)}
+        n, t, k = self.num_ads, len(kinds), self.num_positions
+        ctr = np.zeros((1, n, t, k), np.float32)
+        available = np.zeros((1, n, t), bool)
+        format_of = np.full((n, t), -1, np.int32)
+        for ad in range(n):
+            for f, (name, h) in enumerate(zip(self.format_names[ad], self.heights[ad])):
+                ctr[0, ad, index[(name, h)]] = self.ctr[ad][f]
+                available[0, ad, index[(name, h)]] = True
+                format_of[ad, index[(name, h)]] = f
+        return {
+            "ctr": ctr,
+            "bid": np.asarray([self.bids], np.float32),
+            "reserve": np.asarray([self.reserves], np.float32),
+            "available": available,
+            "heights": np.asarray([h for _, h in kinds], np.float32),
+            "format_of": format_of,
+        }
+
+
+def _number(value: Any, where: str, *, minimum: float | None = 0.0) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InstanceError(f"{where}: expected a number, got {value!r}")
+    if not math.isfinite(value):
+        raise InstanceError(f"{where}: must be finite, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise InstanceError(f"{where}: must be ≥ {minimum:g}, got {value!r}")
+    return float(value)
+
+
+def _field(mapping: dict, key: str, where: str) -> Any:
+    if not isinstance(mapping, dict):
+        raise InstanceError(f"{where}: expected an object")
+    if key not in mapping:
+        raise InstanceError(f"{where}.{key}: missing")
+    return mapping[key]
+
+
+def from_json(data: Any) -> AuctionInstance:
+    """Validate an instance (or a case holding one under `input`) and build it; InstanceError on anything off."""
+    if isinstance(data, dict) and "input" in data:
+        data = data["input"]
+    num_positions = _field(data, "num_positions", "instance")
+    if isinstance(num_positions, bool) or not isinstance(num_positions, int) or num_positions < 1:
+        raise InstanceError(f"instance.num_positions: expected an integer ≥ 1, got {num_positions!r}")
+    budget = data.get("space_budget")
+    budget = None if budget is None else _number(budget, "instance.space_budget")
+    ads = _field(data, "ads", "instance")
+    if not isinstance(ads, list) or not ads:
+        raise InstanceError("instance.ads: expected a non-empty list")
+    ctr = _field(data, "ctr", "instance")
+    if not isinstance(ctr, list) or len(ctr) != len(ads):
+        raise InstanceError(f"instance.ctr: expected one entry per ad ({len(ads)}), got {len(ctr) if isinstance(ctr, list) else ctr!r}")
+    bids, values, reserves, names, heights, ctrs = [], [], [], [], [], []
+    for i, ad in enumerate(ads):
+        where = f"instance.ads[{i}]"
+        bid = _number(_field(ad, "bid", where), f"{where}.bid")
+        bids.append(bid)
+        values.append(_number(ad.get("value", bid), f"{where}.value"))
+        reserves.append(_number(ad.get("reserve_per_click", 0.0), f"{where}.reserve_per_click"))
+        formats = _field(ad, "formats", where)
+        if not isinstance(formats, list) or not formats:
+            raise InstanceError(f"{where}.formats: expected a non-empty list")
+        names.append(tuple(str(f.get("name", f"format{j}")) if isinstance(f, dict) else "" for j, f in enumerate(formats)))
+        heights.append(tuple(_number(_field(f, "height", f"{where}.formats[{j}]"), f"{where}.formats[{j}].height")
+                             for j, f in enumerate(formats)))
+        rows = ctr[i]
+        if not isinstance(rows, list) or len(rows) != len(formats):
+            raise InstanceError(f"instance.ctr[{i}]: expected {len(formats)} rows (one per format)")
+        matrix = []
+        for j, row in enumerate(rows):
+            if not isinstance(row, list) or len(row) != num_positions:
+                raise InstanceError(f"instance.ctr[{i}][{j}]: expected {num_positions} numbers (one per position)")
+            matrix.append(tuple(_number(x, f"instance.ctr[{i}][{j}][{p}]") for p, x in enumerate(row)))
+        ctrs.append(tuple(matrix))
+    return AuctionInstance(num_positions, budget, tuple(bids), tuple(values), tuple(reserves), tuple(names),
+                           tuple(heights), tuple(ctrs))

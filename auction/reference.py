@@ -1,0 +1,187 @@
+"""The exact reference solver: brute-force enumeration of every feasible slate, for small inputs of any shape.
+
+Conventions (shared/auction_cases): a slate is an ordered list of distinct (ad, format) pairs filling
+positions 0..m−1, m ≤ K, heights within the budget, only ads with bid > reserve. Ties: maximise the
+objective exactly, then fewer ads, then the lexicographically larger vector of per-position
+contributions, then the lexicographically smaller list of (ad, format). With `exact=True` the
+arithmetic is rational (each float is read as the decimal it prints as), as in the reference cases.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Literal
+
+from auction.instance import AuctionInstance, InstanceError
+
+ReserveMode = Literal["cost", "filter"]
+
+
+@dataclass(frozen=True)
+class Slate:
+    picks: tuple[tuple[int, int], ...]  # (ad, format) by position
+    ctrs: tuple  # each pick's CTR at its position
+    contributions: tuple  # each pick's term of the objective
+
+    @property
+    def objective(self):
+        return sum(self.contributions, start=0)
+
+    def ctr_of(self, ad: int):
+        return next((c for (a, _), c in zip(self.picks, self.ctrs) if a == ad), 0)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """An auction's result; money is per page view (payment) and per click (price)."""
+
+    mechanism: str
+    slate: Slate
+    welfare: float  # Σ bid·ctr
+    objective: float  # Σ (bid − reserve)·ctr
+    payments: dict[int, float]
+    prices: dict[int, float]
+    threshold_prices: dict[int, float]
+
+    def as_json(self, instance: AuctionInstance) -> dict:
+        position = {ad: p for p, (ad, _) in enumerate(self.slate.picks)}
+        ads = []
+        for ad in range(instance.num_ads):
+            shown = ad in position
+            fmt = self.slate.picks[position[ad]][1] if shown else None
+            ads.append({
+                "ad": ad, "shown": shown, "position": position.get(ad), "format": fmt,
+                "ctr": float(self.slate.ctrs[position[ad]]) if shown else 0.0,
+                "payment": self.payments.get(ad, 0.0), "price_per_click": self.prices.get(ad),
+            })
+        return {
+            "mechanism": self.mechanism,
+            "allocation": [{"position": p, "ad": a, "format": f, "format_name": instance.format_names[a][f]}
+                           for p, (a, f) in enumerate(self.slate.picks)],
+            "ads": ads,
+            "welfare": self.welfare,
+            "objective": self.objective,
+            "revenue": sum(self.payments.values()),
+            "threshold_price_per_click": {str(a): p for a, p in self.threshold_prices.items()},
+        }
+
+
+def _numbers(instance: AuctionInstance, exact: bool):
+    convert = (lambda x: Fraction(repr(float(x)))) if exact else float
+    bids = [convert(b) for b in instance.bids]
+    reserves = [convert(r) for r in instance.reserves]
+    ctr = [[[convert(x) for x in row] for row in ad] for ad in instance.ctr]
+    heights = [[convert(h) for h in ad] for ad in instance.heights]
+    budget = None if instance.space_budget is None else convert(instance.space_budget)
+    return bids, reserves, ctr, heights, budget
+
+
+def feasible_placements(instance: AuctionInstance, eligible: list[int], heights, budget):
+    """Every feasible slate as picks ((ad, format), …) — the null slate first."""
+    for length in range(0, min(instance.num_positions, len(eligible)) + 1):
+        for ads in itertools.permutations(eligible, length):
+            for formats in itertools.product(*(range(len(heights[a])) for a in ads)):
+                if budget is None or sum((heights[a][f] for a, f in zip(ads, formats)), start=0) <= budget:
+                    yield tuple(zip(ads, formats))
+
+
+def _tie_key(slate: Slate):
+    return (-slate.objective, len(slate.picks), [-c for c in slate.contributions], list(slate.picks))
+
+
+def _line_threshold(chosen: Slate, ad: int, slates: list[Slate], weight_offset) -> object:
+    """Infimum of the bid at which `ad` still gets its clicks in `chosen`, others fixed (weight = bid − offset).
+
+    Each slate's objective is a line in the ad's weight w: A + w·c. The ad gets at least its clicks
+    c* iff some line with c ≥ c* is at least every line with c < c*, i.e. w ≥ min over the first of
+    the max over the second of their crossing points.
+    """
+    own = chosen.ctr_of(ad)
+    upper, lower = [], []  # (objective without the ad's term, the ad's CTR) per slate
+    for s in slates:
+        ads = [a for a, _ in s.picks]
+        if ad in ads:
+            k = ads.index(ad)
+            (upper if s.ctrs[k] >= own else lower).append((s.objective - s.contributions[k], s.ctrs[k]))
+        else:
+            lower.append((s.objective, 0))
+    best = None
+    for rest_u, c_u in upper:
+        crossing = max(((rest_l - rest_u) / (c_u - c_l) for rest_l, c_l in lower if c_u > c_l), default=None)
+        if crossing is not None and (best is None or crossing < best):
+            best = crossing
+    return None if best is None else best + weight_offset
+
+
+def solve(instance: AuctionInstance, mode: ReserveMode = "cost", exact: bool = True) -> Outcome:
+    """VCG over (ad, format, position) with the null set and per-click reserves.
+
+    `cost`: maximise Σ (bid − reserve)·ctr, Clarke payments on that objective.
+    `filter`: drop ads with bid ≤ reserve, maximise Σ bid·ctr, threshold (Myerson) payments.
+    """
+    if mode not in ("cost", "filter"):
+        raise InstanceError(f"reserve mode: {mode!r} is not allowed; allowed: cost, filter")
+    bids, reserves, ctr, heights, budget = _numbers(instance, exact)
+    eligible = [a for a in range(instance.num_ads) if bids[a] > reserves[a]]
+    weight = [b - r for b, r in zip(bids, reserves)] if mode == "cost" else list(bids)
+
+    def build(picks, weights) -> Slate:
+        ctrs = tuple(ctr[a][f][p] for p, (a, f) in enumerate(picks))
+        return Slate(picks, ctrs, tuple(weights[a] * c for (a, _), c in zip(picks, ctrs)))
+
+    placements = list(feasible_placements(instance, eligible, heights, budget))
+    slates = [build(p, weight) for p in placements]
+    chosen = min(slates, key=_tie_key)
+    payments, prices, thresholds = {}, {}, {}
+    for position, (ad, _) in enumerate(chosen.picks):
+        own_ctr = chosen.ctrs[position]
+        others = chosen.objective - chosen.contributions[position]
+        if mode == "cost":
+            without = max(s.objective for s in slates if ad not in (a for a, _ in s.picks))
+            payment = reserves[ad] * own_ctr + without - others
+        else:
+            at_reserve = list(weight)
+            at_reserve[ad] = reserves[ad]
+            payment = max(build(p, at_reserve).objective for p in placements) - others
+        payments[ad] = float(payment)
+        prices[ad] = float(payment / own_ctr) if own_ctr else 0.0
+        offset = reserves[ad] if mode == "cost" else 0
+        threshold = _line_threshold(chosen, ad, slates, offset)
+        thresholds[ad] = float(max(threshold, reserves[ad])) if threshold is not None else float(reserves[ad])
+    welfare = sum((bids[a] * c for (a, _), c in zip(chosen.picks, chosen.ctrs)), start=0)
+    # "objective" is Σ (bid − reserve)·ctr whatever the mechanism maximised (the cases' convention)
+    objective = sum(((bids[a] - reserves[a]) * c for (a, _), c in zip(chosen.picks, chosen.ctrs)), start=0)
+    return Outcome(f"vcg_{mode}", chosen, float(welfare), float(objective), payments, prices, thresholds)
+
+
+def gsp(instance: AuctionInstance, exact: bool = True) -> Outcome:
+    """GSP for single-format separable inputs: rank by bid × quality, pay next eligible score / own quality ≥ reserve."""
+    bids, reserves, ctr, _, _ = _numbers(instance, exact)
+    if any(len(formats) != 1 for formats in ctr):
+        raise InstanceError("gsp: needs exactly one format per ad (use vcg for UI treatments)")
+    rows = [formats[0] for formats in ctr]
+    reference = max(range(len(rows)), key=lambda a: rows[a][0])
+    top = rows[reference][0]
+    if top == 0:
+        raise InstanceError("gsp: every ad has zero CTR at the top position")
+    theta = [x / top for x in rows[reference]]
+    for a, row in enumerate(rows):
+        if any(abs(row[p] - row[0] * theta[p]) > 1e-9 * max(abs(row[p]), 1e-300) for p in range(len(row))):
+            raise InstanceError(f"gsp: ctr[{a}] is not quality × position effect (the input is not separable)")
+    quality = [row[0] for row in rows]
+    ranked = sorted((a for a in range(len(bids)) if bids[a] > reserves[a]), key=lambda a: (-bids[a] * quality[a], a))
+    shown = ranked[: instance.num_positions]
+    payments, prices = {}, {}
+    for position, ad in enumerate(shown):
+        following = ranked[position + 1] if position + 1 < len(ranked) else None
+        next_score = bids[following] * quality[following] if following is not None else 0
+        price = max(next_score / quality[ad], reserves[ad]) if quality[ad] else reserves[ad]
+        prices[ad] = float(price)
+        payments[ad] = float(price * rows[ad][position])
+    picks = tuple((ad, 0) for ad in shown)
+    ctrs = tuple(rows[ad][p] for p, ad in enumerate(shown))
+    slate = Slate(picks, ctrs, tuple((bids[a] - reserves[a]) * c for a, c in zip(shown, ctrs)))
+    welfare = sum((bids[a] * c for a, c in zip(shown, ctrs)), start=0)
+    return Outcome("gsp", slate, float(welfare), float(slate.objective), payments, prices, dict(prices))
