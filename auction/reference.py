@@ -44,6 +44,7 @@ class Outcome:
     payments: dict[int, float]
     prices: dict[int, float]
     threshold_prices: dict[int, float]
+    counterfactual: dict[int, float]  # VCG: best objective without the ad (cost) / with it bidding its reserve (filter)
 
     def as_json(self, instance: AuctionInstance) -> dict:
         position = {ad: p for p, (ad, _) in enumerate(self.slate.picks)}
@@ -134,7 +135,7 @@ def solve(instance: AuctionInstance, mode: ReserveMode = "cost", exact: bool = T
     placements = list(feasible_placements(instance, eligible, heights, budget))
     slates = [build(p, weight) for p in placements]
     chosen = min(slates, key=_tie_key)
-    payments, prices, thresholds = {}, {}, {}
+    payments, prices, thresholds, counterfactual = {}, {}, {}, {}
     for position, (ad, _) in enumerate(chosen.picks):
         own_ctr = chosen.ctrs[position]
         others = chosen.objective - chosen.contributions[position]
@@ -144,7 +145,9 @@ def solve(instance: AuctionInstance, mode: ReserveMode = "cost", exact: bool = T
         else:
             at_reserve = list(weight)
             at_reserve[ad] = reserves[ad]
-            payment = max(build(p, at_reserve).objective for p in placements) - others
+            without = max(build(p, at_reserve).objective for p in placements)
+            payment = without - others
+        counterfactual[ad] = float(without)
         payments[ad] = float(payment)
         prices[ad] = float(payment / own_ctr) if own_ctr else 0.0
         offset = reserves[ad] if mode == "cost" else 0
@@ -153,7 +156,8 @@ def solve(instance: AuctionInstance, mode: ReserveMode = "cost", exact: bool = T
     welfare = sum((bids[a] * c for (a, _), c in zip(chosen.picks, chosen.ctrs)), start=0)
     # "objective" is Σ (bid − reserve)·ctr whatever the mechanism maximised (the cases' convention)
     objective = sum(((bids[a] - reserves[a]) * c for (a, _), c in zip(chosen.picks, chosen.ctrs)), start=0)
-    return Outcome(f"vcg_{mode}", chosen, float(welfare), float(objective), payments, prices, thresholds)
+    return Outcome(f"vcg_{mode}", chosen, float(welfare), float(objective), payments, prices, thresholds,
+                   counterfactual)
 
 
 def gsp(instance: AuctionInstance, exact: bool = True) -> Outcome:
@@ -184,4 +188,38 @@ def gsp(instance: AuctionInstance, exact: bool = True) -> Outcome:
     ctrs = tuple(rows[ad][p] for p, ad in enumerate(shown))
     slate = Slate(picks, ctrs, tuple((bids[a] - reserves[a]) * c for a, c in zip(shown, ctrs)))
     welfare = sum((bids[a] * c for a, c in zip(shown, ctrs)), start=0)
-    return Outcome("gsp", slate, float(welfare), float(slate.objective), payments, prices, dict(prices))
+    return Outcome("gsp", slate, float(welfare), float(slate.objective), payments, prices, dict(prices), {})
+
+
+def explain(outcome: Outcome, instance: AuctionInstance) -> str:
+    """A human-readable account: who won where, in which format, what each pays and why."""
+    lines = [f"Mechanism {outcome.mechanism}: {len(outcome.slate.picks)} of {instance.num_ads} ads shown "
+             f"in {instance.num_positions} positions" + (f", page height budget {instance.space_budget:g}"
+                                                         if instance.space_budget is not None else "") + "."]
+    if not outcome.slate.picks:
+        lines.append("Nothing is shown: no ad has bid > reserve with a positive contribution (the null set).")
+    for position, ((ad, fmt), ctr) in enumerate(zip(outcome.slate.picks, outcome.slate.ctrs)):
+        bid, reserve = instance.bids[ad], instance.reserves[ad]
+        price, payment = outcome.prices[ad], outcome.payments[ad]
+        head = (f"Position {position}: ad {ad} as {instance.format_names[ad][fmt]!r} (height "
+                f"{instance.heights[ad][fmt]:g}), CTR {float(ctr):.6g}, bid {bid:g}/click, reserve {reserve:g}.")
+        others = outcome.objective - (bid - reserve) * float(ctr)
+        if outcome.mechanism == "vcg_cost":
+            why = (f"  Pays {price:.6g}/click = {payment:.6g} per view: its reserve cost {reserve * float(ctr):.6g} plus "
+                   f"the harm to the others, whose best objective without it is {outcome.counterfactual[ad]:.6g} "
+                   f"against {others:.6g} with it.")
+        elif outcome.mechanism == "vcg_filter":
+            why = (f"  Pays {price:.6g}/click = {payment:.6g} per view: the best welfare if it bid only its reserve "
+                   f"({outcome.counterfactual[ad]:.6g}) minus the others' welfare with it.")
+        else:
+            why = f"  Pays {price:.6g}/click: the next eligible ad's score over its own quality, at least the reserve."
+        lines += [head, why]
+        if outcome.mechanism != "gsp":
+            lines.append(f"  Keeps this placement down to a bid of {outcome.threshold_prices[ad]:.6g}/click (threshold price).")
+    unshown = [a for a in range(instance.num_ads) if a not in {a for a, _ in outcome.slate.picks}]
+    if unshown:
+        lines.append("Not shown (pay nothing): " + ", ".join(
+            f"ad {a}" + (" (bid ≤ reserve)" if instance.bids[a] <= instance.reserves[a] else "") for a in unshown) + ".")
+    lines.append(f"Welfare {outcome.welfare:.6g}, objective Σ(bid − reserve)·CTR {outcome.objective:.6g}, "
+                 f"revenue {sum(outcome.payments.values()):.6g}.")
+    return "\n".join(lines)

@@ -55,6 +55,29 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_auction(args: argparse.Namespace) -> int:
+    import json
+
+    from auction.instance import InstanceError, from_json
+    from auction.reference import explain, gsp, solve
+
+    try:
+        data = json.loads(Path(args.instance).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"instance file {args.instance!r}: no such file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"instance file {args.instance!r}: bad JSON: {err}") from None
+    try:
+        instance = from_json(data)
+        outcome = gsp(instance) if args.mechanism == "gsp" else solve(instance, args.reserve_mode)
+    except InstanceError as err:
+        raise ConfigError(str(err)) from None
+    print(json.dumps(outcome.as_json(instance), indent=2))
+    if args.explain:
+        print(explain(outcome, instance))
+    return 0
+
+
 def cmd_app(args: argparse.Namespace) -> int:
     spec = importlib.util.find_spec("dashboards")
     if spec is None or spec.origin is None:
@@ -77,6 +100,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--log-impressions", action="store_true",
                      help="also write impressions.parquet (every shown ad, its click and true CTR)")
     run.set_defaults(handler=cmd_run)
+    auction = commands.add_parser("auction", help="run one auction from a JSON instance (shared/auction_cases schema)")
+    auction.add_argument("instance", help="JSON file: an instance, or a case with an 'input' key")
+    auction.add_argument("--mechanism", choices=["vcg", "gsp"], default="vcg")
+    auction.add_argument("--reserve-mode", choices=["cost", "filter"], default="cost",
+                         help="cost: reserve as a per-click seller cost (default); filter: eligibility threshold")
+    auction.add_argument("--explain", action="store_true", help="also print a human-readable account")
+    auction.set_defaults(handler=cmd_auction)
     app = commands.add_parser("app", help="start the Streamlit app on 127.0.0.1")
     app.add_argument("--port", type=int, default=8501)
     app.set_defaults(handler=cmd_app)

@@ -1,0 +1,75 @@
+"""`adfloor auction`: JSON in, outcome JSON out, --explain, and one-line errors with exit status 2."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from simulator.cli import main
+from tests.conftest import SHARED
+
+CASES_FILE = SHARED / "auction_cases" / "cases.json"
+pytestmark = pytest.mark.skipif(not CASES_FILE.is_file(), reason="shared/auction_cases/cases.json not found")
+
+
+def _case(name: str) -> dict:
+    return next(c for c in json.loads(CASES_FILE.read_text())["cases"] if c["id"] == name)
+
+
+def _write(tmp_path, data, name="instance.json"):
+    path = tmp_path / name
+    path.write_text(json.dumps(data) if not isinstance(data, str) else data)
+    return str(path)
+
+
+def test_auction_prints_the_outcome_schema(tmp_path, capsys):
+    case = _case("rich_knapsack_mixed_formats")
+    assert main(["auction", _write(tmp_path, case)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert {"allocation", "ads", "welfare", "objective", "revenue", "threshold_price_per_click"} <= result.keys()
+    assert [(a["position"], a["ad"], a["format"]) for a in result["allocation"]] == [(0, 0, 2), (1, 1, 1), (2, 2, 0)]
+    assert {"ad", "shown", "position", "format", "ctr", "payment", "price_per_click"} <= result["ads"][0].keys()
+    assert result["revenue"] == pytest.approx(case["expected"]["vcg"]["revenue"], rel=1e-9)
+    assert result["threshold_price_per_click"]["0"] == pytest.approx(1.44, rel=1e-9)
+
+
+def test_instance_without_case_wrapper_gsp_and_filter(tmp_path, capsys):
+    case = _case("reserve_uniform_varying_quality_semantics_diverge")
+    path = _write(tmp_path, case["input"])
+    for extra, expected in ((["--mechanism", "gsp"], case["expected"]["gsp"]),
+                            (["--reserve-mode", "filter"], case["expected"]["vcg_filter"]),
+                            ([], case["expected"]["vcg"])):
+        assert main(["auction", path, *extra]) == 0
+        assert json.loads(capsys.readouterr().out)["revenue"] == pytest.approx(expected["revenue"], rel=1e-9)
+
+
+def test_explain_says_who_won_and_why(tmp_path, capsys):
+    assert main(["auction", _write(tmp_path, _case("eos_200_100_truthful")), "--explain"]) == 0
+    out = capsys.readouterr().out
+    assert "Position 0: ad 0" in out and "Pays 3/click" in out and "Not shown (pay nothing): ad 2" in out
+
+
+GOOD = {"num_positions": 2, "ads": [{"bid": 1.0, "formats": [{"height": 1}]}], "ctr": [[[0.1, 0.05]]]}
+BAD = {
+    "negative ctr": ({**GOOD, "ctr": [[[0.1, -0.05]]]}, "instance.ctr[0][0][1]"),
+    "ragged ctr": ({**GOOD, "ctr": [[[0.1]]]}, "instance.ctr[0][0]"),
+    "nan bid": ('{"num_positions": 2, "ads": [{"bid": NaN, "formats": [{"height": 1}]}], "ctr": [[[0.1, 0.05]]]}',
+                "instance.ads[0].bid"),
+    "missing bid": ({**GOOD, "ads": [{"formats": [{"height": 1}]}]}, "instance.ads[0].bid"),
+    "missing ctr": ({k: v for k, v in GOOD.items() if k != "ctr"}, "instance.ctr"),
+    "not json": ("{", "bad JSON"),
+}
+
+
+@pytest.mark.parametrize("name", BAD)
+def test_invalid_instance_exits_2_with_one_line(name, tmp_path, capsys):
+    data, needle = BAD[name]
+    assert main(["auction", _write(tmp_path, data)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and needle in err[0]
+
+
+def test_missing_instance_file_exits_2(tmp_path, capsys):
+    assert main(["auction", str(tmp_path / "nope.json")]) == 2
+    assert "no such file" in capsys.readouterr().err
