@@ -1,5 +1,6 @@
 """Position auctions over (ad, treatment, position): allocation and prices from arrays, nothing else."""
 
-from auction.vcg import AuctionOutcome, vcg_batch
+from auction.reserves import quality_weighted_reserve
+from auction.vcg import AuctionOutcome, resolve_ties, solve_batch, vcg_batch
 
-__all__ = ["AuctionOutcome", "vcg_batch"]
+__all__ = ["AuctionOutcome", "quality_weighted_reserve", "resolve_ties", "solve_batch", "vcg_batch"]

@@ -120,3 +120,22 @@ def from_json(data: Any) -> AuctionInstance:
         ctrs.append(tuple(matrix))
     return AuctionInstance(num_positions, budget, tuple(bids), tuple(values), tuple(reserves), tuple(names),
                            tuple(heights), tuple(ctrs))
+
+
+def from_dense(ctr: np.ndarray, bid: np.ndarray, reserve: np.ndarray, available: np.ndarray | None = None,
+               heights: np.ndarray | None = None, space_budget: float | None = None,
+               treatment_names: tuple[str, ...] | None = None) -> AuctionInstance:
+    """One query of the batched solver's arrays (ctr[N, T, K], bid[N], reserve[N], available[N, T]) as an instance.
+
+    Each ad's formats are its available treatments, in treatment order.
+    """
+    num_ads, num_treatments, num_positions = ctr.shape
+    available = np.ones((num_ads, num_treatments), bool) if available is None else np.asarray(available, bool)
+    heights = np.ones(num_treatments) if heights is None else np.asarray(heights)
+    names = treatment_names or tuple(f"t{t}" for t in range(num_treatments))
+    formats = [[t for t in range(num_treatments) if available[a, t]] for a in range(num_ads)]
+    return AuctionInstance(
+        num_positions, space_budget, tuple(map(float, bid)), tuple(map(float, bid)), tuple(map(float, reserve)),
+        tuple(tuple(names[t] for t in f) for f in formats), tuple(tuple(float(heights[t]) for t in f) for f in formats),
+        tuple(tuple(tuple(float(x) for x in ctr[a, t]) for t in f) for a, f in enumerate(formats)),
+    )

@@ -1,26 +1,36 @@
-"""Exact batched VCG over (ad, treatment, position) with the null set and per-click reserves (cost semantics).
+"""Exact batched VCG over (ad, treatment, position): null set, per-click reserves, optional page height budget.
 
-Reserve as a per-click seller cost: the allocation maximises Σ (bid − reserve)·ctr over feasible slates
-(distinct ads filling positions 0..m−1, m ≤ K; showing nothing is feasible), and an ad pays
-reserve·c + W'₋ᵢ − (W' − (bid − reserve)·c) (Clarke pivot on the adjusted objective).
+Two reserve semantics (static `mode`):
+- `cost` (default): the reserve is a per-click seller cost; maximise Σ (bid − reserve)·ctr and charge
+  reserve·c + W'₋ᵢ − (others' objective in A*) (Clarke pivot on that objective).
+- `filter`: ads with bid ≤ reserve are dropped; maximise Σ bid·ctr and charge the threshold (Myerson)
+  payment W*(ad i bidding its reserve) − (others' welfare in A*).
 
-Why enumeration is exact: with no height budget each (ad, position) takes its best treatment, and the
-optimum — with or without any one ad removed — uses at each position one of the top K+1 ads for that
-position (if the assigned ad were not, one of those K+1 would be free and at least as good). So all
-slates over the top-(K+1) lists, (K+1)^K of them at most, contain every optimum and every
-counterfactual optimum the payments need. Slate objectives and the no-ad-twice check are 0/1
-matmuls; "slate contains shown ad i" is a bit-set test over the K·C list entries.
+Why enumeration is exact. Group the (ad, treatment) choices: without a budget a group is an ad's best
+treatment at a position; with a budget a group is one treatment (all ads' formats of one treatment have
+the same height). Any optimum — also with an ad removed or lowered to its reserve — places at each
+position an ad from the top K+1 of its group's list there: were it not, one of those K+1 is unused,
+fits the same height and is worth at least as much. So every slate over the top-(K+1) lists (with a
+budget: over treatment patterns whose heights fit) contains every optimum the payments need. Slate
+objectives are 0/1 matmuls; "no ad twice" and "slate contains ad i" are tests on the list entries.
+
+Exact ties between optimal slates are flagged (`tied`); `solve_batch` resolves those queries with the
+reference solver's tie-break rules, so both solvers return the same allocation.
 """
 
 from __future__ import annotations
 
 import functools
 import itertools
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+ReserveMode = Literal["cost", "filter"]
+# Bits per word of the slate bit sets (int32 without the sign bit).
+_WORD = 31
 
 
 class AuctionOutcome(NamedTuple):
@@ -28,7 +38,8 @@ class AuctionOutcome(NamedTuple):
 
     ad: int32[B, K] candidate index shown at position k; treatment: int32[B, K];
     ctr: float32[B, K] the auction's CTR of the shown ad; payment: float32[B, K] expected payment
-    per page view; price_per_click: float32[B, K]; objective: float32[B] Σ (bid − reserve)·ctr.
+    per page view; price_per_click: float32[B, K]; objective: float32[B] Σ (bid − reserve)·ctr;
+    tied: bool[B] the optimum was not unique (resolved by `solve_batch`).
     """
 
     ad: jax.Array
@@ -37,45 +48,54 @@ class AuctionOutcome(NamedTuple):
     payment: jax.Array
     price_per_click: jax.Array
     objective: jax.Array
+    tied: jax.Array
+
+
+class SlateTables(NamedTuple):
+    """Static enumeration of slates over list entries e = (group·K + position)·C + choice.
+
+    entries int32[M, K] (−1 = empty; shortest slates first), member float32[E, M], bits int32[W, M]
+    (entry bit sets), pair_index int32[P, 2] / pair_member float32[P, M] (entry pairs a slate picks
+    together; only without a budget, where they are few).
+    """
+
+    entries: np.ndarray
+    member: np.ndarray
+    bits: np.ndarray
+    pair_index: np.ndarray
+    pair_member: np.ndarray
 
 
 @functools.lru_cache(maxsize=None)
-def _slate_tables(num_positions: int, choices: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Slate enumeration as 0/1 matrices, so slate sums are matmuls.
-
-    Returns table int32[M, K] (choice per position, −1 = empty; shortest slates first so exact ties
-    prefer fewer ads), member float32[K·C, M] (slate m picks choice c at position p), and for every
-    pair of positions p < q with choices (c, d): pair_index int32[P, 2] into K·C and pair_member
-    float32[P, M] (slate m picks both).
-    """
+def slate_tables(num_positions: int, choices: int, group_heights: tuple[float, ...] | None,
+                 space_budget: float | None) -> SlateTables:
+    """Every feasible slate: per position a group (treatment) and a choice in that group's list."""
+    groups = 1 if group_heights is None else len(group_heights)
     rows = []
     for length in range(num_positions + 1):
-        for combo in itertools.product(range(choices), repeat=length):
-            rows.append(list(combo) + [-1] * (num_positions - length))
-    table = np.asarray(rows, dtype=np.int32)
-    member = np.zeros((num_positions * choices, len(rows)), dtype=np.float32)
+        for pattern in itertools.product(range(groups), repeat=length):
+            if space_budget is not None and sum(group_heights[g] for g in pattern) > space_budget * (1 + 1e-9):
+                continue
+            for combo in itertools.product(range(choices), repeat=length):
+                rows.append([(g * num_positions + p) * choices + c for p, (g, c) in enumerate(zip(pattern, combo))]
+                            + [-1] * (num_positions - length))
+    entries = np.asarray(rows, dtype=np.int32)
+    num_entries = groups * num_positions * choices
+    member = np.zeros((num_entries, len(rows)), np.float32)
     for m, row in enumerate(rows):
-        for p, c in enumerate(row):
-            if c >= 0:
-                member[p * choices + c, m] = 1.0
-    pairs = [
-        (p * choices + c, q * choices + d)
-        for p, q in itertools.combinations(range(num_positions), 2)
-        for c in range(choices)
-        for d in range(choices)
-    ]
-    pair_index = np.asarray(pairs, dtype=np.int32).reshape(-1, 2)
-    pair_member = member[pair_index[:, 0]] * member[pair_index[:, 1]]
-    return table, member, pair_index, pair_member
-
-
-@functools.lru_cache(maxsize=None)
-def _slate_bits(num_positions: int, choices: int) -> np.ndarray:
-    """int32[M]: bit p·C + c is set when slate m picks choice c at position p (needs K·C ≤ 31)."""
-    member = _slate_tables(num_positions, choices)[1]
-    if member.shape[0] > 31:
-        raise ValueError(f"num_positions: {num_positions} positions need {member.shape[0]} bits; at most 5 positions")
-    return (member.T.astype(np.int64) << np.arange(member.shape[0])).sum(axis=1).astype(np.int32)
+        member[[e for e in row if e >= 0], m] = 1.0
+    words = -(-num_entries // _WORD)
+    bits = np.zeros((words, len(rows)), np.int64)
+    for e in range(num_entries):
+        bits[e // _WORD] |= member[e].astype(np.int64) << (e % _WORD)
+    if space_budget is None:
+        pairs = [(p * choices + c, q * choices + d) for p, q in itertools.combinations(range(num_positions), 2)
+                 for c in range(choices) for d in range(choices)]
+        pair_index = np.asarray(pairs, np.int32).reshape(-1, 2)
+        pair_member = member[pair_index[:, 0]] * member[pair_index[:, 1]]
+    else:
+        pair_index, pair_member = np.zeros((0, 2), np.int32), np.zeros((0, len(rows)), np.float32)
+    return SlateTables(entries, member, bits.astype(np.int32), pair_index, pair_member)
 
 
 def _first_index(mask: jax.Array, axis: int = -1) -> jax.Array:
@@ -100,61 +120,155 @@ def _top_k(x: jax.Array, k: int) -> tuple[jax.Array, jax.Array]:
     return jnp.stack(values, axis=-1), jnp.stack(indices, axis=-1)
 
 
-@jax.jit
-def vcg_batch(ctr: jax.Array, bid: jax.Array, reserve: jax.Array) -> AuctionOutcome:
-    """Run one VCG auction per query.
+def _entry_bits(mask: jax.Array, words: int) -> jax.Array:
+    """Bit sets int32[..., W] of the True entries of mask bool[..., E]."""
+    shifts = jnp.left_shift(jnp.int32(1), jnp.arange(_WORD, dtype=jnp.int32))
+    sets = []
+    for w in range(words):
+        part = mask[..., w * _WORD:(w + 1) * _WORD]
+        sets.append(jnp.sum(jnp.where(part, shifts[: part.shape[-1]], 0), axis=-1))
+    return jnp.stack(sets, axis=-1)
 
-    ctr: float32[B, N, T, K] CTR of candidate n in treatment t at position k;
-    bid, reserve: float32[B, N] per click (a candidate with bid ≤ reserve is ineligible; pad with bid 0).
+
+def _any_shared(slate_bits: jax.Array, sets: jax.Array) -> jax.Array:
+    """bool[..., M]: slate m picks an entry of `sets` int32[..., W] (slate_bits int32[W, M])."""
+    shared = jnp.zeros(sets.shape[:-1] + slate_bits.shape[1:], dtype=bool)
+    for w in range(slate_bits.shape[0]):
+        shared |= (slate_bits[w] & sets[..., w, None]) != 0
+    return shared
+
+
+def _break_ties(is_best: jax.Array, top_value: jax.Array, top_ad: jax.Array, *, tables: SlateTables,
+                num_positions: int, choices: int) -> jax.Array:
+    """Among optimal slates apply the reference tie-break: fewer ads, then larger contributions from the
+    top down, then smaller (ad, treatment) from the top down. Returns the chosen slate index per query."""
+    entries = tables.entries
+    lengths = jnp.asarray((entries >= 0).sum(axis=1))
+    keep = is_best & (lengths == jnp.min(jnp.where(is_best, lengths, num_positions + 1), axis=1, keepdims=True))
+    picks = [(jnp.asarray(entries[:, p] >= 0), jnp.asarray(np.maximum(entries[:, p], 0))) for p in range(num_positions)]
+    for used, entry in picks:
+        contribution = jnp.where(used, top_value[:, entry], 0.0)
+        keep &= contribution == jnp.max(jnp.where(keep, contribution, -jnp.inf), axis=1, keepdims=True)
+    big = jnp.iinfo(jnp.int32).max
+    for used, entry in picks:
+        for key in (jnp.where(used, top_ad[:, entry], -1), jnp.broadcast_to(entry // (num_positions * choices), keep.shape)):
+            keep &= key == jnp.min(jnp.where(keep, key, big), axis=1, keepdims=True)
+    return _first_index(keep)
+
+
+@functools.partial(jax.jit, static_argnames=("heights", "space_budget", "mode", "break_ties"))
+def vcg_batch(ctr: jax.Array, bid: jax.Array, reserve: jax.Array, available: jax.Array | None = None, *,
+              heights: tuple[float, ...] | None = None, space_budget: float | None = None,
+              mode: ReserveMode = "cost", break_ties: bool = False) -> AuctionOutcome:
+    """Run one VCG auction per query (the jitted kernel; `solve_batch` is the entry point).
+
+    Without `break_ties` an exactly tied optimum is resolved by slate order and flagged in `tied`;
+    with it the reference tie-break rules are applied (slower, so `solve_batch` reruns only tied queries).
+
+    ctr: float32[B, N, T, K] CTR of candidate n in treatment t at position k; bid, reserve: float32[B, N]
+    per click (bid ≤ reserve is ineligible: pad with bid 0); available: bool[B, N, T] (default all);
+    heights: the T treatments' heights and space_budget the page's (static; None = no budget).
     """
-    batch, num_ads, _, num_positions = ctr.shape
+    batch, num_ads, num_treatments, num_positions = ctr.shape
+    if space_budget is not None and (heights is None or len(heights) != num_treatments):
+        raise ValueError(f"heights: need one height per treatment ({num_treatments}) with a space budget")
     choices = min(num_positions + 1, num_ads)
-    adjusted = (bid - reserve)[:, :, None, None] * ctr
-    value = jnp.max(adjusted, axis=2)  # [B, N, K]
-    best_treatment = _first_index(adjusted == value[:, :, None, :], axis=2)
-    value = jnp.where((bid > reserve)[:, :, None], value, -jnp.inf)
-    top_value, top_ad = _top_k(jnp.swapaxes(value, 1, 2), choices)  # [B, K, C]
-    top_value = top_value.reshape(batch, -1)  # [B, K·C]
-    top_ad = top_ad.reshape(batch, -1)
+    weight = bid - reserve if mode == "cost" else bid
+    adjusted = weight[:, :, None, None] * ctr
+    usable = (bid > reserve)[:, :, None] if available is None else (bid > reserve)[:, :, None] & available
+    adjusted = jnp.where(usable[..., None], adjusted, -jnp.inf)  # [B, N, T, K]
+    if space_budget is None:
+        group_value = jnp.max(adjusted, axis=2, keepdims=True)  # best treatment per (ad, position)
+        group_treatment = _first_index(adjusted == group_value, axis=2)[:, :, None, :]
+    else:
+        group_value = adjusted
+        group_treatment = jnp.broadcast_to(jnp.arange(num_treatments)[None, None, :, None], adjusted.shape)
+    top_value, top_ad = _top_k(jnp.moveaxis(group_value, 1, 3), choices)  # [B, G, K, C]
+    top_value, top_ad = top_value.reshape(batch, -1), top_ad.reshape(batch, -1)  # [B, E]
 
-    table, member, pair_index, pair_member = (jnp.asarray(a) for a in _slate_tables(num_positions, choices))
+    tables = slate_tables(num_positions, choices, heights if space_budget is not None else None, space_budget)
+    member = jnp.asarray(tables.member)
+    slate_bits = jnp.asarray(tables.bits)
     eligible = top_value > -jnp.inf
     welfare = jnp.where(eligible, top_value, 0.0) @ member  # [B, M]
-    ineligible_picks = (~eligible).astype(jnp.float32) @ member
-    repeats = (top_ad[:, pair_index[:, 0]] == top_ad[:, pair_index[:, 1]]).astype(jnp.float32) @ pair_member
-    welfare = jnp.where((ineligible_picks == 0) & (repeats == 0), welfare, -jnp.inf)
+    infeasible = ((~eligible).astype(jnp.float32) @ member) > 0
+    if space_budget is None:
+        pair_index = jnp.asarray(tables.pair_index)
+        repeats = (top_ad[:, pair_index[:, 0]] == top_ad[:, pair_index[:, 1]]).astype(jnp.float32)
+        infeasible |= (repeats @ jnp.asarray(tables.pair_member)) > 0
+    else:
+        slate_entries = jnp.asarray(tables.entries)
+        slate_ad = jnp.where(slate_entries >= 0, top_ad[:, jnp.maximum(slate_entries, 0)], -1 - jnp.arange(num_positions))
+        for p, q in itertools.combinations(range(num_positions), 2):
+            infeasible |= slate_ad[:, :, p] == slate_ad[:, :, q]
+    welfare = jnp.where(infeasible, -jnp.inf, welfare)
 
     best_welfare = jnp.max(welfare, axis=1)
-    best = _first_index(welfare == best_welfare[:, None])
-    best_choice = table[best]  # [B, K]
-    shown_slot = jnp.arange(num_positions) * choices + jnp.maximum(best_choice, 0)
-    rows = jnp.arange(batch)
-    shown_ad = jnp.where(best_choice >= 0, top_ad[rows[:, None], shown_slot], -1)
-    shown_value = jnp.where(best_choice >= 0, top_value[rows[:, None], shown_slot], 0.0)
-
-    # W'_{-i}: the best slate that does not contain shown ad i (the null slate always qualifies).
-    # As bit sets over the K·C list entries: which entries hold shown ad i, which entries slate m uses.
-    entry_bits = jnp.left_shift(jnp.int32(1), jnp.arange(top_ad.shape[1], dtype=jnp.int32))
-    holds = jnp.sum(jnp.where(top_ad[:, None, :] == shown_ad[:, :, None], entry_bits, 0), axis=2)  # [B, K]
-    slate_bits = jnp.asarray(_slate_bits(num_positions, choices))  # [M]
-    contains = (slate_bits[None, None, :] & holds[:, :, None]) != 0
-    without = jnp.max(jnp.where(contains, -jnp.inf, welfare[:, None, :]), axis=2)  # [B, K]
-    positions = jnp.arange(num_positions)
-
-    shown = shown_ad >= 0
-    safe_ad = jnp.where(shown, shown_ad, 0)
-    treatment = best_treatment[rows[:, None], safe_ad, positions[None, :]]
-    own_ctr = ctr[rows[:, None], safe_ad, treatment, positions[None, :]]
-    own_reserve = reserve[rows[:, None], safe_ad]
+    is_best = welfare == best_welfare[:, None]
+    tied = jnp.sum(is_best, axis=1) > 1
+    if break_ties:
+        best_index = _break_ties(is_best, top_value, top_ad, tables=tables, num_positions=num_positions, choices=choices)
+    else:
+        best_index = _first_index(is_best)
+    best_entries = jnp.asarray(tables.entries)[best_index]  # [B, K]
+    shown = best_entries >= 0
+    rows = jnp.arange(batch)[:, None]
+    safe_entry = jnp.maximum(best_entries, 0)
+    shown_ad = jnp.where(shown, top_ad[rows, safe_entry], -1)
+    shown_value = jnp.where(shown, top_value[rows, safe_entry], 0.0)
+    positions = jnp.arange(num_positions)[None, :]
+    safe_ad = jnp.maximum(shown_ad, 0)
+    group = safe_entry // (num_positions * choices)
+    treatment = group_treatment[rows, safe_ad, 0 if space_budget is None else group, positions]
+    own_ctr = jnp.where(shown, ctr[rows, safe_ad, treatment, positions], 0.0)
+    own_reserve = reserve[rows, safe_ad]
     # Others' objective in A*, summed directly (not W' − own) to avoid cancellation in float32.
     others = jnp.sum(jnp.where(~jnp.eye(num_positions, dtype=bool)[None], shown_value[:, None, :], 0.0), axis=2)
-    payment = jnp.where(shown, own_reserve * own_ctr + without - others, 0.0)
+
+    holds = top_ad[:, None, :] == shown_ad[:, :, None]  # [B, K, E]: entry holds shown ad k
+    if mode == "cost":
+        contains = _any_shared(slate_bits, _entry_bits(holds, slate_bits.shape[0]))  # [B, K, M]
+        without = jnp.max(jnp.where(contains, -jnp.inf, welfare[:, None, :]), axis=2)
+        payment = own_reserve * own_ctr + without - others
+    else:
+        own_bid = bid[rows, safe_ad]
+        lowered = jnp.where(holds & eligible[:, None, :], top_value[:, None, :], 0.0) * (1.0 - own_reserve / jnp.where(shown, own_bid, 1.0))[..., None]
+        at_reserve = jnp.max(welfare[:, None, :] - jnp.einsum("bke,em->bkm", lowered, member), axis=2)
+        payment = at_reserve - others
+    payment = jnp.where(shown, payment, 0.0)
     price = jnp.where(shown & (own_ctr > 0), payment / jnp.where(own_ctr > 0, own_ctr, 1.0), 0.0)
+    objective = jnp.sum(jnp.where(shown, (bid[rows, safe_ad] - own_reserve) * own_ctr, 0.0), axis=1)
     return AuctionOutcome(
         ad=shown_ad.astype(jnp.int32),
         treatment=jnp.where(shown, treatment, 0).astype(jnp.int32),
-        ctr=jnp.where(shown, own_ctr, 0.0),
+        ctr=own_ctr,
         payment=payment,
         price_per_click=price,
-        objective=best_welfare,
+        objective=objective,
+        tied=tied,
     )
+
+
+def solve_batch(ctr, bid, reserve, available=None, *, heights: tuple[float, ...] | None = None,
+                space_budget: float | None = None, mode: ReserveMode = "cost") -> AuctionOutcome:
+    """Exact VCG for a batch (arguments as `vcg_batch`), as numpy arrays, ties broken as the reference does."""
+    options = dict(heights=heights, space_budget=space_budget, mode=mode)
+    outcome = vcg_batch(ctr, bid, reserve, available, **options)
+    return resolve_ties(AuctionOutcome(*(np.asarray(x) for x in outcome)), ctr, bid, reserve, available, **options)
+
+
+def resolve_ties(outcome: AuctionOutcome, ctr, bid, reserve, available=None, **options) -> AuctionOutcome:
+    """Solve the queries flagged `tied` again with the reference tie-break rules (numpy outcome in and out).
+
+    Ties are rare with real-valued CTRs, so only those rows rerun, padded to a power of two.
+    """
+    tied = np.flatnonzero(outcome.tied)
+    if tied.size == 0:
+        return outcome
+    rows = np.resize(tied, 1 << int(tied.size - 1).bit_length())  # repeat tied rows up to a power of two
+    again = vcg_batch(*(None if a is None else np.asarray(a)[rows] for a in (ctr, bid, reserve, available)),
+                      break_ties=True, **options)
+    patched = [np.array(column) for column in outcome]
+    for column, fixed in zip(patched, again):
+        column[tied] = np.asarray(fixed)[: tied.size]
+    return AuctionOutcome(*patched)

@@ -30,7 +30,7 @@ with st.sidebar:
     seed = st.number_input("Seed", min_value=0, value=base.run.seed, step=1)
     hours = st.number_input("Simulated hours", min_value=0.05, max_value=168.0, value=base.run.duration_hours)
     rate = st.number_input("Queries per minute", min_value=1.0, value=base.traffic.queries_per_minute)
-    reserve = st.number_input("Reserve per click", min_value=0.0, value=base.world.reserve_per_click)
+    reserve = st.number_input("Reserve per click", min_value=0.0, value=base.auction.reserve)
     transfer = st.selectbox("Transfer τ", ["sigmoid", "exp"], index=["sigmoid", "exp"].index(base.model.transfer))
     deploy = st.number_input("Deploy every (minutes)", min_value=0.01, value=base.train.deploy_every_minutes)
     oracle = st.checkbox("Oracle model (true CTR)", value=base.model.oracle)
@@ -39,7 +39,7 @@ with st.sidebar:
 
 overrides = [
     f"run.seed={int(seed)}", f"run.duration_hours={float(hours)}", f"traffic.queries_per_minute={float(rate)}",
-    f"world.reserve_per_click={float(reserve)}", f'model.transfer="{transfer}"',
+    f"auction.reserve={float(reserve)}", f'model.transfer="{transfer}"',
     f"train.deploy_every_minutes={float(deploy)}", f"model.oracle={'true' if oracle else 'false'}",
     *(line.strip() for line in extra.splitlines() if line.strip()),
 ]

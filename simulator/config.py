@@ -58,7 +58,21 @@ class WorldConfig:
     intent_effect: float = _spec(0.4, lo=0.0, hi=5.0, doc="logit gain per intent level")
     bid_log_mean: float = _spec(0.0, lo=-10.0, hi=10.0, doc="bids per click are lognormal")
     bid_log_sd: float = _spec(0.5, lo=0.0, hi=5.0, doc="spread of advertiser values (bids are truthful)")
-    reserve_per_click: float = _spec(0.3, lo=0.0, hi=1e6, doc="uniform reserve; an ad needs bid > reserve")
+
+
+@dataclass(frozen=True)
+class AuctionConfig:
+    reserve: float = _spec(0.3, lo=0.0, hi=1e6, doc="per-click reserve (uniform); the base of per-advertiser reserves; "
+                                                    "the score reserve R when quality-weighted")
+    reserve_kind: str = _spec("uniform", choices=("uniform", "quality_weighted", "per_advertiser"),
+                              doc="quality_weighted: reserve_i = R / pCTR_i (text, top); per_advertiser: "
+                                  "reserve × a lognormal factor per advertiser")
+    advertiser_reserve_sd: float = _spec(0.5, lo=0.0, hi=5.0, doc="per_advertiser: spread of the log factor")
+    reserve_mode: str = _spec("cost", choices=("cost", "filter"),
+                              doc="cost: reserve as a per-click seller cost (Clarke on Σ(bid − reserve)·ctr); "
+                                  "filter: bid ≤ reserve is dropped, threshold payments")
+    page_height_budget: float = _spec(0.0, lo=0.0, hi=1000.0,
+                                      doc="lines of page the ads may take (0 = no budget); heights come from ui_treatments")
 
 
 @dataclass(frozen=True)
@@ -91,6 +105,7 @@ class Scenario:
     run: RunConfig = field(default_factory=RunConfig)
     traffic: TrafficConfig = field(default_factory=TrafficConfig)
     world: WorldConfig = field(default_factory=WorldConfig)
+    auction: AuctionConfig = field(default_factory=AuctionConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
@@ -99,6 +114,7 @@ SECTIONS = {
     "run": RunConfig,
     "traffic": TrafficConfig,
     "world": WorldConfig,
+    "auction": AuctionConfig,
     "model": ModelConfig,
     "train": TrainConfig,
 }

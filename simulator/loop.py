@@ -20,7 +20,7 @@ import pandas as pd
 import simpy
 from flax import nnx
 
-from auction import AuctionOutcome, vcg_batch
+from auction import AuctionOutcome, quality_weighted_reserve, resolve_ties, vcg_batch
 from models import FactorizedCtr, FeatureSpec, OnlineTrainer, Scorer
 from models.metrics import log_loss
 from models.trainer import Examples
@@ -123,6 +123,10 @@ class Simulation:
             self.trainer = OnlineTrainer(build_model(scenario, self.world), optimizer, t.batch_size)
             self.scorer = Scorer(self.trainer)
             self.deployed = self.trainer.snapshot()
+        a = scenario.auction
+        budget = a.page_height_budget or None
+        self._auction_options = dict(mode=a.reserve_mode, space_budget=budget,
+                                     heights=tuple(map(float, self.world.treatment_heights)) if budget else None)
         self.deploy_version = 0
         self.rows: list[dict] = []
         self.log = ImpressionLog()
@@ -189,20 +193,24 @@ class Simulation:
             if self.sync_stages:
                 ctr = jax.block_until_ready(ctr)
             scored = clock()
-            outcome = vcg_batch(ctr, _pad_rows(batch.bid[start:stop], size), _pad_rows(batch.reserve[start:stop], size))
+            bid, reserve = _pad_rows(batch.bid[start:stop], size), _pad_rows(batch.reserve[start:stop], size)
+            if self.scenario.auction.reserve_kind == "quality_weighted":
+                reserve = quality_weighted_reserve(reserve, ctr)
+            outcome = vcg_batch(ctr, bid, reserve, **self._auction_options)
             if self.sync_stages:
                 outcome = jax.block_until_ready(outcome)
             self._timers["scoring"] += scored - started
             self._timers["auction"] += clock() - scored
-            in_flight.append((stop - start, outcome))
+            in_flight.append((stop - start, outcome, (ctr, bid, reserve)))
         return in_flight
 
     def _settle(self, minute: float, batch: QueryBatch, in_flight: list) -> dict:
         """Collect the auction outcomes, draw clicks from the true CTR, log impressions; the tick's metric row."""
         clock = time.perf_counter
         waited = clock()
-        outcome = AuctionOutcome(*(np.concatenate(column) for column in
-                                   zip(*([np.asarray(c)[:rows] for c in o] for rows, o in in_flight))))
+        parts = [resolve_ties(AuctionOutcome(*(np.asarray(c)[:rows] for c in outcome)), *inputs, **self._auction_options)
+                 for rows, outcome, inputs in in_flight]
+        outcome = AuctionOutcome(*(np.concatenate(column) for column in zip(*parts)))
         after_auction = clock()
         self._timers["auction"] += after_auction - waited  # time not hidden behind the next tick's draw
         b = batch.size

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simulator.config import Scenario, TrafficConfig, WorldConfig
+from simulator.config import AuctionConfig, Scenario, TrafficConfig, WorldConfig
 from ui_treatments import treatment_arrays, treatments_by_name
 
 # Columns of the raw query×ad feature array handed to the model.
@@ -32,7 +32,8 @@ class QueryBatch:
 
     topic, intent: int32[B]; candidates: int32[B, N] indices into the world's ad arrays;
     valid: bool[B, N] (False where retrieval ran out of ads); features: int32[B, N, F] (FEATURE_FIELDS);
-    relevance: float32[B, N] true relevance; bid, reserve: float32[B, N] per click (0 where invalid);
+    relevance: float32[B, N] true relevance; bid, reserve: float32[B, N] per click (0 where invalid; the
+    reserve is the score reserve R when reserves are quality-weighted);
     click_noise: float32[B, N] uniforms — a shown candidate is clicked iff noise < its true CTR, so two
     systems shown the same traffic share user noise (common random numbers).
     """
@@ -58,6 +59,7 @@ class World:
     def __init__(self, scenario: Scenario):
         self.config: WorldConfig = scenario.world
         self.traffic: TrafficConfig = scenario.traffic
+        self.auction: AuctionConfig = scenario.auction
         treatments = treatments_by_name(self.config.treatments)
         arrays = treatment_arrays(treatments)
         self.treatment_heights = arrays["height"]
@@ -68,7 +70,7 @@ class World:
 
     def reset(self, seed: int) -> None:
         """Draw advertisers, the initial ads and topic popularity; split the traffic and click streams."""
-        world_seq, traffic_seq, click_seq = np.random.SeedSequence([seed, 0xAD]).spawn(3)
+        world_seq, traffic_seq, click_seq, reserve_seq = np.random.SeedSequence([seed, 0xAD]).spawn(4)
         self._world_rng = np.random.default_rng(world_seq)
         self._traffic_rng = np.random.default_rng(traffic_seq)
         self._click_rng = np.random.default_rng(click_seq)
@@ -82,6 +84,11 @@ class World:
         # relevance logit of each intent level, base included (float32 keeps the hot path in float32)
         levels = np.arange(c.num_intents) - (c.num_intents - 1) / 2.0
         self._intent_logit = (c.relevance_base + c.intent_effect * levels).astype(np.float32)
+        a = self.auction
+        factor = np.random.default_rng(reserve_seq).lognormal(0.0, a.advertiser_reserve_sd, c.num_advertisers)
+        if a.reserve_kind != "per_advertiser":
+            factor = np.ones_like(factor)
+        self.advertiser_reserve = (a.reserve * factor).astype(np.float32)
         self.ad_advertiser = np.zeros(0, np.int32)
         self.ad_topic = np.zeros(0, np.int32)
         self.ad_quality = np.zeros(0, np.float32)
@@ -138,7 +145,7 @@ class World:
         features[..., 3] = self.ad_advertiser[ad]
         features[..., 4] = ad_topic
         bid = np.where(valid, self.ad_bid[ad], np.float32(0.0))
-        reserve = np.full_like(bid, c.reserve_per_click)
+        reserve = np.where(valid, self.advertiser_reserve[features[..., 3]], np.float32(0.0))
         click_noise = self._click_rng.random(ad.shape, dtype=np.float32)
         return QueryBatch(topic, intent, ad, valid, features, relevance, bid, reserve, click_noise)
 

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from auction import vcg_batch
+from auction import solve_batch as vcg_batch
 from tests.conftest import SHARED
 
 CASES_FILE = SHARED / "auction_cases" / "cases.json"

@@ -1,0 +1,99 @@
+"""Economic properties of the mechanisms, on seeded random instances (batched solver) and exact ones (reference)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from auction import solve_batch
+from auction.instance import AuctionInstance, from_dense
+from auction.reference import gsp, solve
+
+HEIGHTS = (3.0, 4.0, 6.0)
+
+
+def _instances(seed: int, batch: int = 512, num_ads: int = 6, num_positions: int = 3):
+    rng = np.random.default_rng(seed)
+    quality = rng.uniform(0.01, 0.3, (batch, num_ads, 1, 1))
+    position = np.sort(rng.uniform(0.2, 1.0, (batch, 1, 1, num_positions)), axis=-1)[..., ::-1]
+    treatment = np.array([1.0, 1.25, 1.6])[None, None, :, None] * rng.uniform(0.8, 1.2, (batch, num_ads, 3, 1))
+    ctr = (quality * position * treatment).astype(np.float32)
+    bid = rng.lognormal(0, 0.7, (batch, num_ads)).astype(np.float32)
+    reserve = np.where(rng.random((batch, 1)) < 0.5, rng.uniform(0, 1.0, (batch, num_ads)), 0).astype(np.float32)
+    return ctr, bid, reserve
+
+
+@pytest.mark.parametrize("mode", ["cost", "filter"])
+@pytest.mark.parametrize("budget", [None, 10.0])
+def test_individual_rationality_budget_and_no_transfers_to_unshown(mode, budget):
+    ctr, bid, reserve = _instances(1)
+    out = solve_batch(ctr, bid, reserve, heights=HEIGHTS if budget else None, space_budget=budget, mode=mode)
+    shown = out.ad >= 0
+    own_bid = np.take_along_axis(bid, np.maximum(out.ad, 0), axis=1)
+    own_reserve = np.take_along_axis(reserve, np.maximum(out.ad, 0), axis=1)
+    # float32: payments are differences of page-level sums, so allow a few ulps of the page's welfare
+    slack = np.broadcast_to(1e-5 * (own_bid * out.ctr).sum(axis=1, keepdims=True), shown.shape)
+    assert np.all(out.payment[shown] >= own_reserve[shown] * out.ctr[shown] - slack[shown])  # r·c ≤ P, so P ≥ 0
+    assert np.all(out.payment[shown] <= own_bid[shown] * out.ctr[shown] + slack[shown])  # P ≤ b·c
+    assert np.all(out.payment[~shown] == 0) and np.all(own_bid[shown] > own_reserve[shown])
+    assert np.all(shown[:, :-1] >= shown[:, 1:])  # no gaps
+    if budget:
+        used = np.where(shown, np.asarray(HEIGHTS)[out.treatment], 0).sum(axis=1)
+        assert np.all(used <= budget) and np.any(used > budget - 3)  # feasible, and the budget binds
+    for row in out.ad:  # an ad at most once per page
+        ads = row[row >= 0]
+        assert len(set(ads.tolist())) == len(ads)
+
+
+@pytest.mark.parametrize("mode", ["cost", "filter"])
+@pytest.mark.parametrize("budget", [None, 10.0])
+def test_vcg_is_truthful_and_monotone_on_a_bid_grid(mode, budget):
+    ctr, value, reserve = _instances(2, batch=64)
+    options = dict(heights=HEIGHTS if budget else None, space_budget=budget, mode=mode)
+    truthful = solve_batch(ctr, value, reserve, **options)
+
+    def utility_and_clicks(outcome, ad):
+        at = outcome.ad == ad
+        return (value[np.arange(len(value)), ad] * (outcome.ctr * at).sum(1) - (outcome.payment * at).sum(1),
+                (outcome.ctr * at).sum(1))
+
+    for ad in range(ctr.shape[1]):
+        honest_utility, honest_clicks = utility_and_clicks(truthful, ad)
+        previous_clicks = None
+        for factor in (0.0, 0.25, 0.5, 0.8, 0.95, 1.05, 1.25, 2.0, 4.0):
+            bid = value.copy()
+            bid[:, ad] *= factor
+            utility, clicks = utility_and_clicks(solve_batch(ctr, bid, reserve, **options), ad)
+            assert np.all(utility <= honest_utility + 1e-4 * np.maximum(value[:, ad], 1.0))  # no profitable lie
+            if previous_clicks is not None:
+                assert np.all(clicks >= previous_clicks - 1e-7)  # clicks never fall as the bid rises
+            previous_clicks = clicks
+
+
+def _separable(bids: list[float], theta: list[float], quality: list[float]) -> AuctionInstance:
+    ctr = np.asarray(quality)[:, None, None] * np.asarray(theta)[None, None, :]
+    return from_dense(ctr, np.asarray(bids), np.zeros(len(bids)))
+
+
+def test_gsp_is_not_truthful_on_the_eos_instance():
+    """EOS's 200/199-clicks example: under GSP ad 0 (value 10) gains by bidding below ad 1; under VCG it cannot."""
+    clicks = [200.0, 199.0]
+    for mechanism, run in (("gsp", gsp), ("vcg", solve)):
+        honest = run(_separable([10.0, 4.0, 2.0], clicks, [1, 1, 1]))
+        shaded = run(_separable([3.0, 4.0, 2.0], clicks, [1, 1, 1]))
+        gain = (10.0 * shaded.slate.ctr_of(0) - shaded.payments.get(0, 0.0)) - (10.0 * honest.slate.ctr_of(0) - honest.payments[0])
+        if mechanism == "gsp":
+            assert gain == pytest.approx(1592.0 - 1200.0)  # 10·199 − 2·199 against 10·200 − 4·200
+        else:
+            assert gain <= 1e-9
+
+
+def test_vcg_revenue_at_most_gsp_revenue_in_separable_auctions_without_reserves():
+    rng = np.random.default_rng(4)
+    for _ in range(300):
+        n, k = rng.integers(1, 7), rng.integers(1, 5)
+        theta = sorted(rng.uniform(0.05, 1.0, k), reverse=True)
+        instance = _separable(list(rng.lognormal(0, 1, n)), theta, list(rng.uniform(0.1, 1.0, n)))
+        vcg_revenue = sum(solve(instance, exact=False).payments.values())
+        gsp_revenue = sum(gsp(instance, exact=False).payments.values())
+        assert vcg_revenue <= gsp_revenue * (1 + 1e-9) + 1e-12
