@@ -1,0 +1,80 @@
+"""Auction benchmark: auctions/s of the batched VCG solver and of the exact reference solver.
+
+    python benchmarks/auction.py [--batch 1024] [--repeats 20]
+
+Default shape: 20 candidates × 3 treatments × 4 positions, batch 1,024, CTRs falling with position,
+lognormal bids, a uniform reserve; with no height budget and with budgets of 13 and 16 lines (text 3,
+text+extensions 4, image 6); both reserve semantics. Target on 2 cores: ≥ 100,000 auctions/s for the
+default shape. The reference enumerates every slate exactly, so it is timed on 6 candidates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from auction import solve_batch  # noqa: E402
+from auction.instance import from_dense  # noqa: E402
+from auction.reference import solve  # noqa: E402
+from ui_treatments import CATALOGUE  # noqa: E402
+
+HEIGHTS = tuple(float(t.height) for t in CATALOGUE)
+
+
+def instances(rng: np.random.Generator, batch: int, num_ads: int = 20, num_treatments: int = 3, num_positions: int = 4):
+    quality = rng.uniform(0.01, 0.2, (batch, num_ads, 1, 1))
+    position = np.array([1.0, 0.65, 0.45, 0.3])[:num_positions]
+    treatment = np.array([t.examination_multiplier for t in CATALOGUE])[:num_treatments, None] / 1.6
+    ctr = (quality * treatment * position).astype(np.float32)
+    bid = rng.lognormal(0.0, 0.5, (batch, num_ads)).astype(np.float32)
+    return ctr, bid, np.full_like(bid, 0.3)
+
+
+def per_second(fn, count: int, repeats: int) -> float:
+    jax.block_until_ready(fn())  # compile
+    started = time.perf_counter()
+    for _ in range(repeats):
+        jax.block_until_ready(fn())
+    return count * repeats / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=1024)
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--json", help="also write the results to this file")
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    ctr, bid, reserve = instances(rng, args.batch)
+    results = {}
+    for mode in ("cost", "filter"):
+        for budget in (None, 13.0, 16.0):
+            options = dict(mode=mode, space_budget=budget, heights=HEIGHTS if budget else None)
+            rate = per_second(lambda: solve_batch(ctr, bid, reserve, **options), args.batch, args.repeats)
+            name = f"batched {mode:6s} budget {budget if budget else 'none':>4}"
+            results[name] = rate
+            print(f"{name}: {rate:>10,.0f} auctions/s" + ("  (default shape; target 100,000)" if budget is None and mode == "cost" else ""))
+    small_ctr, small_bid, small_reserve = instances(rng, 20, num_ads=6)
+    cases = [from_dense(small_ctr[q], small_bid[q], small_reserve[q], heights=np.asarray(HEIGHTS), space_budget=13.0)
+             for q in range(20)]
+    started = time.perf_counter()
+    for case in cases:
+        solve(case, "cost", exact=False)
+    results["reference, 6 ads × 3 treatments × 4 positions, budget 13"] = len(cases) / (time.perf_counter() - started)
+    print(f"reference solver (6 ads × 3 treatments × 4 positions, budget 13): "
+          f"{results['reference, 6 ads × 3 treatments × 4 positions, budget 13']:,.1f} auctions/s")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
