@@ -249,12 +249,40 @@ def vcg_batch(ctr: jax.Array, bid: jax.Array, reserve: jax.Array, available: jax
     )
 
 
+def preferred_batch(num_positions: int, num_candidates: int, heights: tuple[float, ...] | None = None,
+                    space_budget: float | None = None) -> int:
+    """Queries per kernel call that keep the [batch, slates] arrays within ~4 MB (cache): 128 to 1,024.
+
+    Larger batches run several times slower per query once those arrays leave the cache.
+    """
+    slates = slate_tables(num_positions, min(num_positions + 1, num_candidates),
+                          heights if space_budget is not None else None, space_budget).entries.shape[0]
+    rows = 1 << max(int(2**20 // slates).bit_length() - 1, 0)
+    return int(min(max(rows, 128), 1024))
+
+
 def solve_batch(ctr, bid, reserve, available=None, *, heights: tuple[float, ...] | None = None,
                 space_budget: float | None = None, mode: ReserveMode = "cost") -> AuctionOutcome:
-    """Exact VCG for a batch (arguments as `vcg_batch`), as numpy arrays, ties broken as the reference does."""
+    """Exact VCG for a batch (arguments as `vcg_batch`), as numpy arrays, ties broken as the reference does.
+
+    Runs the kernel in chunks of `preferred_batch` queries (the last one padded with empty queries).
+    """
     options = dict(heights=heights, space_budget=space_budget, mode=mode)
-    outcome = vcg_batch(ctr, bid, reserve, available, **options)
-    return resolve_ties(AuctionOutcome(*(np.asarray(x) for x in outcome)), ctr, bid, reserve, available, **options)
+    arrays = [None if a is None else np.asarray(a) for a in (ctr, bid, reserve, available)]
+    total = arrays[0].shape[0]
+    size = min(preferred_batch(arrays[0].shape[3], arrays[0].shape[1], heights, space_budget), total)
+    parts = []
+    for start in range(0, total, size):
+        chunk = [None if a is None else _pad_to(a[start:start + size], size) for a in arrays]
+        outcome = AuctionOutcome(*(np.asarray(x) for x in vcg_batch(*chunk, **options)))
+        rows = min(size, total - start)
+        parts.append(resolve_ties(AuctionOutcome(*(c[:rows] for c in outcome)), *chunk, **options))
+    return AuctionOutcome(*(np.concatenate(column) for column in zip(*parts)))
+
+
+def _pad_to(array: np.ndarray, rows: int) -> np.ndarray:
+    """Pad with zero rows (bid 0: an empty query) up to `rows`."""
+    return np.concatenate([array, np.zeros((rows - array.shape[0], *array.shape[1:]), array.dtype)])
 
 
 def resolve_ties(outcome: AuctionOutcome, ctr, bid, reserve, available=None, **options) -> AuctionOutcome:

@@ -20,7 +20,7 @@ import pandas as pd
 import simpy
 from flax import nnx
 
-from auction import AuctionOutcome, quality_weighted_reserve, resolve_ties, vcg_batch
+from auction import AuctionOutcome, preferred_batch, quality_weighted_reserve, resolve_ties, vcg_batch
 from models import FactorizedCtr, FeatureSpec, OnlineTrainer, Scorer
 from models.metrics import log_loss
 from models.trainer import Examples
@@ -91,12 +91,13 @@ def _pad_rows(array: np.ndarray, rows: int) -> np.ndarray:
     return np.concatenate([array, np.zeros((rows - array.shape[0], *array.shape[1:]), array.dtype)])
 
 
-def chunk_bounds(count: int) -> list[tuple[int, int, int]]:
-    """Split `count` rows into (start, stop, padded_size) chunks using CHUNK_SIZES; padding < the smallest size."""
+def chunk_bounds(count: int, largest: int = CHUNK_SIZES[0]) -> list[tuple[int, int, int]]:
+    """Split `count` rows into (start, stop, padded_size) chunks of CHUNK_SIZES up to `largest`; padding < 128."""
+    sizes = [s for s in CHUNK_SIZES if s <= largest] or [CHUNK_SIZES[-1]]
     bounds, start = [], 0
     while start < count:
         left = count - start
-        size = next((s for s in CHUNK_SIZES if s <= left), CHUNK_SIZES[-1])
+        size = next((s for s in sizes if s <= left), sizes[-1])
         bounds.append((start, min(start + size, count), size))
         start += size
     return bounds
@@ -127,6 +128,8 @@ class Simulation:
         budget = a.page_height_budget or None
         self._auction_options = dict(mode=a.reserve_mode, space_budget=budget,
                                      heights=tuple(map(float, self.world.treatment_heights)) if budget else None)
+        self._chunk_rows = preferred_batch(scenario.world.num_positions, scenario.world.candidates_per_query,
+                                           self._auction_options["heights"], budget)
         self.deploy_version = 0
         self.rows: list[dict] = []
         self.log = ImpressionLog()
@@ -184,7 +187,7 @@ class Simulation:
         """
         clock = time.perf_counter
         in_flight = []
-        for start, stop, size in chunk_bounds(batch.size):
+        for start, stop, size in chunk_bounds(batch.size, self._chunk_rows):
             started = clock()
             if self.oracle:
                 ctr = _oracle_ctr(_pad_rows(batch.relevance[start:stop], size), self.world.examination)
