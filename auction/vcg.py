@@ -197,10 +197,12 @@ def vcg_batch(ctr: jax.Array, bid: jax.Array, reserve: jax.Array, available: jax
         repeats = (top_ad[:, pair_index[:, 0]] == top_ad[:, pair_index[:, 1]]).astype(jnp.float32)
         infeasible |= (repeats @ jnp.asarray(tables.pair_member)) > 0
     else:
-        slate_entries = jnp.asarray(tables.entries)
-        slate_ad = jnp.where(slate_entries >= 0, top_ad[:, jnp.maximum(slate_entries, 0)], -1 - jnp.arange(num_positions))
+        # the ad each slate places at position p, as K arrays [B, M] (an empty position holds −1 − p)
+        slate_ads = [jnp.where(jnp.asarray(tables.entries[:, p] >= 0),
+                               jnp.take(top_ad, jnp.asarray(np.maximum(tables.entries[:, p], 0)), axis=1), -1 - p)
+                     for p in range(num_positions)]
         for p, q in itertools.combinations(range(num_positions), 2):
-            infeasible |= slate_ad[:, :, p] == slate_ad[:, :, q]
+            infeasible |= slate_ads[p] == slate_ads[q]
     welfare = jnp.where(infeasible, -jnp.inf, welfare)
 
     best_welfare = jnp.max(welfare, axis=1)
@@ -231,8 +233,8 @@ def vcg_batch(ctr: jax.Array, bid: jax.Array, reserve: jax.Array, available: jax
         without = jnp.max(jnp.where(contains, -jnp.inf, welfare[:, None, :]), axis=2)
         payment = own_reserve * own_ctr + without - others
     else:
-        own_bid = bid[rows, safe_ad]
-        lowered = jnp.where(holds & eligible[:, None, :], top_value[:, None, :], 0.0) * (1.0 - own_reserve / jnp.where(shown, own_bid, 1.0))[..., None]
+        keep = 1.0 - own_reserve / jnp.where(shown, bid[rows, safe_ad], 1.0)  # share of its value ad k gives up
+        lowered = jnp.where(holds & eligible[:, None, :], top_value[:, None, :], 0.0) * keep[..., None]
         at_reserve = jnp.max(welfare[:, None, :] - jnp.einsum("bke,em->bkm", lowered, member), axis=2)
         payment = at_reserve - others
     payment = jnp.where(shown, payment, 0.0)
