@@ -139,3 +139,26 @@ def from_dense(ctr: np.ndarray, bid: np.ndarray, reserve: np.ndarray, available:
         tuple(tuple(names[t] for t in f) for f in formats), tuple(tuple(float(heights[t]) for t in f) for f in formats),
         tuple(tuple(tuple(float(x) for x in ctr[a, t]) for t in f) for a, f in enumerate(formats)),
     )
+
+
+def separable(bids: list[float], reserves: list[float], quality: list[float], position_effects: list[float],
+              treatments: list[tuple[str, float, float]], available: list[list[bool]] | None = None,
+              space_budget: float | None = None) -> AuctionInstance:
+    """An instance with ctr = quality[ad] × position_effects[p] × multiplier[treatment] (the teaching setting).
+
+    treatments: (name, height, examination multiplier); available[ad][t] says which formats each ad has
+    (default: all). Raises InstanceError on inconsistent lengths.
+    """
+    n = len(bids)
+    if not (len(reserves) == len(quality) == n) or n == 0:
+        raise InstanceError(f"separable: bids, reserves and quality need the same non-zero length, got "
+                            f"{len(bids)}, {len(reserves)}, {len(quality)}")
+    available = available or [[True] * len(treatments) for _ in range(n)]
+    ctr = [[[quality[a] * m * theta for theta in position_effects] for (_, _, m), ok in zip(treatments, available[a]) if ok]
+           for a in range(n)]
+    formats = [[{"format": j, "name": name, "height": h} for j, (name, h, _) in enumerate(t for t, ok in zip(treatments, available[a]) if ok)]
+               for a in range(n)]
+    return from_json({
+        "num_positions": len(position_effects), "space_budget": space_budget, "ctr": ctr,
+        "ads": [{"bid": bids[a], "reserve_per_click": reserves[a], "formats": formats[a]} for a in range(n)],
+    })

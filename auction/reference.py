@@ -100,17 +100,20 @@ def _line_threshold(chosen: Slate, ad: int, slates: list[Slate], weight_offset) 
     the max over the second of their crossing points.
     """
     own = chosen.ctr_of(ad)
-    upper, lower = [], []  # (objective without the ad's term, the ad's CTR) per slate
+    # Lines with the same slope (the ad's CTR in the slate) are dominated by the highest one: keep that.
+    upper, lower = {}, {}  # slope → best objective without the ad's term
     for s in slates:
         ads = [a for a, _ in s.picks]
         if ad in ads:
             k = ads.index(ad)
-            (upper if s.ctrs[k] >= own else lower).append((s.objective - s.contributions[k], s.ctrs[k]))
+            side, slope, rest = (upper if s.ctrs[k] >= own else lower), s.ctrs[k], s.objective - s.contributions[k]
         else:
-            lower.append((s.objective, 0))
+            side, slope, rest = lower, 0, s.objective
+        if slope not in side or rest > side[slope]:
+            side[slope] = rest
     best = None
-    for rest_u, c_u in upper:
-        crossing = max(((rest_l - rest_u) / (c_u - c_l) for rest_l, c_l in lower if c_u > c_l), default=None)
+    for c_u, rest_u in upper.items():
+        crossing = max(((rest_l - rest_u) / (c_u - c_l) for c_l, rest_l in lower.items() if c_u > c_l), default=None)
         if crossing is not None and (best is None or crossing < best):
             best = crossing
     return None if best is None else best + weight_offset

@@ -1,4 +1,4 @@
-"""The Streamlit app runs a scenario with live progress and shows its charts (headless AppTest)."""
+"""The Streamlit app's pages run headless (AppTest): the Run page runs a scenario live; the explorer solves auctions."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from streamlit.testing.v1 import AppTest
 from tests.conftest import ROOT
 
 APP = str(ROOT / "dashboards" / "app.py")
+EXPLORER = str(ROOT / "dashboards" / "pages" / "auction_explorer.py")
 
 
 def _app() -> AppTest:
@@ -33,3 +34,15 @@ def test_app_reports_a_bad_override_in_one_line():
     at.button[0].click().run()
     assert not at.exception
     assert len(at.error) == 1 and "train.batch_size" in at.error[0].value
+
+
+def test_auction_explorer_shows_vcg_and_gsp_side_by_side():
+    at = _app().switch_page(EXPLORER).run()
+    assert not at.exception and not at.error
+    assert [s.value for s in at.subheader] == ["VCG (cost reserves, all formats)", "GSP (text only)"]
+    revenue = [m.value for m in at.metric if m.label == "Revenue per view"]
+    assert len(revenue) == 2 and all(float(v) > 0 for v in revenue)
+    assert "Position 0: ad" in at.text[0].value
+    at.checkbox[0].uncheck().run()  # without a page budget every ad shows as an image
+    assert not at.exception
+    assert "'image'" in at.text[0].value and "'text'" not in at.text[0].value.split("Not shown")[0]
