@@ -8,8 +8,8 @@ from simulator.compile_cache import enable_compilation_cache
 
 enable_compilation_cache()
 st.set_page_config(page_title="adfloor", layout="wide")
-PAGES = Path(__file__).resolve().parent / "pages"
+VIEWS = Path(__file__).resolve().parent / "views"  # not "pages/": that name would switch on auto-discovery
 st.navigation([
-    st.Page(PAGES / "run.py", title="Run", icon=":material/play_arrow:", default=True),
-    st.Page(PAGES / "auction_explorer.py", title="Auction explorer", icon=":material/gavel:"),
+    st.Page(VIEWS / "run.py", title="Run", icon=":material/play_arrow:", default=True),
+    st.Page(VIEWS / "auction_explorer.py", title="Auction explorer", icon=":material/gavel:"),
 ]).run()

@@ -7,7 +7,7 @@ from streamlit.testing.v1 import AppTest
 from tests.conftest import ROOT
 
 APP = str(ROOT / "dashboards" / "app.py")
-EXPLORER = str(ROOT / "dashboards" / "pages" / "auction_explorer.py")
+EXPLORER = str(ROOT / "dashboards" / "views" / "auction_explorer.py")
 
 
 def _app() -> AppTest:

@@ -62,5 +62,4 @@ for column, (name, outcome) in zip(columns, results.items()):
         for a in data["allocation"]]), hide_index=True)
     column.metric("Revenue per view", f"{data['revenue']:.4f}")
     column.metric("Welfare per view", f"{data['welfare']:.4f}")
-    with column.expander("Why", expanded=True):
-        column.text(explain(outcome, instances[name]))
+    column.expander("Why", expanded=True).text(explain(outcome, instances[name]))
