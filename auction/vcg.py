@@ -233,8 +233,8 @@ def vcg_batch(ctr: jax.Array, bid: jax.Array, reserve: jax.Array, available: jax
         without = jnp.max(jnp.where(contains, -jnp.inf, welfare[:, None, :]), axis=2)
         payment = own_reserve * own_ctr + without - others
     else:
-        keep = 1.0 - own_reserve / jnp.where(shown, bid[rows, safe_ad], 1.0)  # share of its value ad k gives up
-        lowered = jnp.where(holds & eligible[:, None, :], top_value[:, None, :], 0.0) * keep[..., None]
+        given_up = 1.0 - own_reserve / jnp.where(shown, bid[rows, safe_ad], 1.0)  # share of its value at its reserve
+        lowered = jnp.where(holds & eligible[:, None, :], top_value[:, None, :], 0.0) * given_up[..., None]
         at_reserve = jnp.max(welfare[:, None, :] - jnp.einsum("bke,em->bkm", lowered, member), axis=2)
         payment = at_reserve - others
     payment = jnp.where(shown, payment, 0.0)
