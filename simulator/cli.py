@@ -55,6 +55,37 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    import simulator
+    from simulator.compare import compare
+
+    if args.vary:
+        if len(args.scenarios) > 1:
+            raise ConfigError("compare: give one scenario with --vary, or two scenarios without it")
+        key, _, values = args.vary.partition("=")
+        choices = [v for v in values.split(",") if v]
+        if not key or len(choices) != 2:
+            raise ConfigError(f"--vary {args.vary!r}: expected section.key=value1,value2")
+        base = args.scenarios[0] if args.scenarios else _resolve_scenario(None)
+        systems = [simulator.load(base, overrides=[*args.set, f"{key}={v}"]) for v in choices]
+        names = tuple(f"{key.split('.')[-1]}={v}" for v in choices)
+    else:
+        if len(args.scenarios) != 2:
+            raise ConfigError("compare: give two scenarios A.toml B.toml, or one with --vary section.key=v1,v2")
+        systems = [simulator.load(path, overrides=args.set) for path in args.scenarios]
+        names = tuple(Path(p).stem for p in args.scenarios)
+        if names[0] == names[1]:
+            names = (f"A:{names[0]}", f"B:{names[1]}")
+    seeds = list(range(systems[0].run.seed, systems[0].run.seed + args.seeds))
+    out = Path(args.out) if args.out else Path("runs") / f"compare-{names[0]}-vs-{names[1]}".replace("/", "_")
+    comparison = compare(*systems, seeds=seeds, names=names,
+                         progress=None if args.quiet else lambda text: print(f"  {text}", file=sys.stderr))
+    comparison.write(out)
+    print(comparison.table())
+    print(f"wrote {out}/")
+    return 0
+
+
 def cmd_auction(args: argparse.Namespace) -> int:
     import json
 
@@ -100,6 +131,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--log-impressions", action="store_true",
                      help="also write impressions.parquet (every shown ad, its click and true CTR)")
     run.set_defaults(handler=cmd_run)
+    comp = commands.add_parser("compare", help="paired replays: two systems on identical traffic and user noise")
+    comp.add_argument("scenarios", nargs="*", help="A.toml B.toml, or one scenario with --vary")
+    comp.add_argument("--vary", help="one scenario, two values of a key: section.key=v1,v2")
+    comp.add_argument("--seeds", type=int, default=3, help="number of seeds (from run.seed on; default 3)")
+    comp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a key in both")
+    comp.add_argument("--out", help="output folder (default: runs/compare-<A>-vs-<B>)")
+    comp.add_argument("--quiet", action="store_true")
+    comp.set_defaults(handler=cmd_compare)
     auction = commands.add_parser("auction", help="run one auction from a JSON instance (shared/auction_cases schema)")
     auction.add_argument("instance", help="JSON file: an instance, or a case with an 'input' key")
     auction.add_argument("--mechanism", choices=["vcg", "gsp"], default="vcg")

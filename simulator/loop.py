@@ -133,6 +133,7 @@ class Simulation:
         self.deploy_version = 0
         self.rows: list[dict] = []
         self.log = ImpressionLog()
+        self.probes: list[tuple[np.ndarray, ...]] = []  # (minute, query, pCTR[n, N], valid[n, N]) per tick
         self.pv: list[PvChunk] = []
         self._pending: collections.deque = collections.deque()  # (available_minute, Examples, true_ctr)
         self._unscored_truth: list[np.ndarray] = []  # sent to the trainer, no PV prediction yet
@@ -204,16 +205,31 @@ class Simulation:
                 outcome = jax.block_until_ready(outcome)
             self._timers["scoring"] += scored - started
             self._timers["auction"] += clock() - scored
-            in_flight.append((stop - start, outcome, (ctr, bid, reserve)))
+            in_flight.append((stop - start, outcome, (ctr, bid, reserve), ctr[:, :, 0, 0]))
         return in_flight
+
+    def _record_probes(self, minute: float, batch: QueryBatch, quality: list[np.ndarray]) -> None:
+        """Keep every `run.probe_every`-th query's candidate pCTRs (first treatment, top position).
+
+        Paired runs see the same queries and candidates, so these are predictions on the same examples.
+        """
+        every = self.scenario.run.probe_every
+        if not every:
+            return
+        number = self._queries + np.arange(batch.size)
+        chosen = np.flatnonzero(number % every == 0)
+        if chosen.size:
+            self.probes.append((np.full(chosen.size, minute, np.float32), number[chosen],
+                                np.concatenate(quality)[chosen], batch.valid[chosen]))
 
     def _settle(self, minute: float, batch: QueryBatch, in_flight: list) -> dict:
         """Collect the auction outcomes, draw clicks from the true CTR, log impressions; the tick's metric row."""
         clock = time.perf_counter
         waited = clock()
         parts = [resolve_ties(AuctionOutcome(*(np.asarray(c)[:rows] for c in outcome)), *inputs, **self._auction_options)
-                 for rows, outcome, inputs in in_flight]
+                 for rows, outcome, inputs, _ in in_flight]
         outcome = AuctionOutcome(*(np.concatenate(column) for column in zip(*parts)))
+        self._record_probes(minute, batch, [np.asarray(quality)[:rows] for rows, _, _, quality in in_flight])
         after_auction = clock()
         self._timers["auction"] += after_auction - waited  # time not hidden behind the next tick's draw
         b = batch.size
@@ -301,7 +317,8 @@ class Simulation:
         wall = time.perf_counter() - started
         if self.progress is not None:
             self.progress(Progress(duration, duration, self._queries, wall, self._recent_pv_logloss()))
-        return RunOutput(self.scenario, self.rows, self.pv, self.log, dict(self._timers), wall, self._queries)
+        return RunOutput(self.scenario, self.rows, self.pv, self.log, dict(self._timers), wall, self._queries,
+                         self.probes)
 
     def _recent_pv_logloss(self) -> float:
         """PV log loss over about the last 20,000 trained examples (for progress displays)."""

@@ -6,6 +6,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 
 from simulator.results import RunOutput, calibration_table, learning_curve  # noqa: E402
 
@@ -35,5 +36,40 @@ def summary_figure(output: RunOutput) -> plt.Figure:
     scenario = output.scenario
     figure.suptitle(f"adfloor run — seed {scenario.run.seed}, {scenario.run.duration_hours:g} simulated hours"
                     + (" (oracle model)" if scenario.model.oracle else ""))
+    figure.tight_layout()
+    return figure
+
+
+def comparison_figure(comparison, windows: int = 24) -> plt.Figure:
+    """Paired-replay differences over simulated time: mean over seeds with the seeds' range shaded."""
+    a, b = comparison.names
+    ticks = comparison.ticks.copy()
+    edges = np.linspace(0, ticks["sim_time"].max() + 1e-9, windows + 1)
+    ticks["window"] = np.digitize(ticks["sim_time"], edges[1:-1])
+    per_seed = ticks.groupby(["seed", "window"]).agg(
+        revenue_diff=("revenue_diff", "sum"), welfare_diff=("welfare_diff", "sum"),
+        pv_a=(f"pv_logloss_{a}", "mean"), pv_b=(f"pv_logloss_{b}", "mean"),
+        ads_query_churn=("ads_query_churn", "mean"), winner_churn=("winner_churn", "mean"),
+        prediction_difference=("prediction_difference", "mean"))
+    mean = per_seed.groupby("window").mean()
+    low, high = per_seed.groupby("window").min(), per_seed.groupby("window").max()
+    hours = (edges[mean.index] + edges[mean.index + 1]) / 2
+    figure, axes = plt.subplots(1, 4, figsize=(19, 4.2))
+    for ax, column, title in ((axes[0], "revenue_diff", f"Revenue, {b} − {a}"), (axes[1], "welfare_diff", f"Welfare, {b} − {a}")):
+        ax.plot(hours, mean[column], marker="o")
+        ax.fill_between(hours, low[column], high[column], alpha=0.25, label="range over seeds")
+        ax.axhline(0.0, color="grey", linestyle="--")
+        ax.set(xlabel="simulated hours", ylabel="per window", title=title)
+        ax.legend()
+    axes[2].plot(hours, mean["pv_a"], marker="o", label=a)
+    axes[2].plot(hours, mean["pv_b"], marker="o", label=b)
+    axes[2].set(xlabel="simulated hours", ylabel="PV log loss", title="Progressive-validation log loss")
+    axes[2].legend()
+    for column, label in (("ads_query_churn", "ads/query churn"), ("winner_churn", "winner churn"),
+                          ("prediction_difference", "prediction difference (PD)")):
+        axes[3].plot(hours, mean[column], marker="o", label=label)
+    axes[3].set(xlabel="simulated hours", ylabel="share / relative difference", title="Irreproducibility")
+    axes[3].legend()
+    figure.suptitle(f"Paired replays: {a} vs {b}, {len(comparison.seeds)} seed(s)")
     figure.tight_layout()
     return figure

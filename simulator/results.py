@@ -30,6 +30,14 @@ class RunOutput:
     timers: dict[str, float]
     wall_seconds: float
     queries: int
+    probes: list  # (minute, query, pCTR[n, N], valid[n, N]) per tick: see Simulation._record_probes
+
+    def probe_arrays(self) -> dict[str, np.ndarray]:
+        """The probed queries' candidate pCTRs: minute[P], query[P], pctr[P, N], valid[P, N]."""
+        names = ("minute", "query", "pctr", "valid")
+        if not self.probes:
+            return {name: np.zeros(0) for name in names}
+        return {name: np.concatenate(column) for name, column in zip(names, zip(*self.probes))}
 
     def pv_arrays(self) -> dict[str, np.ndarray]:
         """All PV predictions, labels, true CTRs and training minutes, in training order."""

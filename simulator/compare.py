@@ -1,0 +1,171 @@
+"""Paired replays: two systems on identical traffic and user noise, compared per tick and in total over seeds.
+
+With the same `run.seed`, two scenarios draw the same queries, candidates and click uniforms (the world's
+streams do not depend on the model or the auction), so every difference between them is the effect of
+what differs — common random numbers. Definitions follow shared/DESIGN.md: ads/query churn is the share
+of queries whose set of shown ads differs, winner churn the share whose top ad differs, and prediction
+difference PD = mean 2|ŷa − ŷb| / (ŷa + ŷb) over the probed queries' candidates.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from simulator import config as config_module
+from simulator.config import Scenario
+from simulator.loop import Simulation
+from simulator.results import RunOutput
+
+# Per-tick metrics compared between the two systems (sums over the tick).
+TICK_METRICS = ("revenue", "welfare", "clicks", "impressions")
+
+
+def shown_slates(output: RunOutput) -> np.ndarray:
+    """int64[queries, K]: the ad shown at each position of each query (−1 = empty)."""
+    log = output.log
+    slates = np.full((output.queries, output.scenario.world.num_positions), -1, np.int64)
+    slates[log.column("query").astype(np.int64), log.column("position").astype(np.int64)] = log.column("ad_id")
+    return slates
+
+
+def churn(a: RunOutput, b: RunOutput) -> tuple[np.ndarray, np.ndarray]:
+    """Per query of the paired runs: (shown ad sets differ, top ads differ), both bool[queries]."""
+    slates_a, slates_b = shown_slates(a), shown_slates(b)
+    if slates_a.shape != slates_b.shape:
+        raise ValueError("churn: the two runs did not see the same traffic (different query counts)")
+    sets_differ = np.any(np.sort(slates_a, axis=1) != np.sort(slates_b, axis=1), axis=1)
+    return sets_differ, slates_a[:, 0] != slates_b[:, 0]
+
+
+def prediction_difference(a: RunOutput, b: RunOutput) -> tuple[np.ndarray, np.ndarray]:
+    """(query number, PD) per probed query: mean relative difference of the two systems' candidate pCTRs."""
+    pa, pb = a.probe_arrays(), b.probe_arrays()
+    if not np.array_equal(pa["query"], pb["query"]):
+        raise ValueError("prediction difference: the two runs probed different queries")
+    if pa["query"].size == 0:
+        return np.zeros(0, np.int64), np.zeros(0)
+    ya, yb, valid = pa["pctr"].astype(np.float64), pb["pctr"].astype(np.float64), pa["valid"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        relative = np.where(valid & (ya + yb > 0), 2 * np.abs(ya - yb) / (ya + yb), 0.0)
+    return pa["query"].astype(np.int64), relative.sum(axis=1) / np.maximum(valid.sum(axis=1), 1)
+
+
+def _tick_of_query(output: RunOutput) -> np.ndarray:
+    """For each query number, the index of its tick."""
+    return np.repeat(np.arange(len(output.rows)), [row["queries"] for row in output.rows])
+
+
+def paired_ticks(a: RunOutput, b: RunOutput, names: tuple[str, str]) -> pd.DataFrame:
+    """One row per tick: both systems' metrics, their difference (b − a), churn and PD."""
+    ma, mb = a.metrics(), b.metrics()
+    frame = pd.DataFrame({"sim_time": ma["sim_time"], "queries": ma["queries"]})
+    for metric in (*TICK_METRICS, "pv_logloss", "oracle_logloss"):
+        frame[f"{metric}_{names[0]}"] = ma[metric]
+        frame[f"{metric}_{names[1]}"] = mb[metric]
+        frame[f"{metric}_diff"] = mb[metric] - ma[metric]
+    tick = _tick_of_query(a)
+    sets_differ, winner_differs = churn(a, b)
+    count = np.maximum(np.bincount(tick, minlength=len(frame)), 1)
+    frame["ads_query_churn"] = np.bincount(tick, sets_differ, minlength=len(frame)) / count
+    frame["winner_churn"] = np.bincount(tick, winner_differs, minlength=len(frame)) / count
+    probed, pd_values = prediction_difference(a, b)
+    probe_tick = tick[probed]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        frame["prediction_difference"] = (np.bincount(probe_tick, pd_values, minlength=len(frame))
+                                          / np.bincount(probe_tick, minlength=len(frame)))
+    return frame
+
+
+def paired_totals(a: RunOutput, b: RunOutput, names: tuple[str, str]) -> dict[str, float]:
+    """Whole-run numbers of one seed: each system's totals, their difference, churn and PD."""
+    sa, sb = a.summary(), b.summary()
+    totals = {}
+    for metric in ("revenue", "welfare", "clicks", "pv_logloss", "calibration_overall", "pv_auc"):
+        totals[f"{metric}_{names[0]}"] = sa[metric]
+        totals[f"{metric}_{names[1]}"] = sb[metric]
+        totals[f"{metric}_diff"] = sb[metric] - sa[metric]
+    sets_differ, winner_differs = churn(a, b)
+    totals["ads_query_churn"] = float(sets_differ.mean())
+    totals["winner_churn"] = float(winner_differs.mean())
+    totals["prediction_difference"] = float(prediction_difference(a, b)[1].mean())
+    return totals
+
+
+def interval(values: np.ndarray) -> tuple[float, float]:
+    """Mean and the half-width of its 95 % t-interval (nan half-width for one value)."""
+    values = np.asarray(values, np.float64)
+    if values.size < 2:
+        return float(values.mean()), float("nan")
+    return float(values.mean()), float(stats.t.ppf(0.975, values.size - 1) * values.std(ddof=1) / np.sqrt(values.size))
+
+
+@dataclass
+class Comparison:
+    """Paired replays of systems `names` over seeds: per tick, per seed, and summarised."""
+
+    names: tuple[str, str]
+    scenarios: tuple[Scenario, Scenario]
+    seeds: list[int]
+    ticks: pd.DataFrame  # paired_ticks rows with a seed column
+    per_seed: pd.DataFrame  # paired_totals rows with a seed column
+
+    def summary(self) -> pd.DataFrame:
+        """Each whole-run quantity: mean over seeds and its 95 % interval half-width."""
+        rows = []
+        for column in self.per_seed.columns.drop("seed"):
+            mean, half_width = interval(self.per_seed[column].to_numpy())
+            rows.append({"quantity": column, "mean": mean, "ci95": half_width})
+        return pd.DataFrame(rows)
+
+    def table(self) -> str:
+        """A short terminal table: per metric, A, B, B − A with its 95 % interval; then churn and PD."""
+        s = self.summary().set_index("quantity")
+        a, b = self.names
+        lines = [f"{'metric':22s} {a:>14s} {b:>14s} {b + ' − ' + a:>16s} {'± 95 %':>12s}"]
+        for metric in ("revenue", "welfare", "clicks", "pv_logloss", "calibration_overall", "pv_auc"):
+            lines.append(f"{metric:22s} {s.loc[f'{metric}_{a}', 'mean']:14.5g} {s.loc[f'{metric}_{b}', 'mean']:14.5g} "
+                         f"{s.loc[f'{metric}_diff', 'mean']:16.5g} {s.loc[f'{metric}_diff', 'ci95']:12.3g}")
+        for metric in ("ads_query_churn", "winner_churn", "prediction_difference"):
+            lines.append(f"{metric:22s} {s.loc[metric, 'mean']:14.5g} {'':14s} {'':16s} {s.loc[metric, 'ci95']:12.3g}")
+        lines.append(f"({len(self.seeds)} seed{'s' if len(self.seeds) > 1 else ''}: {', '.join(map(str, self.seeds))})")
+        return "\n".join(lines)
+
+    def write(self, out_dir: str | Path) -> Path:
+        """comparison_ticks.parquet, comparison_seeds.parquet, summary.json, comparison.png, both configs."""
+        from simulator.plots import comparison_figure
+
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        for name, scenario in zip(self.names, self.scenarios):
+            (out / f"config_{name}.toml").write_text(config_module.dumps(scenario))
+        self.ticks.to_parquet(out / "comparison_ticks.parquet", index=False)
+        self.per_seed.to_parquet(out / "comparison_seeds.parquet", index=False)
+        summary = {row.quantity: {"mean": row.mean, "ci95": row.ci95} for row in self.summary().itertuples()}
+        (out / "summary.json").write_text(json.dumps({"names": list(self.names), "seeds": self.seeds,
+                                                      "quantities": summary}, indent=2) + "\n")
+        comparison_figure(self).savefig(out / "comparison.png", dpi=110)
+        return out
+
+
+def compare(a: Scenario, b: Scenario, seeds: list[int], names: tuple[str, str] = ("A", "B"),
+            progress: Callable[[str], None] | None = None) -> Comparison:
+    """Run both systems on each seed's traffic (paired) and compare them."""
+    if names[0] == names[1]:
+        raise ValueError("compare: the two systems need different names")
+    ticks, per_seed = [], []
+    for seed in seeds:
+        outputs = []
+        for name, scenario in zip(names, (a, b)):
+            if progress is not None:
+                progress(f"seed {seed}: running {name}")
+            outputs.append(Simulation(config_module.replace(scenario, run__seed=seed)).run())
+        ticks.append(paired_ticks(*outputs, names).assign(seed=seed))
+        per_seed.append({"seed": seed, **paired_totals(*outputs, names)})
+    return Comparison(names, (a, b), list(seeds), pd.concat(ticks, ignore_index=True), pd.DataFrame(per_seed))
