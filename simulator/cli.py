@@ -78,8 +78,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
             names = (f"A:{names[0]}", f"B:{names[1]}")
     seeds = list(range(systems[0].run.seed, systems[0].run.seed + args.seeds))
     out = Path(args.out) if args.out else Path("runs") / f"compare-{names[0]}-vs-{names[1]}".replace("/", "_")
-    comparison = compare(*systems, seeds=seeds, names=names,
-                         progress=None if args.quiet else lambda text: print(f"  {text}", file=sys.stderr))
+    try:
+        comparison = compare(*systems, seeds=seeds, names=names, open_loop=args.open_loop,
+                             progress=None if args.quiet else lambda text: print(f"  {text}", file=sys.stderr))
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     comparison.write(out)
     print(comparison.table())
     print(f"wrote {out}/")
@@ -137,6 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--seeds", type=int, default=3, help="number of seeds (from run.seed on; default 3)")
     comp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a key in both")
     comp.add_argument("--out", help="output folder (default: runs/compare-<A>-vs-<B>)")
+    comp.add_argument("--open-loop", action="store_true",
+                      help="control run: B trains on A's logs (removes the feedback through the auction)")
     comp.add_argument("--quiet", action="store_true")
     comp.set_defaults(handler=cmd_compare)
     auction = commands.add_parser("auction", help="run one auction from a JSON instance (shared/auction_cases schema)")

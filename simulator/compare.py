@@ -155,17 +155,26 @@ class Comparison:
 
 
 def compare(a: Scenario, b: Scenario, seeds: list[int], names: tuple[str, str] = ("A", "B"),
-            progress: Callable[[str], None] | None = None) -> Comparison:
-    """Run both systems on each seed's traffic (paired) and compare them."""
+            progress: Callable[[str], None] | None = None, open_loop: bool = False) -> Comparison:
+    """Run both systems on each seed's traffic (paired) and compare them.
+
+    Closed loop (default): each system trains on the logs its own auctions produced. `open_loop`: the
+    control in which B trains on A's logs, so both learn from the same data and only the feedback through
+    the auction is removed.
+    """
     if names[0] == names[1]:
         raise ValueError("compare: the two systems need different names")
+    if open_loop and (a.model.oracle or b.model.oracle):
+        raise ValueError("compare: the open-loop control needs two learned models (model.oracle = false)")
     ticks, per_seed = [], []
     for seed in seeds:
         outputs = []
         for name, scenario in zip(names, (a, b)):
             if progress is not None:
-                progress(f"seed {seed}: running {name}")
-            outputs.append(Simulation(config_module.replace(scenario, run__seed=seed)).run())
+                progress(f"seed {seed}: running {name}" + (" on the other's logs" if open_loop and outputs else ""))
+            shared = outputs[0].training_logs if open_loop and outputs else None
+            outputs.append(Simulation(config_module.replace(scenario, run__seed=seed), training_logs=shared,
+                                      keep_training_logs=open_loop and not outputs).run())
         ticks.append(paired_ticks(*outputs, names).assign(seed=seed))
         per_seed.append({"seed": seed, **paired_totals(*outputs, names)})
     return Comparison(names, (a, b), list(seeds), pd.concat(ticks, ignore_index=True), pd.DataFrame(per_seed))

@@ -85,6 +85,8 @@ def build_model(scenario: Scenario, world: World) -> FactorizedCtr:
 
 # The ideal system's "model": the world's true CTR, computed where the auction runs.
 _oracle_ctr = jax.jit(true_ctr)
+# The prediction that ranks a candidate: its pCTR at the top position in its best treatment, [B, N].
+_top_position_pctr = jax.jit(lambda ctr: ctr[:, :, :, 0].max(axis=2))
 
 
 def _pad_rows(array: np.ndarray, rows: int) -> np.ndarray:
@@ -107,12 +109,17 @@ class Simulation:
     """One run of the loop. `run()` returns per-tick metric rows and the impression log.
 
     `sync_stages` waits for each jitted stage to finish, so the stage timers are exact (benchmarks);
-    results are identical either way.
+    results are identical either way. `keep_training_logs` keeps what the trainer is fed, tick by tick,
+    as `training_logs`; passing another run's list as `training_logs` trains this run on it instead of
+    on its own logs (the open-loop control of paired replays).
     """
 
     def __init__(self, scenario: Scenario, progress: Callable[[Progress], None] | None = None,
-                 sync_stages: bool = False):
+                 sync_stages: bool = False, training_logs: list | None = None, keep_training_logs: bool = False):
         self.scenario = scenario
+        # Open loop: train on another run's logs (its `training_logs`) instead of the ones this run's auctions make.
+        self._external_logs = collections.deque(training_logs) if training_logs is not None else None
+        self.training_logs: list | None = [] if keep_training_logs else None
         self.progress = progress
         self.sync_stages = sync_stages
         self.world = World(scenario)
@@ -205,11 +212,11 @@ class Simulation:
                 outcome = jax.block_until_ready(outcome)
             self._timers["scoring"] += scored - started
             self._timers["auction"] += clock() - scored
-            in_flight.append((stop - start, outcome, (ctr, bid, reserve), ctr[:, :, 0, 0]))
+            in_flight.append((stop - start, outcome, (ctr, bid, reserve), _top_position_pctr(ctr)))
         return in_flight
 
     def _record_probes(self, minute: float, batch: QueryBatch, quality: list[np.ndarray]) -> None:
-        """Keep every `run.probe_every`-th query's candidate pCTRs (first treatment, top position).
+        """Keep every `run.probe_every`-th query's candidate pCTRs (top position, the candidate's best treatment).
 
         Paired runs see the same queries and candidates, so these are predictions on the same examples.
         """
@@ -241,7 +248,14 @@ class Simulation:
         click = (batch.click_noise[query, candidate] < true_ctr).astype(np.float32)
         price = outcome.price_per_click[query, position]
         examples = Examples(batch.features[query, candidate], chosen.astype(np.int32), position.astype(np.int32), click)
-        self._pending.append((minute + self.scenario.train.training_delay_minutes, examples, true_ctr))
+        entry = (minute + self.scenario.train.training_delay_minutes, examples, true_ctr)
+        if self.training_logs is not None:
+            self.training_logs.append(entry)
+        if self._external_logs is None:
+            self._pending.append(entry)
+        else:  # open loop: the other run's logs of this tick take the place of ours
+            while self._external_logs and self._external_logs[0][0] <= entry[0]:
+                self._pending.append(self._external_logs.popleft())
         self.log.append(minute=np.full(len(click), minute, np.float32), query=self._queries + query,
                         position=position.astype(np.int8), treatment=chosen.astype(np.int8),
                         ad_id=batch.candidates[query, candidate], click=click.astype(np.int8), true_ctr=true_ctr,
@@ -318,7 +332,7 @@ class Simulation:
         if self.progress is not None:
             self.progress(Progress(duration, duration, self._queries, wall, self._recent_pv_logloss()))
         return RunOutput(self.scenario, self.rows, self.pv, self.log, dict(self._timers), wall, self._queries,
-                         self.probes)
+                         self.probes, self.training_logs)
 
     def _recent_pv_logloss(self) -> float:
         """PV log loss over about the last 20,000 trained examples (for progress displays)."""

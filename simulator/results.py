@@ -31,6 +31,7 @@ class RunOutput:
     wall_seconds: float
     queries: int
     probes: list  # (minute, query, pCTR[n, N], valid[n, N]) per tick: see Simulation._record_probes
+    training_logs: list | None = None  # what the trainer was fed, when the run was asked to keep it
 
     def probe_arrays(self) -> dict[str, np.ndarray]:
         """The probed queries' candidate pCTRs: minute[P], query[P], pctr[P, N], valid[P, N]."""

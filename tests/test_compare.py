@@ -63,3 +63,20 @@ def test_compare_cli_writes_results_and_prints_a_table(tmp_path, capsys):
 def test_compare_cli_rejects_bad_arguments(args, capsys):
     assert main(["compare", str(SMOKE), *args]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_open_loop_control_trains_both_systems_on_the_same_logs(short):
+    from simulator.loop import Simulation
+
+    a = Simulation(short, keep_training_logs=True).run()
+    b = Simulation(replace(short, model__init_seed=1), training_logs=a.training_logs).run()
+    assert np.array_equal(a.pv_arrays()["label"], b.pv_arrays()["label"])  # B learned from A's examples
+    assert not np.array_equal(a.pv_arrays()["prediction"], b.pv_arrays()["prediction"])
+    closed = Simulation(replace(short, model__init_seed=1)).run()
+    assert len(closed.pv_arrays()["label"]) != len(a.pv_arrays()["label"]) or \
+        not np.array_equal(closed.pv_arrays()["label"], a.pv_arrays()["label"])  # closed loop: its own data
+
+
+def test_open_loop_needs_learned_models(short):
+    with pytest.raises(ValueError, match="open-loop"):
+        compare(short, replace(short, model__oracle=True), seeds=[0], open_loop=True)
