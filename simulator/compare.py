@@ -45,16 +45,32 @@ def churn(a: RunOutput, b: RunOutput) -> tuple[np.ndarray, np.ndarray]:
 
 
 def prediction_difference(a: RunOutput, b: RunOutput) -> tuple[np.ndarray, np.ndarray]:
-    """(query number, PD) per probed query: mean relative difference of the two systems' candidate pCTRs."""
+    """(query number, PD) per probed query on which either system showed an ad.
+
+    PD = mean 2|ŷa − ŷb| / (ŷa + ŷb) over the (candidate, treatment, position) placements that either
+    system actually showed for that query: the predictions that decided the auctions.
+    """
     pa, pb = a.probe_arrays(), b.probe_arrays()
     if not np.array_equal(pa["query"], pb["query"]):
         raise ValueError("prediction difference: the two runs probed different queries")
     if pa["query"].size == 0:
         return np.zeros(0, np.int64), np.zeros(0)
-    ya, yb, valid = pa["pctr"].astype(np.float64), pb["pctr"].astype(np.float64), pa["valid"]
+    shown = np.zeros(pa["pctr"].shape, bool)
+    for output in (a, b):
+        log = output.log
+        query = log.column("query").astype(np.int64)
+        row = np.searchsorted(pa["query"], query)  # probed queries are in increasing order
+        probed = (row < len(pa["query"])) & (pa["query"][np.minimum(row, len(pa["query"]) - 1)] == query)
+        row = row[probed]
+        candidate = np.argmax(pa["candidates"][row] == log.column("ad_id")[probed][:, None], axis=1)
+        shown[row, candidate, log.column("treatment")[probed].astype(np.int64),
+              log.column("position")[probed].astype(np.int64)] = True
+    ya, yb = pa["pctr"].astype(np.float64), pb["pctr"].astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
-        relative = np.where(valid & (ya + yb > 0), 2 * np.abs(ya - yb) / (ya + yb), 0.0)
-    return pa["query"].astype(np.int64), relative.sum(axis=1) / np.maximum(valid.sum(axis=1), 1)
+        relative = np.where(shown & (ya + yb > 0), 2 * np.abs(ya - yb) / (ya + yb), 0.0)
+    count = shown.sum(axis=(1, 2, 3))
+    used = count > 0
+    return pa["query"].astype(np.int64)[used], relative.sum(axis=(1, 2, 3))[used] / count[used]
 
 
 def _tick_of_query(output: RunOutput) -> np.ndarray:

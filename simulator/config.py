@@ -30,8 +30,8 @@ class RunConfig:
     seed: int = _spec(0, lo=0, doc="the one seed every random stream is split from")
     duration_hours: float = _spec(24.0, lo=0.01, hi=24.0 * 365, doc="simulated time to run")
     tick_minutes: float = _spec(1.0, lo=0.01, hi=60.0, doc="traffic is emitted as one batch per tick")
-    probe_every: int = _spec(16, lo=0, hi=1_000_000, doc="every n-th query's candidate pCTRs are recorded, for "
-                                                            "prediction differences between paired runs (0 = off)")
+    probe_every: int = _spec(32, lo=0, hi=1_000_000, doc="every n-th query's pCTRs (all candidates, treatments, "
+                                                            "positions) are kept, for prediction differences (0 = off)")
 
 
 @dataclass(frozen=True)

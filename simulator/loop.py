@@ -85,8 +85,6 @@ def build_model(scenario: Scenario, world: World) -> FactorizedCtr:
 
 # The ideal system's "model": the world's true CTR, computed where the auction runs.
 _oracle_ctr = jax.jit(true_ctr)
-# The prediction that ranks a candidate: its pCTR at the top position in its best treatment, [B, N].
-_top_position_pctr = jax.jit(lambda ctr: ctr[:, :, :, 0].max(axis=2))
 
 
 def _pad_rows(array: np.ndarray, rows: int) -> np.ndarray:
@@ -140,7 +138,7 @@ class Simulation:
         self.deploy_version = 0
         self.rows: list[dict] = []
         self.log = ImpressionLog()
-        self.probes: list[tuple[np.ndarray, ...]] = []  # (minute, query, pCTR[n, N], valid[n, N]) per tick
+        self.probes: list[tuple[np.ndarray, ...]] = []  # (minute, query, pCTR[n,N,T,K], valid[n,N], ad[n,N]) per tick
         self.pv: list[PvChunk] = []
         self._pending: collections.deque = collections.deque()  # (available_minute, Examples, true_ctr)
         self._unscored_truth: list[np.ndarray] = []  # sent to the trainer, no PV prediction yet
@@ -212,11 +210,11 @@ class Simulation:
                 outcome = jax.block_until_ready(outcome)
             self._timers["scoring"] += scored - started
             self._timers["auction"] += clock() - scored
-            in_flight.append((stop - start, outcome, (ctr, bid, reserve), _top_position_pctr(ctr)))
+            in_flight.append((stop - start, outcome, (ctr, bid, reserve)))
         return in_flight
 
-    def _record_probes(self, minute: float, batch: QueryBatch, quality: list[np.ndarray]) -> None:
-        """Keep every `run.probe_every`-th query's candidate pCTRs (top position, the candidate's best treatment).
+    def _record_probes(self, minute: float, batch: QueryBatch, in_flight: list) -> None:
+        """Keep every `run.probe_every`-th query's pCTR of every candidate, treatment and position.
 
         Paired runs see the same queries and candidates, so these are predictions on the same examples.
         """
@@ -225,18 +223,22 @@ class Simulation:
             return
         number = self._queries + np.arange(batch.size)
         chosen = np.flatnonzero(number % every == 0)
-        if chosen.size:
-            self.probes.append((np.full(chosen.size, minute, np.float32), number[chosen],
-                                np.concatenate(quality)[chosen], batch.valid[chosen]))
+        if chosen.size == 0:
+            return
+        offsets = np.cumsum([0] + [rows for rows, _, _ in in_flight])
+        chunk = np.searchsorted(offsets, chosen, side="right") - 1
+        pctr = np.stack([np.asarray(in_flight[c][2][0][q - offsets[c]]) for c, q in zip(chunk, chosen)])
+        self.probes.append((np.full(chosen.size, minute, np.float32), number[chosen], pctr, batch.valid[chosen],
+                            batch.candidates[chosen]))
 
     def _settle(self, minute: float, batch: QueryBatch, in_flight: list) -> dict:
         """Collect the auction outcomes, draw clicks from the true CTR, log impressions; the tick's metric row."""
         clock = time.perf_counter
         waited = clock()
         parts = [resolve_ties(AuctionOutcome(*(np.asarray(c)[:rows] for c in outcome)), *inputs, **self._auction_options)
-                 for rows, outcome, inputs, _ in in_flight]
+                 for rows, outcome, inputs in in_flight]
         outcome = AuctionOutcome(*(np.concatenate(column) for column in zip(*parts)))
-        self._record_probes(minute, batch, [np.asarray(quality)[:rows] for rows, _, _, quality in in_flight])
+        self._record_probes(minute, batch, in_flight)
         after_auction = clock()
         self._timers["auction"] += after_auction - waited  # time not hidden behind the next tick's draw
         b = batch.size

@@ -30,12 +30,12 @@ class RunOutput:
     timers: dict[str, float]
     wall_seconds: float
     queries: int
-    probes: list  # (minute, query, pCTR[n, N], valid[n, N]) per tick: see Simulation._record_probes
+    probes: list  # (minute, query, pCTR[n, N, T, K], valid[n, N], candidates[n, N]) per tick: Simulation._record_probes
     training_logs: list | None = None  # what the trainer was fed, when the run was asked to keep it
 
     def probe_arrays(self) -> dict[str, np.ndarray]:
-        """The probed queries' candidate pCTRs: minute[P], query[P], pctr[P, N], valid[P, N]."""
-        names = ("minute", "query", "pctr", "valid")
+        """The probed queries' pCTRs: minute[P], query[P], pctr[P, N, T, K], valid[P, N], candidates[P, N] (ad ids)."""
+        names = ("minute", "query", "pctr", "valid", "candidates")
         if not self.probes:
             return {name: np.zeros(0) for name in names}
         return {name: np.concatenate(column) for name, column in zip(names, zip(*self.probes))}

@@ -80,3 +80,13 @@ def test_open_loop_control_trains_both_systems_on_the_same_logs(short):
 def test_open_loop_needs_learned_models(short):
     with pytest.raises(ValueError, match="open-loop"):
         compare(short, replace(short, model__oracle=True), seeds=[0], open_loop=True)
+
+
+def test_probes_hold_the_predictions_the_auction_used(smoke_output):
+    probes, log = smoke_output.probe_arrays(), smoke_output.log.frame()
+    assert probes["pctr"].shape[1:] == (20, 3, 4) and np.all(probes["query"] % smoke_output.scenario.run.probe_every == 0)
+    probed = log[log["query"].isin(probes["query"])]
+    row = np.searchsorted(probes["query"], probed["query"].to_numpy())
+    candidate = np.argmax(probes["candidates"][row] == probed["ad_id"].to_numpy()[:, None], axis=1)
+    recorded = probes["pctr"][row, candidate, probed["treatment"].to_numpy(), probed["position"].to_numpy()]
+    assert len(probed) > 100 and np.array_equal(recorded, probed["pctr"].to_numpy())
