@@ -89,6 +89,29 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from simulator.sweep import plan, run_sweep
+
+    sweep = plan(args.sweep)
+    out = Path(args.out) if args.out else Path("runs") / f"sweep-{Path(args.sweep).stem}"
+    print(f"adfloor sweep: {len(sweep.cells)} cells, {args.workers} worker processes → {out}", file=sys.stderr)
+
+    def show(state: dict) -> None:
+        if not args.quiet:
+            sys.stderr.write(f"\r  done {state['done']}  failed {state['failed']}  skipped {state['skipped']}  "
+                             f"of {state['total']}  ETA {state['eta_seconds']:6.0f} s   ")
+            sys.stderr.flush()
+
+    _, cells = run_sweep(sweep, out, workers=args.workers, progress=show)
+    if not args.quiet:
+        sys.stderr.write("\n")
+    failed = cells[cells["status"] == "failed"]
+    for row in failed.itertuples():
+        print(f"cell {row.cell} (seed {row.seed}) failed: {row.error}", file=sys.stderr)
+    print(f"{(cells['status'] == 'done').sum()} of {len(cells)} cells done; wrote {out}/ticks.parquet and {out}/cells.parquet")
+    return 1 if len(failed) else 0
+
+
 def cmd_auction(args: argparse.Namespace) -> int:
     import json
 
@@ -144,6 +167,13 @@ def build_parser() -> argparse.ArgumentParser:
                       help="control run: B trains on A's logs (removes the feedback through the auction)")
     comp.add_argument("--quiet", action="store_true")
     comp.set_defaults(handler=cmd_compare)
+    sweep = commands.add_parser("sweep", help="run a grid / random sample of scenarios × seeds in parallel")
+    sweep.add_argument("sweep", help="sweep TOML file (see scenarios/sweep_example.toml)")
+    sweep.add_argument("--backend", choices=["local"], default="local", help="local: parallel processes here")
+    sweep.add_argument("--workers", type=int, default=2, help="parallel processes (default 2)")
+    sweep.add_argument("--out", help="output folder (default: runs/sweep-<name>); re-running skips finished cells")
+    sweep.add_argument("--quiet", action="store_true")
+    sweep.set_defaults(handler=cmd_sweep)
     auction = commands.add_parser("auction", help="run one auction from a JSON instance (shared/auction_cases schema)")
     auction.add_argument("instance", help="JSON file: an instance, or a case with an 'input' key")
     auction.add_argument("--mechanism", choices=["vcg", "gsp"], default="vcg")

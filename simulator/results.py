@@ -107,8 +107,8 @@ class RunOutput:
         summary["final_window_gap"] = summary["final_window_pv_logloss"] / summary["final_window_oracle_logloss"] - 1.0
         return summary
 
-    def write(self, out_dir: str | Path, impressions: bool = False) -> Path:
-        """Write config.toml, metrics.parquet, summary.json and summary.png into `out_dir`.
+    def write(self, out_dir: str | Path, impressions: bool = False, plot: bool = True) -> Path:
+        """Write config.toml, metrics.parquet, summary.json and (with `plot`) summary.png into `out_dir`.
 
         With `impressions`, also impressions.parquet: every shown ad with its click, true CTR, pCTR and
         price (about 40 MB for the default scenario).
@@ -120,7 +120,8 @@ class RunOutput:
         (out / "config.toml").write_text(config_module.dumps(self.scenario))
         self.metrics().to_parquet(out / "metrics.parquet", index=False)
         (out / "summary.json").write_text(json.dumps(self.summary(), indent=2, sort_keys=True) + "\n")
-        summary_figure(self).savefig(out / "summary.png", dpi=110)
+        if plot:
+            summary_figure(self).savefig(out / "summary.png", dpi=110)
         if impressions:
             self.log.frame().to_parquet(out / "impressions.parquet", index=False, compression="zstd")
         return out

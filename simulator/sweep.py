@@ -1,0 +1,183 @@
+"""Scenario sweeps: a grid and/or random sample over config keys × seeds, run in parallel processes.
+
+A sweep file (TOML):
+
+    base = "smoke.toml"                  # scenario, relative to the sweep file
+    seeds = [0, 1]                       # or a count: seeds = 3 (from the base seed on)
+    [set]                                # overrides shared by every cell
+    "run.duration_hours" = 0.5
+    [grid]                               # every combination
+    "model.transfer" = ["sigmoid", "exp"]
+    [random]                             # plus `samples` random draws
+    samples = 4
+    "train.learning_rate" = {log_uniform = [0.01, 0.1]}   # or {uniform = [a, b]} or {choice = [...]}
+
+Each cell writes cells/<id>/ (config.toml, metrics.parquet, summary.json, or error.json); a re-run skips
+cells that finished. `ticks.parquet` (a row per cell per tick) and `cells.parquet` (a row per cell:
+parameters, status, summary) collect them.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import itertools
+import json
+import math
+import multiprocessing
+import time
+import traceback
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from simulator import config as config_module
+from simulator.config import ConfigError
+
+SAMPLERS = ("uniform", "log_uniform", "choice")
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One run of a sweep: its overrides (section.key → value) and seed."""
+
+    overrides: tuple[tuple[str, Any], ...]
+    seed: int
+
+    @property
+    def cell_id(self) -> str:
+        text = json.dumps([list(self.overrides), self.seed], sort_keys=True, default=str)
+        return f"{zlib.crc32(text.encode()):08x}"
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    base: Path
+    shared: tuple[tuple[str, Any], ...]
+    cells: tuple[Cell, ...]
+
+
+def _toml_value(value: Any) -> str:
+    return json.dumps(value) if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else repr(value)
+
+
+def plan(path: str | Path) -> SweepPlan:
+    """Read and validate a sweep file; every cell's scenario is checked before anything runs."""
+    data = config_module.read_toml(path)
+    allowed = {"base", "seeds", "set", "grid", "random"}
+    for key in data:
+        if key not in allowed:
+            raise ConfigError(f"sweep: unknown key {key!r}; allowed: {', '.join(sorted(allowed))}")
+    if "base" not in data or not isinstance(data["base"], str):
+        raise ConfigError("sweep.base: expected the scenario file name, e.g. base = \"smoke.toml\"")
+    base = (Path(path).parent / data["base"]).resolve()
+    shared = tuple(sorted(data.get("set", {}).items()))
+    grid = data.get("grid", {})
+    if any(not isinstance(v, list) or not v for v in grid.values()):
+        raise ConfigError("sweep.grid: each key needs a non-empty list of values")
+    combos = [tuple(zip(grid, values)) for values in itertools.product(*grid.values())] if grid else [()]
+    random = dict(data.get("random", {}))
+    samples = random.pop("samples", 0)
+    if random and (not isinstance(samples, int) or samples < 1):
+        raise ConfigError("sweep.random.samples: expected an integer ≥ 1")
+    rng = np.random.default_rng(zlib.crc32(str(base).encode()))
+    draws = [tuple((key, _draw(key, spec, rng)) for key, spec in sorted(random.items())) for _ in range(samples)]
+    settings = [c + d for c in combos for d in (draws or [()])]
+    base_scenario = config_module.load(base, overrides=[f"{k}={_toml_value(v)}" for k, v in shared])
+    seeds = data.get("seeds", [base_scenario.run.seed])
+    if isinstance(seeds, int) and not isinstance(seeds, bool) and seeds >= 1:
+        seeds = list(range(base_scenario.run.seed, base_scenario.run.seed + seeds))
+    if not isinstance(seeds, list) or not all(isinstance(s, int) and s >= 0 for s in seeds):
+        raise ConfigError("sweep.seeds: expected a count ≥ 1 or a list of seeds ≥ 0")
+    cells = tuple(Cell(tuple(s), seed) for s in settings for seed in seeds)
+    for cell in cells:
+        scenario_for(base, shared, cell)  # validate now: a typo fails before hours of work, not in a worker
+    return SweepPlan(base, shared, cells)
+
+
+def _draw(key: str, spec: Any, rng: np.random.Generator) -> Any:
+    if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in SAMPLERS:
+        raise ConfigError(f"sweep.random.{key}: expected one of {{uniform = [a, b]}}, {{log_uniform = [a, b]}}, "
+                          "{choice = [...]}")
+    kind, values = next(iter(spec.items()))
+    if kind == "choice":
+        return values[int(rng.integers(len(values)))]
+    low, high = values
+    if kind == "log_uniform":
+        return float(math.exp(rng.uniform(math.log(low), math.log(high))))
+    return float(rng.uniform(low, high))
+
+
+def scenario_for(base: Path, shared: tuple, cell: Cell):
+    overrides = [f"{k}={_toml_value(v)}" for k, v in (*shared, *cell.overrides)]
+    return config_module.load(base, overrides=overrides, seed=cell.seed)
+
+
+def run_cell(base: str, shared: tuple, cell: Cell, out_dir: str) -> dict:
+    """Run one cell in this process and write its folder; errors are recorded, not raised."""
+    folder = Path(out_dir) / "cells" / cell.cell_id
+    folder.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    try:
+        import simulator
+
+        output = simulator.run(scenario_for(Path(base), shared, cell))
+        output.write(folder, plot=False)
+        return {"cell": cell.cell_id, "status": "done", "seconds": time.perf_counter() - started}
+    except Exception as err:  # a failing cell must not stop the sweep
+        error = {"error": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc()}
+        (folder / "error.json").write_text(json.dumps(error, indent=2) + "\n")
+        return {"cell": cell.cell_id, "status": "failed", "error": error["error"]}
+
+
+def _finished(out: Path, cell: Cell) -> bool:
+    return (out / "cells" / cell.cell_id / "summary.json").is_file()
+
+
+def run_sweep(sweep: SweepPlan, out_dir: str | Path, workers: int = 2,
+              progress: Callable[[dict], None] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Run the cells not finished yet in `workers` processes; collect ticks.parquet and cells.parquet."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    todo = [c for c in sweep.cells if not _finished(out, c)]
+    state = {"total": len(sweep.cells), "skipped": len(sweep.cells) - len(todo), "done": 0, "failed": 0}
+    started = time.perf_counter()
+    context = multiprocessing.get_context("spawn")  # JAX is multithreaded: never fork it
+    with concurrent.futures.ProcessPoolExecutor(max_workers=max(workers, 1), mp_context=context) as pool:
+        futures = [pool.submit(run_cell, str(sweep.base), sweep.shared, cell, str(out)) for cell in todo]
+        for future in concurrent.futures.as_completed(futures):
+            result = future.result()
+            state["done" if result["status"] == "done" else "failed"] += 1
+            finished = state["done"] + state["failed"]
+            elapsed = time.perf_counter() - started
+            state["eta_seconds"] = elapsed / finished * (len(todo) - finished)
+            if progress is not None:
+                progress(dict(state, last=result))
+    return collect(sweep, out)
+
+
+def collect(sweep: SweepPlan, out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Gather every cell folder into ticks.parquet and cells.parquet (both loadable with pandas)."""
+    ticks, cells = [], []
+    for cell in sweep.cells:
+        folder = out / "cells" / cell.cell_id
+        row = {"cell": cell.cell_id, "seed": cell.seed, **dict(cell.overrides)}
+        if (folder / "summary.json").is_file():
+            summary = json.loads((folder / "summary.json").read_text())
+            summary.pop("time_share", None)
+            row.update(status="done", error=None, **{k: v for k, v in summary.items() if k != "seed"})
+            ticks.append(pd.read_parquet(folder / "metrics.parquet").assign(cell=cell.cell_id, seed=cell.seed,
+                                                                            **dict(cell.overrides)))
+        elif (folder / "error.json").is_file():
+            row.update(status="failed", error=json.loads((folder / "error.json").read_text())["error"])
+        else:
+            row.update(status="not run", error=None)
+        cells.append(row)
+    cell_frame = pd.DataFrame(cells)
+    tick_frame = pd.concat(ticks, ignore_index=True) if ticks else pd.DataFrame()
+    cell_frame.to_parquet(out / "cells.parquet", index=False)
+    tick_frame.to_parquet(out / "ticks.parquet", index=False)
+    return tick_frame, cell_frame

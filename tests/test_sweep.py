@@ -1,0 +1,71 @@
+"""Sweeps: cells from a grid and random draws × seeds run in parallel; failures are recorded; re-runs resume."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from simulator.cli import main
+from simulator.config import ConfigError
+from simulator.sweep import Cell, SweepPlan, plan, run_sweep
+from tests.conftest import ROOT
+
+SWEEP = """
+base = "{base}"
+seeds = 2
+[set]
+"run.duration_hours" = 0.2
+[grid]
+"model.transfer" = ["sigmoid", "exp"]
+"""
+
+
+def _sweep_file(tmp_path, text: str = SWEEP) -> str:
+    path = tmp_path / "sweep.toml"
+    path.write_text(text.replace("{base}", str(ROOT / "scenarios" / "smoke.toml")))
+    return str(path)
+
+
+def test_plan_crosses_grid_random_draws_and_seeds(tmp_path):
+    text = SWEEP + '[random]\nsamples = 3\n"train.learning_rate" = {log_uniform = [0.01, 0.1]}\n'
+    sweep = plan(_sweep_file(tmp_path, text))
+    assert len(sweep.cells) == 2 * 3 * 2
+    rates = {dict(c.overrides)["train.learning_rate"] for c in sweep.cells}
+    assert len(rates) == 3 and all(0.01 <= r <= 0.1 for r in rates)
+    assert len({c.cell_id for c in sweep.cells}) == len(sweep.cells)
+
+
+@pytest.mark.parametrize("text, field", [
+    (SWEEP.replace('"model.transfer"', '"model.transfr"'), "model.transfr"),
+    (SWEEP.replace("seeds = 2", "seeds = -1"), "sweep.seeds"),
+    (SWEEP + "[random]\n\"train.learning_rate\" = {normal = [0, 1]}\nsamples = 2\n", "sweep.random.train.learning_rate"),
+    ("oops = 1\n" + SWEEP, "sweep: unknown key"),
+])
+def test_bad_sweep_files_fail_before_running(tmp_path, text, field):
+    with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
+        plan(_sweep_file(tmp_path, text))
+
+
+def test_sweep_runs_records_failures_and_resumes(tmp_path):
+    sweep = plan(_sweep_file(tmp_path))
+    broken = Cell((("train.batch_size", 0),), 0)  # invalid: fails inside its worker
+    with_failure = SweepPlan(sweep.base, sweep.shared, sweep.cells + (broken,))
+    progress = []
+    ticks, cells = run_sweep(with_failure, tmp_path / "out", workers=2, progress=progress.append)
+    assert progress[-1]["done"] == 4 and progress[-1]["failed"] == 1
+    assert list(cells["status"]).count("done") == 4
+    failed = cells[cells["status"] == "failed"].iloc[0]
+    assert failed["cell"] == broken.cell_id and "train.batch_size" in failed["error"]
+    assert set(ticks["model.transfer"]) == {"sigmoid", "exp"} and set(ticks["seed"]) == {0, 1}
+    assert len(ticks) == 4 * 12  # 12 one-minute ticks per cell
+    again = []
+    run_sweep(with_failure, tmp_path / "out", workers=2, progress=again.append)
+    assert again[-1]["skipped"] == 4 and again[-1]["done"] == 0  # finished cells are not run again
+    reloaded = pd.read_parquet(tmp_path / "out" / "cells.parquet")
+    assert {"pv_logloss", "revenue", "status", "model.transfer"} <= set(reloaded.columns)
+
+
+def test_sweep_cli(tmp_path, capsys):
+    assert main(["sweep", _sweep_file(tmp_path), "--out", str(tmp_path / "cli"), "--quiet"]) == 0
+    assert "4 of 4 cells done" in capsys.readouterr().out
+    assert main(["sweep", str(tmp_path / "missing.toml")]) == 2
