@@ -94,7 +94,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     sweep = plan(args.sweep)
     out = Path(args.out) if args.out else Path("runs") / f"sweep-{Path(args.sweep).stem}"
-    print(f"adfloor sweep: {len(sweep.cells)} cells, {args.workers} worker processes → {out}", file=sys.stderr)
+    where = f"Ray at {args.address}" if args.address else f"{args.workers} {args.backend} workers"
+    print(f"adfloor sweep: {len(sweep.cells)} cells, {where} → {out}", file=sys.stderr)
 
     def show(state: dict) -> None:
         if not args.quiet:
@@ -102,7 +103,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                              f"of {state['total']}  ETA {state['eta_seconds']:6.0f} s   ")
             sys.stderr.flush()
 
-    _, cells = run_sweep(sweep, out, workers=args.workers, progress=show)
+    _, cells = run_sweep(sweep, out, workers=args.workers, progress=show, backend=args.backend, address=args.address)
     if not args.quiet:
         sys.stderr.write("\n")
     failed = cells[cells["status"] == "failed"]
@@ -169,7 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
     comp.set_defaults(handler=cmd_compare)
     sweep = commands.add_parser("sweep", help="run a grid / random sample of scenarios × seeds in parallel")
     sweep.add_argument("sweep", help="sweep TOML file (see scenarios/sweep_example.toml)")
-    sweep.add_argument("--backend", choices=["local"], default="local", help="local: parallel processes here")
+    sweep.add_argument("--backend", choices=["local", "ray"], default="local",
+                       help="local: parallel processes here (default); ray: Ray tasks, local or at --address")
+    sweep.add_argument("--address", help="Ray cluster address (with --backend ray); default: start Ray locally")
     sweep.add_argument("--workers", type=int, default=2, help="parallel processes (default 2)")
     sweep.add_argument("--out", help="output folder (default: runs/sweep-<name>); re-running skips finished cells")
     sweep.add_argument("--quiet", action="store_true")

@@ -1,4 +1,4 @@
-"""Scenario sweeps: a grid and/or random sample over config keys × seeds, run in parallel processes.
+"""Scenario sweeps: a grid and/or random sample over config keys × seeds, in parallel processes or on Ray.
 
 A sweep file (TOML):
 
@@ -116,46 +116,108 @@ def scenario_for(base: Path, shared: tuple, cell: Cell):
     return config_module.load(base, overrides=overrides, seed=cell.seed)
 
 
-def run_cell(base: str, shared: tuple, cell: Cell, out_dir: str) -> dict:
-    """Run one cell in this process and write its folder; errors are recorded, not raised."""
-    folder = Path(out_dir) / "cells" / cell.cell_id
-    folder.mkdir(parents=True, exist_ok=True)
+def compute_cell(scenario: dict, cell_id: str) -> dict:
+    """Run one cell's scenario (a plain dict, so any worker can rebuild it) and return its results.
+
+    Errors are returned, not raised: a failing cell must not stop the sweep.
+    """
     started = time.perf_counter()
     try:
         import simulator
 
-        output = simulator.run(scenario_for(Path(base), shared, cell))
-        output.write(folder, plot=False)
-        return {"cell": cell.cell_id, "status": "done", "seconds": time.perf_counter() - started}
-    except Exception as err:  # a failing cell must not stop the sweep
-        error = {"error": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc()}
-        (folder / "error.json").write_text(json.dumps(error, indent=2) + "\n")
-        return {"cell": cell.cell_id, "status": "failed", "error": error["error"]}
+        output = simulator.run(config_module.from_dict(scenario))
+        return {"cell": cell_id, "status": "done", "seconds": time.perf_counter() - started,
+                "config": config_module.dumps(output.scenario), "metrics": output.metrics(), "summary": output.summary()}
+    except Exception as err:
+        return {"cell": cell_id, "status": "failed", "error": f"{type(err).__name__}: {err}",
+                "traceback": traceback.format_exc()}
+
+
+def store_cell(out: Path, result: dict) -> None:
+    """Write a cell's folder: config.toml, metrics.parquet, summary.json — or error.json."""
+    folder = out / "cells" / result["cell"]
+    folder.mkdir(parents=True, exist_ok=True)
+    if result["status"] == "done":
+        (folder / "config.toml").write_text(result["config"])
+        result["metrics"].to_parquet(folder / "metrics.parquet", index=False)
+        (folder / "summary.json").write_text(json.dumps(result["summary"], indent=2, sort_keys=True) + "\n")
+        (folder / "error.json").unlink(missing_ok=True)
+    else:
+        (folder / "error.json").write_text(json.dumps({k: result[k] for k in ("error", "traceback")}, indent=2) + "\n")
+
+
+def _cell_scenario(sweep: SweepPlan, cell: Cell) -> dict:
+    """A cell's scenario as a dict; an invalid one becomes an error result in its worker, like any failure."""
+    try:
+        return config_module.to_dict(scenario_for(sweep.base, sweep.shared, cell))
+    except ConfigError as err:
+        return {"__invalid__": str(err)}
+
+
+def _compute(scenario: dict, cell_id: str) -> dict:
+    if "__invalid__" in scenario:
+        return {"cell": cell_id, "status": "failed", "error": f"ConfigError: {scenario['__invalid__']}", "traceback": ""}
+    return compute_cell(scenario, cell_id)
+
+
+def _local_results(jobs: list[tuple[dict, str]], workers: int):
+    context = multiprocessing.get_context("spawn")  # JAX is multithreaded: never fork it
+    with concurrent.futures.ProcessPoolExecutor(max_workers=max(workers, 1), mp_context=context) as pool:
+        for future in concurrent.futures.as_completed([pool.submit(_compute, *job) for job in jobs]):
+            yield future.result()
+
+
+def _ray_results(jobs: list[tuple[dict, str]], workers: int, address: str | None):
+    """Cells as Ray tasks on a local Ray instance (`workers` CPUs) or on the cluster at `address`."""
+    import tempfile
+
+    import ray
+
+    started_here = not ray.is_initialized()
+    if started_here:
+        options = dict(include_dashboard=False, log_to_driver=False)
+        if address is None:
+            options.update(num_cpus=max(workers, 1), object_store_memory=200 * 2**20,
+                           _temp_dir=tempfile.mkdtemp(prefix="adfray-", dir="/tmp"))
+        ray.init(address=address, **options)
+    try:
+        task = ray.remote(num_cpus=1)(_compute)
+        pending = [task.remote(*job) for job in jobs]
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            yield ray.get(done[0])
+    finally:
+        if started_here:
+            ray.shutdown()
 
 
 def _finished(out: Path, cell: Cell) -> bool:
     return (out / "cells" / cell.cell_id / "summary.json").is_file()
 
 
-def run_sweep(sweep: SweepPlan, out_dir: str | Path, workers: int = 2,
-              progress: Callable[[dict], None] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Run the cells not finished yet in `workers` processes; collect ticks.parquet and cells.parquet."""
+def run_sweep(sweep: SweepPlan, out_dir: str | Path, workers: int = 2, progress: Callable[[dict], None] | None = None,
+              backend: str = "local", address: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Run the cells not finished yet (`local` processes or `ray` tasks); collect ticks.parquet and cells.parquet.
+
+    Workers get each cell's scenario as a dict and send results back; only this process writes files,
+    so a Ray cluster needs adfloor installed on its nodes but no shared file system.
+    """
+    if backend not in ("local", "ray"):
+        raise ConfigError(f"sweep backend: {backend!r} is not allowed; allowed: local, ray")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     todo = [c for c in sweep.cells if not _finished(out, c)]
+    jobs = [(_cell_scenario(sweep, c), c.cell_id) for c in todo]
     state = {"total": len(sweep.cells), "skipped": len(sweep.cells) - len(todo), "done": 0, "failed": 0}
     started = time.perf_counter()
-    context = multiprocessing.get_context("spawn")  # JAX is multithreaded: never fork it
-    with concurrent.futures.ProcessPoolExecutor(max_workers=max(workers, 1), mp_context=context) as pool:
-        futures = [pool.submit(run_cell, str(sweep.base), sweep.shared, cell, str(out)) for cell in todo]
-        for future in concurrent.futures.as_completed(futures):
-            result = future.result()
-            state["done" if result["status"] == "done" else "failed"] += 1
-            finished = state["done"] + state["failed"]
-            elapsed = time.perf_counter() - started
-            state["eta_seconds"] = elapsed / finished * (len(todo) - finished)
-            if progress is not None:
-                progress(dict(state, last=result))
+    results = _ray_results(jobs, workers, address) if backend == "ray" else _local_results(jobs, workers)
+    for result in results:
+        store_cell(out, result)
+        state["done" if result["status"] == "done" else "failed"] += 1
+        finished = state["done"] + state["failed"]
+        state["eta_seconds"] = (time.perf_counter() - started) / finished * (len(todo) - finished)
+        if progress is not None:
+            progress(dict(state, last={k: v for k, v in result.items() if k in ("cell", "status", "error")}))
     return collect(sweep, out)
 
 

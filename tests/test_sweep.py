@@ -46,12 +46,14 @@ def test_bad_sweep_files_fail_before_running(tmp_path, text, field):
         plan(_sweep_file(tmp_path, text))
 
 
-def test_sweep_runs_records_failures_and_resumes(tmp_path):
+@pytest.mark.parametrize("backend", ["local", "ray"])
+def test_sweep_runs_records_failures_and_resumes(tmp_path, backend, monkeypatch):
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     sweep = plan(_sweep_file(tmp_path))
     broken = Cell((("train.batch_size", 0),), 0)  # invalid: fails inside its worker
     with_failure = SweepPlan(sweep.base, sweep.shared, sweep.cells + (broken,))
     progress = []
-    ticks, cells = run_sweep(with_failure, tmp_path / "out", workers=2, progress=progress.append)
+    ticks, cells = run_sweep(with_failure, tmp_path / "out", workers=2, progress=progress.append, backend=backend)
     assert progress[-1]["done"] == 4 and progress[-1]["failed"] == 1
     assert list(cells["status"]).count("done") == 4
     failed = cells[cells["status"] == "failed"].iloc[0]
@@ -59,7 +61,7 @@ def test_sweep_runs_records_failures_and_resumes(tmp_path):
     assert set(ticks["model.transfer"]) == {"sigmoid", "exp"} and set(ticks["seed"]) == {0, 1}
     assert len(ticks) == 4 * 12  # 12 one-minute ticks per cell
     again = []
-    run_sweep(with_failure, tmp_path / "out", workers=2, progress=again.append)
+    run_sweep(with_failure, tmp_path / "out", workers=2, progress=again.append, backend=backend)
     assert again[-1]["skipped"] == 4 and again[-1]["done"] == 0  # finished cells are not run again
     reloaded = pd.read_parquet(tmp_path / "out" / "cells.parquet")
     assert {"pv_logloss", "revenue", "status", "model.transfer"} <= set(reloaded.columns)
