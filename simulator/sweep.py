@@ -243,3 +243,23 @@ def collect(sweep: SweepPlan, out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     cell_frame.to_parquet(out / "cells.parquet", index=False)
     tick_frame.to_parquet(out / "ticks.parquet", index=False)
     return tick_frame, cell_frame
+
+
+def load_results(out_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A finished sweep's (ticks, cells) tables from its output folder."""
+    out = Path(out_dir)
+    if not (out / "cells.parquet").is_file():
+        raise ConfigError(f"sweep results: no cells.parquet in {str(out)!r}")
+    return pd.read_parquet(out / "ticks.parquet"), pd.read_parquet(out / "cells.parquet")
+
+
+def parameters(cells: pd.DataFrame) -> list[str]:
+    """The swept config keys (section.key columns) of a cells table."""
+    return [c for c in cells.columns if "." in c and c.split(".")[0] in config_module.SECTIONS]
+
+
+def metric_by_parameter(cells: pd.DataFrame, parameter: str, metric: str) -> pd.DataFrame:
+    """Mean, standard deviation and count of `metric` over finished cells (all seeds) per value of `parameter`."""
+    done = cells[cells["status"] == "done"]
+    table = done.groupby(parameter)[metric].agg(["mean", "std", "count"]).reset_index()
+    return table.sort_values(parameter).reset_index(drop=True)

@@ -8,6 +8,7 @@ from tests.conftest import ROOT
 
 APP = str(ROOT / "dashboards" / "app.py")
 EXPLORER = str(ROOT / "dashboards" / "views" / "auction_explorer.py")
+SWEEPS = str(ROOT / "dashboards" / "views" / "sweeps.py")
 
 
 def _app() -> AppTest:
@@ -46,3 +47,18 @@ def test_auction_explorer_shows_vcg_and_gsp_side_by_side():
     at.checkbox[0].uncheck().run()  # without a page budget every ad shows as an image
     assert not at.exception
     assert "'image'" in at.text[0].value and "'text'" not in at.text[0].value.split("Not shown")[0]
+
+
+def test_sweeps_page_plots_a_metric_against_a_parameter(tmp_path, monkeypatch):
+    from simulator.sweep import plan, run_sweep
+
+    sweep_file = tmp_path / "sweep.toml"
+    sweep_file.write_text(f'base = "{ROOT / "scenarios" / "smoke.toml"}"\nseeds = 1\n[set]\n"run.duration_hours" = 0.1\n'
+                          '[grid]\n"train.learning_rate" = [0.02, 0.05]\n')
+    run_sweep(plan(sweep_file), tmp_path / "runs" / "sweep-a", workers=2)
+    monkeypatch.chdir(tmp_path)  # the page looks for runs/*/cells.parquet
+    at = _app().switch_page(SWEEPS).run()
+    assert not at.exception and not at.error
+    assert at.text_input[0].value == "runs/sweep-a"
+    assert at.selectbox[0].value == "train.learning_rate" and at.selectbox[1].value == "pv_logloss"
+    assert len(at.get("vega_lite_chart")) == 1 and len(at.dataframe[0].value) == 2
