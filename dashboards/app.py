@@ -12,5 +12,6 @@ VIEWS = Path(__file__).resolve().parent / "views"  # not "pages/": that name wou
 st.navigation([
     st.Page(VIEWS / "run.py", title="Run", icon=":material/play_arrow:", default=True),
     st.Page(VIEWS / "auction_explorer.py", title="Auction explorer", icon=":material/gavel:"),
+    st.Page(VIEWS / "compare.py", title="Compare", icon=":material/compare_arrows:"),
     st.Page(VIEWS / "sweeps.py", title="Sweeps", icon=":material/grid_view:"),
 ]).run()

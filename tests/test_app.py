@@ -9,6 +9,7 @@ from tests.conftest import ROOT
 APP = str(ROOT / "dashboards" / "app.py")
 EXPLORER = str(ROOT / "dashboards" / "views" / "auction_explorer.py")
 SWEEPS = str(ROOT / "dashboards" / "views" / "sweeps.py")
+COMPARE = str(ROOT / "dashboards" / "views" / "compare.py")
 
 
 def _app() -> AppTest:
@@ -62,3 +63,15 @@ def test_sweeps_page_plots_a_metric_against_a_parameter(tmp_path, monkeypatch):
     assert at.text_input[0].value == "runs/sweep-a"
     assert at.selectbox[0].value == "train.learning_rate" and at.selectbox[1].value == "pv_logloss"
     assert len(at.get("vega_lite_chart")) == 1 and len(at.dataframe[0].value) == 2
+
+
+def test_compare_page_runs_paired_replays():
+    at = _app().switch_page(COMPARE).run()
+    assert not at.exception
+    at.number_input[0].set_value(0.2)
+    at.button[0].click().run()
+    assert not at.exception and not at.error
+    assert "ads_query_churn" in at.code[0].value and len(at.get("vega_lite_chart")) == 2
+    at.text_input[0].input("model.nonexistent").run()
+    at.button[0].click().run()
+    assert len(at.error) == 1 and "model.nonexistent" in at.error[0].value
