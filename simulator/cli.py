@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import subprocess
+import os
 import sys
 from pathlib import Path
 
@@ -43,6 +43,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not args.quiet:
         sys.stderr.write("\n")
     output.write(out, impressions=args.log_impressions)
+    if output.stopped:
+        print(f"adfloor: stopped: {output.stopped}; the metrics so far are in {out}/", file=sys.stderr)
+        return 3
     s = output.summary()
     print(
         f"queries {s['queries']:,}  impressions {s['impressions']:,}  clicks {s['clicks']:,}  "
@@ -143,7 +146,8 @@ def cmd_app(args: argparse.Namespace) -> int:
     app = Path(spec.origin).parent / "app.py"
     command = [sys.executable, "-m", "streamlit", "run", str(app), "--server.address", "127.0.0.1",
                "--server.port", str(args.port), "--server.headless", "true", "--browser.gatherUsageStats", "false"]
-    return subprocess.call(command)
+    sys.stdout.flush()
+    os.execv(sys.executable, command)  # become the server: signals to this process reach Streamlit itself
 
 
 def build_parser() -> argparse.ArgumentParser:

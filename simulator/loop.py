@@ -52,6 +52,10 @@ class Progress:
         return self.queries / self.wall_seconds if self.wall_seconds > 0 else 0.0
 
 
+class TrainingDiverged(RuntimeError):
+    """Training went wrong (non-finite or exploding loss); the message is the one-line reason."""
+
+
 class ImpressionLog:
     """Every shown ad of the run in time order, column by column (what churn and attribution metrics read)."""
 
@@ -309,6 +313,27 @@ class Simulation:
         row["trained_examples"] = row.get("trained_examples", 0) + scored
         row["pv_loss_sum"] = row.get("pv_loss_sum", 0.0) + scored * log_loss(predictions, labels)
         row["oracle_loss_sum"] = row.get("oracle_loss_sum", 0.0) + scored * log_loss(truth[:scored], labels)
+        self._check_divergence(minute, predictions)
+
+    def _check_divergence(self, minute: float, predictions: np.ndarray) -> None:
+        """Raise TrainingDiverged on non-finite predictions, or a PV log loss far above the oracle's."""
+        where = f"at simulated hour {minute / 60:.2f}"
+        if not np.all(np.isfinite(predictions)):
+            raise TrainingDiverged(f"training diverged {where}: non-finite predictions")
+        t = self.scenario.train
+        trained = sum(len(chunk.label) for chunk in self.pv)
+        if self.oracle or not t.divergence_factor or trained < t.divergence_warmup_examples:
+            return
+        pv_sum = oracle_sum = count = 0.0
+        for row in reversed(self.rows):
+            pv_sum, oracle_sum = pv_sum + row.get("pv_loss_sum", 0.0), oracle_sum + row.get("oracle_loss_sum", 0.0)
+            count += row.get("trained_examples", 0)
+            if count >= 2000:
+                break
+        if count and pv_sum > t.divergence_factor * oracle_sum:
+            raise TrainingDiverged(f"training diverged {where}: PV log loss {pv_sum / count:.3f} > "
+                                   f"{t.divergence_factor:g} × the oracle's {oracle_sum / count:.3f} over the last "
+                                   f"{int(count):,} examples (train.divergence_factor)")
 
     # ---- running -------------------------------------------------------------------------------
     def run(self) -> RunOutput:
@@ -323,18 +348,22 @@ class Simulation:
         started = time.perf_counter()
         last_report = started
         stop = duration - 1e-9
-        while env.peek() < stop:
-            env.step()
-            now = time.perf_counter()
-            if self.progress is not None and now - last_report >= 1.0:
-                last_report = now
-                self.progress(Progress(env.now, duration, self._queries, now - started, self._recent_pv_logloss()))
-        self._train_available(duration, flush=True)
+        stopped = None
+        try:
+            while env.peek() < stop:
+                env.step()
+                now = time.perf_counter()
+                if self.progress is not None and now - last_report >= 1.0:
+                    last_report = now
+                    self.progress(Progress(env.now, duration, self._queries, now - started, self._recent_pv_logloss()))
+            self._train_available(duration, flush=True)
+        except TrainingDiverged as err:
+            stopped = str(err)  # the metrics so far are kept; the run ends here
         wall = time.perf_counter() - started
         if self.progress is not None:
             self.progress(Progress(duration, duration, self._queries, wall, self._recent_pv_logloss()))
         return RunOutput(self.scenario, self.rows, self.pv, self.log, dict(self._timers), wall, self._queries,
-                         self.probes, self.training_logs)
+                         self.probes, self.training_logs, stopped)
 
     def _recent_pv_logloss(self) -> float:
         """PV log loss over about the last 20,000 trained examples (for progress displays)."""

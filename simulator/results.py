@@ -32,6 +32,7 @@ class RunOutput:
     queries: int
     probes: list  # (minute, query, pCTR[n, N, T, K], valid[n, N], candidates[n, N]) per tick: Simulation._record_probes
     training_logs: list | None = None  # what the trainer was fed, when the run was asked to keep it
+    stopped: str | None = None  # why the run ended early (training diverged), else None
 
     def probe_arrays(self) -> dict[str, np.ndarray]:
         """The probed queries' pCTRs: minute[P], query[P], pctr[P, N, T, K], valid[P, N], candidates[P, N] (ad ids)."""
@@ -78,6 +79,7 @@ class RunOutput:
         timing_total = sum(self.timers.get(k, 0.0) for k in TIMING_KEYS)
         summary = {
             "seed": self.scenario.run.seed,
+            "stopped": self.stopped,
             "oracle_model": self.scenario.model.oracle,
             "sim_hours": self.scenario.run.duration_hours,
             "queries": int(frame["queries"].sum()),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -34,7 +35,7 @@ def app_url(tmp_path):
     env = {**os.environ, "HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "config"),
            "XDG_CACHE_HOME": str(tmp_path / "cache"), "ADFLOOR_JAX_CACHE": str(tmp_path / "jax")}
     server = subprocess.Popen([sys.executable, "-m", "simulator.cli", "app", "--port", str(port)], cwd=ROOT, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(120):
@@ -47,7 +48,7 @@ def app_url(tmp_path):
             pytest.fail("the app did not come up on 127.0.0.1")
         yield url
     finally:
-        server.terminate()
+        os.killpg(server.pid, signal.SIGTERM)  # the whole session: nothing of the app outlives the test
         server.wait(timeout=30)
 
 

@@ -1,0 +1,37 @@
+"""Training divergence stops the run with a one-line reason and keeps the metrics so far."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from simulator.cli import main
+from simulator.config import replace
+from simulator.loop import Simulation, TrainingDiverged
+from tests.conftest import SMOKE
+
+EXPLODING = ["--set", "train.learning_rate=5", "--set", "train.divergence_warmup_examples=2000"]
+
+
+def test_exploding_loss_stops_the_run_and_keeps_metrics(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", str(SMOKE), "--out", str(out), "--quiet", *EXPLODING]) == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and err[-1].startswith("adfloor: stopped: training diverged at simulated hour")
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["stopped"].startswith("training diverged")
+    metrics = pd.read_parquet(out / "metrics.parquet")
+    assert 0 < len(metrics) < 120 and metrics["trained_examples"].sum() > 2000
+
+
+def test_healthy_training_is_not_stopped(smoke_output):
+    assert smoke_output.stopped is None and smoke_output.summary()["stopped"] is None
+
+
+def test_non_finite_predictions_stop_training(smoke_scenario):
+    simulation = Simulation(replace(smoke_scenario, run__duration_hours=0.1))
+    with pytest.raises(TrainingDiverged, match="non-finite predictions"):
+        simulation._check_divergence(3.0, np.array([0.1, np.nan], np.float32))
