@@ -148,6 +148,7 @@ class Simulation:
         self._unscored_truth: list[np.ndarray] = []  # sent to the trainer, no PV prediction yet
         self._unscored_labels: list[np.ndarray] = []
         self._queries = 0
+        self._trained = 0  # examples trained so far
         self._timers = collections.Counter()
 
     # ---- the processes -------------------------------------------------------------------------
@@ -231,7 +232,8 @@ class Simulation:
             return
         offsets = np.cumsum([0] + [rows for rows, _, _ in in_flight])
         chunk = np.searchsorted(offsets, chosen, side="right") - 1
-        pctr = np.stack([np.asarray(in_flight[c][2][0][q - offsets[c]]) for c, q in zip(chunk, chosen)])
+        pctr = np.concatenate([np.asarray(in_flight[c][2][0])[chosen[chunk == c] - offsets[c]]  # host view, numpy gather
+                               for c in np.unique(chunk)])
         self.probes.append((np.full(chosen.size, minute, np.float32), number[chosen], pctr, batch.valid[chosen],
                             batch.candidates[chosen]))
 
@@ -309,6 +311,7 @@ class Simulation:
             labels = all_labels[:scored]
             self._unscored_labels = [all_labels[scored:]] if scored < len(all_labels) else []
         self.pv.append(PvChunk(minute, predictions, labels, truth[:scored]))
+        self._trained += scored
         row = self.rows[-1]
         row["trained_examples"] = row.get("trained_examples", 0) + scored
         row["pv_loss_sum"] = row.get("pv_loss_sum", 0.0) + scored * log_loss(predictions, labels)
@@ -321,8 +324,7 @@ class Simulation:
         if not np.all(np.isfinite(predictions)):
             raise TrainingDiverged(f"training diverged {where}: non-finite predictions")
         t = self.scenario.train
-        trained = sum(len(chunk.label) for chunk in self.pv)
-        if self.oracle or not t.divergence_factor or trained < t.divergence_warmup_examples:
+        if self.oracle or not t.divergence_factor or self._trained < t.divergence_warmup_examples:
             return
         pv_sum = oracle_sum = count = 0.0
         for row in reversed(self.rows):
