@@ -8,6 +8,7 @@ and reused for every candidate. They meet in an inner product and a transfer fun
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -56,26 +57,29 @@ def embedding_ids(spec: FeatureSpec, raw: jax.Array) -> jax.Array:
 
 
 class Mlp(nnx.Module):
-    """Dense layers with ReLU between them (none after the last)."""
+    """Dense layers with an activation between them (none after the last)."""
 
-    def __init__(self, widths: list[int], *, rngs: nnx.Rngs):
+    def __init__(self, widths: list[int], *, activation: Callable[[jax.Array], jax.Array] = jax.nn.relu,
+                 rngs: nnx.Rngs):
         self.layers = nnx.List([nnx.Linear(a, b, rngs=rngs) for a, b in zip(widths[:-1], widths[1:])])
+        self.activation = activation
 
     def __call__(self, x: jax.Array) -> jax.Array:
         for i, layer in enumerate(self.layers):
             x = layer(x)
             if i < len(self.layers) - 1:
-                x = jax.nn.relu(x)
+                x = self.activation(x)
         return x
 
 
 class QualityTower(nnx.Module):
     """Q(query, ad): embeddings of every field, concatenated, through an MLP to a vector of length d."""
 
-    def __init__(self, spec: FeatureSpec, embedding_dim: int, hidden: list[int], out_dim: int, *, rngs: nnx.Rngs):
+    def __init__(self, spec: FeatureSpec, embedding_dim: int, hidden: list[int], out_dim: int, *,
+                 activation: Callable[[jax.Array], jax.Array] = jax.nn.relu, rngs: nnx.Rngs):
         self.spec = spec
         self.embed = nnx.Embed(sum(spec.field_sizes), embedding_dim, rngs=rngs)
-        self.mlp = Mlp([len(spec.field_sizes) * embedding_dim, *hidden, out_dim], rngs=rngs)
+        self.mlp = Mlp([len(spec.field_sizes) * embedding_dim, *hidden, out_dim], activation=activation, rngs=rngs)
 
     def __call__(self, raw: jax.Array) -> jax.Array:
         x = self.embed(embedding_ids(self.spec, raw))
@@ -86,12 +90,12 @@ class UiTower(nnx.Module):
     """U(treatment, position): treatment and position embeddings plus the treatment's catalogue features."""
 
     def __init__(self, treatment_features: np.ndarray, num_positions: int, embedding_dim: int, hidden: list[int],
-                 out_dim: int, *, rngs: nnx.Rngs):
+                 out_dim: int, *, activation: Callable[[jax.Array], jax.Array] = jax.nn.relu, rngs: nnx.Rngs):
         self.treatment_features = nnx.Variable(jnp.asarray(treatment_features))  # constant, not trained
         num_treatments, num_features = treatment_features.shape
         self.treatment_embed = nnx.Embed(num_treatments, embedding_dim, rngs=rngs)
         self.position_embed = nnx.Embed(num_positions, embedding_dim, rngs=rngs)
-        self.mlp = Mlp([2 * embedding_dim + num_features, *hidden, out_dim], rngs=rngs)
+        self.mlp = Mlp([2 * embedding_dim + num_features, *hidden, out_dim], activation=activation, rngs=rngs)
 
     def __call__(self, treatment: jax.Array, position: jax.Array) -> jax.Array:
         x = jnp.concatenate(
@@ -129,12 +133,14 @@ class FactorizedCtr(nnx.Module):
     """pCTR = τ(Q(query, ad) · U(treatment, position))."""
 
     def __init__(self, spec: FeatureSpec, treatment_features: np.ndarray, num_positions: int, *, embedding_dim: int,
-                 quality_hidden: list[int], ui_hidden: list[int], interaction_dim: int, transfer: str, rngs: nnx.Rngs):
+                 quality_hidden: list[int], ui_hidden: list[int], interaction_dim: int, transfer: str, rngs: nnx.Rngs,
+                 activation: Callable[[jax.Array], jax.Array] = jax.nn.relu):
         if transfer not in TRANSFERS:
             raise ValueError(f"transfer: {transfer!r} is not allowed; allowed: {', '.join(TRANSFERS)}")
         self.transfer = transfer
-        self.quality = QualityTower(spec, embedding_dim, quality_hidden, interaction_dim, rngs=rngs)
-        self.ui = UiTower(treatment_features, num_positions, embedding_dim, ui_hidden, interaction_dim, rngs=rngs)
+        self.quality = QualityTower(spec, embedding_dim, quality_hidden, interaction_dim, activation=activation, rngs=rngs)
+        self.ui = UiTower(treatment_features, num_positions, embedding_dim, ui_hidden, interaction_dim,
+                          activation=activation, rngs=rngs)
 
     def logit(self, raw: jax.Array, treatment: jax.Array, position: jax.Array) -> jax.Array:
         """Logits float32[B] for examples with raw fields int32[B, 5] shown in (treatment, position) int32[B]."""

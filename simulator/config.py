@@ -81,6 +81,14 @@ class AuctionConfig:
 class ModelConfig:
     oracle: bool = _spec(False, doc="score with the world's true CTR instead of a learned model")
     transfer: str = _spec("sigmoid", choices=("sigmoid", "exp"), doc="τ in pCTR = τ(Q·U)")
+    activation: str = _spec("relu", choices=("relu", "smelu", "gsmelu", "swish", "gelu", "softplus"),
+                            doc="hidden-layer activation of both towers")
+    smelu_beta: float = _spec(1.0, lo=1e-6, hi=100.0, doc="SmeLU half-width β of the quadratic region")
+    gsmelu_alpha: float = _spec(1.0, lo=1e-6, hi=100.0, doc="gSmeLU: left end −α of the quadratic region")
+    gsmelu_beta: float = _spec(1.0, lo=1e-6, hi=100.0, doc="gSmeLU: right end β of the quadratic region")
+    gsmelu_g_minus: float = _spec(0.0, lo=-10.0, hi=10.0, doc="gSmeLU: slope g₋ left of −α")
+    gsmelu_g_plus: float = _spec(1.0, lo=-10.0, hi=10.0, doc="gSmeLU: slope g₊ right of β (must exceed g₋)")
+    gsmelu_t: float = _spec(0.0, lo=-100.0, hi=0.0, doc="gSmeLU: value t at −α (≤ 0 to cross the origin)")
     embedding_dim: int = _spec(8, lo=1, hi=512, doc="width of every embedding")
     quality_hidden: list = _spec([64, 32], doc="Q tower MLP widths")
     ui_hidden: list = _spec([16], doc="U tower MLP widths")
@@ -173,6 +181,8 @@ def _check_lists(s: Scenario) -> None:
         )
     if not all(isinstance(x, (int, float)) and not isinstance(x, bool) and 0 < x <= 1 for x in w.position_effects):
         raise ConfigError("world.position_effects: each must be a number in (0, 1]")
+    if m.gsmelu_g_plus <= m.gsmelu_g_minus:
+        raise ConfigError(f"model.gsmelu_g_plus: must exceed model.gsmelu_g_minus ({m.gsmelu_g_minus:g}), got {m.gsmelu_g_plus:g}")
     for key, widths in (("model.quality_hidden", m.quality_hidden), ("model.ui_hidden", m.ui_hidden)):
         if not all(isinstance(x, int) and not isinstance(x, bool) and 1 <= x <= 8192 for x in widths):
             raise ConfigError(f"{key}: each width must be an integer in 1..8192, got {widths!r}")

@@ -22,6 +22,7 @@ from flax import nnx
 
 from auction import AuctionOutcome, preferred_batch, quality_weighted_reserve, resolve_ties, vcg_batch
 from models import FactorizedCtr, FeatureSpec, OnlineTrainer, Scorer
+from models.activations import activation
 from models.metrics import log_loss
 from models.trainer import Examples
 from simulator.config import Scenario
@@ -84,6 +85,8 @@ def build_model(scenario: Scenario, world: World) -> FactorizedCtr:
         spec, world.treatment_features, w.num_positions, embedding_dim=m.embedding_dim,
         quality_hidden=list(m.quality_hidden), ui_hidden=list(m.ui_hidden), interaction_dim=m.interaction_dim,
         transfer=m.transfer, rngs=nnx.Rngs(params=jax.random.key(m.init_seed + 7919 * scenario.run.seed)),
+        activation=activation(m.activation, smelu_beta=m.smelu_beta, gsmelu_params=dict(
+            alpha=m.gsmelu_alpha, beta=m.gsmelu_beta, g_minus=m.gsmelu_g_minus, g_plus=m.gsmelu_g_plus, t=m.gsmelu_t)),
     )
 
 
