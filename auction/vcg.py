@@ -275,15 +275,15 @@ def solve_batch(ctr, bid, reserve, available=None, *, heights: tuple[float, ...]
     size = min(preferred_batch(arrays[0].shape[3], arrays[0].shape[1], heights, space_budget), total)
     parts = []
     for start in range(0, total, size):
-        chunk = [None if a is None else _pad_to(a[start:start + size], size) for a in arrays]
+        chunk = [None if a is None else pad_rows(a[start:start + size], size) for a in arrays]
         outcome = AuctionOutcome(*(np.asarray(x) for x in vcg_batch(*chunk, **options)))
         rows = min(size, total - start)
         parts.append(resolve_ties(AuctionOutcome(*(c[:rows] for c in outcome)), *chunk, **options))
     return AuctionOutcome(*(np.concatenate(column) for column in zip(*parts)))
 
 
-def _pad_to(array: np.ndarray, rows: int) -> np.ndarray:
-    """Pad with zero rows (bid 0: an empty query) up to `rows`."""
+def pad_rows(array: np.ndarray, rows: int) -> np.ndarray:
+    """Pad with zero rows up to `rows` (for bids, zero rows are empty queries), so jitted shapes stay few."""
     return np.concatenate([array, np.zeros((rows - array.shape[0], *array.shape[1:]), array.dtype)])
 
 

@@ -20,7 +20,7 @@ import pandas as pd
 import simpy
 from flax import nnx
 
-from auction import AuctionOutcome, preferred_batch, quality_weighted_reserve, resolve_ties, vcg_batch
+from auction import AuctionOutcome, pad_rows, preferred_batch, quality_weighted_reserve, resolve_ties, vcg_batch
 from models import FactorizedCtr, FeatureSpec, OnlineTrainer, Scorer
 from models.activations import activation
 from models.metrics import log_loss
@@ -92,10 +92,6 @@ def build_model(scenario: Scenario, world: World) -> FactorizedCtr:
 
 # The ideal system's "model": the world's true CTR, computed where the auction runs.
 _oracle_ctr = jax.jit(true_ctr)
-
-
-def _pad_rows(array: np.ndarray, rows: int) -> np.ndarray:
-    return np.concatenate([array, np.zeros((rows - array.shape[0], *array.shape[1:]), array.dtype)])
 
 
 def chunk_bounds(count: int, largest: int = CHUNK_SIZES[0]) -> list[tuple[int, int, int]]:
@@ -204,13 +200,13 @@ class Simulation:
         for start, stop, size in chunk_bounds(batch.size, self._chunk_rows):
             started = clock()
             if self.oracle:
-                ctr = _oracle_ctr(_pad_rows(batch.relevance[start:stop], size), self.world.examination)
+                ctr = _oracle_ctr(pad_rows(batch.relevance[start:stop], size), self.world.examination)
             else:
-                ctr = self.scorer(self.deployed, _pad_rows(batch.features[start:stop], size))
+                ctr = self.scorer(self.deployed, pad_rows(batch.features[start:stop], size))
             if self.sync_stages:
                 ctr = jax.block_until_ready(ctr)
             scored = clock()
-            bid, reserve = _pad_rows(batch.bid[start:stop], size), _pad_rows(batch.reserve[start:stop], size)
+            bid, reserve = pad_rows(batch.bid[start:stop], size), pad_rows(batch.reserve[start:stop], size)
             if self.scenario.auction.reserve_kind == "quality_weighted":
                 reserve = quality_weighted_reserve(reserve, ctr)
             outcome = vcg_batch(ctr, bid, reserve, **self._auction_options)
@@ -247,9 +243,9 @@ class Simulation:
         parts = [resolve_ties(AuctionOutcome(*(np.asarray(c)[:rows] for c in outcome)), *inputs, **self._auction_options)
                  for rows, outcome, inputs in in_flight]
         outcome = AuctionOutcome(*(np.concatenate(column) for column in zip(*parts)))
-        self._record_probes(minute, batch, in_flight)
         after_auction = clock()
         self._timers["auction"] += after_auction - waited  # time not hidden behind the next tick's draw
+        self._record_probes(minute, batch, in_flight)
         b = batch.size
         ad, treatment = outcome.ad, outcome.treatment
         query, position = np.nonzero(ad >= 0)
