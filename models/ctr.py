@@ -57,11 +57,15 @@ def embedding_ids(spec: FeatureSpec, raw: jax.Array) -> jax.Array:
 
 
 class Mlp(nnx.Module):
-    """Dense layers with an activation between them (none after the last)."""
+    """Dense layers with an activation between them (none after the last).
+
+    With `bottleneck_dim` k > 0, every layer m → n with k < min(m, n) becomes the low-rank product of
+    m → k (no bias) and k → n (Factory Floor §3.1): m·k + k·n multiply-adds instead of m·n.
+    """
 
     def __init__(self, widths: list[int], *, activation: Callable[[jax.Array], jax.Array] = jax.nn.relu,
-                 rngs: nnx.Rngs):
-        self.layers = nnx.List([nnx.Linear(a, b, rngs=rngs) for a, b in zip(widths[:-1], widths[1:])])
+                 bottleneck_dim: int = 0, rngs: nnx.Rngs):
+        self.layers = nnx.List([_dense(a, b, bottleneck_dim, rngs) for a, b in zip(widths[:-1], widths[1:])])
         self.activation = activation
 
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -72,43 +76,102 @@ class Mlp(nnx.Module):
         return x
 
 
-class QualityTower(nnx.Module):
-    """Q(query, ad): embeddings of every field, concatenated, through an MLP to a vector of length d."""
+def _dense(m: int, n: int, bottleneck_dim: int, rngs: nnx.Rngs) -> nnx.Module:
+    if 0 < bottleneck_dim < min(m, n):
+        return nnx.Sequential(nnx.Linear(m, bottleneck_dim, use_bias=False, rngs=rngs), nnx.Linear(bottleneck_dim, n, rngs=rngs))
+    return nnx.Linear(m, n, rngs=rngs)
 
-    def __init__(self, spec: FeatureSpec, embedding_dim: int, hidden: list[int], out_dim: int, *,
-                 activation: Callable[[jax.Array], jax.Array] = jax.nn.relu, rngs: nnx.Rngs):
+
+class LowRankCross(nnx.Module):
+    """DCNv2 low-rank cross layers as in Factory Floor §4.3: e_i = α·(e_0 ⊙ U_i V_i e_{i−1}) + e_{i−1}.
+
+    α is a trainable scalar per layer starting at 0 (ReZero): the model first learns the embeddings,
+    then ramps the crosses in.
+    """
+
+    def __init__(self, width: int, layers: int, rank: int, *, rngs: nnx.Rngs):
+        self.down = nnx.List([nnx.Linear(width, rank, use_bias=False, rngs=rngs) for _ in range(layers)])
+        self.up = nnx.List([nnx.Linear(rank, width, use_bias=False, rngs=rngs) for _ in range(layers)])
+        self.alpha = nnx.Param(jnp.zeros(layers))
+
+    def __call__(self, e0: jax.Array) -> jax.Array:
+        e = e0
+        for i, (down, up) in enumerate(zip(self.down, self.up)):
+            e = self.alpha[...][i] * (e0 * up(down(e))) + e
+        return e
+
+
+@dataclass(frozen=True)
+class TowerShape:
+    """Widths and switches shared by the towers: embedding width, hidden widths, activation, crosses, bottleneck."""
+
+    embedding_dim: int
+    quality_hidden: tuple[int, ...]
+    ui_hidden: tuple[int, ...]
+    interaction_dim: int
+    activation: Callable[[jax.Array], jax.Array] = jax.nn.relu
+    dcn_layers: int = 0
+    dcn_rank: int = 8
+    bottleneck_dim: int = 0
+
+
+class QualityTower(nnx.Module):
+    """Q(query, ad): embeddings of every field, concatenated, optional DCNv2 crosses, an MLP to a vector of length d."""
+
+    def __init__(self, spec: FeatureSpec, shape: TowerShape, out_dim: int, *, extra_inputs: int = 0, rngs: nnx.Rngs):
         self.spec = spec
-        self.embed = nnx.Embed(sum(spec.field_sizes), embedding_dim, rngs=rngs)
-        self.mlp = Mlp([len(spec.field_sizes) * embedding_dim, *hidden, out_dim], activation=activation, rngs=rngs)
+        width = len(spec.field_sizes) * shape.embedding_dim
+        self.embed = nnx.Embed(sum(spec.field_sizes), shape.embedding_dim, rngs=rngs)
+        self.cross = LowRankCross(width, shape.dcn_layers, shape.dcn_rank, rngs=rngs) if shape.dcn_layers else None
+        self.mlp = Mlp([width + extra_inputs, *shape.quality_hidden, out_dim], activation=shape.activation,
+                       bottleneck_dim=shape.bottleneck_dim, rngs=rngs)
+
+    def embeddings(self, raw: jax.Array) -> jax.Array:
+        """The embedding input layer e_0 (after the cross layers, if any): float32[..., fields × embedding_dim]."""
+        x = self.embed(embedding_ids(self.spec, raw))
+        x = x.reshape(*x.shape[:-2], -1)
+        return self.cross(x) if self.cross is not None else x
 
     def __call__(self, raw: jax.Array) -> jax.Array:
-        x = self.embed(embedding_ids(self.spec, raw))
-        return self.mlp(x.reshape(*x.shape[:-2], -1))
+        return self.mlp(self.embeddings(raw))
 
 
-class UiTower(nnx.Module):
-    """U(treatment, position): treatment and position embeddings plus the treatment's catalogue features."""
+class UiFeatures(nnx.Module):
+    """The UI treatment as features: treatment and position embeddings plus the treatment's catalogue features."""
 
-    def __init__(self, treatment_features: np.ndarray, num_positions: int, embedding_dim: int, hidden: list[int],
-                 out_dim: int, *, activation: Callable[[jax.Array], jax.Array] = jax.nn.relu, rngs: nnx.Rngs):
+    def __init__(self, treatment_features: np.ndarray, num_positions: int, embedding_dim: int, *, rngs: nnx.Rngs):
         self.treatment_features = nnx.Variable(jnp.asarray(treatment_features))  # constant, not trained
         num_treatments, num_features = treatment_features.shape
         self.treatment_embed = nnx.Embed(num_treatments, embedding_dim, rngs=rngs)
         self.position_embed = nnx.Embed(num_positions, embedding_dim, rngs=rngs)
-        self.mlp = Mlp([2 * embedding_dim + num_features, *hidden, out_dim], activation=activation, rngs=rngs)
+        self.width = 2 * embedding_dim + num_features
 
     def __call__(self, treatment: jax.Array, position: jax.Array) -> jax.Array:
-        x = jnp.concatenate(
+        return jnp.concatenate(
             [self.treatment_embed(treatment), self.position_embed(position), self.treatment_features[...][treatment]],
             axis=-1,
         )
-        return self.mlp(x)
+
+    def grid(self) -> tuple[jax.Array, jax.Array]:
+        """(treatment, position) int32[T, K] over every combination."""
+        t, k = self.treatment_embed.num_embeddings, self.position_embed.num_embeddings
+        return tuple(jnp.meshgrid(jnp.arange(t), jnp.arange(k), indexing="ij"))
+
+
+class UiTower(nnx.Module):
+    """U(treatment, position): the UI features through a light MLP."""
+
+    def __init__(self, treatment_features: np.ndarray, num_positions: int, shape: TowerShape, out_dim: int, *,
+                 rngs: nnx.Rngs):
+        self.features = UiFeatures(treatment_features, num_positions, shape.embedding_dim, rngs=rngs)
+        self.mlp = Mlp([self.features.width, *shape.ui_hidden, out_dim], activation=shape.activation, rngs=rngs)
+
+    def __call__(self, treatment: jax.Array, position: jax.Array) -> jax.Array:
+        return self.mlp(self.features(treatment, position))
 
     def table(self) -> jax.Array:
         """U for every (treatment, position): float32[T, K, d] — the cache scoring reuses for all candidates."""
-        t, k = self.treatment_embed.num_embeddings, self.position_embed.num_embeddings
-        treatment, position = jnp.meshgrid(jnp.arange(t), jnp.arange(k), indexing="ij")
-        return self(treatment, position)
+        return self(*self.features.grid())
 
 
 TRANSFERS = ("sigmoid", "exp")
@@ -130,22 +193,75 @@ def log_likelihood_terms(logit: jax.Array, kind: str) -> tuple[jax.Array, jax.Ar
 
 
 class FactorizedCtr(nnx.Module):
-    """pCTR = τ(Q(query, ad) · U(treatment, position))."""
+    """One component of the factorized model: logit = Q(query, ad) · U(treatment, position) (Factory Floor §6)."""
 
-    def __init__(self, spec: FeatureSpec, treatment_features: np.ndarray, num_positions: int, *, embedding_dim: int,
-                 quality_hidden: list[int], ui_hidden: list[int], interaction_dim: int, transfer: str, rngs: nnx.Rngs,
-                 activation: Callable[[jax.Array], jax.Array] = jax.nn.relu):
-        if transfer not in TRANSFERS:
-            raise ValueError(f"transfer: {transfer!r} is not allowed; allowed: {', '.join(TRANSFERS)}")
-        self.transfer = transfer
-        self.quality = QualityTower(spec, embedding_dim, quality_hidden, interaction_dim, activation=activation, rngs=rngs)
-        self.ui = UiTower(treatment_features, num_positions, embedding_dim, ui_hidden, interaction_dim,
-                          activation=activation, rngs=rngs)
+    def __init__(self, spec: FeatureSpec, treatment_features: np.ndarray, num_positions: int, shape: TowerShape, *,
+                 rngs: nnx.Rngs):
+        self.quality = QualityTower(spec, shape, shape.interaction_dim, rngs=rngs)
+        self.ui = UiTower(treatment_features, num_positions, shape, shape.interaction_dim, rngs=rngs)
 
     def logit(self, raw: jax.Array, treatment: jax.Array, position: jax.Array) -> jax.Array:
-        """Logits float32[B] for examples with raw fields int32[B, 5] shown in (treatment, position) int32[B]."""
         return jnp.sum(self.quality(raw) * self.ui(treatment, position), axis=-1)
 
+    def candidate_logits(self, raw: jax.Array) -> jax.Array:
+        """float32[B, N, T, K]: Q once per candidate, U from its [T, K, d] table, one dot product per cell."""
+        return jnp.einsum("bnd,tkd->bntk", self.quality(raw), self.ui.table())
+
+
+class UnfactorizedCtr(nnx.Module):
+    """One component of the unfactorized baseline: one tower over query/ad embeddings and the UI features together.
+
+    Scoring costs a full tower pass per (candidate, treatment, position) instead of one per candidate.
+    """
+
+    def __init__(self, spec: FeatureSpec, treatment_features: np.ndarray, num_positions: int, shape: TowerShape, *,
+                 rngs: nnx.Rngs):
+        self.ui = UiFeatures(treatment_features, num_positions, shape.embedding_dim, rngs=rngs)
+        self.quality = QualityTower(spec, shape, 1, extra_inputs=self.ui.width, rngs=rngs)
+
+    def _head(self, embedded: jax.Array, ui: jax.Array) -> jax.Array:
+        return self.quality.mlp(jnp.concatenate([embedded, ui], axis=-1))[..., 0]
+
+    def logit(self, raw: jax.Array, treatment: jax.Array, position: jax.Array) -> jax.Array:
+        return self._head(self.quality.embeddings(raw), self.ui(treatment, position))
+
+    def candidate_logits(self, raw: jax.Array) -> jax.Array:
+        """float32[B, N, T, K]: the whole tower once per (candidate, treatment, position)."""
+        embedded = self.quality.embeddings(raw)  # [B, N, m]: lookups once per candidate
+        ui = self.ui(*self.ui.grid())  # [T, K, u]
+        b, n, m = embedded.shape
+        t, k, u = ui.shape
+        return self._head(jnp.broadcast_to(embedded[:, :, None, None, :], (b, n, t, k, m)),
+                          jnp.broadcast_to(ui, (b, n, t, k, u)))
+
+
+ARCHITECTURES = {"factorized": FactorizedCtr, "unfactorized": UnfactorizedCtr}
+
+
+class CtrModel(nnx.Module):
+    """pCTR = mean over components of τ(component logit): one component, or a self-ensemble (Factory Floor §5)."""
+
+    def __init__(self, spec: FeatureSpec, treatment_features: np.ndarray, num_positions: int, shape: TowerShape, *,
+                 transfer: str = "sigmoid", architecture: str = "factorized", ensemble_size: int = 1, rngs: nnx.Rngs):
+        if transfer not in TRANSFERS:
+            raise ValueError(f"transfer: {transfer!r} is not allowed; allowed: {', '.join(TRANSFERS)}")
+        if architecture not in ARCHITECTURES:
+            raise ValueError(f"architecture: {architecture!r} is not allowed; allowed: {', '.join(ARCHITECTURES)}")
+        self.spec = spec
+        self.transfer = transfer
+        component = ARCHITECTURES[architecture]
+        self.components = nnx.List([component(spec, treatment_features, num_positions, shape, rngs=rngs)
+                                    for _ in range(ensemble_size)])
+
+    def component_logits(self, raw: jax.Array, treatment: jax.Array, position: jax.Array) -> jax.Array:
+        """Logits float32[B, E] of each component for raw fields int32[B, 5] shown in (treatment, position) int32[B]."""
+        return jnp.stack([c.logit(raw, treatment, position) for c in self.components], axis=-1)
+
+    def predict(self, raw: jax.Array, treatment: jax.Array, position: jax.Array) -> jax.Array:
+        """pCTR float32[B]: the components' probabilities averaged."""
+        return jnp.mean(transfer(self.component_logits(raw, treatment, position), self.transfer), axis=-1)
+
     def score_candidates(self, raw: jax.Array) -> jax.Array:
-        """pCTR float32[B, N, T, K] for raw fields int32[B, N, 5]: Q once per candidate, U from its table."""
-        return transfer(jnp.einsum("bnd,tkd->bntk", self.quality(raw), self.ui.table()), self.transfer)
+        """pCTR float32[B, N, T, K] for raw fields int32[B, N, 5]."""
+        total = sum(transfer(c.candidate_logits(raw), self.transfer) for c in self.components)
+        return total / len(self.components)

@@ -1,4 +1,8 @@
-"""Metrics over predictions and labels: log loss, AUC, calibration by decile (numpy, exact, no sampling)."""
+"""Metrics over predictions and labels: log loss, AUC, calibration by decile (numpy, exact, no sampling).
+
+Every metric takes optional importance weights: an example kept with probability r by data sampling
+weighs 1/r, so weighted metrics estimate what the full, unsampled data would give.
+"""
 
 from __future__ import annotations
 
@@ -7,51 +11,62 @@ import numpy as np
 EPS = 1e-7
 
 
-def log_loss(pred: np.ndarray, label: np.ndarray) -> float:
-    """Mean binary cross-entropy of probabilities `pred` against 0/1 `label`."""
+def _weights(weight: np.ndarray | None, size: int) -> np.ndarray:
+    return np.ones(size) if weight is None else np.asarray(weight, np.float64)
+
+
+def log_loss(pred: np.ndarray, label: np.ndarray, weight: np.ndarray | None = None) -> float:
+    """(Weighted) mean binary cross-entropy of probabilities `pred` against 0/1 `label`."""
     p = np.clip(np.asarray(pred, np.float64), EPS, 1 - EPS)
     y = np.asarray(label, np.float64)
-    return float(-np.mean(y * np.log(p) + (1 - y) * np.log1p(-p))) if p.size else float("nan")
+    if not p.size:
+        return float("nan")
+    w = _weights(weight, p.size)
+    return float(-np.sum(w * (y * np.log(p) + (1 - y) * np.log1p(-p))) / np.sum(w))
 
 
-def entropy_of_mean(label: np.ndarray) -> float:
+def entropy_of_mean(label: np.ndarray, weight: np.ndarray | None = None) -> float:
     """Log loss of always predicting the mean label: the denominator of normalized entropy."""
     y = np.asarray(label, np.float64)
-    return log_loss(np.full(y.shape, y.mean()), y) if y.size else float("nan")
+    if not y.size:
+        return float("nan")
+    w = _weights(weight, y.size)
+    return log_loss(np.full(y.shape, np.sum(w * y) / np.sum(w)), y, w)
 
 
-def auc(pred: np.ndarray, label: np.ndarray) -> float:
-    """ROC AUC with ties given half credit (Mann–Whitney U via average ranks)."""
+def auc(pred: np.ndarray, label: np.ndarray, weight: np.ndarray | None = None) -> float:
+    """(Weighted) ROC AUC with ties given half credit: P(score of a positive > score of a negative)."""
     pred = np.asarray(pred, np.float64)
     label = np.asarray(label).astype(bool)
-    positives, negatives = int(label.sum()), int((~label).sum())
+    w = _weights(weight, pred.size)
+    positives, negatives = float(w[label].sum()), float(w[~label].sum())
     if positives == 0 or negatives == 0:
         return float("nan")
     order = np.argsort(pred, kind="mergesort")
-    sorted_pred = pred[order]
-    ranks = np.empty(pred.size, np.float64)
-    # average rank within each run of equal predictions
-    boundaries = np.flatnonzero(np.diff(sorted_pred)) + 1
-    starts = np.concatenate([[0], boundaries])
-    ends = np.concatenate([boundaries, [pred.size]])
-    run_rank = (starts + ends + 1) / 2.0
-    ranks[order] = np.repeat(run_rank, ends - starts)
-    return float((ranks[label].sum() - positives * (positives + 1) / 2.0) / (positives * negatives))
+    sorted_pred, sorted_w, sorted_label = pred[order], w[order], label[order]
+    # per run of equal predictions: negative weight strictly below, and tied within
+    starts = np.concatenate([[0], np.flatnonzero(np.diff(sorted_pred)) + 1])
+    neg_in_run = np.add.reduceat(np.where(sorted_label, 0.0, sorted_w), starts)
+    pos_in_run = np.add.reduceat(np.where(sorted_label, sorted_w, 0.0), starts)
+    neg_below = np.cumsum(neg_in_run) - neg_in_run
+    return float(np.sum(pos_in_run * (neg_below + 0.5 * neg_in_run)) / (positives * negatives))
 
 
-def calibration_by_decile(pred: np.ndarray, label: np.ndarray, truth: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """Per pCTR decile: mean pred, mean label, mean true CTR, and bias (Σ pred − Σ label) / Σ label."""
+def calibration_by_decile(pred: np.ndarray, label: np.ndarray, truth: np.ndarray | None = None,
+                          weight: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Per pCTR decile: mean pred, mean label, mean true CTR, and bias (Σ pred − Σ label) / Σ label (weighted)."""
     pred = np.asarray(pred, np.float64)
     label = np.asarray(label, np.float64)
     if pred.size == 0:
         empty = np.zeros(0)
         return {"decile": empty, "mean_pred": empty, "mean_label": empty, "mean_truth": empty, "bias": empty}
+    w = _weights(weight, pred.size)
     edges = np.quantile(pred, np.linspace(0, 1, 11)[1:-1])
     decile = np.searchsorted(edges, pred, side="right")
-    count = np.bincount(decile, minlength=10).astype(np.float64)
-    sum_pred = np.bincount(decile, pred, minlength=10)
-    sum_label = np.bincount(decile, label, minlength=10)
-    sum_truth = np.bincount(decile, np.asarray(truth, np.float64), minlength=10) if truth is not None else sum_label
+    count = np.bincount(decile, w, minlength=10)
+    sum_pred = np.bincount(decile, w * pred, minlength=10)
+    sum_label = np.bincount(decile, w * label, minlength=10)
+    sum_truth = np.bincount(decile, w * np.asarray(truth, np.float64), minlength=10) if truth is not None else sum_label
     with np.errstate(invalid="ignore", divide="ignore"):
         return {
             "decile": np.arange(10),

@@ -3,7 +3,9 @@
 The trainer makes a single pass over logs in time order: each example is scored by the current
 parameters before its gradient step (progressive validation), so the returned predictions are honest
 out-of-sample predictions. Full batches run through one jitted `lax.scan`; a partial batch waits in
-the buffer for the next logs.
+the buffer for the next logs. The loss is the sum of the terms in `models.losses`; a teacher trainer,
+if given, trains first on the same batches and its PV predictions are the student's soft labels
+(two-pass online distillation).
 """
 
 from __future__ import annotations
@@ -16,33 +18,39 @@ import numpy as np
 import optax
 from flax import nnx
 
-from models.ctr import FactorizedCtr, log_likelihood_terms, transfer
+from models.ctr import CtrModel, embedding_ids, transfer
+from models.losses import (LossConfig, anti_distillation_term, batch_deciles, bias_constraint_term, curriculum_ramp,
+                           log_loss_term, rank_loss_term)
+from models.optim import parameter_labels
 
 
 class Examples(NamedTuple):
-    """Logged impressions. raw: int32[n, 5]; treatment, position: int32[n]; label: float32[n]."""
+    """Logged impressions. raw: int32[n, 5]; treatment, position: int32[n]; label: float32[n];
+    weight: float32[n] importance weight (1 when None); query: int64[n] query number, the rank loss's groups."""
 
     raw: np.ndarray
     treatment: np.ndarray
     position: np.ndarray
     label: np.ndarray
+    weight: np.ndarray | None = None
+    query: np.ndarray | None = None
+
+    def filled(self) -> "Examples":
+        """With the optional columns present: weight 1, and every example its own query."""
+        n = self.size
+        return self._replace(weight=np.ones(n, np.float32) if self.weight is None else self.weight,
+                             query=np.arange(n, dtype=np.int64) if self.query is None else self.query)
 
     @staticmethod
     def concat(parts: list["Examples"]) -> "Examples":
-        return Examples(*(np.concatenate(column) for column in zip(*parts)))
+        return Examples(*(np.concatenate(column) for column in zip(*(p.filled() for p in parts))))
 
-    def __len__(self) -> int:
+    @property
+    def size(self) -> int:
         return int(self.label.shape[0])
 
     def slice(self, start: int, stop: int) -> "Examples":
-        return Examples(*(column[start:stop] for column in self))
-
-
-def log_loss_term(logit: jax.Array, label: jax.Array, weight: jax.Array, kind: str) -> jax.Array:
-    """Weighted mean binary cross-entropy of τ(logit): the main loss term."""
-    log_p, log_not_p = log_likelihood_terms(logit, kind)
-    per_example = -(label * log_p + (1.0 - label) * log_not_p)
-    return jnp.sum(weight * per_example) / jnp.maximum(jnp.sum(weight), 1.0)
+        return Examples(*(column[start:stop] for column in self.filled()))
 
 
 def _next_power_of_two(n: int) -> int:
@@ -50,35 +58,118 @@ def _next_power_of_two(n: int) -> int:
 
 
 class OnlineTrainer:
-    """Holds the model parameters and optimizer state; `train` consumes logs, `snapshot` is what gets deployed."""
+    """Holds the parameters, optimizer state and bias-constraint duals; `train` consumes logs, `snapshot` is deployed.
 
-    def __init__(self, model: FactorizedCtr, optimizer: optax.GradientTransformation, batch_size: int):
+    `num_devices` > 1 shards every batch over that many jax devices (data parallel, parameters
+    replicated); results match one device up to float summation order.
+    """
+
+    def __init__(self, model: CtrModel, optimizer: optax.GradientTransformation, batch_size: int, *,
+                 losses: LossConfig = LossConfig(), teacher: "OnlineTrainer | None" = None, num_devices: int = 1,
+                 max_ads_per_query: int = 1):
         self.graphdef, self.params, self.constants = nnx.split(model, nnx.Param, ...)
-        self.optimizer = optimizer
-        self.opt_state = optimizer.init(self.params)
+        self.optimizer = optax.with_extra_args_support(optimizer)
+        self.opt_state = self.optimizer.init(self.params)
         self.batch_size = batch_size
         self.kind = model.transfer
+        self.losses = losses
+        self.teacher = teacher
+        self.max_ads_per_query = max_ads_per_query
         self._buffer: list[Examples] = []
         self._buffered = 0
+        ui = model.components[0].ui
+        features = getattr(ui, "features", ui)
+        self._slice_sizes = {"position": features.position_embed.num_embeddings,
+                             "treatment": features.treatment_embed.num_embeddings,
+                             "pctr_decile": 10, "advertiser": model.spec.num_advertisers}
+        self.duals = jnp.zeros(sum(self._slice_sizes[s] for s in losses.bias_slices), jnp.float32)
+        self.seen = jnp.zeros([], jnp.float32)  # examples trained (weight > 0), for the loss curriculum
+        self._spec = model.spec
+        self._row_count_paths = {path for path, label in
+                                 jax.tree_util.tree_flatten_with_path(parameter_labels(self.params))[0]
+                                 if label == "embedding" and any(getattr(k, "key", None) == "quality" for k in path)}
+        if num_devices > 1:
+            if batch_size % num_devices:
+                raise ValueError(f"batch_size: {batch_size} must be a multiple of num_devices ({num_devices})")
+            devices = jax.devices()
+            if len(devices) < num_devices:
+                raise ValueError(f"num_devices: {num_devices} requested, jax sees {len(devices)} "
+                                 "(on CPU set XLA_FLAGS=--xla_force_host_platform_device_count=N)")
+            mesh = jax.sharding.Mesh(np.array(devices[:num_devices]), ("data",))
+            self._batch_sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(None, "data"))
+            replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+            self.params, self.opt_state, self.duals, self.seen = jax.device_put(
+                (self.params, self.opt_state, self.duals, self.seen), replicated)
+        else:
+            self._batch_sharding = None
         self._train_batches = jax.jit(self._scan_steps)
 
-    def _scan_steps(self, params, opt_state, batches):
-        graphdef, constants, kind, optimizer = self.graphdef, self.constants, self.kind, self.optimizer
+    # ---- the jitted pass ------------------------------------------------------------------------
+    def _slice_ids(self, raw, treatment, position, prediction, weight) -> jax.Array:
+        """int32[B, F]: each example's dual variable in each constrained slice family."""
+        columns, offset = [], 0
+        for name in self.losses.bias_slices:
+            ids = {"position": lambda: position, "treatment": lambda: treatment, "advertiser": lambda: raw[:, 3],
+                   "pctr_decile": lambda: batch_deciles(jax.lax.stop_gradient(prediction), weight)}[name]()
+            columns.append(ids + offset)
+            offset += self._slice_sizes[name]
+        return jnp.stack(columns, axis=-1)
+
+    def _row_counts(self, params, raw, weight):
+        """Occurrences of each Q-tower embedding row in the batch (CowClip's cnt); empty for other leaves."""
+        counts = jnp.zeros(sum(self._spec.field_sizes), jnp.float32).at[embedding_ids(self._spec, raw)].add(
+            (weight > 0).astype(jnp.float32)[:, None])
+        return jax.tree_util.tree_map_with_path(
+            lambda path, _: counts if path in self._row_count_paths else jnp.zeros(0), params)
+
+    def _scan_steps(self, params, opt_state, duals, seen, batches):
+        graphdef, constants, kind, losses = self.graphdef, self.constants, self.kind, self.losses
+
+        def objective(p, duals, raw, treatment, position, label, weight, query, soft_label, ramp):
+            logits = nnx.merge(graphdef, p, constants).component_logits(raw, treatment, position)  # [B, E]
+            probabilities = transfer(logits, kind)
+            prediction = probabilities.mean(axis=-1)
+            distill = ramp * losses.distillation_weight
+            target = (1.0 - distill) * label + distill * soft_label
+            rank = ramp * losses.rank_weight
+            total = 0.0
+            for e in range(logits.shape[-1]):
+                total += (1.0 - rank) * log_loss_term(logits[:, e], target, weight, kind)
+                if losses.rank_weight:
+                    total += rank * rank_loss_term(logits[:, e], label, weight, query, self.max_ads_per_query)
+            if losses.bias_slices:
+                slice_ids = self._slice_ids(raw, treatment, position, prediction, weight)
+                total += ramp * bias_constraint_term(prediction, label, weight, slice_ids, duals, losses.bias_alpha)
+            if losses.anti_distillation_weight:
+                total += losses.anti_distillation_weight * anti_distillation_term(probabilities, weight)
+            return total, prediction
 
         def step(carry, batch):
-            params, opt_state = carry
-            raw, treatment, position, label, weight = batch
+            params, opt_state, duals, seen = carry
+            raw, treatment, position, label, weight, query, soft_label = batch
+            ramp = curriculum_ramp(seen, losses.curriculum, losses.curriculum_examples)
+            (_, prediction), (grads, dual_grads) = jax.value_and_grad(objective, argnums=(0, 1), has_aux=True)(
+                params, duals, raw, treatment, position, label, weight, query, soft_label, ramp)
+            updates, opt_state = self.optimizer.update(grads, opt_state, params,
+                                                       row_counts=self._row_counts(params, raw, weight))
+            duals = duals + losses.bias_learning_rate * dual_grads  # gradient ascent on the duals
+            seen = seen + jnp.sum(weight > 0)
+            return (optax.apply_updates(params, updates), opt_state, duals, seen), prediction
 
-            def loss_fn(p):
-                logit = nnx.merge(graphdef, p, constants).logit(raw, treatment, position)
-                return log_loss_term(logit, label, weight, kind), logit
+        (params, opt_state, duals, seen), predictions = jax.lax.scan(step, (params, opt_state, duals, seen), batches)
+        return params, opt_state, duals, seen, predictions
 
-            (_, logit), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-            updates, opt_state = optimizer.update(grads, opt_state, params)
-            return (optax.apply_updates(params, updates), opt_state), transfer(logit, kind)
-
-        (params, opt_state), predictions = jax.lax.scan(step, (params, opt_state), batches)
-        return params, opt_state, predictions
+    def train_batches(self, batches: tuple) -> jax.Array:
+        """Train on stacked batches (raw, treatment, position, label, weight, query, soft_label), each [steps, B, ...];
+        return the PV predictions [steps, B]."""
+        if self._batch_sharding is not None:
+            batches = jax.device_put(batches, self._batch_sharding)
+        if self.teacher is not None:
+            soft = self.teacher.train_batches(batches)
+            batches = (*batches[:-1], soft)
+        self.params, self.opt_state, self.duals, self.seen, predictions = self._train_batches(
+            self.params, self.opt_state, self.duals, self.seen, batches)
+        return predictions
 
     def train(self, examples: Examples | None, flush: bool = False) -> tuple[np.ndarray, int]:
         """Train on buffered + new examples in order; return (PV predictions, how many buffered examples they cover).
@@ -86,22 +177,24 @@ class OnlineTrainer:
         The predictions are for the first `len(predictions)` examples in arrival order; with
         `flush`, a final partial batch is trained too (padded with zero-weight rows).
         """
-        if examples is not None and len(examples):
+        if examples is not None and examples.size:
             self._buffer.append(examples)
-            self._buffered += len(examples)
+            self._buffered += examples.size
         usable = self._buffered if flush else self._buffered - self._buffered % self.batch_size
         if usable == 0:
             return np.zeros(0, np.float32), 0
         pending = Examples.concat(self._buffer)
-        taken, rest = pending.slice(0, usable), pending.slice(usable, len(pending))
-        self._buffer, self._buffered = ([rest] if len(rest) else []), len(rest)
+        taken, rest = pending.slice(0, usable), pending.slice(usable, pending.size)
+        self._buffer, self._buffered = ([rest] if rest.size else []), rest.size
         steps = -(-usable // self.batch_size)
         slots = _next_power_of_two(steps) * self.batch_size  # few distinct shapes ⇒ few compilations
         pad = slots - usable
-        weight = np.concatenate([np.ones(usable, np.float32), np.zeros(pad, np.float32)])
-        columns = [np.concatenate([c, np.zeros((pad, *c.shape[1:]), c.dtype)]) for c in taken] + [weight]
+        # padding rows: zero weight, and queries −1, −2, … so no padding row pairs with another row
+        columns = [np.concatenate([c, np.zeros((pad, *c.shape[1:]), c.dtype)]) for c in taken[:5]]
+        query = taken.query - taken.query.min()
+        columns += [np.concatenate([query, -1 - np.arange(pad)]).astype(np.int32), columns[3]]  # soft label = label
         batches = tuple(c.reshape(-1, self.batch_size, *c.shape[1:]) for c in columns)
-        self.params, self.opt_state, predictions = self._train_batches(self.params, self.opt_state, batches)
+        predictions = self.train_batches(batches)
         return np.asarray(predictions).reshape(-1)[:usable], usable
 
     def snapshot(self) -> nnx.State:

@@ -10,6 +10,7 @@ from typing import Any
 
 import tomli_w
 
+from models.losses import BIAS_SLICES
 from ui_treatments import CATALOGUE
 
 
@@ -96,19 +97,71 @@ class ModelConfig:
     ad_buckets: int = _spec(8192, lo=16, hi=10_000_000, doc="hash buckets for ad ids")
     cross_buckets: int = _spec(16384, lo=16, hi=10_000_000, doc="hash buckets for query-topic × ad")
     init_seed: int = _spec(0, lo=0, doc="nuisance seed of initialisation and data order")
+    architecture: str = _spec("factorized", choices=("factorized", "unfactorized"),
+                              doc="factorized: τ(Q·U), U cached per (treatment, position); unfactorized: one tower "
+                                  "with treatment/position as input features, run per (candidate, treatment, position)")
+    dcn_layers: int = _spec(0, lo=0, hi=8, doc="DCNv2 low-rank cross layers on the Q tower's embedding input (0 = none)")
+    dcn_rank: int = _spec(8, lo=1, hi=512, doc="rank k of each cross layer's U·V")
+    bottleneck_dim: int = _spec(0, lo=0, hi=8192, doc="low-rank bottleneck k: every Q-tower layer m→n with k < min(m, n) "
+                                                      "becomes m→k→n (0 = none)")
+    ensemble_size: int = _spec(1, lo=1, hi=16, doc="self-ensemble components, each initialised differently; "
+                                                   "pCTR = their mean")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    learning_rate: float = _spec(0.05, lo=1e-8, hi=100.0, doc="AdaGrad learning rate")
-    adagrad_initial_accumulator: float = _spec(0.1, lo=0.0, hi=100.0, doc="AdaGrad's initial accumulator")
+    learning_rate: float = _spec(0.05, lo=1e-8, hi=100.0, doc="learning rate (of the dense layers when "
+                                                                "embedding_learning_rate is set)")
+    adagrad_initial_accumulator: float = _spec(0.1, lo=0.0, hi=100.0, doc="AdaGrad's initial accumulator "
+                                                                           "(also Shampoo's grafting AdaGrad)")
     batch_size: int = _spec(512, lo=1, hi=1_000_000, doc="examples per gradient step (single pass)")
+    optimizer: str = _spec("adagrad", choices=("adagrad", "adam", "shampoo"),
+                           doc="dense layers' optimizer; embeddings stay on AdaGrad except with adam")
+    embedding_learning_rate: float = _spec(0.0, lo=0.0, hi=100.0, doc="embeddings' learning rate (0 = learning_rate)")
+    embedding_l2: float = _spec(0.0, lo=0.0, hi=100.0, doc="L2 weight on the embeddings")
+    scaling_base_batch_size: int = _spec(0, lo=0, hi=1_000_000,
+                                         doc="CowClip scaling rule: for batch = s × this, dense lr × √s, embedding "
+                                             "lr kept, embedding L2 × s (0 = no scaling)")
+    shampoo_block_size: int = _spec(128, lo=1, hi=4096, doc="Shampoo: preconditioner block size")
+    shampoo_update_every: int = _spec(10, lo=1, hi=100_000, doc="Shampoo: steps between inverse-root refreshes")
+    shampoo_momentum: float = _spec(0.9, lo=0.0, hi=0.999, doc="Shampoo: Nesterov momentum (0 = none)")
+    cowclip: bool = _spec(False, doc="CowClip: clip each Q-embedding row's gradient to cnt·max(r‖w‖, ζ)")
+    cowclip_r: float = _spec(1.0, lo=0.0, hi=1000.0, doc="CowClip ratio r")
+    cowclip_zeta: float = _spec(1e-4, lo=0.0, hi=100.0, doc="CowClip lower bound ζ")
+    rank_loss_weight: float = _spec(0.0, lo=0.0, hi=0.99, doc="α₁: loss = α₁·RankNet (pairs of ads of the same query) "
+                                                               "+ (1 − α₁)·log loss")
+    distillation_weight: float = _spec(0.0, lo=0.0, hi=1.0, doc="two-pass distillation: a teacher trains first on each "
+                                                                 "batch; target = (1 − w)·click + w·teacher PV (0 = off)")
+    teacher_width_multiplier: int = _spec(2, lo=1, hi=16, doc="the teacher's Q-tower widths × this")
+    loss_curriculum: str = _spec("none", choices=("none", "linear", "cosine"),
+                                 doc="ramp of the rank, distillation and bias terms from 0 to full weight")
+    loss_curriculum_examples: int = _spec(200_000, lo=1, hi=10**10, doc="examples the curriculum ramp takes")
+    bias_constraints: list = _spec([], doc="slice families with one dual variable per slice: position, treatment, "
+                                           "pctr_decile, advertiser (empty = off)")
+    bias_alpha: float = _spec(0.01, lo=1e-6, hi=1e6, doc="α₃: L2 on the duals (λ settles at slice bias / α₃)")
+    bias_learning_rate: float = _spec(1.0, lo=0.0, hi=1e6, doc="gradient-ascent step of the dual variables")
+    anti_distillation_weight: float = _spec(0.0, lo=0.0, hi=100.0, doc="ensembles: weight of the loss pushing the "
+                                                                         "components apart")
+    num_devices: int = _spec(1, lo=1, hi=1024, doc="data-parallel training over this many jax devices "
+                                                   "(batch_size must be a multiple)")
     training_delay_minutes: float = _spec(5.0, lo=0.0, hi=10_000.0, doc="logs reach the trainer this late")
     deploy_every_minutes: float = _spec(15.0, lo=0.01, hi=100_000.0, doc="a snapshot is taken this often")
     deploy_delay_minutes: float = _spec(2.0, lo=0.0, hi=10_000.0, doc="a snapshot goes live this late")
     divergence_factor: float = _spec(3.0, lo=0.0, hi=1e6, doc="stop when PV log loss over the last ~2,000 examples "
                                                                 "exceeds this × the oracle's (0 = never); NaN/inf always stop")
     divergence_warmup_examples: int = _spec(20_000, lo=0, hi=10**9, doc="examples trained before the factor is checked")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    negative_keep_rate: float = _spec(1.0, lo=1e-4, hi=1.0, doc="share of non-clicked examples kept for training "
+                                                                  "(kept ones weigh 1/rate)")
+    low_position_keep_rate: float = _spec(1.0, lo=1e-4, hi=1.0, doc="share kept of examples at position ≥ "
+                                                                      "low_position_from")
+    low_position_from: int = _spec(2, lo=0, hi=4, doc="first position (0 = top) counted as low")
+    low_pctr_keep_rate: float = _spec(1.0, lo=1e-4, hi=1.0, doc="share kept of non-clicked examples whose served "
+                                                                  "pCTR < low_pctr_threshold (low log loss)")
+    low_pctr_threshold: float = _spec(0.01, lo=0.0, hi=1.0, doc="see low_pctr_keep_rate")
 
 
 @dataclass(frozen=True)
@@ -121,6 +174,7 @@ class Scenario:
     auction: AuctionConfig = field(default_factory=AuctionConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    data: DataConfig = field(default_factory=DataConfig)
 
 
 SECTIONS = {
@@ -130,6 +184,7 @@ SECTIONS = {
     "auction": AuctionConfig,
     "model": ModelConfig,
     "train": TrainConfig,
+    "data": DataConfig,
 }
 
 
@@ -154,8 +209,8 @@ def _check_value(key: str, f: dataclasses.Field, value: Any) -> Any:
         if not isinstance(value, str):
             raise ConfigError(f"{key}: expected a string, got {value!r}")
     elif isinstance(default, list):
-        if not isinstance(value, list) or not value:
-            raise ConfigError(f"{key}: expected a non-empty list, got {value!r}")
+        if not isinstance(value, list) or (default and not value):
+            raise ConfigError(f"{key}: expected a {'non-empty ' if default else ''}list, got {value!r}")
         value = list(value)
     if meta["choices"] is not None and value not in meta["choices"]:
         raise ConfigError(f"{key}: {value!r} is not allowed; allowed: {', '.join(map(str, meta['choices']))}")
@@ -183,6 +238,14 @@ def _check_lists(s: Scenario) -> None:
         raise ConfigError("world.position_effects: each must be a number in (0, 1]")
     if m.gsmelu_g_plus <= m.gsmelu_g_minus:
         raise ConfigError(f"model.gsmelu_g_plus: must exceed model.gsmelu_g_minus ({m.gsmelu_g_minus:g}), got {m.gsmelu_g_plus:g}")
+    t = s.train
+    for name in t.bias_constraints:
+        if name not in BIAS_SLICES:
+            raise ConfigError(f"train.bias_constraints: unknown slice {name!r}; allowed: {', '.join(BIAS_SLICES)}")
+    if len(set(t.bias_constraints)) != len(t.bias_constraints):
+        raise ConfigError("train.bias_constraints: slice families must be distinct")
+    if t.batch_size % t.num_devices:
+        raise ConfigError(f"train.num_devices: batch_size {t.batch_size} must be a multiple of it, got {t.num_devices}")
     for key, widths in (("model.quality_hidden", m.quality_hidden), ("model.ui_hidden", m.ui_hidden)):
         if not all(isinstance(x, int) and not isinstance(x, bool) and 1 <= x <= 8192 for x in widths):
             raise ConfigError(f"{key}: each width must be an integer in 1..8192, got {widths!r}")

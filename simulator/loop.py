@@ -15,17 +15,16 @@ from typing import Callable
 
 import jax
 import numpy as np
-import optax
 import pandas as pd
 import simpy
 from flax import nnx
 
 from auction import AuctionOutcome, pad_rows, preferred_batch, quality_weighted_reserve, resolve_ties, vcg_batch
-from models import FactorizedCtr, FeatureSpec, OnlineTrainer, Scorer
+from models import (CtrModel, Examples, FeatureSpec, LossConfig, OnlineTrainer, OptimizerConfig, Scorer, TowerShape,
+                    make_optimizer)
 from models.activations import activation
 from models.metrics import log_loss
-from models.trainer import Examples
-from simulator.config import Scenario
+from simulator.config import DataConfig, Scenario
 from simulator.results import RunOutput
 from simulator.world import QueryBatch, World, true_ctr
 
@@ -77,21 +76,66 @@ class ImpressionLog:
         return pd.DataFrame({name: self.column(name) for name in self.COLUMNS})
 
 
-def build_model(scenario: Scenario, world: World) -> FactorizedCtr:
-    """The scenario's factorized CTR model, initialised from the nuisance seed."""
+def build_model(scenario: Scenario, world: World, width_multiplier: int = 1, seed_offset: int = 0) -> CtrModel:
+    """The scenario's CTR model, initialised from the nuisance seed (`width_multiplier` widens the Q tower: teachers)."""
     w, m = scenario.world, scenario.model
     spec = FeatureSpec(w.num_topics, w.num_intents, w.num_advertisers, m.ad_buckets, m.cross_buckets)
-    return FactorizedCtr(
-        spec, world.treatment_features, w.num_positions, embedding_dim=m.embedding_dim,
-        quality_hidden=list(m.quality_hidden), ui_hidden=list(m.ui_hidden), interaction_dim=m.interaction_dim,
-        transfer=m.transfer, rngs=nnx.Rngs(params=jax.random.key(m.init_seed + 7919 * scenario.run.seed)),
+    shape = TowerShape(
+        embedding_dim=m.embedding_dim, quality_hidden=tuple(width_multiplier * h for h in m.quality_hidden),
+        ui_hidden=tuple(m.ui_hidden), interaction_dim=m.interaction_dim, dcn_layers=m.dcn_layers, dcn_rank=m.dcn_rank,
+        bottleneck_dim=m.bottleneck_dim,
         activation=activation(m.activation, smelu_beta=m.smelu_beta, gsmelu_params=dict(
-            alpha=m.gsmelu_alpha, beta=m.gsmelu_beta, g_minus=m.gsmelu_g_minus, g_plus=m.gsmelu_g_plus, t=m.gsmelu_t)),
-    )
+            alpha=m.gsmelu_alpha, beta=m.gsmelu_beta, g_minus=m.gsmelu_g_minus, g_plus=m.gsmelu_g_plus, t=m.gsmelu_t)))
+    key = jax.random.key(m.init_seed + 7919 * scenario.run.seed + 104_729 * seed_offset)
+    return CtrModel(spec, world.treatment_features, w.num_positions, shape, transfer=m.transfer,
+                    architecture=m.architecture, ensemble_size=m.ensemble_size, rngs=nnx.Rngs(params=key))
+
+
+def build_trainer(scenario: Scenario, world: World) -> OnlineTrainer:
+    """The online trainer the scenario asks for: optimizer, loss terms, teacher (distillation), devices."""
+    t = scenario.train
+    optimizer = make_optimizer(OptimizerConfig(
+        kind=t.optimizer, learning_rate=t.learning_rate, initial_accumulator=t.adagrad_initial_accumulator,
+        embedding_learning_rate=t.embedding_learning_rate, embedding_l2=t.embedding_l2, batch_size=t.batch_size,
+        base_batch_size=t.scaling_base_batch_size, cowclip=t.cowclip, cowclip_r=t.cowclip_r,
+        cowclip_zeta=t.cowclip_zeta, shampoo_block_size=t.shampoo_block_size,
+        shampoo_update_every=t.shampoo_update_every, shampoo_momentum=t.shampoo_momentum))
+    losses = LossConfig(
+        rank_weight=t.rank_loss_weight, distillation_weight=t.distillation_weight,
+        anti_distillation_weight=t.anti_distillation_weight, curriculum=t.loss_curriculum,
+        curriculum_examples=t.loss_curriculum_examples, bias_slices=tuple(t.bias_constraints),
+        bias_alpha=t.bias_alpha, bias_learning_rate=t.bias_learning_rate)
+    teacher = None
+    if t.distillation_weight:
+        teacher_optimizer = make_optimizer(OptimizerConfig(learning_rate=t.learning_rate,
+                                                           initial_accumulator=t.adagrad_initial_accumulator))
+        teacher = OnlineTrainer(build_model(scenario, world, t.teacher_width_multiplier, seed_offset=1),
+                                teacher_optimizer, t.batch_size, num_devices=t.num_devices)
+    return OnlineTrainer(build_model(scenario, world), optimizer, t.batch_size, losses=losses, teacher=teacher,
+                         num_devices=t.num_devices, max_ads_per_query=scenario.world.num_positions)
 
 
 # The ideal system's "model": the world's true CTR, computed where the auction runs.
 _oracle_ctr = jax.jit(true_ctr)
+
+
+def sampling_rates(data: DataConfig, click: np.ndarray, position: np.ndarray, pctr: np.ndarray) -> np.ndarray:
+    """Each logged example's keep probability (Factory Floor §3.3): the smallest rate of the conditions it meets."""
+    rate = np.where(click > 0, 1.0, data.negative_keep_rate)
+    rate = np.where(position >= data.low_position_from, np.minimum(rate, data.low_position_keep_rate), rate)
+    low_loss = (click == 0) & (pctr < data.low_pctr_threshold)
+    return np.where(low_loss, np.minimum(rate, data.low_pctr_keep_rate), rate).astype(np.float32)
+
+
+def uniform_hash(query: np.ndarray, position: np.ndarray) -> np.ndarray:
+    """A fixed pseudo-random number in [0, 1) per (query number, position): splitmix64 finaliser."""
+    x = np.asarray(query, np.uint64) * np.uint64(8) + np.asarray(position, np.uint64)
+    with np.errstate(over="ignore"):
+        x = (x + np.uint64(0x9E3779B97F4A7C15)) & np.uint64(0xFFFFFFFFFFFFFFFF)
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        x = x ^ (x >> np.uint64(31))
+    return (x >> np.uint64(11)).astype(np.float64) / float(1 << 53)
 
 
 def chunk_bounds(count: int, largest: int = CHUNK_SIZES[0]) -> list[tuple[int, int, int]]:
@@ -127,9 +171,7 @@ class Simulation:
         self.world.reset(scenario.run.seed)
         self.oracle = scenario.model.oracle
         if not self.oracle:
-            t = scenario.train
-            optimizer = optax.adagrad(t.learning_rate, initial_accumulator_value=t.adagrad_initial_accumulator)
-            self.trainer = OnlineTrainer(build_model(scenario, self.world), optimizer, t.batch_size)
+            self.trainer = build_trainer(scenario, self.world)
             self.scorer = Scorer(self.trainer)
             self.deployed = self.trainer.snapshot()
         a = scenario.auction
@@ -144,8 +186,7 @@ class Simulation:
         self.probes: list[tuple[np.ndarray, ...]] = []  # (minute, query, pCTR[n,N,T,K], valid[n,N], ad[n,N]) per tick
         self.pv: list[PvChunk] = []
         self._pending: collections.deque = collections.deque()  # (available_minute, Examples, true_ctr)
-        self._unscored_truth: list[np.ndarray] = []  # sent to the trainer, no PV prediction yet
-        self._unscored_labels: list[np.ndarray] = []
+        self._unscored: list[tuple[np.ndarray, ...]] = []  # (label, weight, true CTR) sent to the trainer, not yet scored
         self._queries = 0
         self._trained = 0  # examples trained so far
         self._timers = collections.Counter()
@@ -254,8 +295,12 @@ class Simulation:
         true_ctr = batch.relevance[query, candidate] * self.world.examination[chosen, position]
         click = (batch.click_noise[query, candidate] < true_ctr).astype(np.float32)
         price = outcome.price_per_click[query, position]
-        examples = Examples(batch.features[query, candidate], chosen.astype(np.int32), position.astype(np.int32), click)
-        entry = (minute + self.scenario.train.training_delay_minutes, examples, true_ctr)
+        examples = Examples(batch.features[query, candidate], chosen.astype(np.int32), position.astype(np.int32), click,
+                            query=self._queries + query)
+        keep_rate = sampling_rates(self.scenario.data, click, position, outcome.ctr[query, position])
+        kept = keep_rate >= uniform_hash(self._queries + query, position)  # same data for every model: no RNG state
+        examples = Examples(*(column[kept] for column in examples._replace(weight=1.0 / keep_rate)))
+        entry = (minute + self.scenario.train.training_delay_minutes, examples, true_ctr[kept])
         if self.training_logs is not None:
             self.training_logs.append(entry)
         if self._external_logs is None:
@@ -288,33 +333,29 @@ class Simulation:
         while self._pending and (flush or self._pending[0][0] <= minute):
             _, examples, true_ctr = self._pending.popleft()
             ready.append(examples)
-            self._unscored_truth.append(true_ctr)
+            self._unscored.append((examples.label, examples.filled().weight, true_ctr))
         started = time.perf_counter()
         examples = Examples.concat(ready) if ready else None
         if self.oracle:
-            predictions = np.concatenate(self._unscored_truth) if self._unscored_truth else np.zeros(0, np.float32)
-            labels = examples.label if examples is not None else np.zeros(0, np.float32)
-            scored = len(predictions)
+            scored = sum(len(label) for label, _, _ in self._unscored)
+            predictions = None
         else:
-            if examples is not None:
-                self._unscored_labels.append(examples.label)
             predictions, scored = self.trainer.train(examples, flush=flush)
-            labels = None
         self._timers["training"] += time.perf_counter() - started
         if scored == 0:
             return
-        truth = np.concatenate(self._unscored_truth)
-        self._unscored_truth = [truth[scored:]] if scored < len(truth) else []
-        if labels is None:
-            all_labels = np.concatenate(self._unscored_labels)
-            labels = all_labels[:scored]
-            self._unscored_labels = [all_labels[scored:]] if scored < len(all_labels) else []
-        self.pv.append(PvChunk(minute, predictions, labels, truth[:scored]))
+        label, weight, truth = (np.concatenate(column) for column in zip(*self._unscored))
+        self._unscored = [tuple(c[scored:] for c in (label, weight, truth))] if scored < len(label) else []
+        label, weight, truth = label[:scored], weight[:scored], truth[:scored]
+        predictions = truth if predictions is None else predictions
+        self.pv.append(PvChunk(minute, predictions, label, truth, weight))
         self._trained += scored
         row = self.rows[-1]
         row["trained_examples"] = row.get("trained_examples", 0) + scored
-        row["pv_loss_sum"] = row.get("pv_loss_sum", 0.0) + scored * log_loss(predictions, labels)
-        row["oracle_loss_sum"] = row.get("oracle_loss_sum", 0.0) + scored * log_loss(truth[:scored], labels)
+        total_weight = float(weight.sum())
+        row["trained_weight"] = row.get("trained_weight", 0.0) + total_weight
+        row["pv_loss_sum"] = row.get("pv_loss_sum", 0.0) + total_weight * log_loss(predictions, label, weight)
+        row["oracle_loss_sum"] = row.get("oracle_loss_sum", 0.0) + total_weight * log_loss(truth, label, weight)
         self._check_divergence(minute, predictions)
 
     def _check_divergence(self, minute: float, predictions: np.ndarray) -> None:
@@ -328,7 +369,7 @@ class Simulation:
         pv_sum = oracle_sum = count = 0.0
         for row in reversed(self.rows):
             pv_sum, oracle_sum = pv_sum + row.get("pv_loss_sum", 0.0), oracle_sum + row.get("oracle_loss_sum", 0.0)
-            count += row.get("trained_examples", 0)
+            count += row.get("trained_weight", 0.0)
             if count >= 2000:
                 break
         if count and pv_sum > t.divergence_factor * oracle_sum:
@@ -368,10 +409,11 @@ class Simulation:
 
     def _recent_pv_logloss(self) -> float:
         """PV log loss over about the last 20,000 trained examples (for progress displays)."""
-        losses, count = 0.0, 0
+        losses, count = 0.0, 0.0
         for chunk in reversed(self.pv):
-            losses += len(chunk.label) * log_loss(chunk.prediction, chunk.label)
-            count += len(chunk.label)
+            weight = float(chunk.weight.sum())
+            losses += weight * log_loss(chunk.prediction, chunk.label, chunk.weight)
+            count += weight
             if count >= 20_000:
                 break
         return losses / count if count else float("nan")
@@ -379,9 +421,10 @@ class Simulation:
 
 @dataclass
 class PvChunk:
-    """Predictions made by progressive validation at `minute`, with their labels and the true CTRs."""
+    """Predictions made by progressive validation at `minute`, with their labels, true CTRs and importance weights."""
 
     minute: float
     prediction: np.ndarray
     label: np.ndarray
     truth: np.ndarray
+    weight: np.ndarray

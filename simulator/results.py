@@ -42,11 +42,12 @@ class RunOutput:
         return {name: np.concatenate(column) for name, column in zip(names, zip(*self.probes))}
 
     def pv_arrays(self) -> dict[str, np.ndarray]:
-        """All PV predictions, labels, true CTRs and training minutes, in training order."""
+        """All PV predictions, labels, true CTRs, importance weights and training minutes, in training order."""
         if not self.pv:
             empty = np.zeros(0, np.float32)
-            return {"prediction": empty, "label": empty, "truth": empty, "minute": empty}
+            return {"prediction": empty, "label": empty, "truth": empty, "minute": empty, "weight": empty}
         return {
+            "weight": np.concatenate([c.weight for c in self.pv]),
             "prediction": np.concatenate([c.prediction for c in self.pv]),
             "label": np.concatenate([c.label for c in self.pv]),
             "truth": np.concatenate([c.truth for c in self.pv]),
@@ -56,13 +57,13 @@ class RunOutput:
     def metrics(self) -> pd.DataFrame:
         """One row per tick: traffic, auction and PV-training metrics."""
         frame = pd.DataFrame(self.rows)
-        for column in ("trained_examples", "pv_loss_sum", "oracle_loss_sum"):
+        for column in ("trained_examples", "trained_weight", "pv_loss_sum", "oracle_loss_sum"):
             if column not in frame:
                 frame[column] = 0.0
             frame[column] = frame[column].fillna(0.0)
         frame["trained_examples"] = frame["trained_examples"].astype(np.int64)
         with np.errstate(invalid="ignore", divide="ignore"):
-            trained = frame["trained_examples"].where(frame["trained_examples"] > 0)
+            trained = frame["trained_weight"].where(frame["trained_weight"] > 0)
             frame["pv_logloss"] = frame["pv_loss_sum"] / trained
             frame["oracle_logloss"] = frame["oracle_loss_sum"] / trained
         frame.insert(0, "sim_time", frame["sim_minute"] / 60.0)  # hours
@@ -72,10 +73,10 @@ class RunOutput:
         """The run's headline numbers (all plain JSON types)."""
         frame = self.metrics()
         pv = self.pv_arrays()
-        prediction, label, truth = pv["prediction"], pv["label"], pv["truth"]
+        prediction, label, truth, weight = pv["prediction"], pv["label"], pv["truth"], pv["weight"]
         final = slice(int(len(label) * (1 - FINAL_WINDOW_SHARE)), None)
-        base_entropy = entropy_of_mean(label)
-        calibration = calibration_by_decile(prediction, label)
+        base_entropy = entropy_of_mean(label, weight)
+        calibration = calibration_by_decile(prediction, label, weight=weight)
         timing_total = sum(self.timers.get(k, 0.0) for k in TIMING_KEYS)
         summary = {
             "seed": self.scenario.run.seed,
@@ -91,16 +92,16 @@ class RunOutput:
             "expected_revenue": float(frame["expected_revenue"].sum()),
             "welfare": float(frame["welfare"].sum()),
             "trained_examples": int(len(label)),
-            "pv_logloss": log_loss(prediction, label),
-            "oracle_logloss": log_loss(truth, label),
-            "pv_normalized_entropy": log_loss(prediction, label) / base_entropy,
-            "oracle_normalized_entropy": log_loss(truth, label) / base_entropy,
-            "final_window_pv_logloss": log_loss(prediction[final], label[final]),
-            "final_window_oracle_logloss": log_loss(truth[final], label[final]),
-            "pv_auc": auc(prediction, label),
-            "oracle_auc": auc(truth, label),
+            "pv_logloss": log_loss(prediction, label, weight),
+            "oracle_logloss": log_loss(truth, label, weight),
+            "pv_normalized_entropy": log_loss(prediction, label, weight) / base_entropy,
+            "oracle_normalized_entropy": log_loss(truth, label, weight) / base_entropy,
+            "final_window_pv_logloss": log_loss(prediction[final], label[final], weight[final]),
+            "final_window_oracle_logloss": log_loss(truth[final], label[final], weight[final]),
+            "pv_auc": auc(prediction, label, weight),
+            "oracle_auc": auc(truth, label, weight),
             "calibration_max_abs_decile": float(np.nanmax(np.abs(calibration["bias"]))) if len(label) else float("nan"),
-            "calibration_overall": float(prediction.sum() / max(label.sum(), 1.0) - 1.0),
+            "calibration_overall": float(np.sum(weight * prediction) / max(np.sum(weight * label), 1.0) - 1.0),
             "deploys": int(frame["deploy_version"].max()),
             "wall_seconds": self.wall_seconds,
             "queries_per_second": self.queries / self.wall_seconds if self.wall_seconds > 0 else 0.0,
@@ -134,12 +135,12 @@ def learning_curve(output: RunOutput, bins: int = 24) -> pd.DataFrame:
     frame = output.metrics()
     edges = np.linspace(0, frame["sim_minute"].max() + 1e-9, bins + 1)
     window = np.digitize(frame["sim_minute"], edges[1:-1])
-    grouped = frame.groupby(window)[["pv_loss_sum", "oracle_loss_sum", "trained_examples", "revenue", "welfare", "clicks"]].sum()
+    grouped = frame.groupby(window)[["pv_loss_sum", "oracle_loss_sum", "trained_weight", "revenue", "welfare", "clicks"]].sum()
     with np.errstate(invalid="ignore", divide="ignore"):
         return pd.DataFrame({
             "sim_time": (edges[grouped.index] + edges[grouped.index + 1]) / 120.0,
-            "pv_logloss": grouped["pv_loss_sum"] / grouped["trained_examples"].where(grouped["trained_examples"] > 0),
-            "oracle_logloss": grouped["oracle_loss_sum"] / grouped["trained_examples"].where(grouped["trained_examples"] > 0),
+            "pv_logloss": grouped["pv_loss_sum"] / grouped["trained_weight"].where(grouped["trained_weight"] > 0),
+            "oracle_logloss": grouped["oracle_loss_sum"] / grouped["trained_weight"].where(grouped["trained_weight"] > 0),
             "revenue": grouped["revenue"],
             "welfare": grouped["welfare"],
             "clicks": grouped["clicks"],
@@ -149,4 +150,4 @@ def learning_curve(output: RunOutput, bins: int = 24) -> pd.DataFrame:
 def calibration_table(output: RunOutput) -> pd.DataFrame:
     """PV calibration by pCTR decile: mean prediction, mean click rate, mean true CTR, bias."""
     pv = output.pv_arrays()
-    return pd.DataFrame(calibration_by_decile(pv["prediction"], pv["label"], pv["truth"]))
+    return pd.DataFrame(calibration_by_decile(pv["prediction"], pv["label"], pv["truth"], pv["weight"]))

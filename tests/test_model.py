@@ -8,17 +8,16 @@ import optax
 import pytest
 from flax import nnx
 
-from models import FactorizedCtr, FeatureSpec, OnlineTrainer, Scorer
+from models import CtrModel, Examples, FeatureSpec, OnlineTrainer, Scorer, TowerShape
 from models.ctr import transfer
-from models.trainer import Examples
 
 SPEC = FeatureSpec(num_topics=5, num_intents=3, num_advertisers=7, ad_buckets=64, cross_buckets=128)
 FEATURES = np.array([[0, 0], [1, 0], [0, 1]], np.float32)
 
 
-def _model(kind: str = "sigmoid", seed: int = 0) -> FactorizedCtr:
-    return FactorizedCtr(SPEC, FEATURES, 4, embedding_dim=4, quality_hidden=[16], ui_hidden=[8], interaction_dim=4,
-                         transfer=kind, rngs=nnx.Rngs(seed))
+def _model(kind: str = "sigmoid", seed: int = 0, **options) -> CtrModel:
+    shape = TowerShape(embedding_dim=4, quality_hidden=(16,), ui_hidden=(8,), interaction_dim=4)
+    return CtrModel(SPEC, FEATURES, 4, shape, transfer=kind, rngs=nnx.Rngs(seed), **options)
 
 
 def _raw(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
@@ -26,13 +25,14 @@ def _raw(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
     return np.stack([rng.integers(0, h, shape) for h in highs], axis=-1).astype(np.int32)
 
 
-@pytest.mark.parametrize("kind", ["sigmoid", "exp"])
-def test_cached_u_scoring_equals_per_example_scoring(kind):
-    model, rng = _model(kind), np.random.default_rng(0)
+@pytest.mark.parametrize("kind, options", [("sigmoid", {}), ("exp", {}), ("sigmoid", {"architecture": "unfactorized"}),
+                                           ("sigmoid", {"ensemble_size": 3})])
+def test_candidate_scoring_equals_per_example_scoring(kind, options):
+    model, rng = _model(kind, **options), np.random.default_rng(0)
     raw = _raw(rng, (6, 5))
     scores = np.asarray(model.score_candidates(raw))  # [6, 5, 3, 4]
     b, n, t, k = np.meshgrid(*(np.arange(s) for s in scores.shape), indexing="ij")
-    direct = transfer(model.logit(raw[b.ravel(), n.ravel()], t.ravel(), k.ravel()), kind)
+    direct = model.predict(raw[b.ravel(), n.ravel()], t.ravel(), k.ravel())
     np.testing.assert_allclose(scores.ravel(), np.asarray(direct), rtol=1e-5, atol=1e-7)
     assert np.all((scores > 0) & (scores <= 1))
 
@@ -42,7 +42,7 @@ def test_pv_predictions_are_made_before_the_update():
     n = 64
     examples = Examples(_raw(rng, (n,)), rng.integers(0, 3, n).astype(np.int32), rng.integers(0, 4, n).astype(np.int32),
                         (rng.random(n) < 0.3).astype(np.float32))
-    before = np.asarray(transfer(model.logit(examples.raw, examples.treatment, examples.position), "sigmoid"))
+    before = np.asarray(model.predict(examples.raw, examples.treatment, examples.position))
     trainer = OnlineTrainer(model, optax.adagrad(0.5), batch_size=32)
     predictions, scored = trainer.train(examples)
     assert scored == n

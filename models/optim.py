@@ -1,0 +1,189 @@
+"""Optimizers as optax transformations: Shampoo with AdaGrad grafting (Factory Floor §4.2, Distributed
+Shampoo), CowClip column-wise clipping of embedding gradients (Zheng et al.), and the partition that
+keeps embeddings on AdaGrad while the dense layers use the chosen optimizer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+OPTIMIZERS = ("adagrad", "adam", "shampoo")
+
+
+# ---- Shampoo -------------------------------------------------------------------------------------
+class _LeafState(NamedTuple):
+    graft: jax.Array  # AdaGrad accumulator, same shape as the parameter
+    momentum: jax.Array
+    left: jax.Array  # statistics Σ G Gᵀ per block: [row blocks, col blocks, bm, bm] (empty for vectors)
+    right: jax.Array  # statistics Σ Gᵀ G per block: [row blocks, col blocks, bn, bn]
+    left_root: jax.Array  # (left + εI)^(−1/4), refreshed every `update_every` steps
+    right_root: jax.Array
+
+
+class ShampooState(NamedTuple):
+    count: jax.Array
+    leaves: list[_LeafState]
+
+
+def _blocks(x: jax.Array, bm: int, bn: int) -> jax.Array:
+    """[m, n] → [m/bm, n/bn, bm, bn], zero-padded to whole blocks."""
+    m, n = x.shape
+    pm, pn = -m % bm, -n % bn
+    x = jnp.pad(x, ((0, pm), (0, pn)))
+    return x.reshape((m + pm) // bm, bm, (n + pn) // bn, bn).transpose(0, 2, 1, 3)
+
+
+def _unblocks(x: jax.Array, m: int, n: int) -> jax.Array:
+    rb, cb, bm, bn = x.shape
+    return x.transpose(0, 2, 1, 3).reshape(rb * bm, cb * bn)[:m, :n]
+
+
+def _inverse_fourth_root(stats: jax.Array, epsilon: float) -> jax.Array:
+    """(S + ε·λ_max·I)^(−1/4) per block by eigendecomposition (symmetric PSD S)."""
+    values, vectors = jnp.linalg.eigh(stats)
+    floor = epsilon * jnp.maximum(jnp.max(values, axis=-1, keepdims=True), 1e-30)
+    scale = jnp.maximum(values, 0.0) + floor
+    return jnp.einsum("...ij,...j,...kj->...ik", vectors, scale**-0.25, vectors)
+
+
+def shampoo(learning_rate: float, *, block_size: int = 128, update_every: int = 10, momentum: float = 0.9,
+            nesterov: bool = True, initial_accumulator: float = 0.1, epsilon: float = 1e-6,
+            start_preconditioning: int = 10) -> optax.GradientTransformation:
+    """Block-diagonal Shampoo for matrices: direction L^(−1/4) G R^(−1/4) per block, AdaGrad's step size per layer
+    (grafting), optional Nesterov momentum. Vectors (biases) take the AdaGrad direction.
+
+    Inverse roots are recomputed every `update_every` steps; before `start_preconditioning` steps the
+    direction is AdaGrad's. Statistics accumulate without decay, like AdaGrad's.
+    """
+
+    def init_leaf(p: jax.Array) -> _LeafState:
+        zeros = jnp.zeros_like(p)
+        graft = jnp.full_like(p, initial_accumulator)
+        if p.ndim != 2:
+            empty = jnp.zeros((0,), p.dtype)
+            return _LeafState(graft, zeros, empty, empty, empty, empty)
+        bm, bn = min(block_size, p.shape[0]), min(block_size, p.shape[1])
+        rb, cb = -(-p.shape[0] // bm), -(-p.shape[1] // bn)
+        eye_m, eye_n = jnp.broadcast_to(jnp.eye(bm), (rb, cb, bm, bm)), jnp.broadcast_to(jnp.eye(bn), (rb, cb, bn, bn))
+        return _LeafState(graft, zeros, jnp.zeros((rb, cb, bm, bm)), jnp.zeros((rb, cb, bn, bn)), eye_m, eye_n)
+
+    def init(params):
+        return ShampooState(jnp.zeros([], jnp.int32), [init_leaf(p) for p in jax.tree.leaves(params)])
+
+    def update_leaf(g: jax.Array, s: _LeafState, count: jax.Array) -> tuple[jax.Array, _LeafState]:
+        graft = s.graft + g * g
+        adagrad_step = g / jnp.sqrt(graft)
+        if g.ndim != 2:
+            direction, s = adagrad_step, s._replace(graft=graft)
+        else:
+            bm, bn = s.left.shape[-1], s.right.shape[-1]
+            blocks = _blocks(g, bm, bn)
+            left = s.left + jnp.einsum("abij,abkj->abik", blocks, blocks)
+            right = s.right + jnp.einsum("abji,abjk->abik", blocks, blocks)
+            refresh = (count % update_every) == 0
+            left_root, right_root = jax.lax.cond(
+                refresh, lambda: (_inverse_fourth_root(left, epsilon), _inverse_fourth_root(right, epsilon)),
+                lambda: (s.left_root, s.right_root))
+            preconditioned = _unblocks(jnp.einsum("abij,abjk,abkl->abil", left_root, blocks, right_root), *g.shape)
+            # grafting: Shampoo's direction with AdaGrad's step size, per layer
+            scale = jnp.linalg.norm(adagrad_step) / jnp.maximum(jnp.linalg.norm(preconditioned), 1e-30)
+            direction = jnp.where(count >= start_preconditioning, preconditioned * scale, adagrad_step)
+            s = s._replace(graft=graft, left=left, right=right, left_root=left_root, right_root=right_root)
+        buffer = momentum * s.momentum + direction
+        step = momentum * buffer + direction if nesterov else buffer
+        return -learning_rate * step, s._replace(momentum=buffer)
+
+    def update(updates, state: ShampooState, params=None):
+        del params
+        leaves, treedef = jax.tree.flatten(updates)
+        results = [update_leaf(g, s, state.count) for g, s in zip(leaves, state.leaves)]
+        new_updates = jax.tree.unflatten(treedef, [u for u, _ in results])
+        return new_updates, ShampooState(state.count + 1, [s for _, s in results])
+
+    return optax.GradientTransformation(init, update)
+
+
+# ---- CowClip -------------------------------------------------------------------------------------
+def cowclip(r: float = 1.0, zeta: float = 1e-4) -> optax.GradientTransformationExtraArgs:
+    """Clip each embedding row's gradient to cnt · max(r·‖w_row‖, ζ) (CowClip, Algorithm 1).
+
+    `row_counts` (an extra argument) is a tree like the parameters: for an embedding table, how often
+    each row occurs in the batch; an empty array for leaves that are not clipped.
+    """
+
+    def init(params):
+        del params
+        return optax.EmptyState()
+
+    def update(updates, state, params=None, *, row_counts=None, **extra):
+        del extra
+        if row_counts is None:
+            raise ValueError("cowclip: needs row_counts (occurrences of each embedding row in the batch)")
+
+        def clip(g, w, counts):
+            if counts.size == 0:
+                return g
+            threshold = counts * jnp.maximum(r * jnp.linalg.norm(w, axis=-1), zeta)
+            norm = jnp.linalg.norm(g, axis=-1)
+            return g * jnp.minimum(1.0, threshold / jnp.maximum(norm, 1e-30))[:, None]
+
+        return jax.tree.map(clip, updates, params, row_counts), state
+
+    return optax.GradientTransformationExtraArgs(init, update)
+
+
+# ---- the trainer's optimizer ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class OptimizerConfig:
+    """What `make_optimizer` builds. Learning rates follow CowClip's scaling rule 3 when `base_batch_size` > 0."""
+
+    kind: str = "adagrad"
+    learning_rate: float = 0.05
+    initial_accumulator: float = 0.1
+    embedding_learning_rate: float = 0.0  # 0 = learning_rate
+    embedding_l2: float = 0.0
+    batch_size: int = 512
+    base_batch_size: int = 0  # 0 = no scaling; else dense lr × √(batch/base), embedding L2 × batch/base
+    cowclip: bool = False
+    cowclip_r: float = 1.0
+    cowclip_zeta: float = 1e-4
+    shampoo_block_size: int = 128
+    shampoo_update_every: int = 10
+    shampoo_momentum: float = 0.9
+
+    def __post_init__(self):
+        if self.kind not in OPTIMIZERS:
+            raise ValueError(f"optimizer: {self.kind!r} is not allowed; allowed: {', '.join(OPTIMIZERS)}")
+
+
+def parameter_labels(params: Any) -> Any:
+    """'embedding' for embedding tables (they stay on AdaGrad, CowClip applies to them), 'dense' for the rest."""
+    return jax.tree_util.tree_map_with_path(
+        lambda path, _: "embedding" if getattr(path[-1], "key", None) == "embedding" else "dense", params)
+
+
+def make_optimizer(c: OptimizerConfig) -> optax.GradientTransformationExtraArgs:
+    """Embeddings: AdaGrad (optionally CowClip'd and L2-regularised); dense layers: AdaGrad, Adam or Shampoo."""
+    scale = c.batch_size / c.base_batch_size if c.base_batch_size else 1.0
+    dense_lr = c.learning_rate * scale**0.5
+    embedding_lr = c.embedding_learning_rate or c.learning_rate
+    dense = {
+        "adagrad": lambda: optax.adagrad(dense_lr, initial_accumulator_value=c.initial_accumulator),
+        "adam": lambda: optax.adam(dense_lr),
+        "shampoo": lambda: shampoo(dense_lr, block_size=c.shampoo_block_size, update_every=c.shampoo_update_every,
+                                   momentum=c.shampoo_momentum, initial_accumulator=c.initial_accumulator),
+    }[c.kind]()
+    embedding = [optax.adagrad(embedding_lr, initial_accumulator_value=c.initial_accumulator)]
+    if c.kind == "adam":
+        embedding = [optax.adam(embedding_lr)]
+    if c.embedding_l2:
+        embedding.insert(0, optax.add_decayed_weights(c.embedding_l2 * scale))
+    chain = [optax.partition({"embedding": optax.chain(*embedding), "dense": dense}, parameter_labels)]
+    if c.cowclip:
+        chain.insert(0, cowclip(c.cowclip_r, c.cowclip_zeta))
+    return optax.chain(*chain)
