@@ -21,7 +21,7 @@ class _LeafState(NamedTuple):
     momentum: jax.Array
     left: jax.Array  # statistics Σ G Gᵀ per block: [row blocks, col blocks, bm, bm] (empty for vectors)
     right: jax.Array  # statistics Σ Gᵀ G per block: [row blocks, col blocks, bn, bn]
-    left_root: jax.Array  # (left + εI)^(−1/4), refreshed every `update_every` steps
+    left_root: jax.Array  # (left + ε‖left‖I)^(−1/4), refreshed every `update_every` steps
     right_root: jax.Array
 
 
@@ -43,12 +43,35 @@ def _unblocks(x: jax.Array, m: int, n: int) -> jax.Array:
     return x.transpose(0, 2, 1, 3).reshape(rb * bm, cb * bn)[:m, :n]
 
 
-def _inverse_fourth_root(stats: jax.Array, epsilon: float) -> jax.Array:
-    """(S + ε·λ_max·I)^(−1/4) per block by eigendecomposition (symmetric PSD S)."""
-    values, vectors = jnp.linalg.eigh(stats)
-    floor = epsilon * jnp.maximum(jnp.max(values, axis=-1, keepdims=True), 1e-30)
-    scale = jnp.maximum(values, 0.0) + floor
-    return jnp.einsum("...ij,...j,...kj->...ik", vectors, scale**-0.25, vectors)
+def inverse_pth_root(stats: jax.Array, p: int = 4, epsilon: float = 1e-6, tolerance: float = 1e-5,
+                     max_iterations: int = 100) -> jax.Array:
+    """(S + ε·‖S‖·I)^(−1/p) per block [..., n, n] by the coupled Newton iteration (Distributed Shampoo, Guo & Higham).
+
+    Matmuls only (no eigendecomposition), so it runs anywhere XLA does; iterates until every block's
+    ‖M − I‖_max < tolerance. ‖·‖ is the Frobenius norm, an upper bound of the largest eigenvalue.
+    """
+    n = stats.shape[-1]
+    identity = jnp.eye(n, dtype=stats.dtype)
+    norm = jnp.maximum(jnp.linalg.norm(stats, axis=(-2, -1), keepdims=True), 1e-30)
+    damped = stats + epsilon * norm * identity
+    z = (1.0 + p) / (2.0 * (norm + epsilon * norm))
+    m0, h0 = damped * z, identity * z ** (1.0 / p)
+
+    def error(m):
+        return jnp.max(jnp.abs(m - identity))
+
+    def keep_going(state):
+        i, m, _, err = state
+        return (i < max_iterations) & (err > tolerance)
+
+    def newton_step(state):
+        i, m, h, _ = state
+        m_i = ((1.0 + p) * identity - m) / p
+        m = jnp.linalg.matrix_power(m_i, p) @ m
+        return i + 1, m, h @ m_i, error(m)
+
+    _, _, h, _ = jax.lax.while_loop(keep_going, newton_step, (0, m0, h0, error(m0)))
+    return h
 
 
 def shampoo(learning_rate: float, *, block_size: int = 128, update_every: int = 10, momentum: float = 0.9,
@@ -87,7 +110,7 @@ def shampoo(learning_rate: float, *, block_size: int = 128, update_every: int = 
             right = s.right + jnp.einsum("abji,abjk->abik", blocks, blocks)
             refresh = (count % update_every) == 0
             left_root, right_root = jax.lax.cond(
-                refresh, lambda: (_inverse_fourth_root(left, epsilon), _inverse_fourth_root(right, epsilon)),
+                refresh, lambda: (inverse_pth_root(left, 4, epsilon), inverse_pth_root(right, 4, epsilon)),
                 lambda: (s.left_root, s.right_root))
             preconditioned = _unblocks(jnp.einsum("abij,abjk,abkl->abil", left_root, blocks, right_root), *g.shape)
             # grafting: Shampoo's direction with AdaGrad's step size, per layer
@@ -163,8 +186,12 @@ class OptimizerConfig:
 
 def parameter_labels(params: Any) -> Any:
     """'embedding' for embedding tables (they stay on AdaGrad, CowClip applies to them), 'dense' for the rest."""
-    return jax.tree_util.tree_map_with_path(
-        lambda path, _: "embedding" if getattr(path[-1], "key", None) == "embedding" else "dense", params)
+    return jax.tree_util.tree_map_with_path(lambda path, _: "embedding" if has_key(path, "embedding") else "dense",
+                                            params)
+
+
+def has_key(path: tuple, name: str) -> bool:
+    return any(getattr(k, "key", None) == name for k in path)
 
 
 def make_optimizer(c: OptimizerConfig) -> optax.GradientTransformationExtraArgs:

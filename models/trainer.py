@@ -21,7 +21,7 @@ from flax import nnx
 from models.ctr import CtrModel, embedding_ids, transfer
 from models.losses import (LossConfig, anti_distillation_term, batch_deciles, bias_constraint_term, curriculum_ramp,
                            log_loss_term, rank_loss_term)
-from models.optim import parameter_labels
+from models.optim import has_key, parameter_labels
 
 
 class Examples(NamedTuple):
@@ -87,7 +87,7 @@ class OnlineTrainer:
         self._spec = model.spec
         self._row_count_paths = {path for path, label in
                                  jax.tree_util.tree_flatten_with_path(parameter_labels(self.params))[0]
-                                 if label == "embedding" and any(getattr(k, "key", None) == "quality" for k in path)}
+                                 if label == "embedding" and has_key(path, "quality")}
         if num_devices > 1:
             if batch_size % num_devices:
                 raise ValueError(f"batch_size: {batch_size} must be a multiple of num_devices ({num_devices})")

@@ -149,7 +149,8 @@ class TrainConfig:
     deploy_delay_minutes: float = _spec(2.0, lo=0.0, hi=10_000.0, doc="a snapshot goes live this late")
     divergence_factor: float = _spec(3.0, lo=0.0, hi=1e6, doc="stop when PV log loss over the last ~2,000 examples "
                                                                 "exceeds this × the oracle's (0 = never); NaN/inf always stop")
-    divergence_warmup_examples: int = _spec(20_000, lo=0, hi=10**9, doc="examples trained before the factor is checked")
+    divergence_warmup_examples: int = _spec(20_000, lo=0, hi=10**9, doc="examples trained before the factor is checked "
+                                                                                  "(at least 20 batches)")
 
 
 @dataclass(frozen=True)

@@ -364,7 +364,8 @@ class Simulation:
         if not np.all(np.isfinite(predictions)):
             raise TrainingDiverged(f"training diverged {where}: non-finite predictions")
         t = self.scenario.train
-        if self.oracle or not t.divergence_factor or self._trained < t.divergence_warmup_examples:
+        warmup = max(t.divergence_warmup_examples, 20 * t.batch_size)  # large batches take fewer, later steps
+        if self.oracle or not t.divergence_factor or self._trained < warmup:
             return
         pv_sum = oracle_sum = count = 0.0
         for row in reversed(self.rows):

@@ -1,0 +1,340 @@
+"""Each model technique does its job in isolation: losses, optimizers, clipping, architectures, sampling, devices."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+
+from models import CtrModel, Examples, FeatureSpec, LossConfig, OnlineTrainer, OptimizerConfig, TowerShape, make_optimizer
+from models.ctr import embedding_ids
+from models.losses import anti_distillation_term, batch_deciles, curriculum_ramp, rank_loss_term
+from models.optim import cowclip, inverse_pth_root, shampoo
+from simulator.config import DataConfig
+from simulator.loop import sampling_rates, uniform_hash
+
+SPEC = FeatureSpec(num_topics=5, num_intents=3, num_advertisers=7, ad_buckets=64, cross_buckets=128)
+FEATURES = np.array([[0, 0], [1, 0], [0, 1]], np.float32)
+SHAPE = TowerShape(embedding_dim=4, quality_hidden=(16,), ui_hidden=(8,), interaction_dim=4)
+
+
+def _model(seed: int = 0, shape: TowerShape = SHAPE, **options) -> CtrModel:
+    return CtrModel(SPEC, FEATURES, 4, shape, rngs=nnx.Rngs(seed), **options)
+
+
+def _examples(rng: np.random.Generator, n: int, ctr: float = 0.2) -> Examples:
+    highs = (5, 3, 1000, 7, 5)
+    raw = np.stack([rng.integers(0, h, n) for h in highs], axis=-1).astype(np.int32)
+    return Examples(raw, rng.integers(0, 3, n).astype(np.int32), rng.integers(0, 4, n).astype(np.int32),
+                    (rng.random(n) < ctr).astype(np.float32), query=np.arange(n) // 4)
+
+
+# ---- loss terms ---------------------------------------------------------------------------------
+def test_rank_loss_matches_brute_force_over_pairs_of_the_same_query():
+    rng = np.random.default_rng(0)
+    logit = rng.normal(size=40).astype(np.float32)
+    label = (rng.random(40) < 0.4).astype(np.float32)
+    query = np.repeat(np.arange(10), 4)
+    pairs = [(i, j) for i in range(40) for j in range(40) if query[i] == query[j] and label[i] == 1 and label[j] == 0]
+    brute = np.mean([-np.log(1 / (1 + np.exp(-(logit[i] - logit[j])))) for i, j in pairs])
+    got = float(rank_loss_term(jnp.asarray(logit), jnp.asarray(label), jnp.ones(40), jnp.asarray(query), max_gap=4))
+    np.testing.assert_allclose(got, brute, rtol=1e-5)
+    shifted = float(rank_loss_term(jnp.asarray(logit + 3.0), jnp.asarray(label), jnp.ones(40), jnp.asarray(query), 4))
+    np.testing.assert_allclose(shifted, got, rtol=1e-5)  # only differences within a query matter
+
+
+def test_curriculum_ramps_from_zero_to_full_weight():
+    assert float(curriculum_ramp(jnp.float32(0), "linear", 100)) == 0.0
+    assert float(curriculum_ramp(jnp.float32(50), "linear", 100)) == pytest.approx(0.5)
+    assert float(curriculum_ramp(jnp.float32(50), "cosine", 100)) == pytest.approx(0.5)
+    assert float(curriculum_ramp(jnp.float32(10), "cosine", 100)) < 0.1
+    assert float(curriculum_ramp(jnp.float32(500), "linear", 100)) == 1.0
+    assert float(curriculum_ramp(jnp.float32(0), "none", 100)) == 1.0
+
+
+def test_batch_deciles_ignore_padding_rows():
+    prediction = jnp.concatenate([jnp.linspace(0.01, 0.5, 100), jnp.zeros(28)])
+    weight = jnp.concatenate([jnp.ones(100), jnp.zeros(28)])
+    deciles = np.asarray(batch_deciles(prediction, weight))
+    assert np.array_equal(np.bincount(deciles[:100], minlength=10), np.full(10, 10))
+    assert np.all(np.diff(deciles[:100]) >= 0)
+
+
+def test_anti_distillation_rewards_spread_between_components():
+    same = jnp.full((8, 3), 0.2)
+    spread = jnp.tile(jnp.array([0.1, 0.2, 0.3]), (8, 1))
+    assert float(anti_distillation_term(same, jnp.ones(8))) == pytest.approx(0.0, abs=1e-9)
+    # pairs (0.1, 0.2), (0.1, 0.3), (0.2, 0.3): mean squared difference 0.02
+    assert float(anti_distillation_term(spread, jnp.ones(8))) == pytest.approx(-0.02, rel=1e-5)
+    assert float(anti_distillation_term(jnp.full((8, 1), 0.2), jnp.ones(8))) == 0.0
+
+
+def test_bias_constraint_duals_settle_at_slice_bias_over_alpha():
+    """With the model frozen (learning rate ~0), the ascent on λ_k converges to (mean bias on S_k) / α."""
+    rng = np.random.default_rng(1)
+    alpha = 0.5
+    trainer = OnlineTrainer(_model(), optax.sgd(0.0), 256, losses=LossConfig(bias_slices=("position",), bias_alpha=alpha,
+                                                                          bias_learning_rate=0.5))
+    examples = _examples(rng, 256 * 200)
+    predictions, _ = trainer.train(examples)
+    bias = [np.mean(examples.label[examples.position == k] - predictions[examples.position == k]) for k in range(4)]
+    np.testing.assert_allclose(np.asarray(trainer.duals), np.array(bias) / alpha, atol=0.05)  # bias/α ≈ −0.55
+
+
+def test_bias_constraints_pull_slow_learning_slices_onto_their_true_rate():
+    """Clicks = ad quality × position effect; with a slow learning rate, log loss alone leaves the low positions
+    over-predicted for long; the position duals pull every slice's mean pCTR onto its true mean CTR."""
+    quality = np.random.default_rng(2).uniform(0.02, 0.4, 1000)
+    examination = np.array([1.0, 0.5, 0.25, 0.1])
+
+    def slice_bias(losses: LossConfig) -> np.ndarray:
+        rng = np.random.default_rng(2)
+        trainer = OnlineTrainer(_model(), optax.adagrad(0.02), 256, losses=losses)
+        ex = _examples(rng, 2048 * 40)
+        truth = quality[ex.raw[:, 2]] * examination[ex.position]
+        predictions, _ = trainer.train(ex._replace(label=(rng.random(ex.size) < truth).astype(np.float32)))
+        late = slice(ex.size // 2, None)
+        position, truth, predictions = ex.position[late], truth[late], predictions[late]
+        return np.array([predictions[position == k].sum() / truth[position == k].sum() - 1 for k in range(4)])
+
+    plain = slice_bias(LossConfig())
+    constrained = slice_bias(LossConfig(bias_slices=("position",), bias_alpha=0.01, bias_learning_rate=0.1))
+    assert np.max(np.abs(plain)) > 0.2  # the setting has slice bias to remove
+    assert np.max(np.abs(constrained)) < 0.5 * np.max(np.abs(plain))
+
+
+# ---- distillation, ensembles ----------------------------------------------------------------------
+def test_distillation_student_trains_on_the_teachers_pv_predictions():
+    rng = np.random.default_rng(3)
+    examples = _examples(rng, 1024)
+    teacher = OnlineTrainer(_model(seed=5), optax.adagrad(0.1), 256)
+    student = OnlineTrainer(_model(), optax.adagrad(0.1), 256, losses=LossConfig(distillation_weight=1.0),
+                            teacher=teacher)
+    student.train(examples)
+    # the same student trained on the teacher's PV predictions as labels, without a teacher
+    reference_teacher = OnlineTrainer(_model(seed=5), optax.adagrad(0.1), 256)
+    soft, _ = reference_teacher.train(examples)
+    reference = OnlineTrainer(_model(), optax.adagrad(0.1), 256)
+    reference.train(examples._replace(label=soft.astype(np.float32)))
+    for a, b in zip(jax.tree.leaves(student.params), jax.tree.leaves(reference.params)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
+    for a, b in zip(jax.tree.leaves(teacher.params), jax.tree.leaves(reference_teacher.params)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-7)
+
+
+def test_anti_distillation_drives_ensemble_components_apart():
+    rng = np.random.default_rng(4)
+    examples = _examples(rng, 256 * 40)
+
+    def component_spread(weight: float) -> float:
+        model = _model(ensemble_size=3)
+        trainer = OnlineTrainer(model, optax.adagrad(0.1), 256, losses=LossConfig(anti_distillation_weight=weight))
+        trainer.train(examples)
+        trained = nnx.merge(trainer.graphdef, trainer.params, trainer.constants)
+        probabilities = jax.nn.sigmoid(trained.component_logits(examples.raw, examples.treatment, examples.position))
+        return float(jnp.mean(jnp.std(probabilities, axis=-1)))
+
+    assert component_spread(5.0) > 1.5 * component_spread(0.0)
+
+
+# ---- architectures ---------------------------------------------------------------------------------
+def test_dcn_crosses_start_as_identity_and_learn():
+    """ReZero: α = 0 at initialisation, so the cross layers pass e₀ through; training moves α off zero."""
+    model = _model(shape=TowerShape(4, (16,), (8,), 4, dcn_layers=2, dcn_rank=3))
+    raw = _examples(np.random.default_rng(5), 8).raw
+    quality = model.components[0].quality
+    e0 = quality.embed(embedding_ids(SPEC, jnp.asarray(raw))).reshape(8, -1)
+    np.testing.assert_allclose(np.asarray(quality.embeddings(raw)), np.asarray(e0))
+    trainer = OnlineTrainer(model, optax.adagrad(0.1), 256)
+    trainer.train(_examples(np.random.default_rng(6), 2048))
+    alpha = nnx.merge(trainer.graphdef, trainer.params, trainer.constants).components[0].quality.cross.alpha[...]
+    assert np.all(np.abs(np.asarray(alpha)) > 0)
+
+
+def test_bottleneck_replaces_wide_layers_by_low_rank_products():
+    wide = TowerShape(8, (128, 64), (8,), 4)
+    count = lambda m: sum(x.size for x in jax.tree.leaves(nnx.state(m.components[0].quality.mlp, nnx.Param)))
+    plain, narrow = _model(shape=wide), _model(shape=TowerShape(8, (128, 64), (8,), 4, bottleneck_dim=16))
+    # layers 48→128, 128→64 get k = 16; 64→4 stays (16 ≥ 4)
+    assert count(narrow) == (48 * 16 + 16 * 128 + 128) + (128 * 16 + 16 * 64 + 64) + (64 * 4 + 4)
+    assert count(narrow) < 0.5 * count(plain)
+
+
+# ---- optimizers ------------------------------------------------------------------------------------
+def test_inverse_pth_root_matches_eigendecomposition():
+    rng = np.random.default_rng(7)
+    g = rng.normal(size=(2, 12, 30))
+    stats = g @ g.transpose(0, 2, 1)
+    root = np.asarray(inverse_pth_root(jnp.asarray(stats, jnp.float32), 4, 1e-6))
+    for s, r in zip(stats, root):
+        w, v = np.linalg.eigh(s)
+        expected = (v * (w + 1e-6 * np.linalg.norm(s)) ** -0.25) @ v.T
+        np.testing.assert_allclose(r, expected, rtol=1e-3, atol=1e-4 * np.abs(expected).max())
+
+
+def test_shampoo_takes_adagrads_step_size_in_its_own_direction():
+    """Grafting: per layer, ‖Shampoo update‖ = ‖AdaGrad update‖, and once preconditioning starts the direction differs."""
+    rng = np.random.default_rng(8)
+    params = {"w": jnp.asarray(rng.normal(size=(6, 5)), jnp.float32)}
+    tx, ada = shampoo(0.1, momentum=0.0, update_every=1, start_preconditioning=1), optax.adagrad(0.1, 0.1)
+    s, a = tx.init(params), ada.init(params)
+    for step in range(3):
+        g = {"w": jnp.asarray(rng.normal(size=(6, 5)) * np.array([10, 1, 1, 1, 0.1]), jnp.float32)}
+        u, s = tx.update(g, s, params)
+        v, a = ada.update(g, a, params)
+        np.testing.assert_allclose(float(jnp.linalg.norm(u["w"])), float(jnp.linalg.norm(v["w"])), rtol=1e-4)
+        cosine = float(jnp.sum(u["w"] * v["w"]) / jnp.linalg.norm(u["w"]) / jnp.linalg.norm(v["w"]))
+        assert (cosine > 0.9999) if step == 0 else (cosine < 0.999)
+
+
+def test_shampoo_beats_adagrad_on_an_ill_conditioned_regression():
+    rng = np.random.default_rng(9)
+    x = rng.normal(size=(512, 8)) @ np.diag(np.logspace(0, 1.5, 8)) @ np.linalg.qr(rng.normal(size=(8, 8)))[0]
+    w_true = rng.normal(size=(8, 4))
+    y = jnp.asarray(x @ w_true, jnp.float32)
+    x = jnp.asarray(x, jnp.float32)
+    loss = lambda p: jnp.mean((x @ p["w"] - y) ** 2)
+
+    def final_loss(tx):
+        p = {"w": jnp.zeros((8, 4))}
+        state = tx.init(p)
+        for _ in range(150):
+            u, state = tx.update(jax.grad(loss)(p), state, p)
+            p = optax.apply_updates(p, u)
+        return float(loss(p))
+
+    assert final_loss(shampoo(0.3, update_every=5, momentum=0.5)) < 0.5 * final_loss(optax.adagrad(0.3, 0.1))
+
+
+def test_cowclip_clips_each_row_to_count_times_its_weight_norm():
+    w = {"table": jnp.array([[3.0, 4.0], [0.0, 0.0], [0.3, 0.4]]), "dense": jnp.ones(2)}
+    g = {"table": jnp.array([[30.0, 40.0], [1.0, 0.0], [0.03, 0.04]]), "dense": jnp.full(2, 100.0)}
+    counts = {"table": jnp.array([2.0, 1.0, 1.0]), "dense": jnp.zeros(0)}
+    clipped, _ = cowclip(r=1.0, zeta=0.1).update(g, optax.EmptyState(), w, row_counts=counts)
+    np.testing.assert_allclose(np.linalg.norm(clipped["table"][0]), 2 * 5.0, rtol=1e-5)  # cnt · r‖w‖ = 10 < 50
+    np.testing.assert_allclose(np.linalg.norm(clipped["table"][1]), 0.1, rtol=1e-5)  # ζ floor for a zero row
+    np.testing.assert_allclose(clipped["table"][2], g["table"][2])  # within bound: untouched
+    np.testing.assert_allclose(clipped["dense"], g["dense"])  # not an embedding: untouched
+
+
+def test_cowclip_in_the_trainer_bounds_embedding_updates():
+    rng = np.random.default_rng(10)
+    examples = _examples(rng, 1024)
+
+    def embedding_change(clip: bool) -> float:
+        config = OptimizerConfig(kind="adagrad", learning_rate=0.5, cowclip=clip, cowclip_r=1e-6, cowclip_zeta=0.0)
+        trainer = OnlineTrainer(_model(), make_optimizer(config), 1024)
+        before = np.asarray(trainer.params["components"][0]["quality"]["embed"]["embedding"][...])
+        trainer.train(examples)
+        return float(np.abs(np.asarray(trainer.params["components"][0]["quality"]["embed"]["embedding"][...]) - before).max())
+
+    # AdaGrad's first step moves every touched coordinate by ~lr; clipped rows move far less
+    assert embedding_change(True) < 0.1 * embedding_change(False)
+
+
+def test_cowclip_scaling_rule_scales_dense_learning_rate_by_root_of_batch_ratio():
+    grads = {"dense": {"kernel": jnp.ones((2, 2))}}
+    params = {"dense": {"kernel": jnp.zeros((2, 2))}}
+    base = make_optimizer(OptimizerConfig(kind="adam", learning_rate=0.01, batch_size=512, base_batch_size=512))
+    scaled = make_optimizer(OptimizerConfig(kind="adam", learning_rate=0.01, batch_size=8192, base_batch_size=512))
+    u1, _ = base.update(grads, base.init(params), params)
+    u2, _ = scaled.update(grads, scaled.init(params), params)
+    np.testing.assert_allclose(np.asarray(u2["dense"]["kernel"]), 4.0 * np.asarray(u1["dense"]["kernel"]), rtol=1e-5)
+
+
+# ---- data sampling ---------------------------------------------------------------------------------
+def test_sampling_keeps_the_configured_share_and_weights_by_its_inverse():
+    rng = np.random.default_rng(11)
+    n = 200_000
+    click, position = (rng.random(n) < 0.05).astype(np.float32), rng.integers(0, 4, n)
+    pctr = rng.random(n) * 0.1
+    data = DataConfig(negative_keep_rate=0.2, low_position_keep_rate=0.5, low_position_from=2)
+    rate = sampling_rates(data, click, position, pctr)
+    kept = rate >= uniform_hash(np.arange(n) // 4, position)
+    assert np.all(rate[click > 0] == np.where(position[click > 0] >= 2, 0.5, 1.0))
+    assert np.all(rate[(click == 0)] == 0.2)
+    assert abs(kept[click == 0].mean() - 0.2) < 0.01
+    weight = 1.0 / rate[kept]
+    # importance weights keep the estimated click rate unbiased
+    assert abs(np.sum(weight * click[kept]) / np.sum(weight) - click.mean()) < 0.003
+
+
+def test_uniform_hash_is_a_fixed_function_of_query_and_position():
+    q, p = np.arange(10), np.zeros(10, np.int64)
+    assert np.array_equal(uniform_hash(q, p), uniform_hash(q, p))
+    values = uniform_hash(np.arange(100_000), np.arange(100_000) % 4)
+    assert 0 <= values.min() and values.max() < 1 and abs(values.mean() - 0.5) < 0.01
+
+
+# ---- devices -----------------------------------------------------------------------------------------
+def test_four_devices_match_one_device(tmp_path):
+    """Data-parallel training over 4 (forced host) devices equals single-device training up to float tolerance."""
+    script = textwrap.dedent("""
+        import numpy as np, jax, optax
+        from flax import nnx
+        from models import CtrModel, Examples, FeatureSpec, LossConfig, OnlineTrainer, TowerShape
+        assert len(jax.devices()) == 4, jax.devices()
+        spec = FeatureSpec(5, 3, 7, 64, 128)
+        rng = np.random.default_rng(0)
+        n = 256 * 8
+        raw = np.stack([rng.integers(0, h, n) for h in (5, 3, 1000, 7, 5)], -1).astype(np.int32)
+        ex = Examples(raw, rng.integers(0, 3, n).astype(np.int32), rng.integers(0, 4, n).astype(np.int32),
+                      (rng.random(n) < 0.2).astype(np.float32), query=np.arange(n) // 3)
+        results = []
+        for devices in (1, 4):
+            model = CtrModel(spec, np.eye(3, 2, dtype=np.float32), 4, TowerShape(4, (16,), (8,), 4), rngs=nnx.Rngs(0))
+            trainer = OnlineTrainer(model, optax.adagrad(0.1), 256, num_devices=devices, max_ads_per_query=3,
+                                    losses=LossConfig(rank_weight=0.3, bias_slices=("position",)))
+            predictions, _ = trainer.train(ex)
+            results.append((predictions, jax.tree.leaves(trainer.params)))
+        np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-4, atol=1e-6)
+        for a, b in zip(results[0][1], results[1][1]):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5)
+        print("ok")
+    """)
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300,
+                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-2000:]
+
+
+# ---- every switch in the closed loop -----------------------------------------------------------------
+SWITCHES = [
+    ["model.architecture=unfactorized"], ["model.dcn_layers=2", "model.dcn_rank=4"], ["model.bottleneck_dim=8"],
+    ["model.ensemble_size=2", "train.anti_distillation_weight=0.5"], ["train.optimizer=adam", "train.learning_rate=0.003"],
+    ["train.optimizer=shampoo"], ["train.rank_loss_weight=0.3", "train.loss_curriculum=linear"],
+    ["train.distillation_weight=0.5"], ["train.bias_constraints=['position', 'treatment', 'pctr_decile', 'advertiser']"],
+    ["train.cowclip=true", "train.cowclip_r=1e-4"], ["data.negative_keep_rate=0.3"],
+]
+
+
+@pytest.fixture(scope="module")
+def baseline_run():
+    from simulator import config
+    from simulator.loop import Simulation
+
+    return Simulation(config.load("scenarios/smoke.toml", ["run.duration_hours=0.75"])).run()
+
+
+@pytest.mark.parametrize("switch", SWITCHES, ids=lambda s: " ".join(s))
+def test_switch_runs_in_the_loop_and_changes_the_model(switch, baseline_run):
+    from simulator import config
+    from simulator.loop import Simulation
+
+    output = Simulation(config.load("scenarios/smoke.toml", ["run.duration_hours=0.75", *switch])).run()
+    summary = output.summary()
+    assert summary["stopped"] is None and np.isfinite(summary["pv_logloss"])
+    assert summary["final_window_gap"] < 0.25  # learning, not broken
+    a, b = output.pv_arrays(), baseline_run.pv_arrays()
+    n = min(len(a["prediction"]), len(b["prediction"]))
+    assert not np.allclose(a["prediction"][:n], b["prediction"][:n], rtol=1e-3)
+    if switch[0].startswith("data."):
+        assert len(a["label"]) < 0.6 * len(b["label"]) and set(np.unique(a["weight"])) == {1.0, np.float32(1 / 0.3)}
