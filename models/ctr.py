@@ -113,6 +113,14 @@ class TowerShape:
     dcn_layers: int = 0
     dcn_rank: int = 8
     bottleneck_dim: int = 0
+    embedding_init_std: float = 0.0  # 0 = Flax's default, 1/√embedding_dim
+
+    def embed(self, rows: int, *, rngs: nnx.Rngs) -> nnx.Embed:
+        """An embedding table initialised as configured."""
+        if self.embedding_init_std > 0:
+            return nnx.Embed(rows, self.embedding_dim, embedding_init=nnx.initializers.normal(self.embedding_init_std),
+                             rngs=rngs)
+        return nnx.Embed(rows, self.embedding_dim, rngs=rngs)
 
 
 class QualityTower(nnx.Module):
@@ -121,7 +129,7 @@ class QualityTower(nnx.Module):
     def __init__(self, spec: FeatureSpec, shape: TowerShape, out_dim: int, *, extra_inputs: int = 0, rngs: nnx.Rngs):
         self.spec = spec
         width = len(spec.field_sizes) * shape.embedding_dim
-        self.embed = nnx.Embed(sum(spec.field_sizes), shape.embedding_dim, rngs=rngs)
+        self.embed = shape.embed(sum(spec.field_sizes), rngs=rngs)
         self.cross = LowRankCross(width, shape.dcn_layers, shape.dcn_rank, rngs=rngs) if shape.dcn_layers else None
         self.mlp = Mlp([width + extra_inputs, *shape.quality_hidden, out_dim], activation=shape.activation,
                        bottleneck_dim=shape.bottleneck_dim, rngs=rngs)
@@ -139,12 +147,12 @@ class QualityTower(nnx.Module):
 class UiFeatures(nnx.Module):
     """The UI treatment as features: treatment and position embeddings plus the treatment's catalogue features."""
 
-    def __init__(self, treatment_features: np.ndarray, num_positions: int, embedding_dim: int, *, rngs: nnx.Rngs):
+    def __init__(self, treatment_features: np.ndarray, num_positions: int, shape: TowerShape, *, rngs: nnx.Rngs):
         self.treatment_features = nnx.Variable(jnp.asarray(treatment_features))  # constant, not trained
         num_treatments, num_features = treatment_features.shape
-        self.treatment_embed = nnx.Embed(num_treatments, embedding_dim, rngs=rngs)
-        self.position_embed = nnx.Embed(num_positions, embedding_dim, rngs=rngs)
-        self.width = 2 * embedding_dim + num_features
+        self.treatment_embed = shape.embed(num_treatments, rngs=rngs)
+        self.position_embed = shape.embed(num_positions, rngs=rngs)
+        self.width = 2 * shape.embedding_dim + num_features
 
     def __call__(self, treatment: jax.Array, position: jax.Array) -> jax.Array:
         return jnp.concatenate(
@@ -163,7 +171,7 @@ class UiTower(nnx.Module):
 
     def __init__(self, treatment_features: np.ndarray, num_positions: int, shape: TowerShape, out_dim: int, *,
                  rngs: nnx.Rngs):
-        self.features = UiFeatures(treatment_features, num_positions, shape.embedding_dim, rngs=rngs)
+        self.features = UiFeatures(treatment_features, num_positions, shape, rngs=rngs)
         self.mlp = Mlp([self.features.width, *shape.ui_hidden, out_dim], activation=shape.activation, rngs=rngs)
 
     def __call__(self, treatment: jax.Array, position: jax.Array) -> jax.Array:
@@ -216,7 +224,7 @@ class UnfactorizedCtr(nnx.Module):
 
     def __init__(self, spec: FeatureSpec, treatment_features: np.ndarray, num_positions: int, shape: TowerShape, *,
                  rngs: nnx.Rngs):
-        self.ui = UiFeatures(treatment_features, num_positions, shape.embedding_dim, rngs=rngs)
+        self.ui = UiFeatures(treatment_features, num_positions, shape, rngs=rngs)
         self.quality = QualityTower(spec, shape, 1, extra_inputs=self.ui.width, rngs=rngs)
 
     def _head(self, embedded: jax.Array, ui: jax.Array) -> jax.Array:

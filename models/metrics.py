@@ -75,3 +75,22 @@ def calibration_by_decile(pred: np.ndarray, label: np.ndarray, truth: np.ndarray
             "mean_truth": sum_truth / count,
             "bias": (sum_pred - sum_label) / sum_label,
         }
+
+
+def per_query_auc(pred: np.ndarray, label: np.ndarray, query: np.ndarray, weight: np.ndarray | None = None) -> float:
+    """PerQueryAUC (Factory Floor §4.1.1): share of (clicked, not clicked) pairs of the same query ranked right,
+    ties half; pairs weigh the product of their importance weights. Queries hold few ads, so pairs are found
+    among neighbours after sorting by query."""
+    order = np.argsort(np.asarray(query), kind="stable")
+    q, p = np.asarray(query)[order], np.asarray(pred, np.float64)[order]
+    y, w = np.asarray(label)[order] > 0, _weights(weight, len(order))[order]
+    largest = int(np.max(np.unique(q, return_counts=True)[1])) if q.size else 0
+    right = pairs = 0.0
+    for gap in range(1, largest):
+        a, b = slice(None, -gap), slice(gap, None)
+        pair = (q[a] == q[b]) & (y[a] != y[b])
+        positive_first = np.where(y[a], p[a] - p[b], p[b] - p[a])  # score(clicked) − score(not clicked)
+        pair_weight = w[a] * w[b] * pair
+        right += np.sum(pair_weight * ((positive_first > 0) + 0.5 * (positive_first == 0)))
+        pairs += np.sum(pair_weight)
+    return float(right / pairs) if pairs else float("nan")

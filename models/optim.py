@@ -61,7 +61,7 @@ def inverse_pth_root(stats: jax.Array, p: int = 4, epsilon: float = 1e-6, tolera
         return jnp.max(jnp.abs(m - identity))
 
     def keep_going(state):
-        i, m, _, err = state
+        i, _, _, err = state
         return (i < max_iterations) & (err > tolerance)
 
     def newton_step(state):

@@ -19,8 +19,15 @@ import optax
 from flax import nnx
 
 from models.ctr import CtrModel, embedding_ids, transfer
-from models.losses import (LossConfig, anti_distillation_term, batch_deciles, bias_constraint_term, curriculum_ramp,
-                           log_loss_term, rank_loss_term)
+from models.losses import (
+    LossConfig,
+    anti_distillation_term,
+    batch_deciles,
+    bias_constraint_term,
+    curriculum_ramp,
+    log_loss_term,
+    rank_loss_term,
+)
 from models.optim import has_key, parameter_labels
 
 
@@ -35,21 +42,21 @@ class Examples(NamedTuple):
     weight: np.ndarray | None = None
     query: np.ndarray | None = None
 
-    def filled(self) -> "Examples":
+    def filled(self) -> Examples:
         """With the optional columns present: weight 1, and every example its own query."""
         n = self.size
         return self._replace(weight=np.ones(n, np.float32) if self.weight is None else self.weight,
                              query=np.arange(n, dtype=np.int64) if self.query is None else self.query)
 
     @staticmethod
-    def concat(parts: list["Examples"]) -> "Examples":
+    def concat(parts: list[Examples]) -> Examples:
         return Examples(*(np.concatenate(column) for column in zip(*(p.filled() for p in parts))))
 
     @property
     def size(self) -> int:
         return int(self.label.shape[0])
 
-    def slice(self, start: int, stop: int) -> "Examples":
+    def slice(self, start: int, stop: int) -> Examples:
         return Examples(*(column[start:stop] for column in self.filled()))
 
 
@@ -65,7 +72,7 @@ class OnlineTrainer:
     """
 
     def __init__(self, model: CtrModel, optimizer: optax.GradientTransformation, batch_size: int, *,
-                 losses: LossConfig = LossConfig(), teacher: "OnlineTrainer | None" = None, num_devices: int = 1,
+                 losses: LossConfig = LossConfig(), teacher: OnlineTrainer | None = None, num_devices: int = 1,
                  max_ads_per_query: int = 1):
         self.graphdef, self.params, self.constants = nnx.split(model, nnx.Param, ...)
         self.optimizer = optax.with_extra_args_support(optimizer)

@@ -104,6 +104,8 @@ class ModelConfig:
     dcn_rank: int = _spec(8, lo=1, hi=512, doc="rank k of each cross layer's U·V")
     bottleneck_dim: int = _spec(0, lo=0, hi=8192, doc="low-rank bottleneck k: every Q-tower layer m→n with k < min(m, n) "
                                                       "becomes m→k→n (0 = none)")
+    embedding_init_std: float = _spec(0.0, lo=0.0, hi=10.0, doc="std of the normal initialisation of every embedding "
+                                                                 "(0 = Flax's default, 1/√embedding_dim)")
     ensemble_size: int = _spec(1, lo=1, hi=16, doc="self-ensemble components, each initialised differently; "
                                                    "pCTR = their mean")
 

@@ -19,9 +19,25 @@ import pandas as pd
 import simpy
 from flax import nnx
 
-from auction import AuctionOutcome, pad_rows, preferred_batch, quality_weighted_reserve, resolve_ties, vcg_batch
-from models import (CtrModel, Examples, FeatureSpec, LossConfig, OnlineTrainer, OptimizerConfig, Scorer, TowerShape,
-                    make_optimizer)
+from auction import (
+    AuctionOutcome,
+    pad_rows,
+    preferred_batch,
+    quality_weighted_reserve,
+    resolve_ties,
+    vcg_batch,
+)
+from models import (
+    CtrModel,
+    Examples,
+    FeatureSpec,
+    LossConfig,
+    OnlineTrainer,
+    OptimizerConfig,
+    Scorer,
+    TowerShape,
+    make_optimizer,
+)
 from models.activations import activation
 from models.metrics import log_loss
 from simulator.config import DataConfig, Scenario
@@ -83,7 +99,7 @@ def build_model(scenario: Scenario, world: World, width_multiplier: int = 1, see
     shape = TowerShape(
         embedding_dim=m.embedding_dim, quality_hidden=tuple(width_multiplier * h for h in m.quality_hidden),
         ui_hidden=tuple(m.ui_hidden), interaction_dim=m.interaction_dim, dcn_layers=m.dcn_layers, dcn_rank=m.dcn_rank,
-        bottleneck_dim=m.bottleneck_dim,
+        bottleneck_dim=m.bottleneck_dim, embedding_init_std=m.embedding_init_std,
         activation=activation(m.activation, smelu_beta=m.smelu_beta, gsmelu_params=dict(
             alpha=m.gsmelu_alpha, beta=m.gsmelu_beta, g_minus=m.gsmelu_g_minus, g_plus=m.gsmelu_g_plus, t=m.gsmelu_t)))
     key = jax.random.key(m.init_seed + 7919 * scenario.run.seed + 104_729 * seed_offset)
@@ -183,10 +199,10 @@ class Simulation:
         self.deploy_version = 0
         self.rows: list[dict] = []
         self.log = ImpressionLog()
-        self.probes: list[tuple[np.ndarray, ...]] = []  # (minute, query, pCTR[n,N,T,K], valid[n,N], ad[n,N]) per tick
+        self.probes: list[tuple[np.ndarray, ...]] = []  # (minute, query, pCTR, valid, ad, relevance) per tick
         self.pv: list[PvChunk] = []
         self._pending: collections.deque = collections.deque()  # (available_minute, Examples, true_ctr)
-        self._unscored: list[tuple[np.ndarray, ...]] = []  # (label, weight, true CTR) sent to the trainer, not yet scored
+        self._unscored: list[tuple[np.ndarray, ...]] = []  # (label, weight, true CTR, query) trained, not yet scored
         self._queries = 0
         self._trained = 0  # examples trained so far
         self._timers = collections.Counter()
@@ -275,7 +291,7 @@ class Simulation:
         pctr = np.concatenate([np.asarray(in_flight[c][2][0])[chosen[chunk == c] - offsets[c]]  # host view, numpy gather
                                for c in np.unique(chunk)])
         self.probes.append((np.full(chosen.size, minute, np.float32), number[chosen], pctr, batch.valid[chosen],
-                            batch.candidates[chosen]))
+                            batch.candidates[chosen], batch.relevance[chosen]))
 
     def _settle(self, minute: float, batch: QueryBatch, in_flight: list) -> dict:
         """Collect the auction outcomes, draw clicks from the true CTR, log impressions; the tick's metric row."""
@@ -333,22 +349,23 @@ class Simulation:
         while self._pending and (flush or self._pending[0][0] <= minute):
             _, examples, true_ctr = self._pending.popleft()
             ready.append(examples)
-            self._unscored.append((examples.label, examples.filled().weight, true_ctr))
+            filled = examples.filled()
+            self._unscored.append((filled.label, filled.weight, true_ctr, filled.query))
         started = time.perf_counter()
         examples = Examples.concat(ready) if ready else None
         if self.oracle:
-            scored = sum(len(label) for label, _, _ in self._unscored)
+            scored = sum(len(label) for label, *_ in self._unscored)
             predictions = None
         else:
             predictions, scored = self.trainer.train(examples, flush=flush)
         self._timers["training"] += time.perf_counter() - started
         if scored == 0:
             return
-        label, weight, truth = (np.concatenate(column) for column in zip(*self._unscored))
-        self._unscored = [tuple(c[scored:] for c in (label, weight, truth))] if scored < len(label) else []
-        label, weight, truth = label[:scored], weight[:scored], truth[:scored]
+        columns = [np.concatenate(column) for column in zip(*self._unscored)]
+        self._unscored = [tuple(c[scored:] for c in columns)] if scored < len(columns[0]) else []
+        label, weight, truth, query = (c[:scored] for c in columns)
         predictions = truth if predictions is None else predictions
-        self.pv.append(PvChunk(minute, predictions, label, truth, weight))
+        self.pv.append(PvChunk(minute, predictions, label, truth, weight, query))
         self._trained += scored
         row = self.rows[-1]
         row["trained_examples"] = row.get("trained_examples", 0) + scored
@@ -422,10 +439,11 @@ class Simulation:
 
 @dataclass
 class PvChunk:
-    """Predictions made by progressive validation at `minute`, with their labels, true CTRs and importance weights."""
+    """Predictions made by progressive validation at `minute`, with labels, true CTRs, importance weights, query numbers."""
 
     minute: float
     prediction: np.ndarray
     label: np.ndarray
     truth: np.ndarray
     weight: np.ndarray
+    query: np.ndarray

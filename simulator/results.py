@@ -30,24 +30,26 @@ class RunOutput:
     timers: dict[str, float]
     wall_seconds: float
     queries: int
-    probes: list  # (minute, query, pCTR[n, N, T, K], valid[n, N], candidates[n, N]) per tick: Simulation._record_probes
+    probes: list  # (minute, query, pCTR[n,N,T,K], valid[n,N], candidates[n,N], relevance[n,N]) per tick
     training_logs: list | None = None  # what the trainer was fed, when the run was asked to keep it
     stopped: str | None = None  # why the run ended early (training diverged), else None
 
     def probe_arrays(self) -> dict[str, np.ndarray]:
-        """The probed queries' pCTRs: minute[P], query[P], pctr[P, N, T, K], valid[P, N], candidates[P, N] (ad ids)."""
-        names = ("minute", "query", "pctr", "valid", "candidates")
+        """The probed queries' pCTRs: minute[P], query[P], pctr[P, N, T, K], valid[P, N], candidates[P, N] (ad ids),
+        relevance[P, N] (the world's true relevance: true CTR = relevance × examination[treatment, position])."""
+        names = ("minute", "query", "pctr", "valid", "candidates", "relevance")
         if not self.probes:
             return {name: np.zeros(0) for name in names}
         return {name: np.concatenate(column) for name, column in zip(names, zip(*self.probes))}
 
     def pv_arrays(self) -> dict[str, np.ndarray]:
-        """All PV predictions, labels, true CTRs, importance weights and training minutes, in training order."""
+        """All PV predictions, labels, true CTRs, importance weights, query numbers and training minutes, in order."""
         if not self.pv:
             empty = np.zeros(0, np.float32)
-            return {"prediction": empty, "label": empty, "truth": empty, "minute": empty, "weight": empty}
+            return {"prediction": empty, "label": empty, "truth": empty, "minute": empty, "weight": empty, "query": empty}
         return {
             "weight": np.concatenate([c.weight for c in self.pv]),
+            "query": np.concatenate([c.query for c in self.pv]),
             "prediction": np.concatenate([c.prediction for c in self.pv]),
             "label": np.concatenate([c.label for c in self.pv]),
             "truth": np.concatenate([c.truth for c in self.pv]),

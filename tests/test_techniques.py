@@ -14,9 +14,23 @@ import optax
 import pytest
 from flax import nnx
 
-from models import CtrModel, Examples, FeatureSpec, LossConfig, OnlineTrainer, OptimizerConfig, TowerShape, make_optimizer
+from models import (
+    CtrModel,
+    Examples,
+    FeatureSpec,
+    LossConfig,
+    OnlineTrainer,
+    OptimizerConfig,
+    TowerShape,
+    make_optimizer,
+)
 from models.ctr import embedding_ids
-from models.losses import anti_distillation_term, batch_deciles, curriculum_ramp, rank_loss_term
+from models.losses import (
+    anti_distillation_term,
+    batch_deciles,
+    curriculum_ramp,
+    rank_loss_term,
+)
 from models.optim import cowclip, inverse_pth_root, shampoo
 from simulator.config import DataConfig
 from simulator.loop import sampling_rates, uniform_hash
