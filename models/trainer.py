@@ -104,12 +104,18 @@ class OnlineTrainer:
                                  "(on CPU set XLA_FLAGS=--xla_force_host_platform_device_count=N)")
             mesh = jax.sharding.Mesh(np.array(devices[:num_devices]), ("data",))
             self._batch_sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(None, "data"))
-            replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
-            self.params, self.opt_state, self.duals, self.seen = jax.device_put(
-                (self.params, self.opt_state, self.duals, self.seen), replicated)
+            self._replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
         else:
-            self._batch_sharding = None
+            self._batch_sharding = self._replicated = None
+        self.params, self.opt_state, self.duals, self.seen = self.place(
+            (self.params, self.opt_state, self.duals, self.seen))
         self._train_batches = jax.jit(self._scan_steps)
+
+    def place(self, state):
+        """Put trainer state (any pytree of arrays) on the training devices: replicated over them when several."""
+        if self._replicated is not None:
+            return jax.device_put(state, self._replicated)
+        return jax.tree.map(jnp.asarray, state)
 
     # ---- the jitted pass ------------------------------------------------------------------------
     def _slice_ids(self, raw, treatment, position, prediction, weight) -> jax.Array:

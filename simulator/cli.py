@@ -34,18 +34,44 @@ def _resolve_scenario(path: str | None) -> str | None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    import simulator
+    import shutil
 
-    scenario = simulator.load(_resolve_scenario(args.scenario), overrides=args.set, seed=args.seed)
-    out = Path(args.out) if args.out else Path("runs") / f"{Path(args.scenario or 'default').stem}-seed{scenario.run.seed}"
-    print(f"adfloor run: {scenario.run.duration_hours:g} simulated hours, seed {scenario.run.seed} → {out}", file=sys.stderr)
-    output = simulator.run(scenario, progress=None if args.quiet else _progress_printer(sys.stderr))
+    import simulator
+    from simulator import config as config_module
+    from simulator.checkpoint import CheckpointError
+    from simulator.loop import Simulation
+
+    progress = None if args.quiet else _progress_printer(sys.stderr)
+    if args.resume:
+        if args.scenario or args.set or args.seed is not None or args.out:
+            raise ConfigError("--resume DIR: takes no scenario, --seed, --set or --out (the run's own config is used)")
+        out = Path(args.resume)
+        try:
+            simulation = Simulation.resume(out / "checkpoint", progress=progress)
+        except CheckpointError as err:
+            raise ConfigError(str(err)) from None
+        scenario = simulation.scenario
+        print(f"adfloor run: resuming {out} at simulated hour {simulation.env.now / 60:.2f} of "
+              f"{scenario.run.duration_hours:g}", file=sys.stderr)
+    else:
+        scenario = simulator.load(_resolve_scenario(args.scenario), overrides=args.set, seed=args.seed)
+        out = Path(args.out) if args.out else Path("runs") / f"{Path(args.scenario or 'default').stem}-seed{scenario.run.seed}"
+        print(f"adfloor run: {scenario.run.duration_hours:g} simulated hours, seed {scenario.run.seed} → {out}",
+              file=sys.stderr)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.toml").write_text(config_module.dumps(scenario))
+        simulation = Simulation(scenario, progress=progress)
+    checkpoints = out / "checkpoint" if scenario.run.checkpoint_every_minutes else None
+    output = simulation.run(checkpoint_dir=checkpoints)
     if not args.quiet:
         sys.stderr.write("\n")
     output.write(out, impressions=args.log_impressions)
     if output.stopped:
-        print(f"adfloor: stopped: {output.stopped}; the metrics so far are in {out}/", file=sys.stderr)
+        kept = f"; last good checkpoint: {checkpoints}/" if checkpoints is not None and checkpoints.exists() else ""
+        print(f"adfloor: stopped: {output.stopped}; the metrics so far are in {out}/{kept}", file=sys.stderr)
         return 3
+    if checkpoints is not None:
+        shutil.rmtree(checkpoints, ignore_errors=True)  # the run is complete: nothing to resume
     s = output.summary()
     print(
         f"queries {s['queries']:,}  impressions {s['impressions']:,}  clicks {s['clicks']:,}  "
@@ -159,6 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a key, e.g. train.batch_size=1024")
     run.add_argument("--out", help="output folder (default: runs/<scenario>-seed<N>)")
     run.add_argument("--quiet", action="store_true", help="no live progress line")
+    run.add_argument("--resume", metavar="DIR", help="continue the killed run whose output folder is DIR "
+                                                     "(from DIR/checkpoint, written every run.checkpoint_every_minutes)")
     run.add_argument("--log-impressions", action="store_true",
                      help="also write impressions.parquet (every shown ad, its click and true CTR)")
     run.set_defaults(handler=cmd_run)

@@ -31,6 +31,8 @@ class RunConfig:
     seed: int = _spec(0, lo=0, doc="the one seed every random stream is split from")
     duration_hours: float = _spec(24.0, lo=0.01, hi=24.0 * 365, doc="simulated time to run")
     tick_minutes: float = _spec(1.0, lo=0.01, hi=60.0, doc="traffic is emitted as one batch per tick")
+    checkpoint_every_minutes: float = _spec(60.0, lo=0.0, hi=1e7, doc="simulated minutes between checkpoints of "
+                                                                      "`adfloor run` (0 = none); `--resume DIR` continues")
     probe_every: int = _spec(32, lo=0, hi=1_000_000, doc="every n-th query's pCTRs (all candidates, treatments, "
                                                             "positions) are kept, for prediction differences (0 = off)")
 

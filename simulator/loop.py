@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import jax
@@ -205,38 +206,57 @@ class Simulation:
         self._unscored: list[tuple[np.ndarray, ...]] = []  # (label, weight, true CTR, query) trained, not yet scored
         self._queries = 0
         self._trained = 0  # examples trained so far
+        self.env: simpy.Environment | None = None
+        self.processes: dict = {}  # live simpy process → (kind, snapshot it deploys), for checkpoints
+        self.upcoming: QueryBatch | None = None  # the next tick's queries, drawn while the auction runs
+        self.resumed_wall_seconds = 0.0  # wall time spent before a resume
         self._timers = collections.Counter()
 
     # ---- the processes -------------------------------------------------------------------------
-    def traffic(self, env: simpy.Environment):
+    # Each process takes `wait`: None on a fresh start; on resume, the time until the event it was waiting
+    # for when the checkpoint was taken (checkpoint.py re-creates the pending events in their order).
+    def traffic(self, env: simpy.Environment, wait: float | None = None):
         """Each tick: send the tick's queries to scoring and the auction, and while those run draw the next
         tick's queries (the world does not depend on auction outcomes), then settle clicks and logs."""
         tick = self.scenario.run.tick_minutes
-        last_tick = self.scenario.run.duration_hours * 60.0 - tick
-        batch = self._draw(env.now, tick)
+        end = self.scenario.run.duration_hours * 60.0 - 1e-9  # a tick starting before this runs (as in `run`)
+        if wait is None:
+            self.upcoming = self._draw(env.now, tick)
+        else:
+            yield env.timeout(wait)
         while True:
+            batch = self.upcoming
             in_flight = self._dispatch(batch)
-            upcoming = self._draw(env.now + tick, tick) if env.now + tick <= last_tick + 1e-9 else None
+            self.upcoming = self._draw(env.now + tick, tick) if env.now + tick < end else None
             self.rows.append(self._settle(env.now, batch, in_flight))
-            batch = upcoming
             yield env.timeout(tick)
 
-    def training(self, env: simpy.Environment):
+    def training(self, env: simpy.Environment, wait: float | None = None):
         tick = self.scenario.run.tick_minutes
+        yield env.timeout(tick if wait is None else wait)
         while True:
-            yield env.timeout(tick)
             self._train_available(env.now, flush=False)
+            yield env.timeout(tick)
 
-    def deployment(self, env: simpy.Environment):
+    def deployment(self, env: simpy.Environment, wait: float | None = None):
         t = self.scenario.train
+        yield env.timeout(t.deploy_every_minutes if wait is None else wait)
         while True:
+            self._start(env, "go_live", t.deploy_delay_minutes, self.trainer.snapshot())
             yield env.timeout(t.deploy_every_minutes)
-            env.process(self._go_live(env, self.trainer.snapshot(), t.deploy_delay_minutes))
 
-    def _go_live(self, env: simpy.Environment, snapshot: nnx.State, delay: float):
-        yield env.timeout(delay)
+    def _go_live(self, env: simpy.Environment, wait: float, snapshot: nnx.State):
+        yield env.timeout(wait)
         self.deployed = snapshot
         self.deploy_version += 1
+
+    def _start(self, env: simpy.Environment, kind: str, wait: float | None = None, snapshot=None) -> None:
+        """Start one of the processes and remember its kind (and snapshot), which checkpoints record."""
+        if kind == "go_live":
+            process = env.process(self._go_live(env, wait, snapshot))
+        else:
+            process = env.process(getattr(self, kind)(env, wait))
+        self.processes[process] = (kind, snapshot)
 
     # ---- the work of one tick --------------------------------------------------------------------
     def _draw(self, minute: float, tick: float) -> QueryBatch:
@@ -396,22 +416,34 @@ class Simulation:
                                    f"{int(count):,} examples (train.divergence_factor)")
 
     # ---- running -------------------------------------------------------------------------------
-    def run(self) -> RunOutput:
-        """Run the scenario to its end; same scenario and seed ⇒ same output."""
+    def run(self, checkpoint_dir: str | Path | None = None) -> RunOutput:
+        """Run the scenario to its end (or on from a checkpoint, see `resume`); same scenario and seed ⇒ same output.
+
+        With `checkpoint_dir`, the whole state is saved there every `run.checkpoint_every_minutes` of
+        simulated time; a run that stops on divergence keeps the last checkpoint written before.
+        """
         run = self.scenario.run
         duration = run.duration_hours * 60.0
-        env = simpy.Environment()
-        env.process(self.traffic(env))
-        env.process(self.training(env))
-        if not self.oracle:
-            env.process(self.deployment(env))
-        started = time.perf_counter()
+        if self.env is None:  # a fresh start
+            self.env = simpy.Environment()
+            for kind in ("traffic", "training") + (() if self.oracle else ("deployment",)):
+                self._start(self.env, kind)
+        env = self.env
+        every = run.checkpoint_every_minutes if checkpoint_dir is not None else 0.0
+        next_checkpoint = (np.floor(env.now / every) + 1) * every if every else float("inf")
+        started = self.started_wall = time.perf_counter()
         last_report = started
         stop = duration - 1e-9
         stopped = None
         try:
             while env.peek() < stop:
+                if env.peek() >= next_checkpoint:  # every event before it is done: a consistent state
+                    from simulator.checkpoint import save
+
+                    save(self, checkpoint_dir)
+                    next_checkpoint += every
                 env.step()
+                self.processes = {p: v for p, v in self.processes.items() if p.is_alive}
                 now = time.perf_counter()
                 if self.progress is not None and now - last_report >= 1.0:
                     last_report = now
@@ -419,11 +451,18 @@ class Simulation:
             self._train_available(duration, flush=True)
         except TrainingDiverged as err:
             stopped = str(err)  # the metrics so far are kept; the run ends here
-        wall = time.perf_counter() - started
+        wall = time.perf_counter() - started + self.resumed_wall_seconds
         if self.progress is not None:
             self.progress(Progress(duration, duration, self._queries, wall, self._recent_pv_logloss()))
         return RunOutput(self.scenario, self.rows, self.pv, self.log, dict(self._timers), wall, self._queries,
                          self.probes, self.training_logs, stopped)
+
+    @classmethod
+    def resume(cls, checkpoint_dir: str | Path, progress: Callable[[Progress], None] | None = None) -> "Simulation":
+        """The simulation saved in `checkpoint_dir`, ready to `run` on to the end."""
+        from simulator.checkpoint import load
+
+        return load(checkpoint_dir, progress)
 
     def _recent_pv_logloss(self) -> float:
         """PV log loss over about the last 20,000 trained examples (for progress displays)."""

@@ -16,15 +16,19 @@ from tests.conftest import SMOKE
 EXPLODING = ["--set", "train.learning_rate=5", "--set", "train.divergence_warmup_examples=2000"]
 
 
-def test_exploding_loss_stops_the_run_and_keeps_metrics(tmp_path, capsys):
+def test_exploding_loss_stops_the_run_and_keeps_metrics_and_last_good_checkpoint(tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(["run", str(SMOKE), "--out", str(out), "--quiet", *EXPLODING]) == 3
+    assert main(["run", str(SMOKE), "--out", str(out), "--quiet", *EXPLODING,
+                 "--set", "run.checkpoint_every_minutes=2"]) == 3
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and err[-1].startswith("adfloor: stopped: training diverged at simulated hour")
+    assert err[-1].endswith(f"last good checkpoint: {out / 'checkpoint'}/")
     summary = json.loads((out / "summary.json").read_text())
     assert summary["stopped"].startswith("training diverged")
     metrics = pd.read_parquet(out / "metrics.parquet")
     assert 0 < len(metrics) < 120 and metrics["trained_examples"].sum() > 2000
+    checkpoint = json.loads((out / "checkpoint" / "state.json").read_text())
+    assert checkpoint["now"] < metrics["sim_minute"].max()  # taken before the stop, when all checks had passed
 
 
 def test_healthy_training_is_not_stopped(smoke_output):

@@ -1,0 +1,90 @@
+"""Checkpoints: a run killed mid-way and resumed ends with the same numbers as an uninterrupted run."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from simulator import config
+from simulator.checkpoint import CheckpointError
+from simulator.loop import Simulation
+
+ROOT = Path(__file__).resolve().parents[1]
+RUN = [sys.executable, "-m", "simulator.cli", "run"]
+SETTINGS = ["--set", "run.duration_hours=3", "--set", "run.checkpoint_every_minutes=20", "--quiet"]
+TIMING = ("wall_seconds", "queries_per_second", "time_share")
+
+
+def _summary(folder: Path) -> dict:
+    return {k: v for k, v in json.loads((folder / "summary.json").read_text()).items() if k not in TIMING}
+
+
+def test_killed_run_resumes_to_the_same_final_numbers(tmp_path):
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    subprocess.run([*RUN, "scenarios/smoke.toml", *SETTINGS, "--out", str(whole)], cwd=ROOT, check=True, timeout=300,
+                   capture_output=True)
+    assert not (whole / "checkpoint").exists()  # a finished run leaves no checkpoint behind
+    process = subprocess.Popen([*RUN, "scenarios/smoke.toml", *SETTINGS, "--out", str(killed)], cwd=ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = killed / "checkpoint" / "state.json"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and process.poll() is None:
+        if state.is_file() and json.loads(state.read_text())["now"] >= 60:
+            break
+        time.sleep(0.02)
+    assert process.poll() is None, "the run ended before it could be killed"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (killed / "summary.json").exists()
+    stopped_at = json.loads(state.read_text())["now"]
+    resumed = subprocess.run([*RUN, "--resume", str(killed), "--quiet"], cwd=ROOT, capture_output=True, text=True,
+                             timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming {killed} at simulated hour {stopped_at / 60:.2f}" in resumed.stderr
+    assert _summary(killed) == _summary(whole)
+    a, b = pd.read_parquet(whole / "metrics.parquet"), pd.read_parquet(killed / "metrics.parquet")
+    pd.testing.assert_frame_equal(a, b)
+
+
+@pytest.mark.parametrize("overrides", [
+    ["train.deploy_every_minutes=7", "train.deploy_delay_minutes=5", "run.tick_minutes=0.7"],
+    ["train.distillation_weight=0.5", "train.optimizer=shampoo", "train.bias_constraints=['position']",
+     "data.negative_keep_rate=0.5"],
+    ["model.oracle=true"],
+], ids=["odd-timing", "teacher-shampoo-duals-sampling", "oracle"])
+def test_resume_from_any_checkpoint_is_exact(tmp_path, overrides):
+    """Deploys pending across the checkpoint, a teacher, Shampoo state, duals, sampling: all restored."""
+    scenario = config.load(ROOT / "scenarios" / "smoke.toml", ["run.duration_hours=1.5",
+                                                              "run.checkpoint_every_minutes=25", *overrides])
+    whole = Simulation(scenario).run(checkpoint_dir=tmp_path / "checkpoint")  # last checkpoint: minute 75
+    assert json.loads((tmp_path / "checkpoint" / "state.json").read_text())["now"] < 75
+    resumed = Simulation.resume(tmp_path / "checkpoint").run()
+    for name, column in whole.pv_arrays().items():
+        assert np.array_equal(column, resumed.pv_arrays()[name]), name
+    pd.testing.assert_frame_equal(whole.metrics(), resumed.metrics())
+    assert whole.log.frame().equals(resumed.log.frame())
+
+
+def test_resume_without_a_checkpoint_is_a_one_line_error(tmp_path):
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        Simulation.resume(tmp_path)
+    result = subprocess.run([*RUN, "--resume", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_checkpoint_files_are_data_not_pickles(tmp_path):
+    scenario = config.load(ROOT / "scenarios" / "smoke.toml", ["run.duration_hours=0.5",
+                                                              "run.checkpoint_every_minutes=10"])
+    Simulation(scenario).run(checkpoint_dir=tmp_path / "checkpoint")
+    files = sorted(p.name for p in (tmp_path / "checkpoint").iterdir())
+    assert files == ["arrays.npz", "config.toml", "state.json"]
+    with np.load(tmp_path / "checkpoint" / "arrays.npz", allow_pickle=False) as data:  # raises on object arrays
+        assert all(data[name].dtype != object for name in data.files)
