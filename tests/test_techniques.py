@@ -312,6 +312,10 @@ def test_four_devices_match_one_device(tmp_path):
         np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-4, atol=1e-6)
         for a, b in zip(results[0][1], results[1][1]):
             np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5)
+        from simulator import config
+        from simulator.loop import Simulation
+        run = Simulation(config.load("scenarios/smoke.toml", ["run.duration_hours=0.3", "train.num_devices=4"])).run()
+        assert run.stopped is None and run.summary()["trained_examples"] > 1000  # the loop trains on 4 devices
         print("ok")
     """)
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
