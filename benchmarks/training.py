@@ -80,7 +80,9 @@ def train_step_cost(overrides: list[str], batch_size: int, steps: int = 16) -> d
     batches = tuple(jnp.asarray(c.reshape(steps, batch_size, *c.shape[1:])) for c in columns)
     state = (trainer.params, trainer.opt_state, trainer.duals, trainer.seen)
     compiled = trainer._train_batches.lower(*state, batches).compile()
-    flops = float(compiled.cost_analysis().get("flops", float("nan")))
+    # XLA's cost analysis counts a loop body once, so count one step's program and multiply
+    one_step = trainer._train_batches.lower(*state, tuple(b[:1] for b in batches)).compile()
+    flops = steps * float(one_step.cost_analysis().get("flops", float("nan")))
     seconds = best_time(lambda: compiled(*state, batches))
     return {"batch_size": batch_size, "examples_per_second": batch_size * steps / seconds,
             "flops_per_example": flops / (batch_size * steps), "flop_per_second": flops / seconds}

@@ -65,7 +65,7 @@ ARMS = {arm.name: arm for arm in [
 SECTIONS = [
     ("SmeLU, ensembles, anti-distillation: irreproducibility at equal accuracy",
      ["baseline", "smelu", "ensemble3", "ensemble3_anti", "small_init", "smelu_small_init"],
-     ["pd", "ads_query_churn", "winner_churn", "pv_logloss_gap", "pv_auc", "training_seconds"]),
+     ["pd", "pd_open_loop", "ads_query_churn", "winner_churn", "pv_logloss_gap", "pv_auc", "training_seconds"]),
     ("Bias constraints (Table 3 of Factory Floor): per-slice calibration bias against the true CTR",
      ["baseline", "bias"],
      ["bias_position_maxabs", "bias_treatment_maxabs", "bias_pctr_decile_maxabs", "pv_logloss_gap", "ads_query_churn"]),
@@ -86,7 +86,8 @@ SECTIONS = [
 ]
 
 METRIC_DOC = {
-    "pd": "prediction difference between nuisance-seed replicas (placements either showed)",
+    "pd": "prediction difference between nuisance-seed replicas, each in its own closed loop (placements either showed)",
+    "pd_open_loop": "the same, when the replica trains on the primary's logs (no feedback loop: model irreproducibility)",
     "ads_query_churn": "share of queries whose shown ad set differs between the replicas",
     "winner_churn": "share of queries whose top ad differs between the replicas",
     "pv_logloss_gap": "PV log loss over the oracle's, last quarter of the run (relative)",
@@ -187,14 +188,17 @@ def run_arm(arm: Arm, seed: int, hours: float) -> dict:
     overrides = [*arm.overrides, f"run.duration_hours={hours}"]
     scenario = config.load(SCENARIO, overrides, seed=seed)
     started = time.perf_counter()
-    simulation = Simulation(scenario, sync_stages=True)
+    simulation = Simulation(scenario, sync_stages=True, keep_training_logs=arm.replica)
     output = simulation.run()
     result = {"arm": arm.name, "seed": seed, **run_metrics(output, simulation.world.examination),
               "wall_seconds": time.perf_counter() - started}
     if arm.replica:
         replica = Simulation(config.replace(scenario, model__init_seed=1)).run()
         sets_differ, winner_differs = churn(output, replica)
+        # open loop: a replica trained on the primary's logs — model irreproducibility without the feedback loop
+        open_loop = Simulation(config.replace(scenario, model__init_seed=1), training_logs=output.training_logs).run()
         result.update(pd=float(prediction_difference(output, replica)[1].mean()),
+                      pd_open_loop=float(prediction_difference(output, open_loop)[1].mean()),
                       ads_query_churn=float(sets_differ.mean()), winner_churn=float(winner_differs.mean()),
                       replica_pv_logloss_gap=replica.summary()["final_window_gap"])
     return result
