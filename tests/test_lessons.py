@@ -1,0 +1,39 @@
+"""Every lesson's commands run (quick versions), and every lesson has its parts and its plot."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+LESSONS = sorted((ROOT / "docs" / "lessons").glob("0*.md"))
+
+
+def commands(lesson: Path) -> list[str]:
+    blocks = re.findall(r"```bash\n(.*?)```", lesson.read_text(), flags=re.S)
+    return [line for block in blocks for line in block.splitlines() if line.strip()]
+
+
+def test_there_are_four_lessons_with_their_parts():
+    assert len(LESSONS) >= 4
+    for lesson in LESSONS:
+        text = lesson.read_text()
+        for heading in ("## The idea", "## Run it", "## What the testbed shows", "## Questions"):
+            assert heading in text, f"{lesson.name}: no {heading!r}"
+        images = re.findall(r"!\[[^]]*\]\((img/[^)]+)\)", text)
+        assert images and all((lesson.parent / image).is_file() for image in images), lesson.name
+        assert commands(lesson), lesson.name
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.stem)
+def test_lesson_commands_run(lesson, tmp_path):
+    for line in commands(lesson):
+        words = shlex.split(line.replace("runs/", f"{tmp_path}/"))
+        program = {"adfloor": [sys.executable, "-m", "simulator.cli"], "python": [sys.executable]}[words[0]]
+        result = subprocess.run([*program, *words[1:]], cwd=ROOT, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, f"{line}\n{result.stderr[-2000:]}"
