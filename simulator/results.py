@@ -153,3 +153,22 @@ def calibration_table(output: RunOutput) -> pd.DataFrame:
     """PV calibration by pCTR decile: mean prediction, mean click rate, mean true CTR, bias."""
     pv = output.pv_arrays()
     return pd.DataFrame(calibration_by_decile(pv["prediction"], pv["label"], pv["truth"], pv["weight"]))
+
+
+def auction_snapshot(output: RunOutput, minute: float, queries: int = 5) -> pd.DataFrame:
+    """The shown slates of the first `queries` queries of the tick at (or just before) `minute`: per shown ad its
+    position (1 = top), treatment, ad id, pCTR, true CTR, price per click and click."""
+    log = output.log.frame()
+    if log.empty:
+        return log
+    ticks = np.unique(log["minute"].to_numpy())
+    tick = ticks[max(int(np.searchsorted(ticks, minute, side="right")) - 1, 0)]
+    rows = log[log["minute"] == tick]
+    chosen = rows[rows["query"].isin(np.unique(rows["query"].to_numpy())[:queries])]
+    names = list(output.scenario.world.treatments)
+    return pd.DataFrame({
+        "query": chosen["query"].to_numpy(), "position": chosen["position"].to_numpy() + 1,
+        "treatment": [names[t] for t in chosen["treatment"].to_numpy()], "ad": chosen["ad_id"].to_numpy(),
+        "pCTR": chosen["pctr"].to_numpy(), "true CTR": chosen["true_ctr"].to_numpy(),
+        "price per click": chosen["price_per_click"].to_numpy(), "clicked": chosen["click"].to_numpy().astype(bool),
+    }).sort_values(["query", "position"]).reset_index(drop=True)

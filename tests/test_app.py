@@ -28,6 +28,10 @@ def test_app_runs_the_smoke_scenario_and_shows_charts():
     assert at.get("progress")[0].value == 100
     assert len(at.get("vega_lite_chart")) >= 3
     assert [m.label for m in at.metric][:2] == ["Queries", "Clicks"]
+    at.slider[0].set_value(20.0).run()  # auction snapshot of the tick at minute 20
+    snapshot = at.dataframe[0].value
+    assert len(snapshot) > 0 and snapshot["position"].min() == 1 and (snapshot["price per click"] >= 0).all()
+    assert set(snapshot["treatment"]) <= {"text", "text_extensions", "image"}
 
 
 def test_app_reports_a_bad_override_in_one_line():

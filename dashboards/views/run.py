@@ -11,7 +11,7 @@ import pandas as pd
 import streamlit as st
 
 import simulator
-from simulator.results import calibration_table, learning_curve
+from simulator.results import auction_snapshot, calibration_table, learning_curve
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 
@@ -78,5 +78,11 @@ else:
                                 "true CTR": calibration["mean_truth"].to_numpy(),
                                 "mean pCTR": calibration["mean_pred"].to_numpy()},
                                index=calibration["mean_pred"].round(4)), x_label="mean pCTR in decile")
+    st.subheader("Auction snapshots")
+    minute = st.slider("Simulated minute", 0.0, float(output.scenario.run.duration_hours * 60.0), 0.0,
+                       step=float(output.scenario.run.tick_minutes))
+    st.caption("The first queries of that tick: each shown ad with its slot, format, predicted and true CTR, "
+               "VCG price per click and whether the user clicked.")
+    st.dataframe(auction_snapshot(output, minute), hide_index=True)
     with st.expander("Summary numbers"):
         st.json(summary)
