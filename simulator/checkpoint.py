@@ -104,17 +104,18 @@ def save(sim, directory: str | Path) -> Path:
         for field in BATCH_FIELDS:
             arrays.data[f"upcoming/{field}"] = getattr(sim.upcoming, field)
     # pending simpy events, in queue order: (time, priority, eid) decides which of equal-time events goes first
-    events, snapshots = [], []
+    events, saved_snapshots = [], 0
     for when, _, _, event in sorted(env._queue, key=lambda entry: entry[:3]):
         owners = [callback.__self__ for callback in event.callbacks or [] if hasattr(callback, "__self__")]
         process = next((p for p in owners if p in sim.processes), None)
         if process is None:
             raise CheckpointError(f"checkpoints: an event at minute {when} belongs to no known process")
         kind, snapshot = sim.processes[process]
+        index = None
         if snapshot is not None:
-            arrays.tree(f"snapshot/{len(snapshots)}", snapshot)
-            snapshots.append(len(snapshots))
-        events.append({"time": when, "kind": kind, "snapshot": snapshots[-1] if snapshot is not None else None})
+            index, saved_snapshots = saved_snapshots, saved_snapshots + 1
+            arrays.tree(f"snapshot/{index}", snapshot)
+        events.append({"time": when, "kind": kind, "snapshot": index})
     if not sim.oracle:
         _trainer_state(arrays, "trainer", sim.trainer)
         if sim.trainer.teacher is not None:

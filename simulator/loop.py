@@ -249,6 +249,7 @@ class Simulation:
         yield env.timeout(wait)
         self.deployed = snapshot
         self.deploy_version += 1
+        del self.processes[env.active_process]  # done: nothing left to checkpoint
 
     def _start(self, env: simpy.Environment, kind: str, wait: float | None = None, snapshot=None) -> None:
         """Start one of the processes and remember its kind (and snapshot), which checkpoints record."""
@@ -443,7 +444,6 @@ class Simulation:
                     save(self, checkpoint_dir)
                     next_checkpoint += every
                 env.step()
-                self.processes = {p: v for p, v in self.processes.items() if p.is_alive}
                 now = time.perf_counter()
                 if self.progress is not None and now - last_report >= 1.0:
                     last_report = now
