@@ -14,4 +14,5 @@ st.navigation([
     st.Page(VIEWS / "auction_explorer.py", title="Auction explorer", icon=":material/gavel:"),
     st.Page(VIEWS / "compare.py", title="Compare", icon=":material/compare_arrows:"),
     st.Page(VIEWS / "sweeps.py", title="Sweeps", icon=":material/grid_view:"),
+    st.Page(VIEWS / "claims.py", title="Claims", icon=":material/fact_check:"),
 ]).run()

@@ -114,6 +114,7 @@ class TowerShape:
     dcn_rank: int = 8
     bottleneck_dim: int = 0
     embedding_init_std: float = 0.0  # 0 = Flax's default, 1/√embedding_dim
+    position_feature: bool = True  # False: U sees every position as the top one (a misspecified model)
 
     def embed(self, rows: int, *, rngs: nnx.Rngs) -> nnx.Embed:
         """An embedding table initialised as configured."""
@@ -152,9 +153,11 @@ class UiFeatures(nnx.Module):
         num_treatments, num_features = treatment_features.shape
         self.treatment_embed = shape.embed(num_treatments, rngs=rngs)
         self.position_embed = shape.embed(num_positions, rngs=rngs)
+        self.use_position = shape.position_feature
         self.width = 2 * shape.embedding_dim + num_features
 
     def __call__(self, treatment: jax.Array, position: jax.Array) -> jax.Array:
+        position = position if self.use_position else jnp.zeros_like(position)
         return jnp.concatenate(
             [self.treatment_embed(treatment), self.position_embed(position), self.treatment_features[...][treatment]],
             axis=-1,

@@ -12,6 +12,7 @@ from simulator.compile_cache import enable_compilation_cache
 from simulator.config import ConfigError
 
 DEFAULT_SCENARIO = "scenarios/default.toml"
+QUICK_HOURS = 1.5  # simulated hours per run of `adfloor report --quick`
 
 
 def _progress_printer(stream):
@@ -142,6 +143,36 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 1 if len(failed) else 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    import shutil
+
+    from simulator.claims import QUICK_ARMS, report
+
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    if args.seeds < 2:
+        raise ConfigError("--seeds: need at least 2 seeds for an interval (the report's claims use 5 by default)")
+    hours = args.hours if args.hours is not None else (QUICK_HOURS if args.quick else 24.0)
+    arms = args.arms or (QUICK_ARMS if args.quick else None)
+    out = Path(args.out) if args.out else Path("runs/report-quick" if args.quick else "docs/results")
+    cache = Path(args.cache)
+    if args.fresh:
+        shutil.rmtree(cache, ignore_errors=True)
+    command = "adfloor " + " ".join(args.argv)
+    print(f"adfloor report: {len(seeds)} seeds × {len(arms) if arms else 'all'} arms, {hours:g} simulated hours each, "
+          f"{args.workers} workers → {out}/ (cells cached in {cache}/)", file=sys.stderr)
+    try:
+        entries = report(out, seeds, hours, arms=list(arms) if arms else None, workers=args.workers, cache_dir=cache,
+                         scenario_path=_resolve_scenario(args.scenario),
+                         command=command.strip(), progress=None if args.quiet else lambda text: print(f"  {text}", file=sys.stderr))
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    for entry in entries:
+        low, high = entry["ci95"]
+        print(f"{'yes' if entry['reproduced'] else 'no ':3s}  {entry['id']:42s} {entry['mean']:+9.4f}  [{low:+.4f}, {high:+.4f}]")
+    print(f"wrote {out}/claims.md")
+    return 0
+
+
 def cmd_auction(args: argparse.Namespace) -> int:
     import json
 
@@ -216,6 +247,22 @@ def build_parser() -> argparse.ArgumentParser:
                          help="cost: reserve as a per-click seller cost (default); filter: eligibility threshold")
     auction.add_argument("--explain", action="store_true", help="also print a human-readable account")
     auction.set_defaults(handler=cmd_auction)
+    rep = commands.add_parser("report", help="run every experiment on ≥ 5 seeds and write the claims report")
+    rep.add_argument("--quick", action="store_true",
+                     help=f"the claims' arms only, {QUICK_HOURS:g} simulated hours per run (~10 min on 2 cores); "
+                          "writes to runs/report-quick")
+    rep.add_argument("--scenario", help=f"the scenario every arm modifies (default: {DEFAULT_SCENARIO})")
+    rep.add_argument("--seeds", type=int, default=5, help="number of seeds (default 5)")
+    rep.add_argument("--first-seed", type=int, default=0)
+    rep.add_argument("--hours", type=float, help=f"simulated hours per run (default 24; {QUICK_HOURS:g} with --quick)")
+    rep.add_argument("--arms", nargs="+", help="only these arms (and the baseline)")
+    rep.add_argument("--workers", type=int, default=2, help="parallel processes (default 2)")
+    rep.add_argument("--out", help="output folder (default docs/results; runs/report-quick with --quick)")
+    rep.add_argument("--cache", default="runs/report-cache",
+                     help="finished cells are kept here and reused by re-runs (default runs/report-cache)")
+    rep.add_argument("--fresh", action="store_true", help="empty the cache first")
+    rep.add_argument("--quiet", action="store_true")
+    rep.set_defaults(handler=cmd_report)
     app = commands.add_parser("app", help="start the Streamlit app on 127.0.0.1")
     app.add_argument("--port", type=int, default=8501)
     app.set_defaults(handler=cmd_app)
@@ -225,6 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = sys.argv[1:] if argv is None else list(argv)
     enable_compilation_cache()
     try:
         return args.handler(args)

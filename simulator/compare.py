@@ -44,6 +44,13 @@ def churn(a: RunOutput, b: RunOutput) -> tuple[np.ndarray, np.ndarray]:
     return sets_differ, slates_a[:, 0] != slates_b[:, 0]
 
 
+def ads_per_query_difference(a: RunOutput, b: RunOutput) -> float:
+    """Mean |ads shown by A − ads shown by B| per query, relative to A's mean ads per query (Factory Floor
+    Table 3's "ads/query churn": how much the number of ads shown differs between two retrains)."""
+    count_a, count_b = (np.sum(shown_slates(x) >= 0, axis=1) for x in (a, b))
+    return float(np.abs(count_a - count_b).mean() / max(count_a.mean(), 1e-12))
+
+
 def prediction_difference(a: RunOutput, b: RunOutput) -> tuple[np.ndarray, np.ndarray]:
     """(query number, PD) per probed query on which either system showed an ad.
 

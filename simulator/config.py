@@ -78,6 +78,10 @@ class AuctionConfig:
                                   "filter: bid ≤ reserve is dropped, threshold payments")
     page_height_budget: float = _spec(0.0, lo=0.0, hi=1000.0,
                                       doc="lines of page the ads may take (0 = no budget); heights come from ui_treatments")
+    exploration_rate: float = _spec(0.0, lo=0.0, hi=1.0, doc="share of queries whose auction ranks on perturbed pCTRs "
+                                                            "(exploration: rarely shown ads get shown and learned)")
+    exploration_noise: float = _spec(0.7, lo=0.0, hi=5.0, doc="explored queries: each candidate's pCTR × "
+                                                             "exp(σ·z − σ²/2), z ~ N(0, 1); σ = this")
 
 
 @dataclass(frozen=True)
@@ -110,6 +114,8 @@ class ModelConfig:
                                                                  "(0 = Flax's default, 1/√embedding_dim)")
     ensemble_size: int = _spec(1, lo=1, hi=16, doc="self-ensemble components, each initialised differently; "
                                                    "pCTR = their mean")
+    position_feature: bool = _spec(True, doc="the U tower (or the unfactorized tower) sees the position; false = a "
+                                             "misspecified model that cannot tell a low slot from a weak ad")
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,7 @@ from simulator.world import QueryBatch, World, true_ctr
 # A tick's queries go through the jitted scorer and auction in chunks of these sizes only (the last one
 # padded), so each compiles four shapes at most; ~1K rows also keeps the auction's slate arrays in cache.
 CHUNK_SIZES = (1024, 512, 256, 128)
+EXPLORATION_STREAM = 0xE7  # spawn key of the exploration generator (the world's streams use 0xAD)
 
 
 @dataclass
@@ -100,7 +101,7 @@ def build_model(scenario: Scenario, world: World, width_multiplier: int = 1, see
     shape = TowerShape(
         embedding_dim=m.embedding_dim, quality_hidden=tuple(width_multiplier * h for h in m.quality_hidden),
         ui_hidden=tuple(m.ui_hidden), interaction_dim=m.interaction_dim, dcn_layers=m.dcn_layers, dcn_rank=m.dcn_rank,
-        bottleneck_dim=m.bottleneck_dim, embedding_init_std=m.embedding_init_std,
+        bottleneck_dim=m.bottleneck_dim, embedding_init_std=m.embedding_init_std, position_feature=m.position_feature,
         activation=activation(m.activation, smelu_beta=m.smelu_beta, gsmelu_params=dict(
             alpha=m.gsmelu_alpha, beta=m.gsmelu_beta, g_minus=m.gsmelu_g_minus, g_plus=m.gsmelu_g_plus, t=m.gsmelu_t)))
     key = jax.random.key(m.init_seed + 7919 * scenario.run.seed + 104_729 * seed_offset)
@@ -271,9 +272,12 @@ class Simulation:
     def _dispatch(self, batch: QueryBatch) -> list:
         """Start scoring and the auction for every chunk of the batch; JAX runs them asynchronously.
 
-        With `sync_stages`, wait after each stage instead, so the timers split scoring from auction.
+        Each in-flight entry: (rows, auction outcome, the auction's inputs, the model's pCTR). They differ only
+        on explored queries, where the auction ranks on perturbed pCTRs. With `sync_stages`, wait after each
+        stage instead, so the timers split scoring from auction.
         """
         clock = time.perf_counter
+        explore = self._exploration_factors(batch)
         in_flight = []
         for start, stop, size in chunk_bounds(batch.size, self._chunk_rows):
             started = clock()
@@ -287,13 +291,28 @@ class Simulation:
             bid, reserve = pad_rows(batch.bid[start:stop], size), pad_rows(batch.reserve[start:stop], size)
             if self.scenario.auction.reserve_kind == "quality_weighted":
                 reserve = quality_weighted_reserve(reserve, ctr)
-            outcome = vcg_batch(ctr, bid, reserve, **self._auction_options)
+            ranked = ctr if explore is None else ctr * pad_rows(explore[start:stop], size)[:, :, None, None]
+            outcome = vcg_batch(ranked, bid, reserve, **self._auction_options)
             if self.sync_stages:
                 outcome = jax.block_until_ready(outcome)
             self._timers["scoring"] += scored - started
             self._timers["auction"] += clock() - scored
-            in_flight.append((stop - start, outcome, (ctr, bid, reserve)))
+            in_flight.append((stop - start, outcome, (ranked, bid, reserve), ctr))
         return in_flight
+
+    def _exploration_factors(self, batch: QueryBatch) -> np.ndarray | None:
+        """float32[B, N] pCTR multipliers: exp(σz − σ²/2) for every candidate of an explored query, 1 elsewhere.
+
+        Drawn from a generator keyed by (seed, first query number of the tick): deterministic, no state to
+        checkpoint, and independent of the world's streams, so paired replays keep their common random numbers.
+        """
+        a = self.scenario.auction
+        if a.exploration_rate <= 0:
+            return None
+        rng = np.random.default_rng([self.scenario.run.seed, EXPLORATION_STREAM, self._queries])
+        explored = rng.random(batch.size) < a.exploration_rate
+        noise = np.exp(a.exploration_noise * rng.standard_normal(batch.candidates.shape) - a.exploration_noise ** 2 / 2)
+        return np.where(explored[:, None], noise, 1.0).astype(np.float32)
 
     def _record_probes(self, minute: float, batch: QueryBatch, in_flight: list) -> None:
         """Keep every `run.probe_every`-th query's pCTR of every candidate, treatment and position.
@@ -307,9 +326,9 @@ class Simulation:
         chosen = np.flatnonzero(number % every == 0)
         if chosen.size == 0:
             return
-        offsets = np.cumsum([0] + [rows for rows, _, _ in in_flight])
+        offsets = np.cumsum([0] + [rows for rows, *_ in in_flight])
         chunk = np.searchsorted(offsets, chosen, side="right") - 1
-        pctr = np.concatenate([np.asarray(in_flight[c][2][0])[chosen[chunk == c] - offsets[c]]  # host view, numpy gather
+        pctr = np.concatenate([np.asarray(in_flight[c][3])[chosen[chunk == c] - offsets[c]]  # host view, numpy gather
                                for c in np.unique(chunk)])
         self.probes.append((np.full(chosen.size, minute, np.float32), number[chosen], pctr, batch.valid[chosen],
                             batch.candidates[chosen], batch.relevance[chosen]))
@@ -319,7 +338,7 @@ class Simulation:
         clock = time.perf_counter
         waited = clock()
         parts = [resolve_ties(AuctionOutcome(*(np.asarray(c)[:rows] for c in outcome)), *inputs, **self._auction_options)
-                 for rows, outcome, inputs in in_flight]
+                 for rows, outcome, inputs, _ in in_flight]
         outcome = AuctionOutcome(*(np.concatenate(column) for column in zip(*parts)))
         after_auction = clock()
         self._timers["auction"] += after_auction - waited  # time not hidden behind the next tick's draw
@@ -330,11 +349,15 @@ class Simulation:
         candidate = ad[query, position]
         chosen = treatment[query, position]
         true_ctr = batch.relevance[query, candidate] * self.world.examination[chosen, position]
+        pctr = outcome.ctr[query, position]  # the auction's; on explored queries, the model's unperturbed pCTR
+        if self.scenario.auction.exploration_rate > 0:
+            model_ctr = np.concatenate([np.asarray(ctr)[:rows] for rows, _, _, ctr in in_flight])
+            pctr = model_ctr[query, candidate, chosen, position]
         click = (batch.click_noise[query, candidate] < true_ctr).astype(np.float32)
         price = outcome.price_per_click[query, position]
         examples = Examples(batch.features[query, candidate], chosen.astype(np.int32), position.astype(np.int32), click,
                             query=self._queries + query)
-        keep_rate = sampling_rates(self.scenario.data, click, position, outcome.ctr[query, position])
+        keep_rate = sampling_rates(self.scenario.data, click, position, pctr)
         kept = keep_rate >= uniform_hash(self._queries + query, position)  # same data for every model: no RNG state
         examples = Examples(*(column[kept] for column in examples._replace(weight=1.0 / keep_rate)))
         entry = (minute + self.scenario.train.training_delay_minutes, examples, true_ctr[kept])
@@ -348,7 +371,7 @@ class Simulation:
         self.log.append(minute=np.full(len(click), minute, np.float32), query=self._queries + query,
                         position=position.astype(np.int8), treatment=chosen.astype(np.int8),
                         ad_id=batch.candidates[query, candidate], click=click.astype(np.int8), true_ctr=true_ctr,
-                        pctr=outcome.ctr[query, position], price_per_click=price)
+                        pctr=pctr, price_per_click=price)
         self._queries += b
         self._timers["world"] += clock() - after_auction
         return {
@@ -359,7 +382,7 @@ class Simulation:
             "revenue": float(np.sum(click * price)),
             "expected_revenue": float(np.sum(price * true_ctr)),
             "welfare": float(np.sum(batch.bid[query, candidate] * true_ctr)),
-            "mean_pctr_shown": float(outcome.ctr[query, position].mean()) if len(click) else float("nan"),
+            "mean_pctr_shown": float(pctr.mean()) if len(click) else float("nan"),
             "mean_true_ctr_shown": float(true_ctr.mean()) if len(click) else float("nan"),
             "deploy_version": self.deploy_version,
         }

@@ -10,6 +10,7 @@ APP = str(ROOT / "dashboards" / "app.py")
 EXPLORER = str(ROOT / "dashboards" / "views" / "auction_explorer.py")
 SWEEPS = str(ROOT / "dashboards" / "views" / "sweeps.py")
 COMPARE = str(ROOT / "dashboards" / "views" / "compare.py")
+CLAIMS = str(ROOT / "dashboards" / "views" / "claims.py")
 
 
 def _app() -> AppTest:
@@ -79,3 +80,19 @@ def test_compare_page_runs_paired_replays():
     at.text_input[0].input("model.nonexistent").run()
     at.button[0].click().run()
     assert len(at.error) == 1 and "model.nonexistent" in at.error[0].value
+
+
+def test_claims_page_shows_a_written_report(tmp_path, monkeypatch):
+    from simulator.claims import report
+
+    report(tmp_path / "runs" / "report-quick", seeds=[0, 1], hours=0.15, arms=["baseline"],
+           scenario_path=ROOT / "scenarios" / "smoke.toml")
+    monkeypatch.chdir(tmp_path)  # the page looks for runs/report*/claims.json
+    at = _app().switch_page(CLAIMS).run()
+    assert not at.exception and not at.error
+    assert at.text_input[0].value == "runs/report-quick"
+    table = at.dataframe[0].value
+    assert "vcg_revenue_at_most_gsp" not in table.columns and len(table) >= 2
+    assert set(table["reproduced"]) <= {"yes", "no"} and len(at.get("image")) == 4
+    at.text_input[0].input(str(tmp_path / "nowhere")).run()
+    assert not at.exception and "no claims report here" in at.info[0].value

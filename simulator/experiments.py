@@ -1,0 +1,478 @@
+"""Paired experiments: arms (switch settings) run on the baseline's traffic, and every number a run yields.
+
+An arm is a list of config overrides. Each (arm, seed) runs a scenario with that seed, so all arms of a
+seed see the same queries and user noise (paired replays). Arms marked `replica` also run a second system
+that differs only in the nuisance seed (`model.init_seed = 1`) in its own closed loop, and the open-loop
+control (the replica trained on the primary's logs): prediction difference, churn and revenue/welfare
+gaps between them measure system irreproducibility, and the closed/open ratio how much the feedback loop
+amplifies it. `run_cells` runs many cells in spawned processes and caches each cell's numbers as JSON.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+SCENARIO = Path(__file__).resolve().parent.parent / "scenarios" / "default.toml"
+REPLICA_INIT_SEED = 1
+TIME_BINS = 24  # irreproducibility over time: the run split into this many equal bins (hours of a day-long run)
+MISESTIMATED = np.log(1.5)  # the feedback-loop study calls an ad under/overestimated beyond a factor 1.5
+
+
+@dataclass(frozen=True)
+class Arm:
+    name: str
+    overrides: tuple[str, ...]
+    replica: bool = False  # also run a nuisance-seed replica and the open-loop control
+
+
+BIAS_OVERRIDES = ("train.bias_constraints=['position', 'treatment', 'pctr_decile']", "train.bias_learning_rate=0.1",
+                  "train.loss_curriculum=linear")
+COWCLIP_OVERRIDES = ("train.scaling_base_batch_size=512", "train.cowclip=true", "train.cowclip_r=1e-5",
+                     "train.cowclip_zeta=0.0")
+
+ARMS = {arm.name: arm for arm in [
+    Arm("baseline", (), replica=True),
+    Arm("smelu", ("model.activation=smelu",), replica=True),
+    Arm("small_init", ("model.embedding_init_std=0.01",), replica=True),
+    Arm("smelu_small_init", ("model.activation=smelu", "model.embedding_init_std=0.01"), replica=True),
+    Arm("ensemble3", ("model.ensemble_size=3",), replica=True),
+    Arm("ensemble3_anti", ("model.ensemble_size=3", "train.anti_distillation_weight=1.0"), replica=True),
+    Arm("bias", BIAS_OVERRIDES, replica=True),
+    Arm("explore", ("auction.exploration_rate=0.1",), replica=True),
+    Arm("unfactorized", ("model.architecture=unfactorized",)),
+    Arm("no_position", ("model.position_feature=false",)),
+    Arm("tau_exp", ("model.transfer=exp",)),
+    Arm("rank", ("train.rank_loss_weight=0.3", "train.loss_curriculum=linear")),
+    Arm("distill", ("train.distillation_weight=0.5",)),
+    Arm("dcn", ("model.dcn_layers=2", "model.dcn_rank=8")),
+    Arm("wide", ("model.quality_hidden=[256, 128]",)),
+    Arm("wide_bottleneck", ("model.quality_hidden=[256, 128]", "model.bottleneck_dim=16")),
+    Arm("shampoo", ("train.optimizer=shampoo",)),
+    Arm("adam", ("train.optimizer=adam", "train.learning_rate=0.003")),
+    Arm("batch4k", ("train.batch_size=4096",)),
+    Arm("batch4k_cowclip", ("train.batch_size=4096", *COWCLIP_OVERRIDES)),
+    Arm("batch16k", ("train.batch_size=16384",)),
+    Arm("batch16k_cowclip", ("train.batch_size=16384", *COWCLIP_OVERRIDES)),
+    Arm("sampling", ("data.negative_keep_rate=0.3", "data.low_position_keep_rate=0.5")),
+]}
+
+# The technique tables (docs/results/models.md): which arms, which numbers, what the issue asks them to show.
+SECTIONS = [
+    ("SmeLU, ensembles, anti-distillation: irreproducibility at equal accuracy",
+     ["baseline", "smelu", "ensemble3", "ensemble3_anti", "small_init", "smelu_small_init"],
+     ["pd", "pd_open_loop", "ads_query_churn", "winner_churn", "pv_logloss_gap", "pv_auc", "training_seconds"]),
+    ("Bias constraints (Table 3 of Factory Floor): per-slice calibration bias against the true CTR",
+     ["baseline", "bias"],
+     ["bias_position_maxabs", "bias_treatment_maxabs", "bias_pctr_decile_maxabs", "pv_logloss_gap",
+      "ads_query_churn", "ads_count_difference"]),
+    ("Factorized vs unfactorized: rarely shown combinations, credit attribution, scoring cost",
+     ["baseline", "unfactorized"],
+     ["error_never_shown", "error_rarely_shown", "error_often_shown", "position_effect_error", "treatment_effect_error",
+      "pv_logloss_gap", "scoring_us_per_candidate"]),
+    ("Rank loss: per-query AUC", ["baseline", "rank"],
+     ["per_query_auc", "pv_auc", "pv_logloss_gap", "calibration_vs_truth"]),
+    ("Distillation, DCNv2, bottlenecks, optimizers: accuracy and cost",
+     ["baseline", "distill", "dcn", "wide", "wide_bottleneck", "shampoo", "adam"],
+     ["pv_logloss_gap", "pv_auc", "per_query_auc", "training_seconds"]),
+    ("Large batches: AUC from 512 to 16K, with and without CowClip + its scaling rule",
+     ["baseline", "batch4k", "batch4k_cowclip", "batch16k", "batch16k_cowclip"],
+     ["pv_auc", "per_query_auc", "pv_logloss_gap", "training_seconds"]),
+    ("Data sampling: calibration kept, training cost cut", ["baseline", "sampling"],
+     ["calibration_vs_truth", "shown_calibration_vs_truth", "pv_logloss_gap", "trained_examples", "training_seconds"]),
+]
+
+METRIC_DOC = {
+    "pd": "prediction difference between nuisance-seed replicas, each in its own closed loop (placements either showed)",
+    "pd_open_loop": "the same, when the replica trains on the primary's logs (no feedback loop: model irreproducibility)",
+    "ads_query_churn": "share of queries whose shown ad set differs between the replicas",
+    "winner_churn": "share of queries whose top ad differs between the replicas",
+    "ads_count_difference": "mean |ads shown by one replica − by the other| per query / mean ads per query (Table 3's "
+                            "ads/query churn)",
+    "revenue_gap": "|revenue of the replica − of the primary| / revenue of the primary (closed loop)",
+    "welfare_gap": "the same for welfare",
+    "pv_logloss_gap": "PV log loss over the oracle's, last quarter of the run (relative)",
+    "pv_auc": "PV AUC", "per_query_auc": "PV AUC within queries (pairs of the same query)",
+    "training_seconds": "wall seconds in the trainer (teacher included)",
+    "bias_position_maxabs": "max over positions of |Σ pCTR / Σ true CTR − 1| (shown ads, second half)",
+    "bias_treatment_maxabs": "same over treatments", "bias_pctr_decile_maxabs": "same over pCTR deciles (PV)",
+    "error_never_shown": "mean |log(pCTR / true CTR)| on probed (ad, treatment, position) never shown in the run",
+    "error_rarely_shown": "same, shown 1–9 times", "error_often_shown": "same, shown ≥ 10 times",
+    "position_effect_error": "mean |log(learned / true)| of CTR(p) / CTR(top), text treatment, probed ads",
+    "treatment_effect_error": "mean |log(learned / true)| of CTR(t, top) / CTR(text, top)",
+    "quality_rank_correlation": "Spearman correlation over ads of learned vs true quality (mean log CTR at the top, "
+                                "text, over the ad's probes in the second half)",
+    "stuck_underestimated": "of the ads underestimated early (pCTR < true / 1.5 in the 5–25 % window), the share "
+                            "still underestimated in the last quarter",
+    "stuck_overestimated": "the same for overestimated ads (pCTR > 1.5 × true): the loop corrects these by showing them",
+    "underestimated_early_share": "share of tracked ads underestimated early",
+    "show_rate_underestimated": "impressions per candidate appearance, between the windows, of the early-underestimated ads",
+    "show_rate_others": "the same for the other tracked ads",
+    "scoring_us_per_candidate": "scoring wall µs per candidate (all treatments × positions; synchronous stages)",
+    "calibration_vs_truth": "Σ w·pCTR / Σ w·true CTR − 1 over PV examples, second half (importance-weighted)",
+    "shown_calibration_vs_truth": "Σ pCTR / Σ true CTR − 1 over shown ads, second half (serving-time predictions)",
+    "trained_examples": "examples the trainer consumed",
+}
+
+
+# ---- the numbers of one run ------------------------------------------------------------------------------
+def _slice_bias(values: np.ndarray, prediction: np.ndarray, truth: np.ndarray, weight: np.ndarray, size: int) -> np.ndarray:
+    predicted = np.bincount(values, weight * prediction, minlength=size)
+    true = np.bincount(values, weight * truth, minlength=size)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return predicted / true - 1.0
+
+
+def run_metrics(output, examination: np.ndarray) -> dict:
+    """Every number the reports use, from one run's output (`examination` = the world's [T, K] effects)."""
+    from models.metrics import per_query_auc
+
+    s = output.summary()
+    pv = output.pv_arrays()
+    frame = output.log.frame()
+    late = slice(len(pv["label"]) // 2, None)
+    prediction, truth, weight = pv["prediction"][late], pv["truth"][late], pv["weight"][late]
+    deciles = np.searchsorted(np.quantile(prediction, np.linspace(0, 1, 11)[1:-1]), prediction)
+    metrics = {
+        "pv_logloss": s["pv_logloss"], "pv_logloss_gap": s["final_window_gap"], "pv_auc": s["pv_auc"],
+        "per_query_auc": per_query_auc(pv["prediction"], pv["label"], pv["query"], pv["weight"]),
+        "calibration_vs_truth": float(np.sum(weight * prediction) / np.sum(weight * truth) - 1),
+        "bias_pctr_decile_maxabs": float(np.nanmax(np.abs(_slice_bias(deciles, prediction, truth, weight, 10)))),
+        "trained_examples": s["trained_examples"], "training_seconds": output.timers.get("training", 0.0),
+        "revenue": s["revenue"], "welfare": s["welfare"], "stopped": s["stopped"],
+        "scoring_us_per_candidate": 1e6 * output.timers.get("scoring", 0.0)
+        / max(output.queries * output.scenario.world.candidates_per_query, 1),
+    }
+    # per-position / per-treatment bias on shown ads (serving-time pCTR against the true CTR), second half
+    shown = frame[frame["query"] >= frame["query"].max() // 2]
+    metrics["shown_calibration_vs_truth"] = float(shown["pctr"].sum() / shown["true_ctr"].sum() - 1)
+    for column, size in (("position", output.scenario.world.num_positions), ("treatment", examination.shape[0])):
+        bias = _slice_bias(shown[column].to_numpy().astype(np.int64), shown["pctr"].to_numpy(),
+                           shown["true_ctr"].to_numpy(), np.ones(len(shown)), size)
+        metrics[f"bias_{column}"] = bias.tolist()
+        metrics[f"bias_{column}_maxabs"] = float(np.nanmax(np.abs(bias)))
+    metrics["treatment_names"] = list(output.scenario.world.treatments)
+    probes = output.probe_arrays()
+    metrics.update(_attribution(probes, examination, frame))
+    metrics.update(feedback_loop(probes, examination, frame, output.scenario))
+    return metrics
+
+
+def _shown_counts(frame, ads: np.ndarray, t: int, k: int) -> np.ndarray:
+    """How often each (ad, treatment, position) of `ads` [...] was shown over the run: int[..., T, K]."""
+    key = (frame["ad_id"].to_numpy().astype(np.int64) * t + frame["treatment"].to_numpy()) * k + frame["position"].to_numpy()
+    keys, counts = np.unique(key, return_counts=True)
+    cell_key = (ads[..., None, None].astype(np.int64) * t + np.arange(t)[:, None]) * k + np.arange(k)
+    if keys.size == 0:
+        return np.zeros(cell_key.shape, np.int64)
+    found = np.minimum(np.searchsorted(keys, cell_key), len(keys) - 1)
+    return np.where(keys[found] == cell_key, counts[found], 0)
+
+
+def _attribution(probes: dict, examination: np.ndarray, frame) -> dict:
+    """Credit attribution and accuracy on rarely shown (ad, treatment, position) combinations, from the probes
+    of the second half: learned vs true position and treatment effects, learned vs true ad quality."""
+    from scipy.stats import spearmanr
+
+    late = probes["minute"] >= probes["minute"].max() / 2
+    pctr, valid = probes["pctr"][late].astype(np.float64), probes["valid"][late]
+    truth = probes["relevance"][late][:, :, None, None] * examination[None, None]
+    ads = probes["candidates"][late]
+    t, k = examination.shape
+    shown_count = _shown_counts(frame, ads, t, k)
+    error = np.abs(np.log(np.maximum(pctr, 1e-9) / np.maximum(truth, 1e-9)))
+    cells = np.broadcast_to(valid[:, :, None, None], error.shape)
+    result = {}
+    for name, mask in (("never", shown_count == 0), ("rarely", (shown_count > 0) & (shown_count < 10)),
+                       ("often", shown_count >= 10)):
+        chosen = cells & mask
+        result[f"error_{name}_shown"] = float(error[chosen].mean()) if chosen.any() else float("nan")
+    log_pctr = np.log(np.maximum(pctr, 1e-9))
+    learned_position = log_pctr[:, :, 0, 1:] - log_pctr[:, :, 0, :1]  # text treatment, vs the top
+    true_position = np.log(examination[0, 1:] / examination[0, 0])
+    result["position_effect_error"] = float(np.abs(learned_position - true_position)[valid].mean())
+    result["learned_position_effect"] = np.exp(learned_position[valid].mean(axis=0)).tolist()
+    result["true_position_effect"] = np.exp(true_position).tolist()
+    learned_treatment = log_pctr[:, :, 1:, 0] - log_pctr[:, :, :1, 0]  # at the top, vs text
+    true_treatment = np.log(examination[1:, 0] / examination[0, 0])
+    result["treatment_effect_error"] = float(np.abs(learned_treatment - true_treatment)[valid].mean())
+    result["learned_treatment_effect"] = np.exp(learned_treatment[valid].mean(axis=0)).tolist()
+    result["true_treatment_effect"] = np.exp(true_treatment).tolist()
+    # ad quality: each ad's mean log CTR at (text, top) over its probe appearances, learned vs true
+    ad, learned, true = ads[valid], log_pctr[:, :, 0, 0][valid], np.log(np.maximum(truth[:, :, 0, 0][valid], 1e-9))
+    _, index, appearances = np.unique(ad, return_inverse=True, return_counts=True)
+    tracked = appearances >= 3
+    mean_learned = np.bincount(index, learned) / appearances
+    mean_true = np.bincount(index, true) / appearances
+    result["quality_rank_correlation"] = (float(spearmanr(mean_learned[tracked], mean_true[tracked])[0])
+                                          if tracked.sum() > 2 else float("nan"))
+    return result
+
+
+def feedback_loop(probes: dict, examination: np.ndarray, frame, scenario) -> dict:
+    """The feedback-loop failure: does an ad underestimated early stay underestimated?
+
+    Per ad, the mean log(pCTR / true CTR) at (text, top) over its probe appearances in an early window
+    (5–25 % of the run) and the last quarter. Underestimated = below −log 1.5. An underestimated ad is
+    shown less (show rate: its impressions between the windows per candidate appearance), so its error
+    is corrected slowly; an overestimated one is shown, clicks come in, and the error is corrected.
+    """
+    duration = scenario.run.duration_hours * 60.0
+    minute = probes["minute"]
+    valid = probes["valid"]
+    ads = probes["candidates"][valid]
+    error = (np.log(np.maximum(probes["pctr"][:, :, 0, 0].astype(np.float64), 1e-9))
+             - np.log(np.maximum(probes["relevance"] * examination[0, 0], 1e-9)))[valid]
+    when = np.broadcast_to(minute[:, None], valid.shape)[valid]
+    ids = np.unique(ads)
+    index = np.searchsorted(ids, ads)
+
+    def window_mean(lo: float, hi: float) -> tuple[np.ndarray, np.ndarray]:
+        inside = (when >= lo * duration) & (when < hi * duration)
+        count = np.bincount(index[inside], minlength=ids.size)
+        total = np.bincount(index[inside], error[inside], minlength=ids.size)
+        return total / np.maximum(count, 1), count
+
+    early, early_count = window_mean(0.05, 0.25)
+    late, late_count = window_mean(0.75, 1.0 + 1e-9)
+    tracked = (early_count >= 3) & (late_count >= 3)
+    under, over = tracked & (early < -MISESTIMATED), tracked & (early > MISESTIMATED)
+    # show rate between the windows: impressions / candidate appearances (probes sample 1 query in probe_every)
+    between = (when >= 0.25 * duration) & (when < 0.75 * duration)
+    appearances = np.bincount(index[between], minlength=ids.size) * scenario.run.probe_every
+    middle = frame[(frame["minute"] >= 0.25 * duration) & (frame["minute"] < 0.75 * duration)]["ad_id"].to_numpy()
+    impressions = np.bincount(np.searchsorted(ids, middle[np.isin(middle, ids)]), minlength=ids.size)
+
+    def share(mask: np.ndarray, condition: np.ndarray) -> float:
+        return float(condition[mask].mean()) if mask.any() else float("nan")
+
+    def show_rate(mask: np.ndarray) -> float:
+        return float(impressions[mask].sum() / appearances[mask].sum()) if appearances[mask].sum() else float("nan")
+
+    return {"tracked_ads": int(tracked.sum()), "underestimated_early_share": share(tracked, early < -MISESTIMATED),
+            "stuck_underestimated": share(under, late < -MISESTIMATED),
+            "stuck_overestimated": share(over, late > MISESTIMATED),
+            "show_rate_underestimated": show_rate(under), "show_rate_others": show_rate(tracked & ~under)}
+
+
+def _bin_mean(values: np.ndarray, which: np.ndarray, bins: int, weight: np.ndarray | None = None) -> list[float]:
+    """Per time bin, the (weighted) mean of the ticks' values; ticks without a value (nan PD) are left out."""
+    present = np.isfinite(values)
+    weight = np.ones_like(values) if weight is None else np.asarray(weight, np.float64)
+    total = np.bincount(which[present], values[present] * weight[present], minlength=bins)
+    return (total / np.maximum(np.bincount(which[present], weight[present], minlength=bins), 1e-12)).tolist()
+
+
+def _bin_gap(a: np.ndarray, b: np.ndarray, which: np.ndarray, bins: int) -> list[float]:
+    """Per time bin, |Σ b − Σ a| / Σ a."""
+    total_a, total_b = np.bincount(which, a, minlength=bins), np.bincount(which, b, minlength=bins)
+    return (np.abs(total_b - total_a) / np.maximum(total_a, 1e-12)).tolist()
+
+
+def irreproducibility(primary, replica, open_loop, bins: int = TIME_BINS) -> dict:
+    """Whole-run and over-time PD, churn and revenue/welfare gaps of a replica pair, closed loop and open loop."""
+    from simulator.compare import (
+        ads_per_query_difference,
+        churn,
+        paired_ticks,
+        prediction_difference,
+    )
+
+    result = {}
+    duration = primary.scenario.run.duration_hours
+    for suffix, other in (("", replica), ("_open_loop", open_loop)):
+        sets_differ, winner_differs = churn(primary, other)
+        a, b = primary.summary(), other.summary()
+        result.update({f"pd{suffix}": float(prediction_difference(primary, other)[1].mean()),
+                       f"ads_query_churn{suffix}": float(sets_differ.mean()),
+                       f"winner_churn{suffix}": float(winner_differs.mean()),
+                       f"ads_count_difference{suffix}": ads_per_query_difference(primary, other),
+                       f"revenue_gap{suffix}": abs(b["revenue"] - a["revenue"]) / a["revenue"],
+                       f"welfare_gap{suffix}": abs(b["welfare"] - a["welfare"]) / a["welfare"]})
+        ticks = paired_ticks(primary, other, ("a", "b"))
+        which = np.clip((ticks["sim_time"].to_numpy() / duration * bins).astype(int), 0, bins - 1)
+        result[f"over_time{suffix}"] = {
+            "pd": _bin_mean(ticks["prediction_difference"].to_numpy(np.float64), which, bins),
+            **{metric: _bin_mean(ticks[metric].to_numpy(np.float64), which, bins, ticks["queries"].to_numpy())
+               for metric in ("ads_query_churn", "winner_churn")},
+            **{f"{metric}_gap": _bin_gap(ticks[f"{metric}_a"].to_numpy(), ticks[f"{metric}_b"].to_numpy(), which, bins)
+               for metric in ("revenue", "welfare")}}
+    return result
+
+
+def run_arm(arm: Arm, seed: int, hours: float, scenario_path: str | Path = SCENARIO) -> dict:
+    """Run one arm on one seed (and, for replica arms, its replica and open-loop control); return its numbers."""
+    from simulator import config
+    from simulator.loop import Simulation
+
+    overrides = [*arm.overrides, f"run.duration_hours={hours}"]
+    scenario = config.load(scenario_path, overrides, seed=seed)
+    started = time.perf_counter()
+    simulation = Simulation(scenario, sync_stages=True, keep_training_logs=arm.replica)
+    output = simulation.run()
+    result = {"arm": arm.name, "seed": seed, **run_metrics(output, simulation.world.examination)}
+    if arm.replica:
+        replica_scenario = config.replace(scenario, model__init_seed=REPLICA_INIT_SEED)
+        replica = Simulation(replica_scenario).run()
+        open_loop = Simulation(replica_scenario, training_logs=output.training_logs).run()
+        result.update(irreproducibility(output, replica, open_loop))
+        result["replica_pv_logloss_gap"] = replica.summary()["final_window_gap"]
+    result["wall_seconds"] = time.perf_counter() - started
+    return result
+
+
+def auction_revenue(seed: int, ticks: int = 60, scenario_path: str | Path = SCENARIO) -> dict:
+    """VCG vs GSP at the same (truthful) bids on the world's own queries: text format, true CTRs, no reserve.
+
+    The click model is separable in this setting (CTR = relevance × position effect), the case in which
+    VCG revenue ≤ GSP revenue holds for every page (Edelman, Ostrovsky & Schwarz 2007).
+    """
+    from auction import gsp_batch, solve_batch
+    from simulator import config
+    from simulator.world import World
+
+    scenario = config.load(scenario_path, seed=seed)
+    world = World(scenario)
+    world.reset(seed)
+    effects = world.examination[0].astype(np.float64)
+    vcg_revenue, gsp_revenue = [], []
+    for minute in range(ticks):
+        batch = world.queries(float(minute), 1.0)
+        quality = np.where(batch.valid, batch.relevance, 0.0)
+        bid = np.where(batch.valid, batch.bid, 0.0)
+        no_reserve = np.zeros_like(bid)
+        ctr = (quality[:, :, None, None] * effects[None, None, None, :]).astype(np.float32)
+        vcg_revenue.append(solve_batch(ctr, bid.astype(np.float32), no_reserve.astype(np.float32)).payment.sum(axis=1))
+        gsp_revenue.append(gsp_batch(quality, bid, no_reserve, effects).payment.sum(axis=1))
+    vcg, gsp = np.concatenate(vcg_revenue).astype(np.float64), np.concatenate(gsp_revenue)
+    return {"arm": "auction", "seed": seed, "pages": int(vcg.size), "vcg_revenue": float(vcg.sum()),
+            "gsp_revenue": float(gsp.sum()), "vcg_over_gsp": float(vcg.sum() / gsp.sum() - 1),
+            "pages_vcg_above_gsp": int(np.sum(vcg > gsp * (1 + 1e-5) + 1e-7))}
+
+
+# ---- many cells, in parallel, cached ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Cell:
+    """One unit of work: an arm on a seed for some hours, or the auction comparison ("auction") on a seed."""
+
+    arm: str
+    seed: int
+    hours: float
+
+    def key(self, scenario_path: Path) -> str:
+        overrides = ARMS[self.arm].overrides if self.arm in ARMS else ()
+        digest = hashlib.sha256(json.dumps([overrides, self.hours, Path(scenario_path).read_text()]).encode())
+        return f"{self.arm}-seed{self.seed}-{digest.hexdigest()[:10]}"
+
+
+def _run_cell(cell: Cell, scenario_path: Path) -> dict:
+    from simulator.compile_cache import enable_compilation_cache
+
+    enable_compilation_cache()  # a spawned worker: reuse compiled programs across cells and runs
+    if cell.arm == "auction":
+        return auction_revenue(cell.seed, scenario_path=scenario_path)
+    return run_arm(ARMS[cell.arm], cell.seed, cell.hours, scenario_path)
+
+
+def run_cells(cells: list[Cell], workers: int = 2, cache_dir: Path | None = None, scenario_path: Path = SCENARIO,
+              progress: Callable[[str], None] | None = None) -> list[dict]:
+    """Run every cell (spawned processes), reusing the cached result of a cell already run with the same
+    overrides, hours and scenario text; print a line per finished cell with the elapsed time and an ETA."""
+    results, todo = [], []
+    for cell in cells:
+        cached = cache_dir / f"{cell.key(scenario_path)}.json" if cache_dir else None
+        if cached is not None and cached.exists():
+            results.append(json.loads(cached.read_text()))
+        else:
+            todo.append(cell)
+    if progress and results:
+        progress(f"{len(results)} of {len(cells)} cells from the cache in {cache_dir}")
+    started = time.perf_counter()
+    context = multiprocessing.get_context("spawn")  # no forked JAX runtimes
+    with ProcessPoolExecutor(max(1, min(workers, len(todo) or 1)), mp_context=context) as pool:
+        futures = {pool.submit(_run_cell, cell, scenario_path): cell for cell in todo}
+        for done, future in enumerate(as_completed(futures), 1):
+            cell = futures[future]
+            result = future.result()
+            results.append(result)
+            if cache_dir is not None:
+                cache_dir.mkdir(parents=True, exist_ok=True)
+                (cache_dir / f"{cell.key(scenario_path)}.json").write_text(json.dumps(result, default=float))
+            if progress:
+                elapsed = time.perf_counter() - started
+                eta = elapsed / done * (len(todo) - done)
+                detail = (f"gap {result['pv_logloss_gap'] * 100:+.2f}%  AUC {result['pv_auc']:.4f}"
+                          + (f"  PD {result['pd']:.3f}" if "pd" in result else "")) if "pv_auc" in result else \
+                    f"VCG/GSP revenue − 1 = {result['vcg_over_gsp']:+.3f}"
+                progress(f"[{done}/{len(todo)}  {elapsed:5.0f} s, ETA {eta:5.0f} s] {cell.arm:17s} seed {cell.seed}: {detail}")
+    return results
+
+
+# ---- the technique tables ----------------------------------------------------------------------------------
+def interval_of(values) -> tuple[float, float]:
+    from simulator.compare import interval
+
+    return interval(np.asarray(values, np.float64))
+
+
+def fmt(value: float) -> str:
+    if not np.isfinite(value):
+        return "–"
+    magnitude = abs(value)
+    if magnitude >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.4f}" if magnitude < 10 else f"{value:.1f}"
+
+
+def models_report(results: list[dict], seeds: list[int], hours: float, command: str,
+                  scenario_name: str = "default.toml") -> str:
+    """docs/results/models.md: each technique's arms against the baseline, mean ± 95 % interval and paired Δ."""
+    by = {(r["arm"], r["seed"]): r for r in results}
+    lines = ["# Model techniques: paired experiments", "",
+             f"Produced by `{command}` ({len(seeds)} seed(s): {', '.join(map(str, seeds))}; "
+             f"{hours:g} simulated hours of `scenarios/{scenario_name}` per run). Every arm of a seed sees the same "
+             "traffic and user noise as the baseline of that seed. Cells: mean ± 95 % t-interval half-width over "
+             "seeds; Δ = paired difference to the baseline (same seed), mean ± half-width.", ""]
+    for title, arms, metrics in SECTIONS:
+        arms = [a for a in arms if all((a, s) in by for s in seeds)]
+        if len(arms) < 2:
+            continue
+        lines += [f"## {title}", "", "| arm | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 1) + "|"]
+        for arm in arms:
+            cells = []
+            for metric in metrics:
+                values = [by[(arm, s)].get(metric, float("nan")) for s in seeds]
+                mean, half = interval_of(values)
+                cell = f"{fmt(mean)} ± {fmt(half)}"
+                if arm != "baseline":
+                    base = [by[("baseline", s)].get(metric, float("nan")) for s in seeds]
+                    d_mean, d_half = interval_of(np.subtract(values, base))
+                    cell += f" (Δ {fmt(d_mean)} ± {fmt(d_half)})"
+                cells.append(cell)
+            lines.append(f"| {arm} | " + " | ".join(cells) + " |")
+        lines += ["", "Overrides: " + "; ".join(f"`{a}`: " + (", ".join(f"`{o}`" for o in ARMS[a].overrides) or "defaults")
+                                                for a in arms), ""]
+    lines += ["## What the numbers mean", ""] + [f"- `{k}`: {v}" for k, v in METRIC_DOC.items()] + [""]
+    if any("bias_position" in r for r in results):
+        lines += ["## Per-slice bias (serving-time pCTR / true CTR − 1, second half, seed "
+                  f"{seeds[0]})", "", "| arm | positions | treatments |", "|---|---|---|"]
+        for arm in ("baseline", "bias", "unfactorized", "rank"):
+            if (arm, seeds[0]) in by:
+                r = by[(arm, seeds[0])]
+                lines.append(f"| {arm} | {', '.join(f'{x:+.3f}' for x in r['bias_position'])} | "
+                             f"{', '.join(f'{x:+.3f}' for x in r['bias_treatment'])} |")
+        lines.append("")
+    if ("baseline", seeds[0]) in by:
+        r = by[("baseline", seeds[0])]
+        lines += [f"Learned position effect CTR(p)/CTR(top), baseline seed {seeds[0]}: "
+                  f"{', '.join(f'{x:.3f}' for x in r['learned_position_effect'])} (true "
+                  f"{', '.join(f'{x:.3f}' for x in r['true_position_effect'])}).", ""]
+    return "\n".join(lines)

@@ -1,0 +1,180 @@
+"""What production cannot measure (issue #6): exploration, a misspecified model without the position feature,
+the feedback-loop study, irreproducibility over time, the claims' verdicts, and `adfloor report` end to end."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import simulator
+from simulator.claims import CLAIMS, evaluate
+from simulator.cli import main
+from simulator.compare import ads_per_query_difference, shown_slates
+from simulator.config import replace
+from simulator.experiments import MISESTIMATED, feedback_loop, irreproducibility
+from simulator.loop import Simulation, build_model
+from tests.conftest import SMOKE
+
+
+@pytest.fixture(scope="module")
+def short(smoke_scenario) -> simulator.Scenario:
+    return replace(smoke_scenario, run__duration_hours=0.3)
+
+
+def test_exploration_changes_only_explored_auctions_and_logs_the_models_pctr(short):
+    # before the first deploy both systems serve the same initial model: only exploration can tell them apart
+    first_tick = replace(short, run__duration_hours=short.run.tick_minutes / 60)
+    exploring = replace(first_tick, auction__exploration_rate=0.5)
+    plain, explored = simulator.run(first_tick), simulator.run(exploring)
+    probe = Simulation(exploring)
+    factors = probe._exploration_factors(probe._draw(0.0, short.run.tick_minutes))
+    differs = np.any(shown_slates(plain) != shown_slates(explored), axis=1)
+    was_explored = np.any(factors != 1.0, axis=1)
+    assert 0.3 < was_explored.mean() < 0.7 and differs.any()
+    assert not np.any(differs & ~was_explored)  # an unexplored query's auction is untouched
+    # the log keeps the model's own pCTR of what was shown, not the perturbed one the auction ranked on
+    log, probes = explored.log.frame(), explored.probe_arrays()
+    for row in log[log["query"].isin(probes["query"])].itertuples():
+        p = int(np.searchsorted(probes["query"], row.query))
+        candidate = int(np.flatnonzero(probes["candidates"][p] == row.ad_id)[0])
+        assert row.pctr == pytest.approx(probes["pctr"][p, candidate, row.treatment, row.position], rel=1e-6)
+    again = simulator.run(exploring)  # deterministic: same seed, same exploration
+    assert np.array_equal(shown_slates(again), shown_slates(explored))
+
+
+def test_exploration_keeps_the_worlds_common_random_numbers(short):
+    a, b = simulator.run(short), simulator.run(replace(short, auction__exploration_rate=0.3))
+    assert np.array_equal(a.probe_arrays()["candidates"], b.probe_arrays()["candidates"])
+    assert np.array_equal(a.probe_arrays()["relevance"], b.probe_arrays()["relevance"])
+    assert not np.array_equal(shown_slates(a), shown_slates(b))
+
+
+def test_a_model_without_the_position_feature_cannot_tell_slots_apart(short):
+    from simulator.world import World
+
+    for architecture in ("factorized", "unfactorized"):
+        scenario = replace(short, model__position_feature=False, model__architecture=architecture)
+        world = World(scenario)
+        world.reset(0)
+        model = build_model(scenario, world)
+        batch = world.queries(0.0, 1.0)
+        scores = np.asarray(model.score_candidates(batch.features[:8]))  # [B, N, T, K]
+        assert np.allclose(scores, scores[..., :1], rtol=1e-6)
+        with_position = build_model(replace(scenario, model__position_feature=True), world)
+        assert not np.allclose(np.asarray(with_position.score_candidates(batch.features[:8]))[..., 1:],
+                               np.asarray(with_position.score_candidates(batch.features[:8]))[..., :1])
+    output = simulator.run(replace(short, model__position_feature=False))
+    assert output.summary()["pv_logloss"] > 0  # runs end to end
+
+
+def _probes(errors_early: list[float], errors_late: list[float], appearances: int = 4) -> tuple[dict, pd.DataFrame]:
+    """Synthetic probes: ad i appears `appearances` times early and late with log(pCTR/true) as given."""
+    ads = len(errors_early)
+    examination = np.ones((1, 1), np.float32)
+    minutes, pctr, candidates = [], [], []
+    for minute, errors in ((10.0, errors_early), (90.0, errors_late)):
+        for _ in range(appearances):
+            minutes.append(minute)
+            pctr.append(0.1 * np.exp(np.asarray(errors))[:, None, None])
+            candidates.append(np.arange(ads))
+    probes = {"minute": np.asarray(minutes, np.float32), "pctr": np.asarray(pctr, np.float32),
+              "valid": np.ones((len(minutes), ads), bool), "candidates": np.asarray(candidates),
+              "relevance": np.full((len(minutes), ads), 0.1, np.float32), "query": np.arange(len(minutes))}
+    return probes, examination
+
+
+def test_feedback_loop_study_counts_ads_that_stay_underestimated(smoke_scenario):
+    scenario = replace(smoke_scenario, run__duration_hours=100 / 60, run__probe_every=1)
+    #           stuck under, corrected under, stuck over, corrected over, fine
+    early = [-1.0, -1.0, 1.0, 1.0, 0.0]
+    late = [-1.0, 0.0, 1.0, 0.0, 0.0]
+    probes, examination = _probes(early, late)
+    # between the windows (25–75 minutes) ad 0 is shown once, the others four times each (8 appearances apiece)
+    shown = [0] + [1, 2, 3, 4] * 4
+    frame = pd.DataFrame({"minute": np.full(len(shown), 50.0), "ad_id": shown})
+    middle = dict(probes, minute=np.full(8, 50.0, np.float32), pctr=probes["pctr"][:8], valid=probes["valid"][:8],
+                  candidates=probes["candidates"][:8], relevance=probes["relevance"][:8])
+    combined = {k: np.concatenate([probes[k], middle[k]]) for k in ("minute", "pctr", "valid", "candidates", "relevance")}
+    result = feedback_loop(combined, examination, frame, scenario)
+    assert MISESTIMATED == pytest.approx(np.log(1.5))
+    assert result["tracked_ads"] == 5 and result["underestimated_early_share"] == pytest.approx(2 / 5)
+    assert result["stuck_underestimated"] == pytest.approx(1 / 2) and result["stuck_overestimated"] == pytest.approx(1 / 2)
+    # 8 middle appearances per ad: the underestimated ads (0, 1) were shown 1 + 4 times, the others 4 times each
+    assert result["show_rate_underestimated"] == pytest.approx(5 / 16)
+    assert result["show_rate_others"] == pytest.approx(12 / 24)
+
+
+def test_irreproducibility_of_a_system_with_itself_is_zero_and_a_replica_differs(short):
+    output = simulator.run(short)
+    same = irreproducibility(output, output, output, bins=4)
+    for suffix in ("", "_open_loop"):
+        for metric in ("pd", "ads_query_churn", "winner_churn", "ads_count_difference", "revenue_gap", "welfare_gap"):
+            assert same[f"{metric}{suffix}"] == 0
+        assert all(np.allclose(values, 0) for values in same[f"over_time{suffix}"].values())
+        assert all(len(values) == 4 for values in same[f"over_time{suffix}"].values())
+    replica = simulator.run(replace(short, model__init_seed=1))
+    different = irreproducibility(output, replica, replica, bins=4)
+    assert different["pd"] > 0 and different["ads_query_churn"] > 0
+    assert different["pd"] == different["pd_open_loop"]  # the same pair measured twice
+
+
+def test_ads_per_query_difference_counts_shown_ads(short):
+    low, high = simulator.run(short), simulator.run(replace(short, auction__reserve=1.5))
+    assert ads_per_query_difference(low, low) == 0
+    counts = [np.sum(shown_slates(x) >= 0, axis=1) for x in (low, high)]
+    assert ads_per_query_difference(low, high) == pytest.approx(np.abs(counts[0] - counts[1]).mean() / counts[0].mean())
+    assert ads_per_query_difference(low, high) > 0.05
+
+
+def _synthetic_results(seeds: list[int], smelu_pd: list[float]) -> list[dict]:
+    results = []
+    for seed, pd_value in zip(seeds, smelu_pd):
+        base = {"pd": 0.5, "pd_open_loop": 0.4, "pv_logloss_gap": 0.01, "ads_query_churn": 0.8,
+                "ads_query_churn_open_loop": 0.7}
+        results += [{"arm": "baseline", "seed": seed, **base},
+                    {"arm": "smelu", "seed": seed, **base, "pd": pd_value}]
+    return results
+
+
+def test_claim_verdicts_follow_the_interval():
+    seeds = [0, 1, 2, 3, 4]
+    lower = evaluate(_synthetic_results(seeds, [0.30, 0.32, 0.28, 0.31, 0.29]), seeds)
+    ids = [e["id"] for e in lower]
+    assert "smelu_lowers_pd" in ids and "feedback_loop_amplifies_irreproducibility" in ids
+    assert "ensemble_lowers_pd" not in ids  # its arms did not run: no entry, rather than a made-up one
+    smelu = lower[ids.index("smelu_lowers_pd")]
+    assert smelu["mean"] == pytest.approx(-0.4) and smelu["reproduced"] and smelu["why_not"] == ""
+    assert smelu["ci95"][0] < -0.4 < smelu["ci95"][1] < 0
+    mixed = evaluate(_synthetic_results(seeds, [0.2, 0.9, 0.3, 0.8, 0.5]), seeds)
+    smelu = mixed[[e["id"] for e in mixed].index("smelu_lowers_pd")]
+    assert not smelu["reproduced"] and smelu["why_not"]  # the interval straddles 0: not reproduced, with a reason
+    cowclip = next(c for c in CLAIMS if c.id == "cowclip_keeps_auc_at_large_batch")
+    assert cowclip.verdict(-0.0009, 0.002) and not cowclip.verdict(-0.0011, 0.002)
+
+
+def test_report_command_runs_every_section_and_reuses_its_cache(tmp_path, capsys):
+    out, cache = tmp_path / "report", tmp_path / "cache"
+    args = ["report", "--scenario", str(SMOKE), "--seeds", "2", "--hours", "0.25", "--arms", "baseline", "tau_exp",
+            "--out", str(out), "--cache", str(cache), "--quiet"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "vcg_revenue_at_most_gsp" in printed and "feedback_loop_amplifies_irreproducibility" in printed
+    claims = json.loads((out / "claims.json").read_text())
+    assert claims["seeds"] == [0, 1] and claims["scenario"] == "smoke.toml"
+    by_id = {c["id"]: c for c in claims["claims"]}
+    assert len(by_id["vcg_revenue_at_most_gsp"]["per_seed"]) == 2
+    assert all(a["pages_vcg_above_gsp"] == 0 and a["vcg_revenue"] < a["gsp_revenue"] for a in claims["auction_comparison"])
+    for name in ("claims.md", "models.md", "models.json", "claims.png", "irreproducibility.png", "attribution.png",
+                 "feedback_loop.png"):
+        assert (out / name).stat().st_size > 500, name
+    text = (out / "claims.md").read_text()
+    assert "## System irreproducibility" in text and "## Credit attribution" in text and "tau_exp" in text
+    assert len(list(cache.glob("*.json"))) == 2 * 3  # baseline, tau_exp, auction × 2 seeds
+    first = (out / "claims.json").read_text()
+    assert main(args) == 0  # every cell from the cache: same numbers
+    assert json.loads((out / "claims.json").read_text())["claims"] == json.loads(first)["claims"]
+    assert main(["report", "--seeds", "1"]) == 2
+    assert main(["report", "--arms", "nope", "--seeds", "2"]) == 2
