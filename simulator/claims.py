@@ -73,36 +73,33 @@ class Claim:
 
 LOGLOSS_COST = "Δ PV log-loss gap (points of the oracle's log loss)"
 
+def _pd_claim(id: str, claim: str, source: str, arm: str, base: str, arm_label: str, base_label: str,
+              why_not: str = "") -> Claim:
+    """A claim that `arm` lowers the closed-loop PD of `base`; the open-loop PD and the accuracy cost beside it."""
+    return Claim(id, claim, source, f"PD({arm_label}) / PD({base_label}) − 1, closed loop", (base, arm),
+                 _relative(arm, base, "pd"), "decrease",
+                 side=(("same, open loop", _relative(arm, base, "pd_open_loop")),
+                       (LOGLOSS_COST, _difference(arm, base, "pv_logloss_gap"))), why_not=why_not)
+
+
 CLAIMS = [
-    Claim("smelu_lowers_pd", "SmeLU lowers the prediction difference between retrained models (vs ReLU)",
-          "smelu_reproducibility.md; factory_floor.md §5", "PD(SmeLU) / PD(ReLU) − 1, closed loop",
-          ("baseline", "smelu"), _relative("smelu", "baseline", "pd"), "decrease",
-          side=(("PD(SmeLU) / PD(ReLU) − 1, open loop", _relative("smelu", "baseline", "pd_open_loop")),
-                (LOGLOSS_COST, _difference("smelu", "baseline", "pv_logloss_gap"))),
-          why_not="With Flax's default embedding initialisation (std 1/√d ≈ 0.35), most of the PD comes from the "
-                  "embeddings of ids that are rarely or never shown: each replica keeps its own random vectors for "
-                  "them, whatever the activation of the MLP above. The paper's models have no such untrained mass "
-                  "(see the next claim: with a small embedding initialisation SmeLU does lower PD)."),
-    Claim("smelu_lowers_pd_small_init", "SmeLU lowers PD — with a small embedding initialisation (std 0.01) in both",
-          "smelu_reproducibility.md; factory_floor.md §5", "PD(SmeLU) / PD(ReLU) − 1, closed loop",
-          ("small_init", "smelu_small_init"), _relative("smelu_small_init", "small_init", "pd"), "decrease",
-          side=(("PD(SmeLU) / PD(ReLU) − 1, open loop", _relative("smelu_small_init", "small_init", "pd_open_loop")),
-                (LOGLOSS_COST, _difference("smelu_small_init", "small_init", "pv_logloss_gap"))),
-          why_not="PD varies several-fold between seeds in the closed loop (a replica's early auctions decide what "
-                  "it learns about), so the interval is wide."),
-    Claim("ensemble_lowers_pd", "A 3-component self-ensemble lowers PD", "factory_floor.md §5",
-          "PD(ensemble of 3) / PD(single) − 1, closed loop", ("baseline", "ensemble3"),
-          _relative("ensemble3", "baseline", "pd"), "decrease",
-          side=(("same, open loop", _relative("ensemble3", "baseline", "pd_open_loop")),
-                (LOGLOSS_COST, _difference("ensemble3", "baseline", "pv_logloss_gap")))),
-    Claim("anti_distillation_lowers_pd", "Anti-distillation lowers an ensemble's PD further", "factory_floor.md §5",
-          "PD(ensemble + anti-distillation) / PD(ensemble) − 1, closed loop", ("ensemble3", "ensemble3_anti"),
-          _relative("ensemble3_anti", "ensemble3", "pd"), "decrease",
-          side=(("same, open loop", _relative("ensemble3_anti", "ensemble3", "pd_open_loop")),
-                (LOGLOSS_COST, _difference("ensemble3_anti", "ensemble3", "pv_logloss_gap"))),
-          why_not="The components already differ through their own initialisations and their predictions are "
-                  "averaged; a decorrelation term on top changes little when, as here, most of the replicas' "
-                  "disagreement comes from rarely shown ids whose embeddings no loss term touches."),
+    _pd_claim("smelu_lowers_pd", "SmeLU lowers the prediction difference between retrained models (vs ReLU)",
+              "smelu_reproducibility.md; factory_floor.md §5", "smelu", "baseline", "SmeLU", "ReLU",
+              why_not="With Flax's default embedding initialisation (std 1/√d ≈ 0.35), most of the PD comes from the "
+                      "embeddings of ids that are rarely or never shown: each replica keeps its own random vectors "
+                      "for them, whatever the activation of the MLP above. The paper's models have no such untrained "
+                      "mass (see the next claim, with a small embedding initialisation in both arms)."),
+    _pd_claim("smelu_lowers_pd_small_init", "SmeLU lowers PD — with a small embedding initialisation (std 0.01) in both",
+              "smelu_reproducibility.md; factory_floor.md §5", "smelu_small_init", "small_init", "SmeLU", "ReLU",
+              why_not="PD varies several-fold between seeds in the closed loop (a replica's early auctions decide "
+                      "what it learns about), so the interval is wide."),
+    _pd_claim("ensemble_lowers_pd", "A 3-component self-ensemble lowers PD", "factory_floor.md §5", "ensemble3",
+              "baseline", "ensemble of 3", "single"),
+    _pd_claim("anti_distillation_lowers_pd", "Anti-distillation lowers an ensemble's PD further", "factory_floor.md §5",
+              "ensemble3_anti", "ensemble3", "ensemble + anti-distillation", "ensemble",
+              why_not="The components already differ through their own initialisations and their predictions are "
+                      "averaged; a decorrelation term on top changes little when, as here, most of the replicas' "
+                      "disagreement comes from rarely shown ids whose embeddings no loss term touches."),
     Claim("bias_constraints_cut_slice_bias", "Bias constraints cut calibration bias on the constrained slices",
           "factory_floor.md §7, Table 3",
           "mean over the slice families (position, treatment, pCTR decile) of max-|bias| ratio − 1",

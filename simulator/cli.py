@@ -12,7 +12,7 @@ from simulator.compile_cache import enable_compilation_cache
 from simulator.config import ConfigError
 
 DEFAULT_SCENARIO = "scenarios/default.toml"
-QUICK_HOURS = 1.5  # simulated hours per run of `adfloor report --quick`
+QUICK_HOURS = 1.0  # simulated hours per run of `adfloor report --quick`
 
 
 def _progress_printer(stream):
