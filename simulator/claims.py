@@ -163,7 +163,7 @@ CLAIMS = [
 IRREPRODUCIBILITY_ARMS = [a.name for a in ARMS.values() if a.replica]
 ATTRIBUTION_ARMS = ["baseline", "unfactorized", "no_position", "tau_exp", "bias", "explore"]
 FEEDBACK_ARMS = ["baseline", "bias", "explore"]
-FIGURES = ("claims", "irreproducibility", "attribution", "feedback_loop")
+FIGURES = ("claims", "irreproducibility", "attribution", "feedback_loop", "techniques")
 QUICK_ARMS = sorted(({arm for claim in CLAIMS for arm in claim.arms} | set(IRREPRODUCIBILITY_ARMS)
                      | set(ATTRIBUTION_ARMS) | {"batch16k"}) - {"auction"})
 
@@ -300,6 +300,39 @@ def feedback_figure(results: list[dict], seeds: list[int]):
     return figure
 
 
+def techniques_figure(results: list[dict], seeds: list[int]):
+    """Every arm's accuracy (log-loss gap, AUC) and, for replica arms, closed- and open-loop PD."""
+    plt = _plt()
+    arms = [a for a in ARMS if sum(r["arm"] == a and r["seed"] in seeds for r in results) == len(seeds)]
+    figure, axes = plt.subplots(1, 3, figsize=(19, 0.32 * len(arms) + 1.8))
+
+    def spread(arm: str, metric: str) -> tuple[float, float]:
+        return interval_of([r.get(metric, float("nan")) for r in results if r["arm"] == arm and r["seed"] in seeds])
+
+    for axis, metric, title in ((axes[0], "pv_logloss_gap", "PV log loss over the oracle's (last quarter)"),
+                                (axes[1], "pv_auc", "PV AUC")):
+        values = [spread(arm, metric) for arm in arms]
+        means = [m for m, _ in values]
+        axis.barh(range(len(arms)), means, xerr=[np.nan_to_num(h) for _, h in values], color="C0")
+        axis.set(title=title)
+        if metric == "pv_auc":  # differences of a few thousandths: do not start the bars at 0
+            axis.set_xlim(min(means) - 0.01, max(means) + 0.01)
+        axis.set_yticks(range(len(arms)), arms)
+        axis.invert_yaxis()
+    replicas = [a for a in arms if ARMS[a].replica]
+    for offset, (metric, label) in enumerate((("pd", "closed loop"), ("pd_open_loop", "open loop"))):
+        values = [spread(arm, metric) for arm in replicas]
+        axes[2].barh(np.arange(len(replicas)) + 0.4 * offset, [m for m, _ in values], 0.4,
+                     xerr=[np.nan_to_num(h) for _, h in values], label=label, color=f"C{3 - 3 * offset}")
+    axes[2].set_yticks(np.arange(len(replicas)) + 0.2, replicas)
+    axes[2].invert_yaxis()
+    axes[2].set(title="Prediction difference between nuisance-seed replicas")
+    axes[2].legend()
+    figure.suptitle(f"Model techniques: mean and 95 % interval over {len(seeds)} seeds (paired replays)")
+    figure.tight_layout()
+    return figure
+
+
 # ---- the markdown ----------------------------------------------------------------------------------------------
 def _ci(mean: float, half: float) -> str:
     return f"{fmt(mean)} ± {fmt(half)}"
@@ -314,6 +347,24 @@ def _arm_table(results: list[dict], seeds: list[int], arms: list[str], metrics: 
         cells = [_ci(*interval_of([r.get(m, float("nan")) for r in rows])) for m in metrics]
         lines.append(f"| {arm} | " + " | ".join(cells) + " |")
     return lines + [""]
+
+
+def _table3(results: list[dict], seeds: list[int]) -> list[str]:
+    """Factory Floor's Table 3 for our bias-constraint arm: per-slice bias, loss and churn as % change."""
+    by = {(r["arm"], r["seed"]): r for r in results}
+    if not all(("bias", s) in by and ("baseline", s) in by for s in seeds):
+        return []
+    columns = [("position-slice bias", "bias_position_maxabs"), ("treatment-slice bias", "bias_treatment_maxabs"),
+               ("pCTR-decile bias", "bias_pctr_decile_maxabs"), ("PV log loss", "pv_logloss"),
+               ("ads/query churn", "ads_query_churn"), ("PD", "pd")]
+    cells = [_ci(*interval_of([100 * (by[("bias", s)][key] / by[("baseline", s)][key] - 1) for s in seeds])) + " %"
+             for _, key in columns]
+    return ["### Bias constraints in the form of Factory Floor's Table 3", "",
+            "% change with bias constraints over the same system without them (negative is better; the paper: "
+            "−15 %, −75 %, −43 % slice bias, +0.03 % loss, −85 % ads/query churn). Slice bias = max |Σ pCTR / Σ true "
+            "CTR − 1| over the slices of each family.", "",
+            "| " + " | ".join(name for name, _ in columns) + " |", "|---" * len(columns) + "|",
+            "| " + " | ".join(cells) + " |", ""]
 
 
 def claims_markdown(entries: list[dict], results: list[dict], seeds: list[int], hours: float, command: str,
@@ -353,6 +404,7 @@ def claims_markdown(entries: list[dict], results: list[dict], seeds: list[int], 
         ratio = interval_of([r["pd"] / r["pd_open_loop"] for r in baseline])
         lines += [f"Closed-/open-loop PD ratio of the baseline: {_ci(*ratio)}. Over time:", "",
                   "![irreproducibility over time](irreproducibility.png)", ""]
+    lines += _table3(results, seeds)
     lines += ["## Credit attribution", "",
               "Does the model blame the ad or the slot? Learned vs true CTR(slot)/CTR(top) and CTR(format)/CTR(text) "
               "from the probes of the second half, the rank correlation of learned vs true ad quality, and "
@@ -413,9 +465,11 @@ def report(out: str | Path, seeds: list[int], hours: float, arms: list[str] | No
         raise ValueError(f"report: unknown arms {unknown}; known: {sorted(ARMS)}")
     if "baseline" not in names:
         names = ["baseline", *names]
-    # heavy cells first, so the pool ends with short ones
-    names.sort(key=lambda name: (not ARMS[name].replica, name != "unfactorized"))
-    cells = [Cell(name, seed, hours) for seed in seeds for name in names] + [Cell("auction", seed, 0.0) for seed in seeds]
+    # the claims' arms on every seed first (an interrupted report can be written from them), heavy cells first
+    # within a seed so the pool ends with short ones, then the remaining technique arms
+    cells = [Cell("auction", seed, 0.0) for seed in seeds] + sorted(
+        (Cell(name, seed, hours) for seed in seeds for name in names),
+        key=lambda c: (c.arm not in QUICK_ARMS, c.seed, not ARMS[c.arm].replica, c.arm != "unfactorized"))
     started = time.perf_counter()
     results = run_cells(cells, workers, Path(cache_dir) if cache_dir else None, Path(scenario_path), progress)
     entries = evaluate(results, seeds)
@@ -433,7 +487,7 @@ def report(out: str | Path, seeds: list[int], hours: float, arms: list[str] | No
                                                  "results": arm_results}, indent=1, default=float) + "\n")
     (out / "models.md").write_text(models_report(arm_results, seeds, hours, command, scenario_name))
     figures = (claims_figure(entries), irreproducibility_figure(results, seeds, hours),
-               attribution_figure(results, seeds), feedback_figure(results, seeds))
+               attribution_figure(results, seeds), feedback_figure(results, seeds), techniques_figure(arm_results, seeds))
     for name, figure in zip(FIGURES, figures):
         figure.savefig(out / f"{name}.png", dpi=100)
     if progress:

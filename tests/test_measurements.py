@@ -168,7 +168,7 @@ def test_report_command_runs_every_section_and_reuses_its_cache(tmp_path, capsys
     assert len(by_id["vcg_revenue_at_most_gsp"]["per_seed"]) == 2
     assert all(a["pages_vcg_above_gsp"] == 0 and a["vcg_revenue"] < a["gsp_revenue"] for a in claims["auction_comparison"])
     for name in ("claims.md", "models.md", "models.json", "claims.png", "irreproducibility.png", "attribution.png",
-                 "feedback_loop.png"):
+                 "feedback_loop.png", "techniques.png"):
         assert (out / name).stat().st_size > 500, name
     text = (out / "claims.md").read_text()
     assert "## System irreproducibility" in text and "## Credit attribution" in text and "tau_exp" in text
