@@ -146,8 +146,9 @@ def test_claim_verdicts_follow_the_interval():
     assert "smelu_lowers_pd" in ids and "feedback_loop_amplifies_irreproducibility" in ids
     assert "ensemble_lowers_pd" not in ids  # its arms did not run: no entry, rather than a made-up one
     smelu = lower[ids.index("smelu_lowers_pd")]
-    assert smelu["mean"] == pytest.approx(-0.4) and smelu["reproduced"] and smelu["why_not"] == ""
-    assert smelu["ci95"][0] < -0.4 < smelu["ci95"][1] < 0
+    expected = np.mean(np.log(np.array([0.30, 0.32, 0.28, 0.31, 0.29]) / 0.5))  # log ratio, ≈ log 0.6
+    assert smelu["mean"] == pytest.approx(expected) and smelu["reproduced"] and smelu["why_not"] == ""
+    assert smelu["ci95"][0] < expected < smelu["ci95"][1] < 0
     mixed = evaluate(_synthetic_results(seeds, [0.2, 0.9, 0.3, 0.8, 0.5]), seeds)
     smelu = mixed[[e["id"] for e in mixed].index("smelu_lowers_pd")]
     assert not smelu["reproduced"] and smelu["why_not"]  # the interval straddles 0: not reproduced, with a reason
