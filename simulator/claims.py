@@ -18,13 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
+from simulator.compare import interval
 from simulator.experiments import (
     ARMS,
     SCENARIO,
     TIME_BINS,
     Cell,
     fmt,
-    interval_of,
+    fmt_interval,
     models_report,
     run_cells,
 )
@@ -194,13 +195,13 @@ def evaluate(results: list[dict], seeds: list[int]) -> list[dict]:
         if not all(arm in by_seed[s] for s in seeds for arm in claim.arms):
             continue
         values = [float(claim.measure(by_seed[s])) for s in seeds]
-        mean, half = interval_of(values)
+        mean, half = interval(values)
         low, high = mean - half, mean + half
         reproduced = claim.verdict(low, high) if np.isfinite(half) else False
         side = {}
         for name, measure in claim.side:
             side_values = [float(measure(by_seed[s])) for s in seeds]
-            side_mean, side_half = interval_of(side_values)
+            side_mean, side_half = interval(side_values)
             side[name] = {"mean": side_mean, "ci95": side_half, "per_seed": side_values}
         entries.append({"id": claim.id, "claim": claim.claim, "source": claim.source, "effect": claim.effect,
                         "expect": claim.expect, "margin": claim.margin, "per_seed": values, "mean": mean,
@@ -325,7 +326,7 @@ def techniques_figure(results: list[dict], seeds: list[int]):
     figure, axes = plt.subplots(1, 3, figsize=(19, 0.32 * len(arms) + 1.8))
 
     def spread(arm: str, metric: str) -> tuple[float, float]:
-        return interval_of([r.get(metric, float("nan")) for r in results if r["arm"] == arm and r["seed"] in seeds])
+        return interval([r.get(metric, float("nan")) for r in results if r["arm"] == arm and r["seed"] in seeds])
 
     for axis, metric, title in ((axes[0], "pv_logloss_gap", "PV log loss over the oracle's (last quarter)"),
                                 (axes[1], "pv_auc", "PV AUC")):
@@ -352,17 +353,13 @@ def techniques_figure(results: list[dict], seeds: list[int]):
 
 
 # ---- the markdown ----------------------------------------------------------------------------------------------
-def _ci(mean: float, half: float) -> str:
-    return f"{fmt(mean)} ± {fmt(half)}"
-
-
 def _arm_table(results: list[dict], seeds: list[int], arms: list[str], metrics: list[str]) -> list[str]:
     lines = ["| arm | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 1) + "|"]
     for arm in arms:
         rows = [r for r in results if r["arm"] == arm and r["seed"] in seeds]
         if len(rows) != len(seeds):
             continue
-        cells = [_ci(*interval_of([r.get(m, float("nan")) for r in rows])) for m in metrics]
+        cells = [fmt_interval(*interval([r.get(m, float("nan")) for r in rows])) for m in metrics]
         lines.append(f"| {arm} | " + " | ".join(cells) + " |")
     return lines + [""]
 
@@ -375,7 +372,7 @@ def _table3(results: list[dict], seeds: list[int]) -> list[str]:
     columns = [("position-slice bias", "bias_position_maxabs"), ("treatment-slice bias", "bias_treatment_maxabs"),
                ("pCTR-decile bias", "bias_pctr_decile_maxabs"), ("PV log loss", "pv_logloss"),
                ("ads/query churn", "ads_query_churn"), ("PD", "pd")]
-    cells = [_ci(*interval_of([100 * (by[("bias", s)][key] / by[("baseline", s)][key] - 1) for s in seeds])) + " %"
+    cells = [fmt_interval(*interval([100 * (by[("bias", s)][key] / by[("baseline", s)][key] - 1) for s in seeds])) + " %"
              for _, key in columns]
     return ["### Bias constraints in the form of Factory Floor's Table 3", "",
             "% change with bias constraints over the same system without them (negative is better; the paper: "
@@ -405,7 +402,7 @@ def claims_markdown(entries: list[dict], results: list[dict], seeds: list[int], 
                   f"{e['claim']} ({e['source']}). Effect: {e['effect']}: {fmt(e['mean'])} "
                   f"[{fmt(e['ci95'][0])}, {fmt(e['ci95'][1])}]; per seed {', '.join(fmt(v) for v in e['per_seed'])}.", ""]
         for name, value in e["side"].items():
-            lines.append(f"- {name}: {_ci(value['mean'], value['ci95'])} (per seed "
+            lines.append(f"- {name}: {fmt_interval(value['mean'], value['ci95'])} (per seed "
                          f"{', '.join(fmt(v) for v in value['per_seed'])})")
         if e["why_not"]:
             lines += ["", f"Why we believe it does not reproduce here: {e['why_not']}"]
@@ -419,8 +416,8 @@ def claims_markdown(entries: list[dict], results: list[dict], seeds: list[int], 
                          "revenue_gap", "welfare_gap", "pv_logloss_gap"])
     baseline = [r for r in results if r["arm"] == "baseline" and r["seed"] in seeds]
     if baseline and "pd" in baseline[0]:
-        ratio = interval_of([r["pd"] / r["pd_open_loop"] for r in baseline])
-        lines += [f"Closed-/open-loop PD ratio of the baseline: {_ci(*ratio)}. Over time:", "",
+        ratio = interval([r["pd"] / r["pd_open_loop"] for r in baseline])
+        lines += [f"Closed-/open-loop PD ratio of the baseline: {fmt_interval(*ratio)}. Over time:", "",
                   "![irreproducibility over time](irreproducibility.png)", ""]
     lines += _table3(results, seeds)
     lines += ["## Credit attribution", "",
@@ -450,7 +447,7 @@ def claims_markdown(entries: list[dict], results: list[dict], seeds: list[int], 
     by = {(r["arm"], r["seed"]): r for r in results}
     for arm in FEEDBACK_ARMS[1:]:
         if all((arm, s) in by and ("baseline", s) in by for s in seeds):
-            costs = [f"{metric} {_ci(*interval_of([100 * (by[(arm, s)][metric] / by[('baseline', s)][metric] - 1) for s in seeds]))} %"
+            costs = [f"{metric} {fmt_interval(*interval([100 * (by[(arm, s)][metric] / by[('baseline', s)][metric] - 1) for s in seeds]))} %"
                      for metric in ("welfare", "revenue")]
             lines.append(f"- `{arm}` against the baseline (paired, same traffic): " + ", ".join(costs))
     lines += ["", "![feedback loop](feedback_loop.png)", "", "## What the numbers mean", ""]

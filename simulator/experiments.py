@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from simulator.compare import interval
+
 SCENARIO = Path(__file__).resolve().parent.parent / "scenarios" / "default.toml"
 REPLICA_INIT_SEED = 1
 TIME_BINS = 24  # irreproducibility over time: the run split into this many equal bins (hours of a day-long run)
@@ -278,7 +280,8 @@ def _bin_gap(a: np.ndarray, b: np.ndarray, which: np.ndarray, bins: int) -> list
 
 
 def irreproducibility(primary, replica, open_loop, bins: int = TIME_BINS) -> dict:
-    """Whole-run and over-time PD, churn and revenue/welfare gaps of a replica pair, closed loop and open loop."""
+    """Whole-run and over-time PD, churn and revenue/welfare gaps of a replica pair, closed loop and open loop
+    (and the replica's log-loss gap)."""
     from simulator.compare import (
         ads_per_query_difference,
         churn,
@@ -286,11 +289,14 @@ def irreproducibility(primary, replica, open_loop, bins: int = TIME_BINS) -> dic
         prediction_difference,
     )
 
+    a = primary.summary()  # one summary per run: each computes AUC and calibration over every PV example
     result = {}
     duration = primary.scenario.run.duration_hours
     for suffix, other in (("", replica), ("_open_loop", open_loop)):
         sets_differ, winner_differs = churn(primary, other)
-        a, b = primary.summary(), other.summary()
+        b = other.summary()
+        if other is replica:
+            result["replica_pv_logloss_gap"] = b["final_window_gap"]
         result.update({f"pd{suffix}": float(prediction_difference(primary, other)[1].mean()),
                        f"ads_query_churn{suffix}": float(sets_differ.mean()),
                        f"winner_churn{suffix}": float(winner_differs.mean()),
@@ -324,7 +330,6 @@ def run_arm(arm: Arm, seed: int, hours: float, scenario_path: str | Path = SCENA
         replica = Simulation(replica_scenario).run()
         open_loop = Simulation(replica_scenario, training_logs=output.training_logs).run()
         result.update(irreproducibility(output, replica, open_loop))
-        result["replica_pv_logloss_gap"] = replica.summary()["final_window_gap"]
     result["wall_seconds"] = time.perf_counter() - started
     return result
 
@@ -417,10 +422,9 @@ def run_cells(cells: list[Cell], workers: int = 2, cache_dir: Path | None = None
 
 
 # ---- the technique tables ----------------------------------------------------------------------------------
-def interval_of(values) -> tuple[float, float]:
-    from simulator.compare import interval
-
-    return interval(np.asarray(values, np.float64))
+def fmt_interval(mean: float, half: float) -> str:
+    """"mean ± 95 % half-width", each as `fmt` writes it."""
+    return f"{fmt(mean)} ± {fmt(half)}"
 
 
 def fmt(value: float) -> str:
@@ -450,12 +454,12 @@ def models_report(results: list[dict], seeds: list[int], hours: float, command: 
             cells = []
             for metric in metrics:
                 values = [by[(arm, s)].get(metric, float("nan")) for s in seeds]
-                mean, half = interval_of(values)
-                cell = f"{fmt(mean)} ± {fmt(half)}"
+                mean, half = interval(values)
+                cell = fmt_interval(mean, half)
                 if arm != "baseline":
                     base = [by[("baseline", s)].get(metric, float("nan")) for s in seeds]
-                    d_mean, d_half = interval_of(np.subtract(values, base))
-                    cell += f" (Δ {fmt(d_mean)} ± {fmt(d_half)})"
+                    d_mean, d_half = interval(np.subtract(values, base))
+                    cell += f" (Δ {fmt_interval(d_mean, d_half)})"
                 cells.append(cell)
             lines.append(f"| {arm} | " + " | ".join(cells) + " |")
         lines += ["", "Overrides: " + "; ".join(f"`{a}`: " + (", ".join(f"`{o}`" for o in ARMS[a].overrides) or "defaults")
