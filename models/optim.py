@@ -205,7 +205,9 @@ def make_optimizer(c: OptimizerConfig) -> optax.GradientTransformationExtraArgs:
         "shampoo": lambda: shampoo(dense_lr, block_size=c.shampoo_block_size, update_every=c.shampoo_update_every,
                                    momentum=c.shampoo_momentum, initial_accumulator=c.initial_accumulator),
     }[c.kind]()
-    embedding = [optax.adagrad(embedding_lr, initial_accumulator_value=c.initial_accumulator)]
+    # the rule keeps each rare id's step per occurrence while the mean gradient shrinks by 1/scale: Adam is
+    # invariant to that, AdaGrad only when its initial accumulator shrinks by 1/scale² too
+    embedding = [optax.adagrad(embedding_lr, initial_accumulator_value=c.initial_accumulator / scale**2)]
     if c.kind == "adam":
         embedding = [optax.adam(embedding_lr)]
     if c.embedding_l2:

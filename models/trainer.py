@@ -59,6 +59,9 @@ class Examples(NamedTuple):
     def slice(self, start: int, stop: int) -> Examples:
         return Examples(*(column[start:stop] for column in self.filled()))
 
+    def take(self, rows: np.ndarray) -> Examples:
+        return Examples(*(column[rows] for column in self.filled()))
+
 
 def _next_power_of_two(n: int) -> int:
     return 1 << max(n - 1, 0).bit_length()
@@ -110,6 +113,8 @@ class OnlineTrainer:
         self.params, self.opt_state, self.duals, self.seen = self.place(
             (self.params, self.opt_state, self.duals, self.seen))
         self._train_batches = jax.jit(self._scan_steps)
+        self._predict = jax.jit(lambda params, raw, treatment, position: nnx.merge(
+            self.graphdef, params, self.constants).predict(raw, treatment, position))
 
     def place(self, state):
         """Put trainer state (any pytree of arrays) on the training devices: replicated over them when several."""
@@ -209,6 +214,16 @@ class OnlineTrainer:
         batches = tuple(c.reshape(-1, self.batch_size, *c.shape[1:]) for c in columns)
         predictions = self.train_batches(batches)
         return np.asarray(predictions).reshape(-1)[:usable], usable
+
+    def predict(self, examples: Examples, chunk: int = 65_536) -> np.ndarray:
+        """pCTR of the current parameters for each example, without training (held-out evaluation)."""
+        parts = []
+        for start in range(0, examples.size, chunk):
+            rows = examples.slice(start, start + chunk)
+            pad = chunk - rows.size  # one compiled shape
+            columns = [np.concatenate([c, np.zeros((pad, *c.shape[1:]), c.dtype)]) for c in rows[:3]]
+            parts.append(np.asarray(self._predict(self.params, *columns))[:rows.size])
+        return np.concatenate(parts) if parts else np.zeros(0, np.float32)
 
     def snapshot(self) -> nnx.State:
         """The current parameters (immutable arrays, so the deployed copy never changes under the auction)."""

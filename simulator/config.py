@@ -102,7 +102,7 @@ class ModelConfig:
     interaction_dim: int = _spec(8, lo=1, hi=512, doc="length of the Q and U vectors")
     ad_buckets: int = _spec(8192, lo=16, hi=10_000_000, doc="hash buckets for ad ids")
     cross_buckets: int = _spec(16384, lo=16, hi=10_000_000, doc="hash buckets for query-topic × ad")
-    init_seed: int = _spec(0, lo=0, doc="nuisance seed of initialisation and data order")
+    init_seed: int = _spec(0, lo=0, doc="nuisance seed of the initialisation")
     architecture: str = _spec("factorized", choices=("factorized", "unfactorized"),
                               doc="factorized: τ(Q·U), U cached per (treatment, position); unfactorized: one tower "
                                   "with treatment/position as input features, run per (candidate, treatment, position)")
@@ -131,7 +131,8 @@ class TrainConfig:
     embedding_l2: float = _spec(0.0, lo=0.0, hi=100.0, doc="L2 weight on the embeddings")
     scaling_base_batch_size: int = _spec(0, lo=0, hi=1_000_000,
                                          doc="CowClip scaling rule: for batch = s × this, dense lr × √s, embedding "
-                                             "lr kept, embedding L2 × s (0 = no scaling)")
+                                             "lr kept (AdaGrad's initial accumulator ÷ s²), embedding L2 × s (0 = no "
+                                             "scaling)")
     shampoo_block_size: int = _spec(128, lo=1, hi=4096, doc="Shampoo: preconditioner block size")
     shampoo_update_every: int = _spec(10, lo=1, hi=100_000, doc="Shampoo: steps between inverse-root refreshes")
     shampoo_momentum: float = _spec(0.9, lo=0.0, hi=0.999, doc="Shampoo: Nesterov momentum (0 = none)")
@@ -154,6 +155,7 @@ class TrainConfig:
                                                                          "components apart")
     num_devices: int = _spec(1, lo=1, hi=1024, doc="data-parallel training over this many jax devices "
                                                    "(batch_size must be a multiple)")
+    shuffle_seed: int = _spec(0, lo=0, hi=255, doc="nuisance seed of the training order: > 0 trains the logs that reach the trainer together (a tick's) in a query order drawn from it, roughly chronological like a distributed pipeline (0 = arrival order)")
     training_delay_minutes: float = _spec(5.0, lo=0.0, hi=10_000.0, doc="logs reach the trainer this late")
     deploy_every_minutes: float = _spec(15.0, lo=0.01, hi=100_000.0, doc="a snapshot is taken this often")
     deploy_delay_minutes: float = _spec(2.0, lo=0.0, hi=10_000.0, doc="a snapshot goes live this late")

@@ -34,18 +34,41 @@ class Arm:
     name: str
     overrides: tuple[str, ...]
     replica: bool = False  # also run a nuisance-seed replica and the open-loop control
+    nuisance: str = "init"  # what the replica changes: "init" (model.init_seed 0 → 1) or "order" (train.shuffle_seed 1 → 2)
+
+    def scenarios(self, seed: int, hours: float, scenario_path: str | Path) -> tuple:
+        """The primary's scenario and, for replica arms, the replica's (None otherwise)."""
+        from simulator import config
+
+        order = ("train.shuffle_seed=1",) if self.nuisance == "order" else ()
+        primary = config.load(scenario_path, [*self.overrides, *order, f"run.duration_hours={hours}"], seed=seed)
+        if not self.replica:
+            return primary, None
+        nuisance = {"train__shuffle_seed": 2} if self.nuisance == "order" else {"model__init_seed": REPLICA_INIT_SEED}
+        return primary, config.replace(primary, **nuisance)
 
 
 BIAS_OVERRIDES = ("train.bias_constraints=['position', 'treatment', 'pctr_decile']", "train.bias_learning_rate=0.1",
                   "train.loss_curriculum=linear")
-COWCLIP_OVERRIDES = ("train.scaling_base_batch_size=512", "train.cowclip=true", "train.cowclip_r=1e-5",
-                     "train.cowclip_zeta=0.0")
+COWCLIP_OVERRIDES = ("train.scaling_base_batch_size=512", "train.cowclip=true", "train.cowclip_r=1.0",
+                     "train.cowclip_zeta=1e-5")  # the paper's r and ζ (cowclip.md §4.1)
+
+SMELU_TUNED = ("model.activation=smelu", "model.smelu_beta=0.5")
+SMELU_FRONTIER = {"ReLU": ["relu_order_lr0.025", "baseline_order", "relu_order_lr0.1"],  # learning rate 0.025, 0.05, 0.1
+                  "SmeLU β = 0.5": ["smelu_order", "smelu_order_lr0.1"]}  # 0.05, 0.1
 
 ARMS = {arm.name: arm for arm in [
     Arm("baseline", (), replica=True),
     Arm("smelu", ("model.activation=smelu",), replica=True),
     Arm("small_init", ("model.embedding_init_std=0.01",), replica=True),
     Arm("smelu_small_init", ("model.activation=smelu", "model.embedding_init_std=0.01"), replica=True),
+    # SmeLU in the paper's toy setting: identical initialisation, the nuisance is the training order; ReLU and SmeLU
+    # each at several learning rates trace the PD vs log-loss frontier (smelu_reproducibility.md §6, Fig. 4)
+    Arm("baseline_order", (), replica=True, nuisance="order"),
+    Arm("relu_order_lr0.025", ("train.learning_rate=0.025",), replica=True, nuisance="order"),
+    Arm("relu_order_lr0.1", ("train.learning_rate=0.1",), replica=True, nuisance="order"),
+    Arm("smelu_order", SMELU_TUNED, replica=True, nuisance="order"),
+    Arm("smelu_order_lr0.1", (*SMELU_TUNED, "train.learning_rate=0.1"), replica=True, nuisance="order"),
     Arm("ensemble3", ("model.ensemble_size=3",), replica=True),
     Arm("ensemble3_anti", ("model.ensemble_size=3", "train.anti_distillation_weight=1.0"), replica=True),
     Arm("bias", BIAS_OVERRIDES, replica=True),
@@ -72,6 +95,9 @@ SECTIONS = [
     ("SmeLU, ensembles, anti-distillation: irreproducibility at equal accuracy",
      ["baseline", "smelu", "ensemble3", "ensemble3_anti", "small_init", "smelu_small_init"],
      ["pd", "pd_open_loop", "ads_query_churn", "winner_churn", "pv_logloss_gap", "pv_auc", "training_seconds"]),
+    ("SmeLU in the paper's setting: identical initialisation, the replicas differ in training order",
+     ["baseline_order", "relu_order_lr0.025", "relu_order_lr0.1", "smelu_order", "smelu_order_lr0.1"],
+     ["pd", "pd_open_loop", "ads_query_churn", "winner_churn", "pv_logloss_gap", "pv_auc"]),
     ("Bias constraints (Table 3 of Factory Floor): per-slice calibration bias against the true CTR",
      ["baseline", "bias"],
      ["bias_position_maxabs", "bias_treatment_maxabs", "bias_pctr_decile_maxabs", "pv_logloss_gap",
@@ -87,7 +113,11 @@ SECTIONS = [
      ["pv_logloss_gap", "pv_auc", "per_query_auc", "training_seconds"]),
     ("Large batches: AUC from 512 to 16K, with and without CowClip + its scaling rule",
      ["baseline", "batch4k", "batch4k_cowclip", "batch16k", "batch16k_cowclip"],
-     ["pv_auc", "per_query_auc", "pv_logloss_gap", "training_seconds"]),
+     ["pv_auc", "pv_auc_final", "auc_shortfall_final", "pv_logloss_gap", "training_seconds"]),
+    (("Large batches in CowClip's own protocol: 6 shuffled epochs over a day's logs, scored on its held-out last "
+      "tenth"), [f"offline_{name}" for name in ("batch512", "batch16k", "batch16k_rule", "batch16k_cowclip", "adam512",
+                                              "adam16k", "adam16k_cowclip")],
+     ["test_auc", "test_per_query_auc", "test_logloss_gap", "steps", "training_seconds"]),
     ("Data sampling: calibration kept, training cost cut", ["baseline", "sampling"],
      ["calibration_vs_truth", "shown_calibration_vs_truth", "pv_logloss_gap", "trained_examples", "training_seconds"]),
 ]
@@ -102,8 +132,15 @@ METRIC_DOC = {
     "revenue_gap": "|revenue of the replica − of the primary| / revenue of the primary (closed loop)",
     "welfare_gap": "the same for welfare",
     "pv_logloss_gap": "PV log loss over the oracle's, last quarter of the run (relative)",
-    "pv_auc": "PV AUC", "per_query_auc": "PV AUC within queries (pairs of the same query)",
+    "pv_auc": "PV AUC (whole run: the learning curve included)",
+    "pv_auc_final": "PV AUC over the last quarter of the run (the trained model, as the log-loss gap)",
+    "auc_shortfall_final": "the oracle's AUC − PV AUC on the same last-quarter examples (closed loops show different "
+                           "ads, so this is comparable across arms)",
+    "per_query_auc": "PV AUC within queries (pairs of the same query)",
     "training_seconds": "wall seconds in the trainer (teacher included)",
+    "test_auc": "batch-scaling study: AUC on the held-out last tenth of the logs after the last epoch",
+    "test_per_query_auc": "the same within queries", "steps": "gradient steps over all epochs",
+    "test_logloss_gap": "the same study: test log loss over the oracle's (relative)",
     "bias_position_maxabs": "max over positions of |Σ pCTR / Σ true CTR − 1| (shown ads, second half)",
     "bias_treatment_maxabs": "same over treatments", "bias_pctr_decile_maxabs": "same over pCTR deciles (PV)",
     "error_never_shown": "mean |log(pCTR / true CTR)| on probed (ad, treatment, position) never shown in the run",
@@ -145,6 +182,8 @@ def run_metrics(output, examination: np.ndarray) -> dict:
     deciles = np.searchsorted(np.quantile(prediction, np.linspace(0, 1, 11)[1:-1]), prediction)
     metrics = {
         "pv_logloss": s["pv_logloss"], "pv_logloss_gap": s["final_window_gap"], "pv_auc": s["pv_auc"],
+        "pv_auc_final": s["final_window_pv_auc"],
+        "auc_shortfall_final": s["final_window_oracle_auc"] - s["final_window_pv_auc"],
         "per_query_auc": per_query_auc(pv["prediction"], pv["label"], pv["query"], pv["weight"]),
         "calibration_vs_truth": float(np.sum(weight * prediction) / np.sum(weight * truth) - 1),
         "bias_pctr_decile_maxabs": float(np.nanmax(np.abs(_slice_bias(deciles, prediction, truth, weight, 10)))),
@@ -316,17 +355,14 @@ def irreproducibility(primary, replica, open_loop, bins: int = TIME_BINS) -> dic
 
 def run_arm(arm: Arm, seed: int, hours: float, scenario_path: str | Path = SCENARIO) -> dict:
     """Run one arm on one seed (and, for replica arms, its replica and open-loop control); return its numbers."""
-    from simulator import config
     from simulator.loop import Simulation
 
-    overrides = [*arm.overrides, f"run.duration_hours={hours}"]
-    scenario = config.load(scenario_path, overrides, seed=seed)
+    scenario, replica_scenario = arm.scenarios(seed, hours, scenario_path)
     started = time.perf_counter()
     simulation = Simulation(scenario, sync_stages=True, keep_training_logs=arm.replica)
     output = simulation.run()
     result = {"arm": arm.name, "seed": seed, **run_metrics(output, simulation.world.examination)}
     if arm.replica:
-        replica_scenario = config.replace(scenario, model__init_seed=REPLICA_INIT_SEED)
         replica = Simulation(replica_scenario).run()
         open_loop = Simulation(replica_scenario, training_logs=output.training_logs).run()
         result.update(irreproducibility(output, replica, open_loop))
@@ -363,17 +399,80 @@ def auction_revenue(seed: int, ticks: int = 60, scenario_path: str | Path = SCEN
             "pages_vcg_above_gsp": int(np.sum(vcg > gsp * (1 + 1e-5) + 1e-7))}
 
 
+# CowClip's own protocol (§4.1): every setting trains for several epochs on one logged dataset and is scored
+# on the held-out last part; the arms above instead train online, single pass, in their own closed loops.
+ADAM = ("train.optimizer=adam", "train.learning_rate=0.003")
+BATCH_SCALING = {
+    "batch512": ("train.batch_size=512",),
+    "batch16k": ("train.batch_size=16384",),
+    "batch16k_rule": ("train.batch_size=16384", "train.scaling_base_batch_size=512"),
+    "batch16k_cowclip": ("train.batch_size=16384", *COWCLIP_OVERRIDES),
+    "adam512": ("train.batch_size=512", *ADAM),  # the paper's optimizer
+    "adam16k": ("train.batch_size=16384", *ADAM),
+    "adam16k_cowclip": ("train.batch_size=16384", *ADAM, *COWCLIP_OVERRIDES),
+}
+BATCH_SCALING_EPOCHS = 6
+STUDIES = ("auction", "batch_scaling")  # cells that are not arms
+OFFLINE = "offline_"  # the batch-scaling study's settings, as rows of the tables
+TEST_SHARE = 0.1  # the last tenth of the logs (in time) is the test set
+
+
+def batch_scaling(seed: int, hours: float, epochs: int = BATCH_SCALING_EPOCHS,
+                  settings: dict[str, tuple[str, ...]] | None = None, scenario_path: str | Path = SCENARIO) -> dict:
+    """Train each setting for `epochs` shuffled passes over the baseline's logs of `hours` (all but the last
+    tenth) and score it on the last tenth after every epoch: test AUC, per-query AUC, log loss over the oracle's."""
+    from models.metrics import auc, log_loss, per_query_auc
+    from models.trainer import Examples
+    from simulator import config
+    from simulator.loop import Simulation, build_trainer
+
+    scenario = config.load(scenario_path, [f"run.duration_hours={hours}"], seed=seed)
+    simulation = Simulation(scenario, keep_training_logs=True)
+    simulation.run()
+    ready = np.concatenate([np.full(examples.size, minute) for minute, examples, _ in simulation.training_logs])
+    logs = Examples.concat([examples for _, examples, _ in simulation.training_logs])
+    truth = np.concatenate([true_ctr for *_, true_ctr in simulation.training_logs])
+    is_test = ready >= np.quantile(ready, 1.0 - TEST_SHARE)
+    train, test, test_truth = logs.take(np.flatnonzero(~is_test)), logs.take(np.flatnonzero(is_test)), truth[is_test]
+    oracle_loss = log_loss(test_truth, test.label, test.weight)
+    result = {"arm": "batch_scaling", "seed": seed, "epochs": epochs, "train_examples": train.size,
+              "test_examples": test.size, "settings": {}}
+    for name, overrides in (settings or BATCH_SCALING).items():
+        trainer = build_trainer(config.load(scenario_path, [*overrides, f"run.duration_hours={hours}"], seed=seed),
+                                simulation.world)
+        chunk = 64 * trainer.batch_size
+        curve, seconds = {"test_auc": [], "test_per_query_auc": [], "test_logloss_gap": []}, 0.0
+        for epoch in range(epochs):
+            order = np.random.default_rng([seed, epoch]).permutation(train.size)
+            started = time.perf_counter()
+            for start in range(0, train.size, chunk):
+                trainer.train(train.take(order[start:start + chunk]), flush=start + chunk >= train.size)
+            seconds += time.perf_counter() - started
+            prediction = trainer.predict(test)
+            curve["test_auc"].append(auc(prediction, test.label, test.weight))
+            curve["test_per_query_auc"].append(per_query_auc(prediction, test.label, test.query, test.weight))
+            curve["test_logloss_gap"].append(log_loss(prediction, test.label, test.weight) / oracle_loss - 1.0)
+        result["settings"][name] = {**{metric: values[-1] for metric, values in curve.items()}, "curve": curve,
+                                    "steps": epochs * -(-train.size // trainer.batch_size),
+                                    "training_seconds": seconds}
+    return result
+
+
 # ---- many cells, in parallel, cached ------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Cell:
-    """One unit of work: an arm on a seed for some hours, or the auction comparison ("auction") on a seed."""
+    """One unit of work: an arm on a seed for some hours, the auction comparison ("auction") on a seed, or the
+    batch-scaling study ("batch_scaling") on a seed's logs of some hours."""
 
     arm: str
     seed: int
     hours: float
 
     def key(self, scenario_path: Path) -> str:
-        overrides = ARMS[self.arm].overrides if self.arm in ARMS else ()
+        arm = ARMS.get(self.arm)
+        overrides = () if arm is None else (*arm.overrides, *(() if arm.nuisance == "init" else (arm.nuisance,)))
+        if self.arm == "batch_scaling":
+            overrides = (*(f"{name}: {' '.join(o)}" for name, o in BATCH_SCALING.items()), f"epochs {BATCH_SCALING_EPOCHS}")
         digest = hashlib.sha256(json.dumps([overrides, self.hours, Path(scenario_path).read_text()]).encode())
         return f"{self.arm}-seed{self.seed}-{digest.hexdigest()[:10]}"
 
@@ -384,7 +483,19 @@ def _run_cell(cell: Cell, scenario_path: Path) -> dict:
     enable_compilation_cache()  # a spawned worker: reuse compiled programs across cells and runs
     if cell.arm == "auction":
         return auction_revenue(cell.seed, scenario_path=scenario_path)
+    if cell.arm == "batch_scaling":
+        return batch_scaling(cell.seed, cell.hours, scenario_path=scenario_path)
     return run_arm(ARMS[cell.arm], cell.seed, cell.hours, scenario_path)
+
+
+def _cell_line(result: dict) -> str:
+    """The headline numbers of a finished cell, for the progress line."""
+    if result["arm"] == "auction":
+        return f"VCG/GSP revenue − 1 = {result['vcg_over_gsp']:+.3f}"
+    if result["arm"] == "batch_scaling":
+        return "test AUC " + "  ".join(f"{name} {r['test_auc']:.4f}" for name, r in result["settings"].items())
+    return (f"gap {result['pv_logloss_gap'] * 100:+.2f}%  AUC {result['pv_auc']:.4f}"
+            + (f"  PD {result['pd']:.3f}" if "pd" in result else ""))
 
 
 def run_cells(cells: list[Cell], workers: int = 2, cache_dir: Path | None = None, scenario_path: Path = SCENARIO,
@@ -414,10 +525,8 @@ def run_cells(cells: list[Cell], workers: int = 2, cache_dir: Path | None = None
             if progress:
                 elapsed = time.perf_counter() - started
                 eta = elapsed / done * (len(todo) - done)
-                detail = (f"gap {result['pv_logloss_gap'] * 100:+.2f}%  AUC {result['pv_auc']:.4f}"
-                          + (f"  PD {result['pd']:.3f}" if "pd" in result else "")) if "pv_auc" in result else \
-                    f"VCG/GSP revenue − 1 = {result['vcg_over_gsp']:+.3f}"
-                progress(f"[{done}/{len(todo)}  {elapsed:5.0f} s, ETA {eta:5.0f} s] {cell.arm:17s} seed {cell.seed}: {detail}")
+                progress(f"[{done}/{len(todo)}  {elapsed:5.0f} s, ETA {eta:5.0f} s] {cell.arm:17s} seed {cell.seed}: "
+                         f"{_cell_line(result)}")
     return results
 
 
@@ -436,6 +545,18 @@ def fmt(value: float) -> str:
     return f"{value:.4f}" if magnitude < 10 else f"{value:.1f}"
 
 
+def _overrides(arm: str) -> tuple[str, ...]:
+    if arm.startswith(OFFLINE):
+        return BATCH_SCALING[arm.removeprefix(OFFLINE)]
+    return (*ARMS[arm].overrides, *(("nuisance: train.shuffle_seed 1 vs 2",) if ARMS[arm].nuisance == "order" else ()))
+
+
+def study_rows(results: list[dict]) -> list[dict]:
+    """The batch-scaling study's settings as rows like an arm's ("offline_<setting>"), for tables and claims."""
+    return [{"arm": OFFLINE + name, "seed": r["seed"], **{k: v for k, v in numbers.items() if k != "curve"}}
+            for r in results if r["arm"] == "batch_scaling" for name, numbers in r["settings"].items()]
+
+
 def models_report(results: list[dict], seeds: list[int], hours: float, command: str,
                   scenario_name: str = "default.toml") -> str:
     """docs/results/models.md: each technique's arms against the baseline, mean ± 95 % interval and paired Δ."""
@@ -444,7 +565,7 @@ def models_report(results: list[dict], seeds: list[int], hours: float, command: 
              f"Produced by `{command}` ({len(seeds)} seed(s): {', '.join(map(str, seeds))}; "
              f"{hours:g} simulated hours of `scenarios/{scenario_name}` per run). Every arm of a seed sees the same "
              "traffic and user noise as the baseline of that seed. Cells: mean ± 95 % t-interval half-width over "
-             "seeds; Δ = paired difference to the baseline (same seed), mean ± half-width.", ""]
+             "seeds; Δ = paired difference to the section's first arm (same seed), mean ± half-width.", ""]
     for title, arms, metrics in SECTIONS:
         arms = [a for a in arms if all((a, s) in by for s in seeds)]
         if len(arms) < 2:
@@ -456,13 +577,13 @@ def models_report(results: list[dict], seeds: list[int], hours: float, command: 
                 values = [by[(arm, s)].get(metric, float("nan")) for s in seeds]
                 mean, half = interval(values)
                 cell = fmt_interval(mean, half)
-                if arm != "baseline":
-                    base = [by[("baseline", s)].get(metric, float("nan")) for s in seeds]
+                if arm != arms[0]:
+                    base = [by[(arms[0], s)].get(metric, float("nan")) for s in seeds]
                     d_mean, d_half = interval(np.subtract(values, base))
                     cell += f" (Δ {fmt_interval(d_mean, d_half)})"
                 cells.append(cell)
             lines.append(f"| {arm} | " + " | ".join(cells) + " |")
-        lines += ["", "Overrides: " + "; ".join(f"`{a}`: " + (", ".join(f"`{o}`" for o in ARMS[a].overrides) or "defaults")
+        lines += ["", "Overrides: " + "; ".join(f"`{a}`: " + (", ".join(f"`{o}`" for o in _overrides(a)) or "defaults")
                                                 for a in arms), ""]
     lines += ["## What the numbers mean", ""] + [f"- `{k}`: {v}" for k, v in METRIC_DOC.items()] + [""]
     if any("bias_position" in r for r in results):

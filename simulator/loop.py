@@ -145,15 +145,20 @@ def sampling_rates(data: DataConfig, click: np.ndarray, position: np.ndarray, pc
     return np.where(low_loss, np.minimum(rate, data.low_pctr_keep_rate), rate).astype(np.float32)
 
 
-def uniform_hash(query: np.ndarray, position: np.ndarray) -> np.ndarray:
-    """A fixed pseudo-random number in [0, 1) per (query number, position): splitmix64 finaliser."""
-    x = np.asarray(query, np.uint64) * np.uint64(8) + np.asarray(position, np.uint64)
+def uniform_hash(query: np.ndarray, position: np.ndarray, salt: int = 0) -> np.ndarray:
+    """A fixed pseudo-random number in [0, 1) per (query number, position, salt < 256): splitmix64 finaliser."""
+    x = np.asarray(query, np.uint64) * np.uint64(8) + np.asarray(position, np.uint64) + (np.uint64(salt) << np.uint64(56))
     with np.errstate(over="ignore"):
         x = (x + np.uint64(0x9E3779B97F4A7C15)) & np.uint64(0xFFFFFFFFFFFFFFFF)
         x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
         x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
         x = x ^ (x >> np.uint64(31))
     return (x >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+
+
+def training_order(query: np.ndarray, shuffle_seed: int) -> np.ndarray:
+    """Rows in a query order drawn from `shuffle_seed` (a fixed hash: no RNG state), each query's rows kept together."""
+    return np.argsort(uniform_hash(query, 0, salt=shuffle_seed), kind="stable")
 
 
 def chunk_bounds(count: int, largest: int = CHUNK_SIZES[0]) -> list[tuple[int, int, int]]:
@@ -389,14 +394,19 @@ class Simulation:
 
     def _train_available(self, minute: float, flush: bool) -> None:
         """Train on every log whose training delay has passed (all of them with `flush`); record PV metrics."""
-        ready = []
+        ready, truths = [], []
         while self._pending and (flush or self._pending[0][0] <= minute):
             _, examples, true_ctr = self._pending.popleft()
             ready.append(examples)
-            filled = examples.filled()
-            self._unscored.append((filled.label, filled.weight, true_ctr, filled.query))
-        started = time.perf_counter()
+            truths.append(true_ctr)
         examples = Examples.concat(ready) if ready else None
+        if examples is not None:
+            true_ctr = np.concatenate(truths)
+            if self.scenario.train.shuffle_seed:
+                order = training_order(examples.query, self.scenario.train.shuffle_seed)
+                examples, true_ctr = examples.take(order), true_ctr[order]
+            self._unscored.append((examples.label, examples.weight, true_ctr, examples.query))
+        started = time.perf_counter()
         if self.oracle:
             scored = sum(len(label) for label, *_ in self._unscored)
             predictions = None

@@ -102,6 +102,8 @@ class RunOutput:
             "final_window_oracle_logloss": log_loss(truth[final], label[final], weight[final]),
             "pv_auc": auc(prediction, label, weight),
             "oracle_auc": auc(truth, label, weight),
+            "final_window_pv_auc": auc(prediction[final], label[final], weight[final]),
+            "final_window_oracle_auc": auc(truth[final], label[final], weight[final]),
             "calibration_max_abs_decile": float(np.nanmax(np.abs(calibration["bias"]))) if len(label) else float("nan"),
             "calibration_overall": float(np.sum(weight * prediction) / max(np.sum(weight * label), 1.0) - 1.0),
             "deploys": int(frame["deploy_version"].max()),

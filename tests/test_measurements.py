@@ -14,7 +14,13 @@ from simulator.claims import CLAIMS, evaluate
 from simulator.cli import main
 from simulator.compare import ads_per_query_difference, shown_slates
 from simulator.config import replace
-from simulator.experiments import MISESTIMATED, feedback_loop, irreproducibility
+from simulator.experiments import (
+    BATCH_SCALING,
+    BATCH_SCALING_EPOCHS,
+    MISESTIMATED,
+    feedback_loop,
+    irreproducibility,
+)
 from simulator.loop import Simulation, build_model
 from tests.conftest import SMOKE
 
@@ -169,11 +175,19 @@ def test_report_command_runs_every_section_and_reuses_its_cache(tmp_path, capsys
     assert len(by_id["vcg_revenue_at_most_gsp"]["per_seed"]) == 2
     assert all(a["pages_vcg_above_gsp"] == 0 and a["vcg_revenue"] < a["gsp_revenue"] for a in claims["auction_comparison"])
     for name in ("claims.md", "models.md", "models.json", "claims.png", "irreproducibility.png", "attribution.png",
-                 "feedback_loop.png", "techniques.png"):
+                 "feedback_loop.png", "techniques.png", "batch_scaling.png"):
         assert (out / name).stat().st_size > 500, name
+    # the batch-scaling study ran on each seed's logs: every setting, every epoch scored on held-out examples
+    assert len(by_id["cowclip_keeps_auc_at_large_batch"]["per_seed"]) == 2
+    for study in json.loads((out / "models.json").read_text())["batch_scaling"]:
+        assert set(study["settings"]) == set(BATCH_SCALING) and study["test_examples"] > 0
+        for numbers in study["settings"].values():
+            assert len(numbers["curve"]["test_auc"]) == BATCH_SCALING_EPOCHS and 0 < numbers["test_auc"] < 1
+        assert study["settings"]["batch512"]["test_auc"] > 0.5  # a quarter hour is ~1 step at 16K, ~30 at 512
+        assert study["settings"]["batch16k"]["steps"] < study["settings"]["batch512"]["steps"] / 8
     text = (out / "claims.md").read_text()
     assert "## System irreproducibility" in text and "## Credit attribution" in text and "tau_exp" in text
-    assert len(list(cache.glob("*.json"))) == 2 * 3  # baseline, tau_exp, auction × 2 seeds
+    assert len(list(cache.glob("*.json"))) == 2 * 4  # baseline, tau_exp, auction, batch scaling × 2 seeds
     first = (out / "claims.json").read_text()
     assert main(args) == 0  # every cell from the cache: same numbers
     assert json.loads((out / "claims.json").read_text())["claims"] == json.loads(first)["claims"]

@@ -33,7 +33,7 @@ from models.losses import (
 )
 from models.optim import cowclip, inverse_pth_root, shampoo
 from simulator.config import DataConfig
-from simulator.loop import sampling_rates, uniform_hash
+from simulator.loop import sampling_rates, training_order, uniform_hash
 
 SPEC = FeatureSpec(num_topics=5, num_intents=3, num_advertisers=7, ad_buckets=64, cross_buckets=128)
 FEATURES = np.array([[0, 0], [1, 0], [0, 1]], np.float32)
@@ -264,6 +264,20 @@ def test_cowclip_scaling_rule_scales_dense_learning_rate_by_root_of_batch_ratio(
     np.testing.assert_allclose(np.asarray(u2["dense"]["kernel"]), 4.0 * np.asarray(u1["dense"]["kernel"]), rtol=1e-5)
 
 
+def test_cowclip_scaling_rule_keeps_a_rare_ids_adagrad_step_per_occurrence():
+    # a row seen once: its mean gradient in a batch 32× larger is 32× smaller; the step must stay the same
+    params = {"embedding": jnp.zeros((1, 4))}
+    gradient = jnp.full((1, 4), 1e-4)
+    step = {}
+    for batch, scale in ((512, 1.0), (16_384, 32.0)):
+        optimizer = make_optimizer(OptimizerConfig(batch_size=batch, base_batch_size=512))
+        step[batch], _ = optimizer.update({"embedding": gradient / scale}, optimizer.init(params), params)
+    np.testing.assert_allclose(step[16_384]["embedding"], step[512]["embedding"], rtol=1e-3)  # up to AdaGrad's ε
+    plain = make_optimizer(OptimizerConfig(batch_size=16_384))  # without the rule: 32× smaller
+    small, _ = plain.update({"embedding": gradient / 32}, plain.init(params), params)
+    np.testing.assert_allclose(small["embedding"] * 32, step[512]["embedding"], rtol=1e-3)
+
+
 # ---- data sampling ---------------------------------------------------------------------------------
 def test_sampling_keeps_the_configured_share_and_weights_by_its_inverse():
     rng = np.random.default_rng(11)
@@ -289,6 +303,28 @@ def test_uniform_hash_is_a_fixed_function_of_query_and_position():
 
 
 # ---- devices -----------------------------------------------------------------------------------------
+def test_training_order_shuffles_whole_queries_by_a_fixed_seed():
+    query = np.repeat(np.arange(1000, 1300), 4)
+    order = training_order(query, 1)
+    assert sorted(order) == list(range(query.size))
+    shuffled = query[order]
+    assert np.all(shuffled.reshape(-1, 4) == shuffled.reshape(-1, 4)[:, :1])  # a query's rows stay together
+    assert np.all(np.diff(order.reshape(-1, 4), axis=1) == 1)  # in their own order
+    assert not np.array_equal(shuffled, query)
+    assert np.array_equal(order, training_order(query, 1))  # a fixed function: no RNG state
+    assert not np.array_equal(order, training_order(query, 2))
+
+
+def test_predict_is_the_pv_prediction_before_training():
+    examples = _examples(np.random.default_rng(11), 256)
+    trainer = OnlineTrainer(_model(), make_optimizer(OptimizerConfig()), 128)
+    before = trainer.predict(examples)
+    pv, scored = trainer.train(examples)
+    assert scored == 256 and before.shape == (256,)
+    np.testing.assert_allclose(before[:128], pv[:128], rtol=1e-5)  # the first batch is scored before any step
+    assert not np.allclose(trainer.predict(examples), before, rtol=1e-3)  # and training moved it
+
+
 def test_four_devices_match_one_device(tmp_path):
     """Data-parallel training over 4 (forced host) devices equals single-device training up to float tolerance."""
     script = textwrap.dedent("""
@@ -330,7 +366,7 @@ SWITCHES = [
     ["model.ensemble_size=2", "train.anti_distillation_weight=0.5"], ["train.optimizer=adam", "train.learning_rate=0.003"],
     ["train.optimizer=shampoo"], ["train.rank_loss_weight=0.3", "train.loss_curriculum=linear"],
     ["train.distillation_weight=0.5"], ["train.bias_constraints=['position', 'treatment', 'pctr_decile', 'advertiser']"],
-    ["train.cowclip=true", "train.cowclip_r=1e-4"], ["data.negative_keep_rate=0.3"],
+    ["train.cowclip=true", "train.cowclip_r=1e-4"], ["data.negative_keep_rate=0.3"], ["train.shuffle_seed=1"],
 ]
 
 
