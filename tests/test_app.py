@@ -83,7 +83,7 @@ def test_compare_page_runs_paired_replays():
 
 
 def test_claims_page_shows_a_written_report(tmp_path, monkeypatch):
-    from simulator.claims import report
+    from simulator.claims import FIGURES, report
 
     report(tmp_path / "runs" / "report-quick", seeds=[0, 1], hours=0.15, arms=["baseline"],
            scenario_path=ROOT / "scenarios" / "smoke.toml")
@@ -93,6 +93,6 @@ def test_claims_page_shows_a_written_report(tmp_path, monkeypatch):
     assert at.text_input[0].value == "runs/report-quick"
     table = at.dataframe[0].value
     assert "vcg_revenue_at_most_gsp" not in table.columns and len(table) >= 2
-    assert set(table["reproduced"]) <= {"yes", "no"} and len(at.get("image")) == 5
+    assert set(table["reproduced"]) <= {"yes", "no"} and len(at.get("image")) == len(FIGURES)
     at.text_input[0].input(str(tmp_path / "nowhere")).run()
     assert not at.exception and "no claims report here" in at.info[0].value
