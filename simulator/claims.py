@@ -404,7 +404,8 @@ def batch_scaling_figure(results: list[dict], seeds: list[int]):
                 _series_band(axis, curves, np.arange(1, curves.shape[1] + 1), name, f"C{index}")
         axis.set(xlabel="epochs over the training logs", ylabel="test AUC (held-out last tenth)",
                  title="AdaGrad (the testbed's default)" if optimizer == "batch" else "Adam (the CowClip paper's)")
-        axis.legend()
+        if axis.get_legend_handles_labels()[0]:
+            axis.legend()
     figure.suptitle(f"Batch 512 vs 16K in CowClip's protocol: mean and 95 % interval over {len(studies)} seeds")
     figure.tight_layout()
     return figure
@@ -555,8 +556,9 @@ def load_report(folder: str | Path) -> dict:
 # ---- the whole report ------------------------------------------------------------------------------------------
 def report(out: str | Path, seeds: list[int], hours: float, arms: list[str] | None = None, workers: int = 2,
            cache_dir: str | Path | None = None, scenario_path: str | Path = SCENARIO, command: str = "adfloor report",
-           progress: Callable[[str], None] | None = None) -> list[dict]:
-    """Run the arms (all by default) and the auction comparison on every seed; write the report files to `out`."""
+           progress: Callable[[str], None] | None = None, batch_scaling: bool = True) -> list[dict]:
+    """Run the arms (all by default), the auction comparison and (unless `batch_scaling` is false) the
+    batch-scaling study on every seed; write the report files to `out`."""
     names = list(ARMS) if arms is None else arms
     unknown = sorted(set(names) - set(ARMS))
     if unknown:
@@ -565,7 +567,7 @@ def report(out: str | Path, seeds: list[int], hours: float, arms: list[str] | No
         names = ["baseline", *names]
     # the claims' arms on every seed first (an interrupted report can be written from them), heavy cells first
     # within a seed so the pool ends with short ones, then the remaining technique arms
-    cells = [Cell("auction", seed, 0.0) for seed in seeds] + [Cell("batch_scaling", seed, hours) for seed in seeds] + sorted(
+    cells = [Cell("auction", seed, 0.0) for seed in seeds] + [Cell("batch_scaling", seed, hours) for seed in seeds if batch_scaling] + sorted(
         (Cell(name, seed, hours) for seed in seeds for name in names),
         key=lambda c: (c.arm not in QUICK_ARMS, c.seed, not ARMS[c.arm].replica, c.arm != "unfactorized"))
     started = time.perf_counter()

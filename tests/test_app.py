@@ -86,7 +86,7 @@ def test_claims_page_shows_a_written_report(tmp_path, monkeypatch):
     from simulator.claims import FIGURES, report
 
     report(tmp_path / "runs" / "report-quick", seeds=[0, 1], hours=0.15, arms=["baseline"],
-           scenario_path=ROOT / "scenarios" / "smoke.toml")
+           scenario_path=ROOT / "scenarios" / "smoke.toml", batch_scaling=False)  # the report test runs the study
     monkeypatch.chdir(tmp_path)  # the page looks for runs/report*/claims.json
     at = _app().switch_page(CLAIMS).run()
     assert not at.exception and not at.error
