@@ -56,30 +56,79 @@ def embedding_ids(spec: FeatureSpec, raw: jax.Array) -> jax.Array:
     return ids + jnp.asarray(spec.offsets)
 
 
+NORMALIZATIONS = ("none", "layer", "weight")
+
+
+@dataclass(frozen=True)
+class HiddenLayers:
+    """What happens around each hidden layer (smelu_reproducibility §3): normalisation and clipping of activations.
+
+    `normalization`: "layer" normalises each hidden pre-activation (layer norm); "weight" keeps the L2 norm of
+    the weights incoming to every hidden neuron at `weight_norm` (w̃_j = v·w_j/‖w_j‖, foldable into the weights at
+    deployment). `activation_clip` c > 0 clips hidden activations to [−c, c]. The output layer is left plain.
+    """
+
+    activation: Callable[[jax.Array], jax.Array] = jax.nn.relu
+    normalization: str = "none"
+    weight_norm: float = 1.0
+    activation_clip: float = 0.0
+
+    def __post_init__(self):
+        if self.normalization not in NORMALIZATIONS:
+            raise ValueError(f"normalization: {self.normalization!r} is not allowed; allowed: {', '.join(NORMALIZATIONS)}")
+
+
 class Mlp(nnx.Module):
-    """Dense layers with an activation between them (none after the last).
+    """Dense layers with an activation between them (none after the last), normalised and clipped as `hidden` says.
 
     With `bottleneck_dim` k > 0, every layer m → n with k < min(m, n) becomes the low-rank product of
     m → k (no bias) and k → n (Factory Floor §3.1): m·k + k·n multiply-adds instead of m·n.
     """
 
-    def __init__(self, widths: list[int], *, activation: Callable[[jax.Array], jax.Array] = jax.nn.relu,
-                 bottleneck_dim: int = 0, rngs: nnx.Rngs):
+    def __init__(self, widths: list[int], *, hidden: HiddenLayers = HiddenLayers(), bottleneck_dim: int = 0,
+                 rngs: nnx.Rngs):
         self.layers = nnx.List([_dense(a, b, bottleneck_dim, rngs) for a, b in zip(widths[:-1], widths[1:])])
-        self.activation = activation
+        self.norms = nnx.List([nnx.LayerNorm(n, rngs=rngs) for n in widths[1:-1]]) if hidden.normalization == "layer" else None
+        self.hidden = hidden
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        for i, layer in enumerate(self.layers):
-            x = layer(x)
-            if i < len(self.layers) - 1:
-                x = self.activation(x)
-        return x
+        *hidden_layers, output_layer = self.layers
+        for i, layer in enumerate(hidden_layers):
+            if self.hidden.normalization == "weight":
+                x = _weight_normalized(layer, x, self.hidden.weight_norm)
+            else:
+                x = layer(x)
+            if self.norms is not None:
+                x = self.norms[i](x)
+            x = self.hidden.activation(x)
+            if self.hidden.activation_clip > 0:
+                x = jnp.clip(x, -self.hidden.activation_clip, self.hidden.activation_clip)
+        return output_layer(x)
 
 
 def _dense(m: int, n: int, bottleneck_dim: int, rngs: nnx.Rngs) -> nnx.Module:
     if 0 < bottleneck_dim < min(m, n):
         return nnx.Sequential(nnx.Linear(m, bottleneck_dim, use_bias=False, rngs=rngs), nnx.Linear(bottleneck_dim, n, rngs=rngs))
     return nnx.Linear(m, n, rngs=rngs)
+
+
+def _weight_normalized(layer: nnx.Module, x: jax.Array, norm: float) -> jax.Array:
+    """x through `layer` with every output neuron's incoming weights rescaled to L2 norm `norm`.
+
+    A bottleneck m → k → n is normalised as its product A·B, whose column norms come from the k×k Gram matrix
+    AᵀA without forming A·B.
+    """
+    if isinstance(layer, nnx.Sequential):
+        down, up = layer.layers
+        a, b = down.kernel[...], up.kernel[...]
+        column_norms = jnp.sqrt(jnp.sum(b * ((a.T @ a) @ b), axis=0))
+        linear = up
+        product = (x @ a) @ b
+    else:
+        linear = layer
+        column_norms = jnp.linalg.norm(layer.kernel[...], axis=0)
+        product = x @ layer.kernel[...]
+    return product * (norm / jnp.maximum(column_norms, EPS)) + linear.bias[...]
 
 
 class LowRankCross(nnx.Module):
@@ -103,13 +152,13 @@ class LowRankCross(nnx.Module):
 
 @dataclass(frozen=True)
 class TowerShape:
-    """Widths and switches shared by the towers: embedding width, hidden widths, activation, crosses, bottleneck."""
+    """Widths and switches shared by the towers: embedding width, hidden widths, hidden layers, crosses, bottleneck."""
 
     embedding_dim: int
     quality_hidden: tuple[int, ...]
     ui_hidden: tuple[int, ...]
     interaction_dim: int
-    activation: Callable[[jax.Array], jax.Array] = jax.nn.relu
+    hidden: HiddenLayers = HiddenLayers()
     dcn_layers: int = 0
     dcn_rank: int = 8
     bottleneck_dim: int = 0
@@ -132,7 +181,7 @@ class QualityTower(nnx.Module):
         width = len(spec.field_sizes) * shape.embedding_dim
         self.embed = shape.embed(sum(spec.field_sizes), rngs=rngs)
         self.cross = LowRankCross(width, shape.dcn_layers, shape.dcn_rank, rngs=rngs) if shape.dcn_layers else None
-        self.mlp = Mlp([width + extra_inputs, *shape.quality_hidden, out_dim], activation=shape.activation,
+        self.mlp = Mlp([width + extra_inputs, *shape.quality_hidden, out_dim], hidden=shape.hidden,
                        bottleneck_dim=shape.bottleneck_dim, rngs=rngs)
 
     def embeddings(self, raw: jax.Array) -> jax.Array:
@@ -175,7 +224,7 @@ class UiTower(nnx.Module):
     def __init__(self, treatment_features: np.ndarray, num_positions: int, shape: TowerShape, out_dim: int, *,
                  rngs: nnx.Rngs):
         self.features = UiFeatures(treatment_features, num_positions, shape, rngs=rngs)
-        self.mlp = Mlp([self.features.width, *shape.ui_hidden, out_dim], activation=shape.activation, rngs=rngs)
+        self.mlp = Mlp([self.features.width, *shape.ui_hidden, out_dim], hidden=shape.hidden, rngs=rngs)
 
     def __call__(self, treatment: jax.Array, position: jax.Array) -> jax.Array:
         return self.mlp(self.features(treatment, position))

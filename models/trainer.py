@@ -63,6 +63,11 @@ class Examples(NamedTuple):
         return Examples(*(column[rows] for column in self.filled()))
 
 
+def _zero_padded(column: np.ndarray, rows: int) -> np.ndarray:
+    """`column` with zero rows appended up to `rows` (padding keeps the jitted shapes few)."""
+    return np.concatenate([column, np.zeros((rows - column.shape[0], *column.shape[1:]), column.dtype)])
+
+
 def _next_power_of_two(n: int) -> int:
     return 1 << max(n - 1, 0).bit_length()
 
@@ -208,7 +213,7 @@ class OnlineTrainer:
         slots = _next_power_of_two(steps) * self.batch_size  # few distinct shapes ⇒ few compilations
         pad = slots - usable
         # padding rows: zero weight, and queries −1, −2, … so no padding row pairs with another row
-        columns = [np.concatenate([c, np.zeros((pad, *c.shape[1:]), c.dtype)]) for c in taken[:5]]
+        columns = [_zero_padded(c, slots) for c in taken[:5]]
         query = taken.query - taken.query.min()
         columns += [np.concatenate([query, -1 - np.arange(pad)]).astype(np.int32), columns[3]]  # soft label = label
         batches = tuple(c.reshape(-1, self.batch_size, *c.shape[1:]) for c in columns)
@@ -220,8 +225,7 @@ class OnlineTrainer:
         parts = []
         for start in range(0, examples.size, chunk):
             rows = examples.slice(start, start + chunk)
-            pad = chunk - rows.size  # one compiled shape
-            columns = [np.concatenate([c, np.zeros((pad, *c.shape[1:]), c.dtype)]) for c in rows[:3]]
+            columns = [_zero_padded(c, chunk) for c in rows[:3]]  # one compiled shape
             parts.append(np.asarray(self._predict(self.params, *columns))[:rows.size])
         return np.concatenate(parts) if parts else np.zeros(0, np.float32)
 

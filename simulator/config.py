@@ -18,9 +18,11 @@ class ConfigError(ValueError):
     """A bad scenario: the message is one line naming the field and what is allowed."""
 
 
-def _spec(default, *, lo=None, hi=None, choices=None, doc=""):
-    """A config field with its allowed range (inclusive bounds) or choices, checked by `validate`."""
-    meta = {"lo": lo, "hi": hi, "choices": choices, "doc": doc}
+def _spec(default, *, lo=None, hi=None, choices=None, may_be_empty=False, doc=""):
+    """A config field with its allowed range (inclusive bounds) or choices, checked by `validate`.
+
+    A list field with a non-empty default must stay non-empty unless `may_be_empty`."""
+    meta = {"lo": lo, "hi": hi, "choices": choices, "may_be_empty": may_be_empty, "doc": doc}
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -96,9 +98,16 @@ class ModelConfig:
     gsmelu_g_minus: float = _spec(0.0, lo=-10.0, hi=10.0, doc="gSmeLU: slope g₋ left of −α")
     gsmelu_g_plus: float = _spec(1.0, lo=-10.0, hi=10.0, doc="gSmeLU: slope g₊ right of β (must exceed g₋)")
     gsmelu_t: float = _spec(0.0, lo=-100.0, hi=0.0, doc="gSmeLU: value t at −α (≤ 0 to cross the origin)")
+    normalization: str = _spec("none", choices=("none", "layer", "weight"),
+                               doc="hidden layers of both towers: layer norm of each pre-activation, or weight norm "
+                                   "(every neuron's incoming weights kept at L2 norm model.weight_norm)")
+    weight_norm: float = _spec(1.0, lo=1e-3, hi=1000.0, doc="weight norm: the L2 norm v of every hidden neuron's "
+                                                           "incoming weights")
+    activation_clip: float = _spec(0.0, lo=0.0, hi=1000.0, doc="clip hidden activations to [−c, c] (0 = no clipping)")
     embedding_dim: int = _spec(8, lo=1, hi=512, doc="width of every embedding")
-    quality_hidden: list = _spec([64, 32], doc="Q tower MLP widths")
-    ui_hidden: list = _spec([16], doc="U tower MLP widths")
+    quality_hidden: list = _spec([64, 32], may_be_empty=True, doc="Q tower MLP widths ([] = Q is a linear map of the "
+                                                                  "embeddings)")
+    ui_hidden: list = _spec([16], may_be_empty=True, doc="U tower MLP widths ([] = a linear map of the UI features)")
     interaction_dim: int = _spec(8, lo=1, hi=512, doc="length of the Q and U vectors")
     ad_buckets: int = _spec(8192, lo=16, hi=10_000_000, doc="hash buckets for ad ids")
     cross_buckets: int = _spec(16384, lo=16, hi=10_000_000, doc="hash buckets for query-topic × ad")
@@ -222,7 +231,7 @@ def _check_value(key: str, f: dataclasses.Field, value: Any) -> Any:
         if not isinstance(value, str):
             raise ConfigError(f"{key}: expected a string, got {value!r}")
     elif isinstance(default, list):
-        if not isinstance(value, list) or (default and not value):
+        if not isinstance(value, list) or (default and not value and not meta["may_be_empty"]):
             raise ConfigError(f"{key}: expected a {'non-empty ' if default else ''}list, got {value!r}")
         value = list(value)
     if meta["choices"] is not None and value not in meta["choices"]:

@@ -57,6 +57,11 @@ SMELU_TUNED = ("model.activation=smelu", "model.smelu_beta=0.5")
 SMELU_FRONTIER = {"ReLU": ["relu_order_lr0.025", "baseline_order", "relu_order_lr0.1"],  # learning rate 0.025, 0.05, 0.1
                   "SmeLU β = 0.5": ["smelu_order", "smelu_order_lr0.1"]}  # 0.05, 0.1
 
+DEEP_TOWER = ("model.quality_hidden=[256, 128, 64, 32, 16]", "model.activation_clip=6")  # clipped as in §3
+DEEP_LAYER_NORM = (*DEEP_TOWER, "model.normalization=layer")
+DEEP_WEIGHT_NORM = (*DEEP_TOWER, "model.normalization=weight", "model.weight_norm=1.4")  # ≈ √2: He-like scale
+SMELU_DEEP = ("model.activation=smelu", "model.smelu_beta=1.0")  # normalised pre-activations: β in their unit scale
+
 ARMS = {arm.name: arm for arm in [
     Arm("baseline", (), replica=True),
     Arm("smelu", ("model.activation=smelu",), replica=True),
@@ -69,6 +74,16 @@ ARMS = {arm.name: arm for arm in [
     Arm("relu_order_lr0.1", ("train.learning_rate=0.1",), replica=True, nuisance="order"),
     Arm("smelu_order", SMELU_TUNED, replica=True, nuisance="order"),
     Arm("smelu_order_lr0.1", (*SMELU_TUNED, "train.learning_rate=0.1"), replica=True, nuisance="order"),
+    # ... and in a deep normalised Q tower like the paper's toy model, where its kinks should matter most (§3, §6)
+    Arm("relu_deep_layer_norm", DEEP_LAYER_NORM, replica=True, nuisance="order"),
+    Arm("relu_deep_layer_norm_lr0.025", (*DEEP_LAYER_NORM, "train.learning_rate=0.025"), replica=True, nuisance="order"),
+    Arm("smelu_deep_layer_norm", (*DEEP_LAYER_NORM, *SMELU_DEEP), replica=True, nuisance="order"),
+    Arm("smelu_deep_layer_norm_beta0.25", (*DEEP_LAYER_NORM, "model.activation=smelu", "model.smelu_beta=0.25"),
+        replica=True, nuisance="order"),
+    Arm("relu_deep_weight_norm", DEEP_WEIGHT_NORM, replica=True, nuisance="order"),
+    Arm("smelu_deep_weight_norm", (*DEEP_WEIGHT_NORM, *SMELU_DEEP), replica=True, nuisance="order"),
+    # where PD comes from: Q a linear map of the embeddings, no activation at all
+    Arm("linear_quality_order", ("model.quality_hidden=[]",), replica=True, nuisance="order"),
     Arm("ensemble3", ("model.ensemble_size=3",), replica=True),
     Arm("ensemble3_anti", ("model.ensemble_size=3", "train.anti_distillation_weight=1.0"), replica=True),
     Arm("bias", BIAS_OVERRIDES, replica=True),
@@ -97,6 +112,15 @@ SECTIONS = [
      ["pd", "pd_open_loop", "ads_query_churn", "winner_churn", "pv_logloss_gap", "pv_auc", "training_seconds"]),
     ("SmeLU in the paper's setting: identical initialisation, the replicas differ in training order",
      ["baseline_order", "relu_order_lr0.025", "relu_order_lr0.1", "smelu_order", "smelu_order_lr0.1"],
+     ["pd", "pd_open_loop", "ads_query_churn", "winner_churn", "pv_logloss_gap", "pv_auc"]),
+    ("SmeLU in a deep Q tower [256, 128, 64, 32, 16] with layer norm, activations clipped to ±6; order nuisance",
+     ["relu_deep_layer_norm", "relu_deep_layer_norm_lr0.025", "smelu_deep_layer_norm", "smelu_deep_layer_norm_beta0.25"],
+     ["pd", "pd_open_loop", "ads_query_churn", "winner_churn", "pv_logloss_gap", "pv_auc", "training_seconds"]),
+    ("The same with weight norm (every neuron's incoming weights at L2 norm 1.4) instead of layer norm",
+     ["relu_deep_weight_norm", "smelu_deep_weight_norm"],
+     ["pd", "pd_open_loop", "ads_query_churn", "winner_churn", "pv_logloss_gap", "pv_auc", "training_seconds"]),
+    ("Where PD comes from: a Q tower with no hidden layer (no activation) against the default; order nuisance",
+     ["baseline_order", "linear_quality_order"],
      ["pd", "pd_open_loop", "ads_query_churn", "winner_churn", "pv_logloss_gap", "pv_auc"]),
     ("Bias constraints (Table 3 of Factory Floor): per-slice calibration bias against the true CTR",
      ["baseline", "bias"],

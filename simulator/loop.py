@@ -32,6 +32,7 @@ from models import (
     CtrModel,
     Examples,
     FeatureSpec,
+    HiddenLayers,
     LossConfig,
     OnlineTrainer,
     OptimizerConfig,
@@ -102,8 +103,10 @@ def build_model(scenario: Scenario, world: World, width_multiplier: int = 1, see
         embedding_dim=m.embedding_dim, quality_hidden=tuple(width_multiplier * h for h in m.quality_hidden),
         ui_hidden=tuple(m.ui_hidden), interaction_dim=m.interaction_dim, dcn_layers=m.dcn_layers, dcn_rank=m.dcn_rank,
         bottleneck_dim=m.bottleneck_dim, embedding_init_std=m.embedding_init_std, position_feature=m.position_feature,
-        activation=activation(m.activation, smelu_beta=m.smelu_beta, gsmelu_params=dict(
-            alpha=m.gsmelu_alpha, beta=m.gsmelu_beta, g_minus=m.gsmelu_g_minus, g_plus=m.gsmelu_g_plus, t=m.gsmelu_t)))
+        hidden=HiddenLayers(
+            activation=activation(m.activation, smelu_beta=m.smelu_beta, gsmelu_params=dict(
+                alpha=m.gsmelu_alpha, beta=m.gsmelu_beta, g_minus=m.gsmelu_g_minus, g_plus=m.gsmelu_g_plus, t=m.gsmelu_t)),
+            normalization=m.normalization, weight_norm=m.weight_norm, activation_clip=m.activation_clip))
     key = jax.random.key(m.init_seed + 7919 * scenario.run.seed + 104_729 * seed_offset)
     return CtrModel(spec, world.treatment_features, w.num_positions, shape, transfer=m.transfer,
                     architecture=m.architecture, ensemble_size=m.ensemble_size, rngs=nnx.Rngs(params=key))

@@ -20,6 +20,7 @@ BAD_INPUTS = {
     "out of range": (["--set", "traffic.diurnal_amplitude=1.5"], "traffic.diurnal_amplitude"),
     "bad choice": (["--set", "model.transfer=tanh"], "model.transfer"),
     "bad treatment": (["--set", "world.treatments=[\"text\", \"video\"]"], "world.treatments"),
+    "empty list": (["--set", "world.treatments=[]"], "world.treatments"),
     "list length": (["--set", "world.position_effects=[1.0, 0.5]"], "world.position_effects"),
     "bad override syntax": (["--set", "train.batch_size"], "train.batch_size"),
 }

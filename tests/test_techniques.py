@@ -18,13 +18,14 @@ from models import (
     CtrModel,
     Examples,
     FeatureSpec,
+    HiddenLayers,
     LossConfig,
     OnlineTrainer,
     OptimizerConfig,
     TowerShape,
     make_optimizer,
 )
-from models.ctr import embedding_ids
+from models.ctr import Mlp, embedding_ids
 from models.losses import (
     anti_distillation_term,
     batch_deciles,
@@ -180,6 +181,49 @@ def test_bottleneck_replaces_wide_layers_by_low_rank_products():
     # layers 48→128, 128→64 get k = 16; 64→4 stays (16 ≥ 4)
     assert count(narrow) == (48 * 16 + 16 * 128 + 128) + (128 * 16 + 16 * 64 + 64) + (64 * 4 + 4)
     assert count(narrow) < 0.5 * count(plain)
+
+
+@pytest.mark.parametrize("bottleneck_dim", [0, 3])
+def test_weight_norm_fixes_each_neurons_incoming_weight_norm(bottleneck_dim):
+    """Weight norm (smelu_reproducibility §3): W's columns act at L2 norm v, so scaling a hidden layer's weights is moot."""
+    x = jax.random.normal(jax.random.key(0), (5, 6))
+    mlp = Mlp([6, 8, 2], hidden=HiddenLayers(normalization="weight", weight_norm=2.0), bottleneck_dim=bottleneck_dim,
+              rngs=nnx.Rngs(1))
+    first = mlp.layers[0]
+    kernel = (first.layers[0].kernel[...] @ first.layers[1].kernel[...]) if bottleneck_dim else first.kernel[...]
+    bias = (first.layers[1] if bottleneck_dim else first).bias[...]
+    unit = 2.0 * kernel / jnp.linalg.norm(kernel, axis=0)
+    np.testing.assert_allclose(mlp(x), mlp.layers[1](jax.nn.relu(x @ unit + bias)), rtol=1e-5, atol=1e-6)
+    before = mlp(x)
+    for linear in (first.layers if bottleneck_dim else [first]):
+        linear.kernel[...] = linear.kernel[...] * 7.0
+    np.testing.assert_allclose(mlp(x), before, rtol=1e-5, atol=1e-6)
+
+
+def test_layer_norm_makes_hidden_layers_scale_invariant():
+    x = jax.random.normal(jax.random.key(0), (5, 6))
+    mlp = Mlp([6, 8, 8, 2], hidden=HiddenLayers(normalization="layer"), rngs=nnx.Rngs(1))
+    before = mlp(x)
+    mlp.layers[0].kernel[...] = mlp.layers[0].kernel[...] * 7.0
+    mlp.layers[0].bias[...] = mlp.layers[0].bias[...] * 7.0
+    np.testing.assert_allclose(mlp(x), before, rtol=1e-4, atol=1e-5)
+    plain = Mlp([6, 8, 8, 2], rngs=nnx.Rngs(1))
+    plain.layers[0].kernel[...] = plain.layers[0].kernel[...] * 7.0
+    assert not np.allclose(plain(x), before, atol=1e-3)
+
+
+def test_activation_clip_caps_hidden_activations():
+    x = 100.0 * jax.random.normal(jax.random.key(0), (5, 6))
+    mlp = Mlp([6, 8, 2], hidden=HiddenLayers(activation=jax.nn.relu, activation_clip=0.5), rngs=nnx.Rngs(1))
+    first, last = mlp.layers
+    hidden = jnp.clip(jax.nn.relu(first(x)), -0.5, 0.5)
+    assert float(jnp.max(jax.nn.relu(first(x)))) > 0.5  # the clip binds
+    np.testing.assert_allclose(mlp(x), last(hidden), rtol=1e-6)
+
+
+def test_normalization_must_be_one_of_the_known_kinds():
+    with pytest.raises(ValueError, match="normalization: 'batch' is not allowed"):
+        HiddenLayers(normalization="batch")
 
 
 # ---- optimizers ------------------------------------------------------------------------------------
@@ -367,6 +411,7 @@ SWITCHES = [
     ["train.optimizer=shampoo"], ["train.rank_loss_weight=0.3", "train.loss_curriculum=linear"],
     ["train.distillation_weight=0.5"], ["train.bias_constraints=['position', 'treatment', 'pctr_decile', 'advertiser']"],
     ["train.cowclip=true", "train.cowclip_r=1e-4"], ["data.negative_keep_rate=0.3"], ["train.shuffle_seed=1"],
+    ["model.normalization=layer"], ["model.quality_hidden=[]"], ["model.normalization=weight", "model.weight_norm=2.0", "model.activation_clip=6"],
 ]
 
 

@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="these arms (and the baseline, unless --merge takes it from earlier results)")
     parser.add_argument("--quick", action="store_true", help="1 seed, 2 simulated hours")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "results")
+    parser.add_argument("--cache", type=Path, help="keep finished cells here and reuse them (e.g. runs/report-cache)")
     parser.add_argument("--merge", action="store_true",
                         help="add to (or replace in) the results already in OUT/models.json, and report them all")
     args = parser.parse_args(argv)
@@ -39,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.merge and args.only:  # the baseline comes from the earlier results
         names = list(args.only)
     cells = [Cell(name, seed, args.hours) for seed in args.seeds for name in names]
-    results = run_cells(cells, args.workers, progress=print)
+    results = run_cells(cells, args.workers, cache_dir=args.cache, progress=print)
     command = "python -m benchmarks.experiments.models " + " ".join(argv if argv is not None else sys.argv[1:])
     args.out.mkdir(parents=True, exist_ok=True)
     if args.merge and (args.out / "models.json").exists():
