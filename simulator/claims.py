@@ -411,11 +411,13 @@ def batch_scaling_figure(results: list[dict], seeds: list[int]):
     return figure
 
 
-def smelu_frontier_figure(results: list[dict], seeds: list[int]):
-    """PD (closed and open loop) against the log-loss gap for ReLU and SmeLU at several learning rates."""
+def pd_frontier_figure(results: list[dict], seeds: list[int], frontier: dict[str, list[str]] = SMELU_FRONTIER,
+                       title: str = "SmeLU vs ReLU: PD against accuracy, same initialisation, training order as the "
+                                    "nuisance (lower-left is better)"):
+    """PD (closed and open loop) against the log-loss gap, one line per group of `frontier` (arms that ran)."""
     plt = _plt()
     figure, axes = plt.subplots(1, 2, figsize=(13, 4.5), sharex=True)
-    for index, (label, arms) in enumerate(SMELU_FRONTIER.items()):
+    for index, (label, arms) in enumerate(frontier.items()):
         ran = [a for a in arms if sum(r["arm"] == a and r["seed"] in seeds for r in results) == len(seeds)]
         for axis, metric in zip(axes, ("pd", "pd_open_loop")):
             points = [[interval([r[m] for r in results if r["arm"] == a and r["seed"] in seeds])
@@ -426,12 +428,11 @@ def smelu_frontier_figure(results: list[dict], seeds: list[int]):
                               color=f"C{index}", label=label)
                 for a, xi, yi in zip(ran, x, y):
                     axis.annotate(a, (xi, yi), fontsize=7, xytext=(4, 4), textcoords="offset points")
-    for axis, title in zip(axes, ("closed loop (own logs)", "open loop (shared logs: model irreproducibility)")):
-        axis.set(xlabel="PV log loss over the oracle's (last quarter)", ylabel="prediction difference", title=title)
+    for axis, panel in zip(axes, ("closed loop (own logs)", "open loop (shared logs: model irreproducibility)")):
+        axis.set(xlabel="PV log loss over the oracle's (last quarter)", ylabel="prediction difference", title=panel)
         if axis.get_legend_handles_labels()[0]:
             axis.legend()
-    figure.suptitle("SmeLU vs ReLU: PD against accuracy, same initialisation, training order as the nuisance "
-                    "(lower-left is better)")
+    figure.suptitle(title)
     figure.tight_layout()
     return figure
 
@@ -591,7 +592,7 @@ def report(out: str | Path, seeds: list[int], hours: float, arms: list[str] | No
     (out / "models.md").write_text(models_report(arm_results, seeds, hours, command, scenario_name))
     figures = (claims_figure(entries), irreproducibility_figure(results, seeds, hours),
                attribution_figure(results, seeds), feedback_figure(results, seeds), techniques_figure(arm_results, seeds),
-               batch_scaling_figure(results, seeds), smelu_frontier_figure(arm_results, seeds))
+               batch_scaling_figure(results, seeds), pd_frontier_figure(arm_results, seeds))
     for name, figure in zip(FIGURES, figures):
         figure.savefig(out / f"{name}.png", dpi=100)
     if progress:

@@ -62,6 +62,12 @@ DEEP_LAYER_NORM = (*DEEP_TOWER, "model.normalization=layer")
 DEEP_WEIGHT_NORM = (*DEEP_TOWER, "model.normalization=weight", "model.weight_norm=1.4")  # ≈ √2: He-like scale
 SMELU_DEEP = ("model.activation=smelu", "model.smelu_beta=1.0")  # normalised pre-activations: β in their unit scale
 
+# the deep-tower arms on the same PD-vs-accuracy axes: learning rate (ReLU) or β (SmeLU) along each line
+DEEP_FRONTIER = {"ReLU, deep, layer norm": ["relu_deep_layer_norm_lr0.025", "relu_deep_layer_norm"],  # lr 0.025, 0.05
+                 "SmeLU, deep, layer norm": ["smelu_deep_layer_norm_beta0.25", "smelu_deep_layer_norm"],  # β 0.25, 1
+                 "ReLU, deep, weight norm": ["relu_deep_weight_norm"], "SmeLU, deep, weight norm": ["smelu_deep_weight_norm"],
+                 "default tower [64, 32]": ["baseline_order"], "no hidden layer": ["linear_quality_order"]}
+
 ARMS = {arm.name: arm for arm in [
     Arm("baseline", (), replica=True),
     Arm("smelu", ("model.activation=smelu",), replica=True),

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 import simulator
-from simulator.claims import CLAIMS, evaluate
+from simulator.claims import CLAIMS, evaluate, pd_frontier_figure
 from simulator.cli import main
 from simulator.compare import ads_per_query_difference, shown_slates
 from simulator.config import replace
@@ -160,6 +160,19 @@ def test_claim_verdicts_follow_the_interval():
     assert not smelu["reproduced"] and smelu["why_not"]  # the interval straddles 0: not reproduced, with a reason
     cowclip = next(c for c in CLAIMS if c.id == "cowclip_keeps_auc_at_large_batch")
     assert cowclip.verdict(-0.0009, 0.002) and not cowclip.verdict(-0.0011, 0.002)
+
+
+def test_pd_frontier_figure_draws_each_group_from_the_arms_that_ran_on_every_seed():
+    seeds = [0, 1]
+    rows = [{"arm": arm, "seed": seed, "pv_logloss_gap": 0.01 * (i + 1), "pd": 0.1 * (i + 1) + 0.01 * seed,
+             "pd_open_loop": 0.05 * (i + 1)} for i, arm in enumerate(["a", "b", "c"]) for seed in seeds]
+    rows.append({"arm": "d", "seed": 0, "pv_logloss_gap": 0.0, "pd": 0.0, "pd_open_loop": 0.0})  # one seed only
+    figure = pd_frontier_figure(rows, seeds, {"first": ["a", "b"], "second": ["c", "d"], "none ran": ["e"]})
+    closed, open_loop = figure.axes
+    assert [c.get_label() for c in closed.containers] == ["first", "second"]
+    assert sorted(t.get_text() for t in closed.texts) == ["a", "b", "c"]
+    np.testing.assert_allclose(closed.containers[0].lines[0].get_ydata(), [0.105, 0.205])
+    np.testing.assert_allclose(open_loop.containers[1].lines[0].get_ydata(), [0.15])
 
 
 def test_report_command_runs_every_section_and_reuses_its_cache(tmp_path, capsys):

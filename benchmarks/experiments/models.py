@@ -6,7 +6,8 @@
 
 The arms and their numbers live in `simulator.experiments`; `adfloor report` runs the same arms on 5 seeds
 and adds the claims. This script writes OUT/models.md (tables, mean ± 95 % interval over seeds, paired
-differences to the baseline) and OUT/models.json (every number per seed).
+differences to the baseline), OUT/models.json (every number per seed) and, when SmeLU/deep-tower arms ran,
+OUT/pd_frontier.png (their PD against log loss).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import json
 import sys
 from pathlib import Path
 
-from simulator.experiments import ARMS, Cell, models_report, run_cells
+from simulator.claims import pd_frontier_figure
+from simulator.experiments import ARMS, DEEP_FRONTIER, SMELU_FRONTIER, Cell, models_report, run_cells
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -54,6 +56,13 @@ def main(argv: list[str] | None = None) -> int:
                                                       "results": results}, indent=1, default=float) + "\n")
     (args.out / "models.md").write_text(models_report(results, args.seeds, args.hours, command.strip()))
     print(f"wrote {args.out / 'models.md'}")
+    frontier_arms = {arm for arms in (*SMELU_FRONTIER.values(), *DEEP_FRONTIER.values()) for arm in arms}
+    if frontier_arms & {r["arm"] for r in results}:
+        figure = pd_frontier_figure(results, args.seeds, {**SMELU_FRONTIER, **DEEP_FRONTIER},
+                                    title="Prediction difference against accuracy, training order as the nuisance "
+                                          "(lower-left is better)")
+        figure.savefig(args.out / "pd_frontier.png", dpi=110)
+        print(f"wrote {args.out / 'pd_frontier.png'}")
     return 0
 
 
