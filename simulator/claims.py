@@ -430,10 +430,11 @@ def pd_frontier_figure(results: list[dict], seeds: list[int], frontier: dict[str
                     axis.annotate(a, (xi, yi), fontsize=7, xytext=(4, 4), textcoords="offset points")
     for axis, panel in zip(axes, ("closed loop (own logs)", "open loop (shared logs: model irreproducibility)")):
         axis.set(xlabel="PV log loss over the oracle's (last quarter)", ylabel="prediction difference", title=panel)
-        if axis.get_legend_handles_labels()[0]:
-            axis.legend()
+    handles, labels = axes[0].get_legend_handles_labels()
+    if handles:  # one legend under both panels, clear of the points
+        figure.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), frameon=False)
     figure.suptitle(title)
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0.06 * (1 + (len(labels) - 1) // 4) if handles else 0, 1, 1))
     return figure
 
 

@@ -6,8 +6,8 @@
 
 The arms and their numbers live in `simulator.experiments`; `adfloor report` runs the same arms on 5 seeds
 and adds the claims. This script writes OUT/models.md (tables, mean ± 95 % interval over seeds, paired
-differences to the baseline), OUT/models.json (every number per seed) and, when SmeLU/deep-tower arms ran,
-OUT/pd_frontier.png (their PD against log loss).
+differences to the baseline), OUT/models.json (every number per seed) and, when SmeLU-frontier or deep-tower
+arms ran, OUT/pd_frontier.png (their PD against log loss; the deep-tower groups if any of them ran).
 """
 
 from __future__ import annotations
@@ -56,9 +56,11 @@ def main(argv: list[str] | None = None) -> int:
                                                       "results": results}, indent=1, default=float) + "\n")
     (args.out / "models.md").write_text(models_report(results, args.seeds, args.hours, command.strip()))
     print(f"wrote {args.out / 'models.md'}")
-    frontier_arms = {arm for arms in (*SMELU_FRONTIER.values(), *DEEP_FRONTIER.values()) for arm in arms}
-    if frontier_arms & {r["arm"] for r in results}:
-        figure = pd_frontier_figure(results, args.seeds, {**SMELU_FRONTIER, **DEEP_FRONTIER},
+    ran = {r["arm"] for r in results}
+    deep = any(ran & set(arms) for label, arms in DEEP_FRONTIER.items() if "deep" in label)
+    frontier = DEEP_FRONTIER if deep else SMELU_FRONTIER
+    if ran & {arm for arms in frontier.values() for arm in arms}:
+        figure = pd_frontier_figure(results, args.seeds, frontier,
                                     title="Prediction difference against accuracy, training order as the nuisance "
                                           "(lower-left is better)")
         figure.savefig(args.out / "pd_frontier.png", dpi=110)
