@@ -5,6 +5,10 @@ positions 0..m−1, m ≤ K, heights within the budget, only ads with bid > rese
 objective exactly, then fewer ads, then the lexicographically larger vector of per-position
 contributions, then the lexicographically smaller list of (ad, format). With `exact=True` the
 arithmetic is rational (each float is read as the decimal it prints as), as in the reference cases.
+
+VCG's CTRs are made non-increasing along positions first (`monotone_ctr`: each row's running minimum
+from the top), as in the batched solver: with gap-free slates and CTRs rising down the page a Clarke
+payment could otherwise be negative. With the rule every payment is ≥ reserve × CTR ≥ 0.
 """
 
 from __future__ import annotations
@@ -79,6 +83,11 @@ def _numbers(instance: AuctionInstance, exact: bool):
     return bids, reserves, ctr, heights, budget
 
 
+def monotone_ctr(rows):
+    """Each CTR row (one ad and format, by position) replaced by its running minimum from the top."""
+    return [[list(itertools.accumulate(row, min)) for row in formats] for formats in rows]
+
+
 def feasible_placements(instance: AuctionInstance, eligible: list[int], heights, budget):
     """Every feasible slate as picks ((ad, format), …) — the null slate first."""
     for length in range(0, min(instance.num_positions, len(eligible)) + 1):
@@ -128,6 +137,7 @@ def solve(instance: AuctionInstance, mode: ReserveMode = "cost", exact: bool = T
     if mode not in ("cost", "filter"):
         raise InstanceError(f"reserve mode: {mode!r} is not allowed; allowed: cost, filter")
     bids, reserves, ctr, heights, budget = _numbers(instance, exact)
+    ctr = monotone_ctr(ctr)
     eligible = [a for a in range(instance.num_ads) if bids[a] > reserves[a]]
     weight = [b - r for b, r in zip(bids, reserves)] if mode == "cost" else list(bids)
 
@@ -199,6 +209,13 @@ def explain(outcome: Outcome, instance: AuctionInstance) -> str:
     lines = [f"Mechanism {outcome.mechanism}: {len(outcome.slate.picks)} of {instance.num_ads} ads shown "
              f"in {instance.num_positions} positions" + (f", page height budget {instance.space_budget:g}"
                                                          if instance.space_budget is not None else "") + "."]
+    if outcome.mechanism != "gsp":
+        raised = [(a, f) for a, formats in enumerate(instance.ctr) for f, row in enumerate(formats)
+                  if any(later > earlier for earlier, later in itertools.pairwise(row))]
+        lines.append("CTRs are made non-increasing along positions before the auction runs (each ad's CTR at a "
+                     "position is the smallest at that position or above), so no payment is below reserve × CTR"
+                     + (": this changed " + ", ".join(f"ad {a} as {instance.format_names[a][f]!r}" for a, f in raised)
+                        + "." if raised else "; every CTR here already was."))
     if not outcome.slate.picks:
         lines.append("Nothing is shown: no ad has bid > reserve with a positive contribution (the null set).")
     for position, ((ad, fmt), ctr) in enumerate(zip(outcome.slate.picks, outcome.slate.ctrs)):

@@ -1,5 +1,12 @@
 """Exact batched VCG over (ad, treatment, position): null set, per-click reserves, optional page height budget.
 
+The CTRs the auction uses are made non-increasing along positions before it runs: an ad's CTR at
+position k is the smallest it was given at positions 0..k (running minimum from the top). Slates fill
+positions top-down without gaps, so with CTRs that rise down the page (learned pCTRs often do)
+removing an ad could lower the others' welfare and its Clarke payment could go negative. With
+non-increasing CTRs moving ads up never hurts, top-down slates are as good as slates with gaps, and
+every payment is ≥ reserve × CTR ≥ 0 (`auction.reference` applies the same rule).
+
 Two reserve semantics (static `mode`):
 - `cost` (default): the reserve is a per-click seller cost; maximise Σ (bid − reserve)·ctr and charge
   reserve·c + W'₋ᵢ − (others' objective in A*) (Clarke pivot on that objective).
@@ -37,7 +44,7 @@ class AuctionOutcome(NamedTuple):
     """Per query b and position k (−1 / 0 where the position is empty).
 
     ad: int32[B, K] candidate index shown at position k; treatment: int32[B, K];
-    ctr: float32[B, K] the auction's CTR of the shown ad; payment: float32[B, K] expected payment
+    ctr: float32[B, K] the auction's CTR of the shown ad (after the monotone rule); payment: float32[B, K] expected payment
     per page view; price_per_click: float32[B, K]; objective: float32[B] Σ (bid − reserve)·ctr;
     tied: bool[B] the optimum was not unique (resolved by `solve_batch`).
     """
@@ -165,11 +172,12 @@ def vcg_batch(ctr: jax.Array, bid: jax.Array, reserve: jax.Array, available: jax
     Without `break_ties` an exactly tied optimum is resolved by slate order and flagged in `tied`;
     with it the reference tie-break rules are applied (slower, so `solve_batch` reruns only tied queries).
 
-    ctr: float32[B, N, T, K] CTR of candidate n in treatment t at position k; bid, reserve: float32[B, N]
+    ctr: float32[B, N, T, K] CTR of candidate n in treatment t at position k (made non-increasing along k); bid, reserve: float32[B, N]
     per click (bid ≤ reserve is ineligible: pad with bid 0); available: bool[B, N, T] (default all);
     heights: the T treatments' heights and space_budget the page's (static; None = no budget).
     """
     batch, num_ads, num_treatments, num_positions = ctr.shape
+    ctr = jax.lax.cummin(ctr, axis=3)  # the monotone rule (module docstring)
     if space_budget is not None and (heights is None or len(heights) != num_treatments):
         raise ValueError(f"heights: need one height per treatment ({num_treatments}) with a space budget")
     choices = min(num_positions + 1, num_ads)

@@ -357,10 +357,10 @@ class Simulation:
         candidate = ad[query, position]
         chosen = treatment[query, position]
         true_ctr = batch.relevance[query, candidate] * self.world.examination[chosen, position]
-        pctr = outcome.ctr[query, position]  # the auction's; on explored queries, the model's unperturbed pCTR
-        if self.scenario.auction.exploration_rate > 0:
-            model_ctr = np.concatenate([np.asarray(ctr)[:rows] for rows, _, _, ctr in in_flight])
-            pctr = model_ctr[query, candidate, chosen, position]
+        # the model's own pCTR of the shown placement: not the auction's (which is perturbed on explored queries
+        # and made non-increasing along positions), so calibration measures the model
+        model_ctr = np.concatenate([np.asarray(ctr)[:rows] for rows, _, _, ctr in in_flight])
+        pctr = model_ctr[query, candidate, chosen, position]
         click = (batch.click_noise[query, candidate] < true_ctr).astype(np.float32)
         price = outcome.price_per_click[query, position]
         examples = Examples(batch.features[query, candidate], chosen.astype(np.int32), position.astype(np.int32), click,

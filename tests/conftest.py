@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -10,7 +11,9 @@ import pytest
 import simulator
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
+# The exact reference auctions (a copy of shared/auction_cases kept in the project, so every clone runs them).
+AUCTION_CASES_FILE = ROOT / "tests" / "data" / "auction_cases" / "cases.json"
+AUCTION_CASES: list[dict] = json.loads(AUCTION_CASES_FILE.read_text())["cases"]
 SMOKE = ROOT / "scenarios" / "smoke.toml"
 DEFAULT = ROOT / "scenarios" / "default.toml"
 

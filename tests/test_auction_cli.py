@@ -7,14 +7,12 @@ import json
 import pytest
 
 from simulator.cli import main
-from tests.conftest import SHARED
+from tests.conftest import AUCTION_CASES
 
-CASES_FILE = SHARED / "auction_cases" / "cases.json"
-pytestmark = pytest.mark.skipif(not CASES_FILE.is_file(), reason="shared/auction_cases/cases.json not found")
 
 
 def _case(name: str) -> dict:
-    return next(c for c in json.loads(CASES_FILE.read_text())["cases"] if c["id"] == name)
+    return next(c for c in AUCTION_CASES if c["id"] == name)
 
 
 def _write(tmp_path, data, name="instance.json"):

@@ -122,3 +122,52 @@ def test_batched_gsp_matches_the_reference_and_vcg_revenue_stays_below_it():
     vcg_revenue = solve_batch(ctr, bid.astype(np.float32), no_reserve.astype(np.float32)).payment.sum(axis=1)
     assert np.all(vcg_revenue <= gsp_revenue * (1 + 1e-5) + 1e-9)
     assert np.mean(vcg_revenue < gsp_revenue * (1 - 1e-3)) > 0.5  # strictly below on most pages
+
+
+def _unsorted_instances(seed: int, batch: int = 400, num_ads: int = 3, num_positions: int = 3):
+    """Few ads, CTRs in random order along positions (as learned pCTRs can be), reserves on half the pages."""
+    rng = np.random.default_rng(seed)
+    ctr = rng.uniform(0.0, 0.5, (batch, num_ads, len(HEIGHTS), num_positions)).astype(np.float32)
+    bid = rng.lognormal(0, 0.7, (batch, num_ads)).astype(np.float32)
+    reserve = np.where(rng.random((batch, 1)) < 0.5, rng.uniform(0, 1.0, (batch, num_ads)), 0).astype(np.float32)
+    return ctr, bid, reserve
+
+
+def test_payments_on_ctrs_rising_with_position_match_the_monotone_rule():
+    """The issue's example: CTR A = (0.5, 0.1), B = (0.01, 0.4). Without the rule A on top pays −0.39; with it
+    the auction sees B = (0.01, 0.01), nobody pays (no reserve, no competition) and the shown CTRs are the rule's."""
+    ctr = np.array([[[[0.5, 0.1]], [[0.01, 0.4]]]], np.float32)
+    out = solve_batch(ctr, np.ones((1, 2), np.float32), np.zeros((1, 2), np.float32))
+    reference = solve(from_dense(ctr[0], np.ones(2), np.zeros(2)))
+    assert out.ad[0].tolist() == [0, 1] and [a for a, _ in reference.slate.picks] == [0, 1]
+    assert out.ctr[0] == pytest.approx([0.5, 0.01]) and [float(c) for c in reference.slate.ctrs] == pytest.approx([0.5, 0.01])
+    assert out.payment[0] == pytest.approx([0.0, 0.0], abs=1e-7)
+    assert [reference.payments[a] for a in (0, 1)] == pytest.approx([0.0, 0.0], abs=1e-12)
+
+
+@pytest.mark.parametrize("mode", ["cost", "filter"])
+@pytest.mark.parametrize("budget", [None, 10.0])
+def test_no_payment_below_reserve_times_ctr_on_unsorted_ctrs(mode, budget):
+    """Batched and reference solvers, both reserve semantics: every payment ≥ reserve × CTR ≥ 0, unshown ads pay
+    nothing, and each shown CTR is the running minimum from the top of the CTRs the auction was given."""
+    ctr, bid, reserve = _unsorted_instances(21)
+    options = dict(heights=HEIGHTS if budget else None, space_budget=budget, mode=mode)
+    out = solve_batch(ctr, bid, reserve, **options)
+    shown = out.ad >= 0
+    safe_ad = np.maximum(out.ad, 0)
+    rows = np.arange(len(bid))[:, None]
+    own_reserve = reserve[rows, safe_ad]
+    slack = 1e-5 * np.broadcast_to((bid[rows, safe_ad] * out.ctr).sum(axis=1, keepdims=True), shown.shape)
+    assert np.all(out.payment[shown] >= own_reserve[shown] * out.ctr[shown] - slack[shown])
+    assert np.all(out.payment[~shown] == 0) and np.all(out.price_per_click[~shown] == 0)
+    running_min = np.minimum.accumulate(ctr, axis=3)[rows, safe_ad, out.treatment, np.arange(ctr.shape[3])[None]]
+    assert np.array_equal(out.ctr[shown], running_min[shown])
+    assert np.any(ctr[..., 1:] > ctr[..., :-1])  # the instances do rise with position
+    for q in range(60):  # the reference, exactly
+        result = solve(from_dense(ctr[q], bid[q], reserve[q], heights=np.asarray(HEIGHTS), space_budget=budget),
+                       mode).as_json(from_dense(ctr[q], bid[q], reserve[q], heights=np.asarray(HEIGHTS)))
+        for ad in result["ads"]:
+            if ad["shown"]:
+                assert ad["payment"] >= reserve[q, ad["ad"]] * ad["ctr"] - 1e-12 >= -1e-12
+            else:
+                assert ad["payment"] == 0

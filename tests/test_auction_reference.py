@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import json
 
 import pytest
 
 from auction.instance import InstanceError, from_json
 from auction.reference import gsp, solve
-from tests.conftest import SHARED
+from tests.conftest import AUCTION_CASES
 
-CASES_FILE = SHARED / "auction_cases" / "cases.json"
-CASES = json.loads(CASES_FILE.read_text())["cases"] if CASES_FILE.is_file() else []
-pytestmark = pytest.mark.skipif(not CASES, reason="shared/auction_cases/cases.json not found beside the repo")
+CASES = AUCTION_CASES
 
 
 def _close(actual: float, expected: float, tolerance: dict, key: str = "abs_money") -> bool:

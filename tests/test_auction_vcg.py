@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import itertools
-import json
 
 import numpy as np
 import pytest
 
 from auction import solve_batch as vcg_batch
-from tests.conftest import SHARED
+from tests.conftest import AUCTION_CASES
 
-CASES_FILE = SHARED / "auction_cases" / "cases.json"
-CASES = json.loads(CASES_FILE.read_text())["cases"] if CASES_FILE.is_file() else []
+CASES = AUCTION_CASES
 # Cases with a page height budget need the rich-ads solver (the auction-engine issue); these have none.
 NO_BUDGET = [c for c in CASES if c["input"]["space_budget"] is None]
 
@@ -33,7 +31,6 @@ def _close(actual: float, expected: float, tolerance: dict, scale: float, key: s
     return abs(actual - expected) <= max(tolerance["rel"] * abs(expected), tolerance[key], FLOAT32_SLACK * scale)
 
 
-@pytest.mark.skipif(not NO_BUDGET, reason="shared/auction_cases/cases.json not found beside the repo")
 @pytest.mark.parametrize("case", NO_BUDGET, ids=[c["id"] for c in NO_BUDGET])
 def test_vcg_matches_reference_case(case):
     expected = case["expected"]["vcg"]
