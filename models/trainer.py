@@ -167,7 +167,7 @@ class OnlineTrainer:
                 total += losses.anti_distillation_weight * anti_distillation_term(probabilities, weight)
             return total, prediction
 
-        def step(carry, batch):
+        def train_step(carry, batch):
             params, opt_state, duals, seen = carry
             raw, treatment, position, label, weight, query, soft_label = batch
             ramp = curriculum_ramp(seen, losses.curriculum, losses.curriculum_examples)
@@ -178,6 +178,14 @@ class OnlineTrainer:
             duals = duals + losses.bias_learning_rate * dual_grads  # gradient ascent on the duals
             seen = seen + jnp.sum(weight > 0)
             return (optax.apply_updates(params, updates), opt_state, duals, seen), prediction
+
+        def padding_step(carry, batch):
+            return carry, jnp.zeros(batch[3].shape, jnp.float32)
+
+        def step(carry, batch):
+            # a batch with no weight (the padding that keeps scan lengths few) is not an optimizer step: Adam's
+            # and Shampoo's moments and step counts, and weight decay, would otherwise move on it
+            return jax.lax.cond(jnp.any(batch[4] > 0), train_step, padding_step, carry, batch)
 
         (params, opt_state, duals, seen), predictions = jax.lax.scan(step, (params, opt_state, duals, seen), batches)
         return params, opt_state, duals, seen, predictions

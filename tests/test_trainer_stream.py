@@ -1,0 +1,58 @@
+"""Online training does not depend on how the log stream is cut into `train()` calls (padding is not a step)."""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import pytest
+from flax import nnx
+
+from models import CtrModel, Examples, FeatureSpec, OnlineTrainer, OptimizerConfig, TowerShape, make_optimizer
+
+SPEC = FeatureSpec(num_topics=5, num_intents=3, num_advertisers=7, ad_buckets=64, cross_buckets=128)
+FEATURES = np.array([[0, 0], [1, 0], [0, 1]], np.float32)
+SHAPE = TowerShape(embedding_dim=4, quality_hidden=(16,), ui_hidden=(8,), interaction_dim=4)
+BATCH = 64
+CUTS = (100, 250, 37, 381)  # 768 examples: the calls train 1, 4, 1 and 6 steps, padded to 1, 4, 1 and 8
+
+
+def _examples(n: int = sum(CUTS)) -> Examples:
+    rng = np.random.default_rng(3)
+    highs = (5, 3, 1000, 7, 5)
+    raw = np.stack([rng.integers(0, h, n) for h in highs], axis=-1).astype(np.int32)
+    return Examples(raw, rng.integers(0, 3, n).astype(np.int32), rng.integers(0, 4, n).astype(np.int32),
+                    (rng.random(n) < 0.2).astype(np.float32), query=np.arange(n) // 4)
+
+
+def _trainer(config: OptimizerConfig) -> OnlineTrainer:
+    model = CtrModel(SPEC, FEATURES, 4, SHAPE, rngs=nnx.Rngs(0))
+    return OnlineTrainer(model, make_optimizer(config), BATCH)
+
+
+OPTIMIZERS = {
+    "adagrad": OptimizerConfig(kind="adagrad"),
+    "adam": OptimizerConfig(kind="adam", learning_rate=0.01),
+    "shampoo": OptimizerConfig(kind="shampoo", shampoo_block_size=4, shampoo_update_every=3),  # 4×4 blocks
+    "adagrad_embedding_l2": OptimizerConfig(kind="adagrad", embedding_l2=0.01),
+}
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_same_examples_in_one_call_or_many_give_the_same_model(name):
+    examples = _examples()
+    whole, pieces = _trainer(OPTIMIZERS[name]), _trainer(OPTIMIZERS[name])
+    whole_pv, covered = whole.train(examples, flush=True)
+    assert covered == examples.size
+    pieces_pv, start = [], 0
+    for i, size in enumerate(CUTS):
+        pv, _ = pieces.train(examples.slice(start, start + size), flush=i == len(CUTS) - 1)
+        pieces_pv.append(pv)
+        start += size
+    np.testing.assert_allclose(np.concatenate(pieces_pv), whole_pv, rtol=1e-5, atol=1e-6)
+    for a, b in zip(jax.tree.leaves(whole.params), jax.tree.leaves(pieces.params)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+    for a, b in zip(jax.tree.leaves(whole.opt_state), jax.tree.leaves(pieces.opt_state)):  # step counts too
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+    moved = sum(float(np.abs(np.asarray(a) - np.asarray(b)).sum())
+                for a, b in zip(jax.tree.leaves(whole.params), jax.tree.leaves(_trainer(OPTIMIZERS[name]).params)))
+    assert moved > 0.1  # the comparison is between trained models
