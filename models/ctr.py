@@ -235,21 +235,29 @@ class UiTower(nnx.Module):
 
 
 TRANSFERS = ("sigmoid", "exp")
+# exp's knee: below it τ is exactly exp (CTR ≤ ½); above it an exponential tail approaches 1 with the same
+# value and slope at the knee, so every logit keeps a gradient (a clamp at 1 would freeze a cell predicting 1)
+EXP_KNEE = -float(np.log(2.0))
 
 
 def transfer(logit: jax.Array, kind: str) -> jax.Array:
-    """τ: sigmoid, or exp (which makes a product-form click model exactly representable)."""
+    """τ: sigmoid, or exp — exp(z) for CTR ≤ ½ (a product-form click model is exactly representable there),
+    1 − exp(−z)/4 above (C¹ at the knee, strictly increasing, < 1)."""
     if kind == "sigmoid":
         return jax.nn.sigmoid(logit)
-    return jnp.exp(jnp.minimum(logit, 0.0))
+    return jnp.where(logit <= EXP_KNEE, jnp.exp(jnp.minimum(logit, EXP_KNEE)),
+                     1.0 - 0.25 * jnp.exp(-jnp.maximum(logit, EXP_KNEE)))
 
 
 def log_likelihood_terms(logit: jax.Array, kind: str) -> tuple[jax.Array, jax.Array]:
     """(log p, log(1 − p)) of τ(logit), computed stably for each τ."""
     if kind == "sigmoid":
         return jax.nn.log_sigmoid(logit), jax.nn.log_sigmoid(-logit)
-    z = jnp.minimum(logit, -EPS)  # exp(z) < 1
-    return z, jnp.log(-jnp.expm1(z))
+    below, above = jnp.minimum(logit, EXP_KNEE), jnp.maximum(logit, EXP_KNEE)
+    low = logit <= EXP_KNEE
+    log_p = jnp.where(low, below, jnp.log1p(-0.25 * jnp.exp(-above)))
+    log_not_p = jnp.where(low, jnp.log(-jnp.expm1(below)), -above - np.log(4.0))
+    return log_p, log_not_p
 
 
 class FactorizedCtr(nnx.Module):

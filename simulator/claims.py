@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from simulator.compare import interval
+from simulator.compare import interval, interval_half_widths
 from simulator.experiments import (
     ARMS,
     BATCH_SCALING,
@@ -184,7 +184,7 @@ CLAIMS = [
     Claim("cowclip_keeps_auc_online",
           "CowClip with its scaling rule keeps AUC from batch 512 to 16K — online, single pass, in the closed loop",
           "cowclip.md §4 (which trains offline; this is the testbed's setting)",
-          "PV AUC over the last quarter of the day at 16K with CowClip − at 512 (non-inferiority margin 0.001)",
+          "PV AUC over the last quarter of simulated time at 16K with CowClip − at 512 (non-inferiority margin 0.001)",
           ("baseline", "batch16k_cowclip"), _difference("batch16k_cowclip", "baseline", "pv_auc_final"), "non_inferior",
           margin=0.001,
           side=(("without CowClip or rule", _difference("batch16k", "baseline", "pv_auc_final")),
@@ -281,7 +281,7 @@ def claims_figure(entries: list[dict]):
 def _series_band(axis, values: np.ndarray, hours: np.ndarray, label: str, color: str) -> None:
     mean = np.nanmean(values, axis=0)
     if values.shape[0] > 1:
-        half = 1.96 * np.nanstd(values, axis=0, ddof=1) / np.sqrt(values.shape[0])
+        half = interval_half_widths(values)
         axis.fill_between(hours, mean - half, mean + half, color=color, alpha=0.2)
     axis.plot(hours, mean, marker=".", color=color, label=label)
 
@@ -320,10 +320,11 @@ def attribution_figure(results: list[dict], seeds: list[int]):
         axis.bar(x, truth, width, color="black", label="true")
         for i, arm in enumerate(arms, 1):
             values = np.array([r[key] for r in results if r["arm"] == arm and r["seed"] in seeds])
-            axis.bar(x + i * width, values.mean(axis=0), width, yerr=values.std(axis=0), label=arm, color=f"C{i - 1}")
+            axis.bar(x + i * width, values.mean(axis=0), width, yerr=np.nan_to_num(interval_half_widths(values)),
+                     label=arm, color=f"C{i - 1}")
         axis.set_xticks(x + width * len(arms) / 2, labels)
         axis.legend(fontsize=8)
-    left.set(ylabel="CTR(slot) / CTR(top), text format", title="Learned vs true position effect (mean ± sd over seeds)")
+    left.set(ylabel="CTR(slot) / CTR(top), text format", title="Learned vs true position effect (mean, 95 % t-interval over seeds)")
     right.set(ylabel="CTR(format) / CTR(text), top slot", title="Learned vs true treatment effect")
     figure.tight_layout()
     return figure
@@ -337,10 +338,10 @@ def feedback_figure(results: list[dict], seeds: list[int]):
     width = 0.8 / len(arms)
 
     def mean_and_spread(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Over seeds, ignoring seeds without such ads (nan): no bar where no seed had any."""
+        """Mean and 95 % t half-width over seeds, ignoring seeds without such ads (nan): no bar where none had any."""
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            return np.nanmean(values, axis=0), np.nan_to_num(np.nanstd(values, axis=0))
+            return np.nanmean(values, axis=0), np.nan_to_num(interval_half_widths(values))
 
     for i, arm in enumerate(arms):
         rows = [r for r in results if r["arm"] == arm and r["seed"] in seeds]
@@ -351,7 +352,7 @@ def feedback_figure(results: list[dict], seeds: list[int]):
         right.bar(np.arange(2) + i * width, mean, width, yerr=spread, label=arm)
     left.set_xticks(np.arange(len(metrics)) + width * (len(arms) - 1) / 2,
                     ["underestimated early", "still under, late | under early", "still over, late | over early"])
-    left.set(ylabel="share of tracked ads", title="Does an early underestimate persist?")
+    left.set(ylabel="share of tracked ads", title="Does an early underestimate persist? (mean, 95 % t-interval)")
     right.set_xticks(np.arange(2) + width * (len(arms) - 1) / 2, ["early-underestimated ads", "other ads"])
     right.set(ylabel="impressions per candidate appearance", title="How often they are shown (hours 6–18)")
     left.legend()

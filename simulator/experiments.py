@@ -161,9 +161,9 @@ METRIC_DOC = {
                             "ads/query churn)",
     "revenue_gap": "|revenue of the replica − of the primary| / revenue of the primary (closed loop)",
     "welfare_gap": "the same for welfare",
-    "pv_logloss_gap": "PV log loss over the oracle's, last quarter of the run (relative)",
+    "pv_logloss_gap": "PV log loss over the oracle's, last quarter of simulated time (relative)",
     "pv_auc": "PV AUC (whole run: the learning curve included)",
-    "pv_auc_final": "PV AUC over the last quarter of the run (the trained model, as the log-loss gap)",
+    "pv_auc_final": "PV AUC over the last quarter of simulated time (the trained model, as the log-loss gap)",
     "auc_shortfall_final": "the oracle's AUC − PV AUC on the same last-quarter examples (closed loops show different "
                            "ads, so this is comparable across arms)",
     "per_query_auc": "PV AUC within queries (pairs of the same query)",

@@ -14,7 +14,8 @@ from models.metrics import auc, calibration_by_decile, entropy_of_mean, log_loss
 from simulator import config as config_module
 from simulator.config import Scenario
 
-# The last quarter of the PV examples is the "final window" the learning criteria are judged on.
+# The "final window" the learning criteria are judged on: the examples trained in the last quarter of
+# simulated time (not the last quarter of the examples: traffic follows the time of day).
 FINAL_WINDOW_SHARE = 0.25
 TIMING_KEYS = ("world", "scoring", "auction", "training")
 
@@ -76,7 +77,7 @@ class RunOutput:
         frame = self.metrics()
         pv = self.pv_arrays()
         prediction, label, truth, weight = pv["prediction"], pv["label"], pv["truth"], pv["weight"]
-        final = slice(int(len(label) * (1 - FINAL_WINDOW_SHARE)), None)
+        final = pv["minute"] >= (1 - FINAL_WINDOW_SHARE) * 60.0 * self.scenario.run.duration_hours
         base_entropy = entropy_of_mean(label, weight)
         calibration = calibration_by_decile(prediction, label, weight=weight)
         timing_total = sum(self.timers.get(k, 0.0) for k in TIMING_KEYS)

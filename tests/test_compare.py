@@ -90,3 +90,15 @@ def test_probes_hold_the_predictions_the_auction_used(smoke_output):
     candidate = np.argmax(probes["candidates"][row] == probed["ad_id"].to_numpy()[:, None], axis=1)
     recorded = probes["pctr"][row, candidate, probed["treatment"].to_numpy(), probed["position"].to_numpy()]
     assert len(probed) > 100 and np.array_equal(recorded, probed["pctr"].to_numpy())
+
+
+def test_interval_bands_are_t_intervals_with_n_minus_one_degrees_of_freedom():
+    from simulator.compare import interval, interval_half_widths
+
+    values = np.array([[1.0, 2.0], [2.0, np.nan], [4.0, 2.5], [3.0, 3.5], [5.0, 1.0]])
+    # hand-computed: column 0 has sd √2.5 over 5 seeds, t(0.975, 4) = 2.7764; column 1 sd over 4 seeds, t(3) = 3.1824
+    sd1 = np.std([2.0, 2.5, 3.5, 1.0], ddof=1)
+    np.testing.assert_allclose(interval_half_widths(values), [2.7764451 * np.sqrt(2.5) / np.sqrt(5),
+                                                              3.1824463 * sd1 / 2.0], rtol=1e-6)
+    assert interval_half_widths(values)[0] == pytest.approx(interval(values[:, 0])[1])
+    assert np.isnan(interval_half_widths(np.array([[1.0], [np.nan]]))[0])  # one value: no interval

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -9,7 +10,7 @@ import pytest
 from flax import nnx
 
 from models import CtrModel, Examples, FeatureSpec, OnlineTrainer, Scorer, TowerShape
-from models.ctr import transfer
+from models.ctr import log_likelihood_terms, transfer
 
 SPEC = FeatureSpec(num_topics=5, num_intents=3, num_advertisers=7, ad_buckets=64, cross_buckets=128)
 FEATURES = np.array([[0, 0], [1, 0], [0, 1]], np.float32)
@@ -78,5 +79,22 @@ def test_transfer_rejects_unknown_kind():
         _model("tanh")
 
 
-def test_exp_transfer_never_exceeds_one():
-    assert float(transfer(jnp.array(3.0), "exp")) == 1.0
+def test_exp_transfer_is_exp_below_one_half_and_keeps_a_gradient_everywhere():
+    z = jnp.linspace(-8.0, 8.0, 321)
+    p = transfer(z, "exp")
+    below = z <= -np.log(2.0)
+    np.testing.assert_allclose(p[below], np.exp(z[below]), rtol=1e-6)  # exactly exp where CTR ≤ ½
+    assert float(p.max()) < 1.0 and np.all(np.diff(np.asarray(p)) > 0)
+    slope = jax.vmap(jax.grad(lambda x: transfer(x, "exp")))(z)
+    assert float(slope.min()) > 0  # no flat region
+    knee = -np.log(2.0)
+    left, right = (float(jax.grad(lambda x: transfer(x, "exp"))(jnp.float32(knee + d))) for d in (-1e-4, 1e-4))
+    assert left == pytest.approx(right, rel=1e-3)  # C¹ at the knee
+    # a cell predicting ~1 that keeps not being clicked is pushed down: the log-loss gradient of a non-click
+    # on the logit is 1 above the knee, not 0 as with a clamp at CTR 1
+    grad_non_click = jax.vmap(jax.grad(lambda x: -log_likelihood_terms(x, "exp")[1]))(jnp.array([0.0, 2.0, 6.0]))
+    np.testing.assert_allclose(grad_non_click, 1.0, rtol=1e-5)
+    log_p, log_not_p = log_likelihood_terms(z, "exp")
+    np.testing.assert_allclose(np.exp(log_p), p, rtol=1e-5)
+    z64 = np.asarray(z, np.float64)
+    np.testing.assert_allclose(np.exp(log_not_p), np.where(z64 <= knee, -np.expm1(z64), 0.25 * np.exp(-z64)), rtol=1e-5)

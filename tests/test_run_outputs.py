@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pandas.testing as pdt
+import pytest
 
 import simulator
 from simulator.cli import main
@@ -75,3 +77,22 @@ def test_pipelined_and_synchronous_stages_give_identical_results(smoke_scenario,
 
     synchronous = Simulation(smoke_scenario, sync_stages=True).run()
     pdt.assert_frame_equal(synchronous.metrics(), smoke_output.metrics())
+
+
+def test_final_window_is_the_last_quarter_of_simulated_time(smoke_output):
+    """Heavy traffic early, light late: the last quarter of the examples and of the time differ. The model is
+    perfect (prediction = truth) only in the last quarter of simulated time, so only that window has gap 0."""
+    import dataclasses
+
+    from simulator.loop import PvChunk
+
+    minutes = 60.0 * smoke_output.scenario.run.duration_hours
+    chunks = []
+    for minute, count in ((0.1 * minutes, 3000), (0.5 * minutes, 3000), (0.8 * minutes, 500), (0.95 * minutes, 500)):
+        truth = np.full(count, 0.1, np.float32)
+        label = (np.arange(count) % 10 == 0).astype(np.float32)
+        prediction = truth if minute >= 0.75 * minutes else np.full(count, 0.3, np.float32)
+        chunks.append(PvChunk(minute, prediction, label, truth, np.ones(count, np.float32), np.arange(count)))
+    summary = dataclasses.replace(smoke_output, pv=chunks).summary()
+    assert summary["final_window_gap"] == pytest.approx(0.0, abs=1e-9)
+    assert summary["final_window_pv_logloss"] == pytest.approx(summary["final_window_oracle_logloss"])
