@@ -142,14 +142,16 @@ CLAIMS = [
                   "in the day, so their slices hold next to no examples to constrain and their bias is noise — "
                   "which is why they are reported apart."),
     Claim("bias_constraints_cut_churn", "Bias constraints cut ads/query churn between retrains",
-          "factory_floor.md §7, Table 3", "log(ads/query churn with / without bias constraints)",
+          "factory_floor.md §7, Table 3",
+          "log(ads/query churn with / without bias constraints); ads/query churn = relative difference in the "
+          "number of ads the two retrains show per query (Table 3's measure)",
           ("baseline", "bias"), _log_ratio("bias", "baseline", "ads_query_churn"), "decrease",
-          side=(("log PD ratio", _log_ratio("bias", "baseline", "pd")),
-                ("ads-per-query difference, bias constraints", lambda by: by["bias"]["ads_count_difference"])),
-          why_not="Calibrating slices on average does not pin down the per-ad predictions that decide who wins: "
-                  "the replicas still disagree about rarely shown ads (PD unchanged). Table 3's own measure, the "
-                  "number of ads shown per query, cannot differ here: every query of this world fills all four "
-                  "slots (ads-per-query difference 0)."),
+          side=(("log ad-set churn ratio (share of queries whose ad set differs; not the paper's measure)",
+                 _log_ratio("bias", "baseline", "ad_set_churn")),
+                ("log PD ratio", _log_ratio("bias", "baseline", "pd"))),
+          why_not="Not testable where every query fills all its slots: then neither retrain can show a different "
+                  "number of ads, the churn is 0 in both arms and the ratio is undefined. A world with a variable "
+                  "ad load (reserves that bind, a height budget) is needed for Table 3's measure."),
     Claim("factorization_helps_rare_combinations",
           "τ(Q·U) generalises to (ad, treatment, position) combinations rarely or never shown",
           "factory_floor.md §6", "error |log(pCTR/true)| on never-shown combinations: unfactorized − factorized",
@@ -206,7 +208,7 @@ CLAIMS = [
             "factory_floor.md §5", f"log(PD closed loop / PD open loop), {arm}", (arm,),
             (lambda by, arm=arm: float(np.log(by[arm]["pd"] / by[arm]["pd_open_loop"]))), "increase",
             side=(("ads/query churn closed − open",
-                   lambda by, arm=arm: by[arm]["ads_query_churn"] - by[arm]["ads_query_churn_open_loop"]),),
+                   lambda by, arm=arm: by[arm]["ad_set_churn"] - by[arm]["ad_set_churn_open_loop"]),),
             why_not=why_not)
       for suffix, note, arm, why_not in (
           ("", "", "baseline",
@@ -237,7 +239,8 @@ def evaluate(results: list[dict], seeds: list[int]) -> list[dict]:
         values = [float(claim.measure(by_seed[s])) for s in seeds]
         mean, half = interval(values)
         low, high = mean - half, mean + half
-        reproduced = claim.verdict(low, high) if np.isfinite(half) else False
+        testable = bool(np.all(np.isfinite(values)))  # the measure is defined on every seed
+        reproduced = claim.verdict(low, high) if testable and np.isfinite(half) else False
         side = {}
         for name, measure in claim.side:
             side_values = [float(measure(by_seed[s])) for s in seeds]
@@ -245,7 +248,7 @@ def evaluate(results: list[dict], seeds: list[int]) -> list[dict]:
             side[name] = {"mean": side_mean, "ci95": side_half, "per_seed": side_values}
         entries.append({"id": claim.id, "claim": claim.claim, "source": claim.source, "effect": claim.effect,
                         "expect": claim.expect, "margin": claim.margin, "per_seed": values, "mean": mean,
-                        "ci95": [low, high], "reproduced": reproduced, "side": side,
+                        "ci95": [low, high], "reproduced": reproduced, "testable": testable, "side": side,
                         "why_not": "" if reproduced else claim.why_not})
     return entries
 
@@ -291,7 +294,7 @@ def irreproducibility_figure(results: list[dict], seeds: list[int], hours: float
     baseline = [r for r in results if r["arm"] == "baseline" and r["seed"] in seeds and "over_time" in r]
     centers = (np.arange(TIME_BINS) + 0.5) * hours / TIME_BINS
     figure, axes = plt.subplots(1, 4, figsize=(19, 4.2))
-    for axis, (metric, title) in zip(axes, (("pd", "Prediction difference"), ("ads_query_churn", "Ads/query churn"),
+    for axis, (metric, title) in zip(axes, (("pd", "Prediction difference"), ("ad_set_churn", "Ad-set churn"),
                                             ("revenue_gap", "|Revenue gap| / revenue"),
                                             ("welfare_gap", "|Welfare gap| / welfare"))):
         for suffix, label, color in (("", "closed loop (own logs)", "C3"), ("_open_loop", "open loop (shared logs)", "C0")):
@@ -458,15 +461,20 @@ def _table3(results: list[dict], seeds: list[int]) -> list[str]:
         return []
     columns = [("position-slice bias", "bias_position_maxabs"), ("treatment-slice bias", "bias_treatment_maxabs"),
                ("pCTR-decile bias", "bias_pctr_decile_maxabs"), ("PV log loss", "pv_logloss"),
-               ("ads/query churn", "ads_query_churn"), ("PD", "pd")]
-    cells = [fmt_interval(*interval([100 * (by[("bias", s)][key] / by[("baseline", s)][key] - 1) for s in seeds])) + " %"
-             for _, key in columns]
+               ("ads/query churn", "ads_query_churn"), ("PD", "pd"), ("ad-set churn (not in the paper)", "ad_set_churn")]
+    with np.errstate(invalid="ignore", divide="ignore"):  # a churn of 0 in both arms has no % change
+        cells = [fmt_interval(*interval([100 * (by[("bias", s)][key] / by[("baseline", s)][key] - 1) for s in seeds]))
+                 + " %" for _, key in columns]
     return ["### Bias constraints in the form of Factory Floor's Table 3", "",
             "% change with bias constraints over the same system without them (negative is better; the paper: "
             "−15 %, −75 %, −43 % slice bias, +0.03 % loss, −85 % ads/query churn). Slice bias = max |Σ pCTR / Σ true "
             "CTR − 1| over the slices of each family.", "",
             "| " + " | ".join(name for name, _ in columns) + " |", "|---" * len(columns) + "|",
             "| " + " | ".join(cells) + " |", ""]
+
+
+def _verdict_word(entry: dict, yes: str, no: str, untestable: str) -> str:
+    return untestable if not entry.get("testable", True) else yes if entry["reproduced"] else no
 
 
 def claims_markdown(entries: list[dict], results: list[dict], seeds: list[int], hours: float, command: str,
@@ -482,24 +490,25 @@ def claims_markdown(entries: list[dict], results: list[dict], seeds: list[int], 
              "| claim | source | measured effect | mean [95 % interval] | reproduced |", "|---|---|---|---|---|"]
     for e in entries:
         lines.append(f"| {e['claim']} (`{e['id']}`) | {e['source']} | {e['effect']} | {fmt(e['mean'])} "
-                     f"[{fmt(e['ci95'][0])}, {fmt(e['ci95'][1])}] | {'**yes**' if e['reproduced'] else '**no**'} |")
+                     f"[{fmt(e['ci95'][0])}, {fmt(e['ci95'][1])}] | {_verdict_word(e, '**yes**', '**no**', '**not testable here**')} |")
     lines += ["", "![claims](claims.png)", "", "## Each claim", ""]
     for e in entries:
-        lines += [f"### `{e['id']}` — {'reproduced' if e['reproduced'] else 'not reproduced'}", "",
+        lines += [f"### `{e['id']}` — {_verdict_word(e, 'reproduced', 'not reproduced', 'not testable here')}", "",
                   f"{e['claim']} ({e['source']}). Effect: {e['effect']}: {fmt(e['mean'])} "
                   f"[{fmt(e['ci95'][0])}, {fmt(e['ci95'][1])}]; per seed {', '.join(fmt(v) for v in e['per_seed'])}.", ""]
         for name, value in e["side"].items():
             lines.append(f"- {name}: {fmt_interval(value['mean'], value['ci95'])} (per seed "
                          f"{', '.join(fmt(v) for v in value['per_seed'])})")
         if e["why_not"]:
-            lines += ["", f"Why we believe it does not reproduce here: {e['why_not']}"]
+            lines += ["", ("Why it cannot be tested here: " if not e.get("testable", True)
+                           else "Why we believe it does not reproduce here: ") + e["why_not"]]
         lines.append("")
     lines += ["## System irreproducibility", "",
               "Two systems identical but for the nuisance seed (`model.init_seed` 0 vs 1), on the same traffic. "
               "Closed loop: each trains on the logs its own auctions produced. Open loop (control): the replica "
               "trains on the primary's logs. Whole-run numbers (mean ± 95 % half-width over seeds):", ""]
     lines += _arm_table(results, seeds, IRREPRODUCIBILITY_ARMS,
-                        ["pd", "pd_open_loop", "ads_query_churn", "ads_query_churn_open_loop", "winner_churn",
+                        ["pd", "pd_open_loop", "ad_set_churn", "ad_set_churn_open_loop", "winner_churn",
                          "revenue_gap", "welfare_gap", "pv_logloss_gap"])
     baseline = [r for r in results if r["arm"] == "baseline" and r["seed"] in seeds]
     if baseline and "pd" in baseline[0]:

@@ -2,9 +2,11 @@
 
 With the same `run.seed`, two scenarios draw the same queries, candidates and click uniforms (the world's
 streams do not depend on the model or the auction), so every difference between them is the effect of
-what differs — common random numbers. Definitions follow shared/DESIGN.md: ads/query churn is the share
-of queries whose set of shown ads differs, winner churn the share whose top ad differs, and prediction
-difference PD = mean 2|ŷa − ŷb| / (ŷa + ŷb) over the probed queries' candidates.
+what differs — common random numbers. Ads/query churn is Factory Floor Table 3's: the relative difference
+in the number of ads shown per query; ad-set churn is the share of queries whose set of shown ads differs
+(our measure, never reported as the paper's); winner churn the share whose top ad differs; prediction
+difference PD = mean 2|ŷa − ŷb| / (ŷa + ŷb) per example over a fixed set: every valid (candidate,
+treatment, position) of the probed queries, or A's logged impressions on them.
 """
 
 from __future__ import annotations
@@ -51,33 +53,59 @@ def ads_per_query_difference(a: RunOutput, b: RunOutput) -> float:
     return float(np.abs(count_a - count_b).mean() / max(count_a.mean(), 1e-12))
 
 
-def prediction_difference(a: RunOutput, b: RunOutput) -> tuple[np.ndarray, np.ndarray]:
-    """(query number, PD) per probed query on which either system showed an ad.
+# The example sets PD is averaged over. The first two are fixed before either arm runs (every valid probe
+# cell) or by the primary alone (its logged impressions), as in SmeLU eq. 2 and Factory Floor §5;
+# "shown_either" depends on both arms' auctions and is kept under its own name only.
+PD_SETS = ("probe_cells", "primary_impressions", "shown_either")
 
-    PD = mean 2|ŷa − ŷb| / (ŷa + ŷb) over the (candidate, treatment, position) placements that either
-    system actually showed for that query: the predictions that decided the auctions.
+
+def _shown_cells(output: RunOutput, probes: dict) -> np.ndarray:
+    """bool[P, N, T, K]: the probed queries' (candidate, treatment, position) cells that `output` showed."""
+    shown = np.zeros(probes["pctr"].shape, bool)
+    log = output.log
+    query = log.column("query").astype(np.int64)
+    row = np.searchsorted(probes["query"], query)  # probed queries are in increasing order
+    probed = (row < len(probes["query"])) & (probes["query"][np.minimum(row, len(probes["query"]) - 1)] == query)
+    row = row[probed]
+    candidate = np.argmax(probes["candidates"][row] == log.column("ad_id")[probed][:, None], axis=1)
+    shown[row, candidate, log.column("treatment")[probed].astype(np.int64),
+          log.column("position")[probed].astype(np.int64)] = True
+    return shown
+
+
+def prediction_difference(a: RunOutput, b: RunOutput, over: str = "probe_cells"
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per probed query with examples in the set: (query number, Σ 2|ŷa − ŷb| / (ŷa + ŷb), number of examples).
+
+    PD is a mean per example: Σ of the sums / Σ of the counts (`mean_prediction_difference`). `over` picks
+    the examples (PD_SETS): every valid (candidate, treatment, position) cell of the probed queries, the
+    placements A showed there (A's logged impressions, scored by both models), or those either showed.
     """
+    if over not in PD_SETS:
+        raise ValueError(f"prediction difference: over={over!r} is not allowed; allowed: {', '.join(PD_SETS)}")
     pa, pb = a.probe_arrays(), b.probe_arrays()
     if not np.array_equal(pa["query"], pb["query"]):
         raise ValueError("prediction difference: the two runs probed different queries")
     if pa["query"].size == 0:
-        return np.zeros(0, np.int64), np.zeros(0)
-    shown = np.zeros(pa["pctr"].shape, bool)
-    for output in (a, b):
-        log = output.log
-        query = log.column("query").astype(np.int64)
-        row = np.searchsorted(pa["query"], query)  # probed queries are in increasing order
-        probed = (row < len(pa["query"])) & (pa["query"][np.minimum(row, len(pa["query"]) - 1)] == query)
-        row = row[probed]
-        candidate = np.argmax(pa["candidates"][row] == log.column("ad_id")[probed][:, None], axis=1)
-        shown[row, candidate, log.column("treatment")[probed].astype(np.int64),
-              log.column("position")[probed].astype(np.int64)] = True
+        return np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64)
+    if over == "probe_cells":
+        cells = np.broadcast_to(pa["valid"][:, :, None, None], pa["pctr"].shape)
+    elif over == "primary_impressions":
+        cells = _shown_cells(a, pa)
+    else:
+        cells = _shown_cells(a, pa) | _shown_cells(b, pa)
     ya, yb = pa["pctr"].astype(np.float64), pb["pctr"].astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
-        relative = np.where(shown & (ya + yb > 0), 2 * np.abs(ya - yb) / (ya + yb), 0.0)
-    count = shown.sum(axis=(1, 2, 3))
+        relative = np.where(cells & (ya + yb > 0), 2 * np.abs(ya - yb) / (ya + yb), 0.0)
+    count = cells.sum(axis=(1, 2, 3))
     used = count > 0
-    return pa["query"].astype(np.int64)[used], relative.sum(axis=(1, 2, 3))[used] / count[used]
+    return pa["query"].astype(np.int64)[used], relative.sum(axis=(1, 2, 3))[used], count[used]
+
+
+def mean_prediction_difference(a: RunOutput, b: RunOutput, over: str = "probe_cells") -> float:
+    """PD averaged over the examples of the set `over` (nan when it is empty)."""
+    _, total, count = prediction_difference(a, b, over)
+    return float(total.sum() / count.sum()) if count.sum() else float("nan")
 
 
 def _tick_of_query(output: RunOutput) -> np.ndarray:
@@ -96,13 +124,15 @@ def paired_ticks(a: RunOutput, b: RunOutput, names: tuple[str, str]) -> pd.DataF
     tick = _tick_of_query(a)
     sets_differ, winner_differs = churn(a, b)
     count = np.maximum(np.bincount(tick, minlength=len(frame)), 1)
-    frame["ads_query_churn"] = np.bincount(tick, sets_differ, minlength=len(frame)) / count
+    frame["ad_set_churn"] = np.bincount(tick, sets_differ, minlength=len(frame)) / count
     frame["winner_churn"] = np.bincount(tick, winner_differs, minlength=len(frame)) / count
-    probed, pd_values = prediction_difference(a, b)
-    probe_tick = tick[probed]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        frame["prediction_difference"] = (np.bincount(probe_tick, pd_values, minlength=len(frame))
-                                          / np.bincount(probe_tick, minlength=len(frame)))
+    for over, column in (("probe_cells", "prediction_difference"),
+                         ("primary_impressions", "prediction_difference_impressions")):
+        probed, total, examples = prediction_difference(a, b, over)
+        probe_tick = tick[probed]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            frame[column] = (np.bincount(probe_tick, total, minlength=len(frame))
+                             / np.bincount(probe_tick, examples, minlength=len(frame)))
     return frame
 
 
@@ -115,9 +145,11 @@ def paired_totals(a: RunOutput, b: RunOutput, names: tuple[str, str]) -> dict[st
         totals[f"{metric}_{names[1]}"] = sb[metric]
         totals[f"{metric}_diff"] = sb[metric] - sa[metric]
     sets_differ, winner_differs = churn(a, b)
-    totals["ads_query_churn"] = float(sets_differ.mean())
+    totals["ad_set_churn"] = float(sets_differ.mean())
+    totals["ads_query_churn"] = ads_per_query_difference(a, b)
     totals["winner_churn"] = float(winner_differs.mean())
-    totals["prediction_difference"] = float(prediction_difference(a, b)[1].mean())
+    totals["prediction_difference"] = mean_prediction_difference(a, b, "probe_cells")
+    totals["prediction_difference_impressions"] = mean_prediction_difference(a, b, "primary_impressions")
     return totals
 
 
@@ -166,7 +198,8 @@ class Comparison:
         for metric in ("revenue", "welfare", "clicks", "pv_logloss", "calibration_overall", "pv_auc"):
             lines.append(f"{metric:22s} {s.loc[f'{metric}_{a}', 'mean']:14.5g} {s.loc[f'{metric}_{b}', 'mean']:14.5g} "
                          f"{s.loc[f'{metric}_diff', 'mean']:16.5g} {s.loc[f'{metric}_diff', 'ci95']:12.3g}")
-        for metric in ("ads_query_churn", "winner_churn", "prediction_difference"):
+        for metric in ("ads_query_churn", "ad_set_churn", "winner_churn", "prediction_difference",
+                       "prediction_difference_impressions"):
             lines.append(f"{metric:22s} {s.loc[metric, 'mean']:14.5g} {'':14s} {'':16s} {s.loc[metric, 'ci95']:12.3g}")
         lines.append(f"({len(self.seeds)} seed{'s' if len(self.seeds) > 1 else ''}: {', '.join(map(str, self.seeds))})")
         return "\n".join(lines)

@@ -117,10 +117,10 @@ DEEP_METRICS = ["pd", "pd_open_loop", "winner_churn", "pv_logloss_gap", "pv_auc"
 SECTIONS = [
     ("SmeLU, ensembles, anti-distillation: irreproducibility at equal accuracy",
      ["baseline", "smelu", "ensemble3", "ensemble3_anti", "small_init", "smelu_small_init"],
-     ["pd", "pd_open_loop", "ads_query_churn", "winner_churn", "pv_logloss_gap", "pv_auc", "training_seconds"]),
+     ["pd", "pd_open_loop", "ad_set_churn", "winner_churn", "pv_logloss_gap", "pv_auc", "training_seconds"]),
     ("SmeLU in the paper's setting: identical initialisation, the replicas differ in training order",
      ["baseline_order", "relu_order_lr0.025", "relu_order_lr0.1", "smelu_order", "smelu_order_lr0.1"],
-     ["pd", "pd_open_loop", "ads_query_churn", "winner_churn", "pv_logloss_gap", "pv_auc"]),
+     ["pd", "pd_open_loop", "ad_set_churn", "winner_churn", "pv_logloss_gap", "pv_auc"]),
     ("SmeLU in a deep Q tower [256, 128, 64, 32, 16] with layer norm, activations clipped to ±6; order nuisance",
      ["relu_deep_layer_norm", "relu_deep_layer_norm_lr0.025", "smelu_deep_layer_norm", "smelu_deep_layer_norm_beta0.25"],
      DEEP_METRICS),
@@ -131,7 +131,7 @@ SECTIONS = [
     ("Bias constraints (Table 3 of Factory Floor): per-slice calibration bias against the true CTR",
      ["baseline", "bias"],
      ["bias_position_maxabs", "bias_treatment_maxabs", "bias_pctr_decile_maxabs", "pv_logloss_gap",
-      "ads_query_churn", "ads_count_difference"]),
+      "ad_set_churn", "ads_query_churn"]),
     ("Factorized vs unfactorized: rarely shown combinations, credit attribution, scoring cost",
      ["baseline", "unfactorized"],
      ["error_never_shown", "error_rarely_shown", "error_often_shown", "position_effect_error", "treatment_effect_error",
@@ -153,11 +153,14 @@ SECTIONS = [
 ]
 
 METRIC_DOC = {
-    "pd": "prediction difference between nuisance-seed replicas, each in its own closed loop (placements either showed)",
+    "pd": "prediction difference between nuisance-seed replicas, each in its own closed loop, per example over every "
+          "valid (candidate, treatment, position) of the probed queries (a fixed set)",
+    "pd_impressions": "the same over the primary's logged impressions on the probed queries, scored by both",
+    "pd_shown_either": "the same over the placements either replica showed (the set depends on both arms)",
     "pd_open_loop": "the same, when the replica trains on the primary's logs (no feedback loop: model irreproducibility)",
-    "ads_query_churn": "share of queries whose shown ad set differs between the replicas",
+    "ad_set_churn": "share of queries whose shown ad set differs between the replicas",
     "winner_churn": "share of queries whose top ad differs between the replicas",
-    "ads_count_difference": "mean |ads shown by one replica − by the other| per query / mean ads per query (Table 3's "
+    "ads_query_churn": "mean |ads shown by one replica − by the other| per query / mean ads per query (Table 3's "
                             "ads/query churn)",
     "revenue_gap": "|revenue of the replica − of the primary| / revenue of the primary (closed loop)",
     "welfare_gap": "the same for welfare",
@@ -355,7 +358,7 @@ def irreproducibility(primary, replica, open_loop, bins: int = TIME_BINS) -> dic
         ads_per_query_difference,
         churn,
         paired_ticks,
-        prediction_difference,
+        mean_prediction_difference,
     )
 
     a = primary.summary()  # one summary per run: each computes AUC and calibration over every PV example
@@ -366,10 +369,12 @@ def irreproducibility(primary, replica, open_loop, bins: int = TIME_BINS) -> dic
         b = other.summary()
         if other is replica:
             result["replica_pv_logloss_gap"] = b["final_window_gap"]
-        result.update({f"pd{suffix}": float(prediction_difference(primary, other)[1].mean()),
-                       f"ads_query_churn{suffix}": float(sets_differ.mean()),
+        result.update({f"pd{suffix}": mean_prediction_difference(primary, other, "probe_cells"),
+                       f"pd_impressions{suffix}": mean_prediction_difference(primary, other, "primary_impressions"),
+                       f"pd_shown_either{suffix}": mean_prediction_difference(primary, other, "shown_either"),
+                       f"ad_set_churn{suffix}": float(sets_differ.mean()),
                        f"winner_churn{suffix}": float(winner_differs.mean()),
-                       f"ads_count_difference{suffix}": ads_per_query_difference(primary, other),
+                       f"ads_query_churn{suffix}": ads_per_query_difference(primary, other),
                        f"revenue_gap{suffix}": abs(b["revenue"] - a["revenue"]) / a["revenue"],
                        f"welfare_gap{suffix}": abs(b["welfare"] - a["welfare"]) / a["welfare"]})
         ticks = paired_ticks(primary, other, ("a", "b"))
@@ -377,7 +382,7 @@ def irreproducibility(primary, replica, open_loop, bins: int = TIME_BINS) -> dic
         result[f"over_time{suffix}"] = {
             "pd": _bin_mean(ticks["prediction_difference"].to_numpy(np.float64), which, bins),
             **{metric: _bin_mean(ticks[metric].to_numpy(np.float64), which, bins, ticks["queries"].to_numpy())
-               for metric in ("ads_query_churn", "winner_churn")},
+               for metric in ("ad_set_churn", "winner_churn")},
             **{f"{metric}_gap": _bin_gap(ticks[f"{metric}_a"].to_numpy(), ticks[f"{metric}_b"].to_numpy(), which, bins)
                for metric in ("revenue", "welfare")}}
     return result
@@ -489,6 +494,12 @@ def batch_scaling(seed: int, hours: float, epochs: int = BATCH_SCALING_EPOCHS,
 
 
 # ---- many cells, in parallel, cached ------------------------------------------------------------------------
+# Part of every cell's cache key: bump it when a measurement's definition or the loop's results change, so a
+# cache never serves numbers computed under old definitions (2: issue #14 — padding steps, the monotone
+# auction rule, PD on fixed example sets, Table 3's ads/query churn, the final window in simulated time).
+MEASUREMENTS_VERSION = 2
+
+
 @dataclass(frozen=True)
 class Cell:
     """One unit of work: an arm on a seed for some hours, the auction comparison ("auction") on a seed, or the
@@ -503,7 +514,8 @@ class Cell:
         overrides = () if arm is None else (*arm.overrides, *(() if arm.nuisance == "init" else (arm.nuisance,)))
         if self.arm == "batch_scaling":
             overrides = (*(f"{name}: {' '.join(o)}" for name, o in BATCH_SCALING.items()), f"epochs {BATCH_SCALING_EPOCHS}")
-        digest = hashlib.sha256(json.dumps([overrides, self.hours, Path(scenario_path).read_text()]).encode())
+        digest = hashlib.sha256(json.dumps([MEASUREMENTS_VERSION, overrides, self.hours,
+                                            Path(scenario_path).read_text()]).encode())
         return f"{self.arm}-seed{self.seed}-{digest.hexdigest()[:10]}"
 
 

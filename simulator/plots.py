@@ -49,7 +49,7 @@ def comparison_figure(comparison, windows: int = 24) -> plt.Figure:
     per_seed = ticks.groupby(["seed", "window"]).agg(
         revenue_diff=("revenue_diff", "sum"), welfare_diff=("welfare_diff", "sum"),
         pv_a=(f"pv_logloss_{a}", "mean"), pv_b=(f"pv_logloss_{b}", "mean"),
-        ads_query_churn=("ads_query_churn", "mean"), winner_churn=("winner_churn", "mean"),
+        ad_set_churn=("ad_set_churn", "mean"), winner_churn=("winner_churn", "mean"),
         prediction_difference=("prediction_difference", "mean"))
     mean = per_seed.groupby("window").mean()
     low, high = per_seed.groupby("window").min(), per_seed.groupby("window").max()
@@ -65,7 +65,7 @@ def comparison_figure(comparison, windows: int = 24) -> plt.Figure:
     axes[2].plot(hours, mean["pv_b"], marker="o", label=b)
     axes[2].set(xlabel="simulated hours", ylabel="PV log loss", title="Progressive-validation log loss")
     axes[2].legend()
-    for column, label in (("ads_query_churn", "ads/query churn"), ("winner_churn", "winner churn"),
+    for column, label in (("ad_set_churn", "ad-set churn"), ("winner_churn", "winner churn"),
                           ("prediction_difference", "prediction difference (PD)")):
         axes[3].plot(hours, mean[column], marker="o", label=label)
     axes[3].set(xlabel="simulated hours", ylabel="share / relative difference", title="Irreproducibility")

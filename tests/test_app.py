@@ -76,7 +76,7 @@ def test_compare_page_runs_paired_replays():
     at.number_input[0].set_value(0.2)
     at.button[0].click().run()
     assert not at.exception and not at.error
-    assert "ads_query_churn" in at.code[0].value and len(at.get("vega_lite_chart")) == 2
+    assert "ad_set_churn" in at.code[0].value and len(at.get("vega_lite_chart")) == 2
     at.text_input[0].input("model.nonexistent").run()
     at.button[0].click().run()
     assert len(at.error) == 1 and "model.nonexistent" in at.error[0].value

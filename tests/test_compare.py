@@ -23,7 +23,7 @@ def short(smoke_scenario) -> simulator.Scenario:
 def test_identical_systems_have_no_differences(short):
     result = compare(short, short, seeds=[0, 1], names=("a", "b"))
     summary = result.summary().set_index("quantity")["mean"]
-    assert summary["ads_query_churn"] == 0 and summary["winner_churn"] == 0 and summary["prediction_difference"] == 0
+    assert summary["ad_set_churn"] == 0 and summary["winner_churn"] == 0 and summary["prediction_difference"] == 0
     for metric in ("revenue", "welfare", "clicks", "pv_logloss"):
         assert summary[f"{metric}_diff"] == 0
 
@@ -35,7 +35,7 @@ def test_a_nuisance_seed_alone_changes_predictions_and_auctions(short):
     assert np.array_equal(ticks["queries"], simulator.run(short).metrics()["queries"])  # same traffic
     totals = result.per_seed.iloc[0]
     assert totals["prediction_difference"] > 0.01
-    assert 0 < totals["winner_churn"] <= totals["ads_query_churn"] <= 1
+    assert 0 < totals["winner_churn"] <= totals["ad_set_churn"] <= 1
     assert (ticks["prediction_difference"].dropna() >= 0).all()
 
 
@@ -50,7 +50,7 @@ def test_compare_cli_writes_results_and_prints_a_table(tmp_path, capsys):
                    "--set", "run.duration_hours=0.3", "--out", str(out), "--quiet"])
     assert status == 0
     printed = capsys.readouterr().out
-    assert "ads_query_churn" in printed and "transfer=exp" in printed
+    assert "ad_set_churn" in printed and "transfer=exp" in printed
     ticks = pd.read_parquet(out / "comparison_ticks.parquet")
     assert set(ticks["seed"]) == {0, 1} and {"revenue_diff", "winner_churn", "prediction_difference"} <= set(ticks)
     assert len(pd.read_parquet(out / "comparison_seeds.parquet")) == 2
@@ -102,3 +102,49 @@ def test_interval_bands_are_t_intervals_with_n_minus_one_degrees_of_freedom():
                                                               3.1824463 * sd1 / 2.0], rtol=1e-6)
     assert interval_half_widths(values)[0] == pytest.approx(interval(values[:, 0])[1])
     assert np.isnan(interval_half_widths(np.array([[1.0], [np.nan]]))[0])  # one value: no interval
+
+
+def _hand_made_pair(smoke_output):
+    """Two runs of three queries (K positions, one treatment), with logs and probes of queries 0 and 2 made by hand.
+
+    Shown ads — A: q0 (10, 11), q1 (12), q2 (13); B: q0 (11), q1 (12), q2 (14, 13). Probed candidates: q0 [10, 11],
+    q2 [13, 14]; both models predict 0.1 everywhere except B at (q0, ad 10, top) = 0.3 and (q2, ad 14, top) = 0.05.
+    """
+    import dataclasses
+
+    from simulator.loop import ImpressionLog
+
+    k = smoke_output.scenario.world.num_positions
+
+    def run(slates, changes):
+        log = ImpressionLog()
+        query = np.array([q for q, ads in enumerate(slates) for _ in ads])
+        position = np.array([p for ads in slates for p in range(len(ads))])
+        zeros = np.zeros(len(query))
+        log.append(minute=zeros, query=query, position=position, treatment=zeros.astype(int),
+                   ad_id=np.array([a for ads in slates for a in ads]), click=zeros, true_ctr=zeros, pctr=zeros,
+                   price_per_click=zeros)
+        pctr = np.full((2, 2, 1, k), 0.1, np.float32)
+        for (row, candidate, position_), value in changes.items():
+            pctr[row, candidate, 0, position_] = value
+        probes = [(np.zeros(2, np.float32), np.array([0, 2]), pctr, np.ones((2, 2), bool), np.array([[10, 11], [13, 14]]),
+                   np.full((2, 2), 0.1, np.float32))]
+        return dataclasses.replace(smoke_output, log=log, probes=probes, queries=3)
+
+    a = run([[10, 11], [12], [13]], {})
+    b = run([[11], [12], [14, 13]], {(0, 0, 0): 0.3, (1, 1, 0): 0.05})
+    return a, b, k
+
+
+def test_prediction_difference_and_churn_on_a_hand_computed_pair(smoke_output):
+    from simulator.compare import ads_per_query_difference, churn, mean_prediction_difference
+
+    a, b, k = _hand_made_pair(smoke_output)
+    # relative differences 2|ya − yb| / (ya + yb): 2·0.2/0.4 = 1 at (q0, ad 10, top), 2·0.05/0.15 = 2/3 at (q2, ad 14, top)
+    assert mean_prediction_difference(a, b, "probe_cells") == pytest.approx((1 + 2 / 3) / (2 * 2 * k))
+    assert mean_prediction_difference(a, b, "primary_impressions") == pytest.approx(1 / 3)  # A showed 3 probed cells
+    assert mean_prediction_difference(a, b, "shown_either") == pytest.approx((1 + 2 / 3) / 6)
+    assert mean_prediction_difference(a, a, "probe_cells") == 0
+    sets_differ, winner_differs = churn(a, b)
+    assert sets_differ.tolist() == [True, False, True] and winner_differs.tolist() == [True, False, True]
+    assert ads_per_query_difference(a, b) == pytest.approx((2 / 3) / (4 / 3))  # |2−1|, |1−1|, |1−2| over A's 4/3

@@ -117,13 +117,13 @@ def test_irreproducibility_of_a_system_with_itself_is_zero_and_a_replica_differs
     output = simulator.run(short)
     same = irreproducibility(output, output, output, bins=4)
     for suffix in ("", "_open_loop"):
-        for metric in ("pd", "ads_query_churn", "winner_churn", "ads_count_difference", "revenue_gap", "welfare_gap"):
+        for metric in ("pd", "ad_set_churn", "winner_churn", "ads_query_churn", "revenue_gap", "welfare_gap"):
             assert same[f"{metric}{suffix}"] == 0
         assert all(np.allclose(values, 0) for values in same[f"over_time{suffix}"].values())
         assert all(len(values) == 4 for values in same[f"over_time{suffix}"].values())
     replica = simulator.run(replace(short, model__init_seed=1))
     different = irreproducibility(output, replica, replica, bins=4)
-    assert different["pd"] > 0 and different["ads_query_churn"] > 0
+    assert different["pd"] > 0 and different["ad_set_churn"] > 0
     assert different["pd"] == different["pd_open_loop"]  # the same pair measured twice
 
 
@@ -138,8 +138,8 @@ def test_ads_per_query_difference_counts_shown_ads(short):
 def _synthetic_results(seeds: list[int], smelu_pd: list[float]) -> list[dict]:
     results = []
     for seed, pd_value in zip(seeds, smelu_pd):
-        base = {"pd": 0.5, "pd_open_loop": 0.4, "pv_logloss_gap": 0.01, "ads_query_churn": 0.8,
-                "ads_query_churn_open_loop": 0.7}
+        base = {"pd": 0.5, "pd_open_loop": 0.4, "pv_logloss_gap": 0.01, "ad_set_churn": 0.8,
+                "ad_set_churn_open_loop": 0.7}
         results += [{"arm": "baseline", "seed": seed, **base},
                     {"arm": "smelu", "seed": seed, **base, "pd": pd_value}]
     return results

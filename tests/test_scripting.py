@@ -14,4 +14,4 @@ def test_quickstart_example_runs(tmp_path):
                             capture_output=True, text=True, timeout=300, cwd=tmp_path,
                             env={**os.environ, "ADFLOOR_JAX_CACHE": str(tmp_path / "cache")})
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "PV log loss" in result.stdout and "ads_query_churn" in result.stdout
+    assert "PV log loss" in result.stdout and "ad_set_churn" in result.stdout

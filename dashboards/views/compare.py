@@ -53,5 +53,5 @@ else:
     left.subheader("Welfare and revenue, B − A (mean over seeds)")
     left.line_chart(ticks[["welfare_diff", "revenue_diff"]], x_label="simulated hours")
     right.subheader("Irreproducibility")
-    right.line_chart(ticks[["ads_query_churn", "winner_churn", "prediction_difference"]], x_label="simulated hours")
+    right.line_chart(ticks[["ad_set_churn", "winner_churn", "prediction_difference"]], x_label="simulated hours")
     st.dataframe(result.summary(), hide_index=True)
