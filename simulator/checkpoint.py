@@ -26,9 +26,10 @@ import simpy
 
 from models import Examples
 from simulator import config as config_module
+from simulator.results import PROBE_FIELDS
 from simulator.world import QueryBatch
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: query context in the impression log and the probes
 BATCH_FIELDS = tuple(f.name for f in dataclasses.fields(QueryBatch))
 WORLD_ARRAYS = ("ad_advertiser", "ad_topic", "ad_quality", "ad_bid", "ad_active", "ad_born_minute")
 RNG_NAMES = ("_world_rng", "_traffic_rng", "_click_rng")
@@ -132,7 +133,7 @@ def save(sim, directory: str | Path) -> Path:
     arrays.data["pv/minute"] = np.array([chunk.minute for chunk in sim.pv], np.float64)
     for name in sim.log.COLUMNS:
         arrays.data[f"log/{name}"] = sim.log.column(name)
-    for i, field in enumerate(("minute", "query", "pctr", "valid", "candidates", "relevance")):
+    for i, field in enumerate(PROBE_FIELDS):
         arrays.chunks(f"probes/{field}", [probe[i] for probe in sim.probes])
     state = {
         "format_version": FORMAT_VERSION,
@@ -198,8 +199,7 @@ def load(directory: str | Path, progress=None):
         pv = [_chunks(data, f"pv/{field}") for field in ("prediction", "label", "truth", "weight", "query")]
         sim.pv = [PvChunk(float(minute), *columns) for minute, *columns in zip(data["pv/minute"], *pv)]
         sim.log.append(**{name: data[f"log/{name}"] for name in sim.log.COLUMNS})
-        probes = [_chunks(data, f"probes/{field}") for field in ("minute", "query", "pctr", "valid", "candidates",
-                                                                   "relevance")]
+        probes = [_chunks(data, f"probes/{field}") for field in PROBE_FIELDS]
         sim.probes = [tuple(columns) for columns in zip(*probes)]
         snapshots = {event["snapshot"]: _tree(data, f"snapshot/{event['snapshot']}", sim.trainer.params)
                      for event in state["events"] if event["snapshot"] is not None}

@@ -318,7 +318,7 @@ def attribution_figure(results: list[dict], seeds: list[int]):
     for axis, key, truth, labels in ((left, "learned_position_effect", true_position,
                                       [f"slot {p + 2}" for p in range(len(true_position))]),
                                      (right, "learned_treatment_effect", true_treatment,
-                                      baseline_row.get("treatment_names", ["text", *map(str, range(1, 9))])[1:])):
+                                      [baseline_row["treatment_names"][f] for f in baseline_row["treatment_effect_formats"]])):
         x = np.arange(len(truth))
         axis.bar(x, truth, width, color="black", label="true")
         for i, arm in enumerate(arms, 1):
@@ -327,8 +327,10 @@ def attribution_figure(results: list[dict], seeds: list[int]):
                      label=arm, color=f"C{i - 1}")
         axis.set_xticks(x + width * len(arms) / 2, labels)
         axis.legend(fontsize=8)
-    left.set(ylabel="CTR(slot) / CTR(top), text format", title="Learned vs true position effect (mean, 95 % t-interval over seeds)")
-    right.set(ylabel="CTR(format) / CTR(text), top slot", title="Learned vs true treatment effect")
+    reference = baseline_row["treatment_names"][baseline_row["treatment_effect_reference"]]
+    left.set(ylabel="CTR(slot) / CTR(top), in the format served",
+             title="Learned vs true position effect (mean, 95 % t-interval over seeds)")
+    right.set(ylabel=f"CTR(format) / CTR({reference}: served most), top slot", title="Learned vs true treatment effect")
     figure.tight_layout()
     return figure
 

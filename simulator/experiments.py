@@ -176,12 +176,14 @@ METRIC_DOC = {
     "test_logloss_gap": "the same study: test log loss over the oracle's (relative)",
     "bias_position_maxabs": "max over positions of |Σ pCTR / Σ true CTR − 1| (shown ads, second half)",
     "bias_treatment_maxabs": "same over treatments", "bias_pctr_decile_maxabs": "same over pCTR deciles (PV)",
-    "error_never_shown": "mean |log(pCTR / true CTR)| on probed (ad, treatment, position) never shown in the run",
+    "error_never_shown": "mean |log(pCTR / true CTR)| on probed (query context, ad, treatment, position) cells never "
+                         "shown in the run",
     "error_rarely_shown": "same, shown 1–9 times", "error_often_shown": "same, shown ≥ 10 times",
-    "position_effect_error": "mean |log(learned / true)| of CTR(p) / CTR(top), text treatment, probed ads",
-    "treatment_effect_error": "mean |log(learned / true)| of CTR(t, top) / CTR(text, top)",
+    "position_effect_error": "mean |log(learned / true)| of CTR(p) / CTR(top) in the format the auction would serve "
+                             "each probed ad (its highest-pCTR format at the top)",
+    "treatment_effect_error": "mean |log(learned / true)| of CTR(t, top) / CTR(format served most, top)",
     "quality_rank_correlation": "Spearman correlation over ads of learned vs true quality (mean log CTR at the top, "
-                                "text, over the ad's probes in the second half)",
+                                "in the format served, over the ad's probes in the second half)",
     "stuck_underestimated": "of the ads underestimated early (pCTR < true / 1.5 in the 5–25 % window), the share "
                             "still underestimated in the last quarter",
     "stuck_overestimated": "the same for overestimated ads (pCTR > 1.5 × true): the loop corrects these by showing them",
@@ -240,20 +242,34 @@ def run_metrics(output, examination: np.ndarray) -> dict:
     return metrics
 
 
-def _shown_counts(frame, ads: np.ndarray, t: int, k: int) -> np.ndarray:
-    """How often each (ad, treatment, position) of `ads` [...] was shown over the run: int[..., T, K]."""
-    key = (frame["ad_id"].to_numpy().astype(np.int64) * t + frame["treatment"].to_numpy()) * k + frame["position"].to_numpy()
+def _shown_counts(frame, contexts: np.ndarray, ads: np.ndarray, t: int, k: int) -> np.ndarray:
+    """How often each (query context, ad, treatment, position) of `contexts` [P] × `ads` [P, N] was shown over
+    the run: int[P, N, T, K]."""
+    def cell_key(context, ad):
+        return ((context.astype(np.int64) * (int(ads.max(initial=0)) + 1) + ad.astype(np.int64)) * t) * k
+
+    ad_ids = frame["ad_id"].to_numpy().astype(np.int64)
+    known = ad_ids <= ads.max(initial=0)
+    key = (cell_key(frame["context"].to_numpy()[known], ad_ids[known])
+           + frame["treatment"].to_numpy()[known] * k + frame["position"].to_numpy()[known])
     keys, counts = np.unique(key, return_counts=True)
-    cell_key = (ads[..., None, None].astype(np.int64) * t + np.arange(t)[:, None]) * k + np.arange(k)
+    cells = (cell_key(contexts[:, None], ads)[..., None, None] + np.arange(t)[:, None] * k + np.arange(k))
     if keys.size == 0:
-        return np.zeros(cell_key.shape, np.int64)
-    found = np.minimum(np.searchsorted(keys, cell_key), len(keys) - 1)
-    return np.where(keys[found] == cell_key, counts[found], 0)
+        return np.zeros(cells.shape, np.int64)
+    found = np.minimum(np.searchsorted(keys, cells), len(keys) - 1)
+    return np.where(keys[found] == cells, counts[found], 0)
+
+
+def served_treatment(pctr: np.ndarray) -> np.ndarray:
+    """int[P, N]: the format the auction would give each probed candidate at the top — its highest-pCTR
+    treatment there (without a height budget VCG takes each ad's best treatment: bid and reserve are per ad)."""
+    return np.argmax(pctr[:, :, :, 0], axis=2)
 
 
 def _attribution(probes: dict, examination: np.ndarray, frame) -> dict:
-    """Credit attribution and accuracy on rarely shown (ad, treatment, position) combinations, from the probes
-    of the second half: learned vs true position and treatment effects, learned vs true ad quality."""
+    """Credit attribution and accuracy on rarely shown (query context, ad, treatment, position) cells, from the
+    probes of the second half: learned vs true position effect in the format the auction would serve each
+    candidate, treatment effects against the format served most, learned vs true ad quality there."""
     from scipy.stats import spearmanr
 
     late = probes["minute"] >= probes["minute"].max() / 2
@@ -261,7 +277,7 @@ def _attribution(probes: dict, examination: np.ndarray, frame) -> dict:
     truth = probes["relevance"][late][:, :, None, None] * examination[None, None]
     ads = probes["candidates"][late]
     t, k = examination.shape
-    shown_count = _shown_counts(frame, ads, t, k)
+    shown_count = _shown_counts(frame, probes["context"][late], ads, t, k)
     error = np.abs(np.log(np.maximum(pctr, 1e-9) / np.maximum(truth, 1e-9)))
     cells = np.broadcast_to(valid[:, :, None, None], error.shape)
     result = {}
@@ -270,18 +286,28 @@ def _attribution(probes: dict, examination: np.ndarray, frame) -> dict:
         chosen = cells & mask
         result[f"error_{name}_shown"] = float(error[chosen].mean()) if chosen.any() else float("nan")
     log_pctr = np.log(np.maximum(pctr, 1e-9))
-    learned_position = log_pctr[:, :, 0, 1:] - log_pctr[:, :, 0, :1]  # text treatment, vs the top
-    true_position = np.log(examination[0, 1:] / examination[0, 0])
+    served = served_treatment(pctr)  # [P, N]
+    at_served = np.take_along_axis(log_pctr, served[:, :, None, None], axis=2)[:, :, 0, :]  # [P, N, K]
+    true_at_served = np.log(examination[served])  # [P, N, K]
+    learned_position = at_served[:, :, 1:] - at_served[:, :, :1]  # vs the top, in the served format
+    true_position = true_at_served[:, :, 1:] - true_at_served[:, :, :1]
     result["position_effect_error"] = float(np.abs(learned_position - true_position)[valid].mean())
     result["learned_position_effect"] = np.exp(learned_position[valid].mean(axis=0)).tolist()
-    result["true_position_effect"] = np.exp(true_position).tolist()
-    learned_treatment = log_pctr[:, :, 1:, 0] - log_pctr[:, :, :1, 0]  # at the top, vs text
-    true_treatment = np.log(examination[1:, 0] / examination[0, 0])
+    result["true_position_effect"] = np.exp(true_position[valid].mean(axis=0)).tolist()
+    counts = np.bincount(frame["treatment"].to_numpy().astype(np.int64), minlength=t)
+    reference = int(np.argmax(counts))  # the format the auction served most
+    others = [f for f in range(t) if f != reference]
+    learned_treatment = log_pctr[:, :, others, 0] - log_pctr[:, :, reference:reference + 1, 0]  # at the top
+    true_treatment = np.log(examination[others, 0] / examination[reference, 0])
     result["treatment_effect_error"] = float(np.abs(learned_treatment - true_treatment)[valid].mean())
     result["learned_treatment_effect"] = np.exp(learned_treatment[valid].mean(axis=0)).tolist()
     result["true_treatment_effect"] = np.exp(true_treatment).tolist()
-    # ad quality: each ad's mean log CTR at (text, top) over its probe appearances, learned vs true
-    ad, learned, true = ads[valid], log_pctr[:, :, 0, 0][valid], np.log(np.maximum(truth[:, :, 0, 0][valid], 1e-9))
+    result["treatment_effect_reference"] = reference
+    result["treatment_effect_formats"] = others
+    result["served_share_by_treatment"] = (counts / max(counts.sum(), 1)).tolist()
+    # ad quality: each ad's mean log CTR at (served format, top) over its probe appearances, learned vs true
+    true_top = np.log(np.maximum(np.take_along_axis(truth[:, :, :, 0], served[:, :, None], axis=2)[:, :, 0], 1e-9))
+    ad, learned, true = ads[valid], at_served[:, :, 0][valid], true_top[valid]
     _, index, appearances = np.unique(ad, return_inverse=True, return_counts=True)
     tracked = appearances >= 3
     mean_learned = np.bincount(index, learned) / appearances
@@ -294,17 +320,20 @@ def _attribution(probes: dict, examination: np.ndarray, frame) -> dict:
 def feedback_loop(probes: dict, examination: np.ndarray, frame, scenario) -> dict:
     """The feedback-loop failure: does an ad underestimated early stay underestimated?
 
-    Per ad, the mean log(pCTR / true CTR) at (text, top) over its probe appearances in an early window
-    (5–25 % of the run) and the last quarter. Underestimated = below −log 1.5. An underestimated ad is
-    shown less (show rate: its impressions between the windows per candidate appearance), so its error
-    is corrected slowly; an overestimated one is shown, clicks come in, and the error is corrected.
+    Per ad, the mean log(pCTR / true CTR) at the top in the format the auction would serve it (its
+    highest-pCTR format there) over its probe appearances in an early window (5–25 % of the run) and the
+    last quarter. Underestimated = below −log 1.5. An underestimated ad is shown less (show rate: its
+    impressions between the windows per candidate appearance), so its error is corrected slowly; an
+    overestimated one is shown, clicks come in, and the error is corrected.
     """
     duration = scenario.run.duration_hours * 60.0
     minute = probes["minute"]
     valid = probes["valid"]
     ads = probes["candidates"][valid]
-    error = (np.log(np.maximum(probes["pctr"][:, :, 0, 0].astype(np.float64), 1e-9))
-             - np.log(np.maximum(probes["relevance"] * examination[0, 0], 1e-9)))[valid]
+    served = served_treatment(probes["pctr"])[:, :, None]
+    top_pctr = np.take_along_axis(probes["pctr"][:, :, :, 0], served, axis=2)[:, :, 0].astype(np.float64)
+    top_truth = probes["relevance"] * examination[served[:, :, 0], 0]
+    error = (np.log(np.maximum(top_pctr, 1e-9)) - np.log(np.maximum(top_truth, 1e-9)))[valid]
     when = np.broadcast_to(minute[:, None], valid.shape)[valid]
     ids = np.unique(ads)
     index = np.searchsorted(ids, ads)

@@ -75,10 +75,16 @@ class TrainingDiverged(RuntimeError):
     """Training went wrong (non-finite or exploding loss); the message is the one-line reason."""
 
 
+def query_context(batch: QueryBatch, num_intents: int) -> np.ndarray:
+    """int32[B]: each query's context (topic, intent) as one number, topic·intents + intent."""
+    return (batch.topic.astype(np.int32) * num_intents + batch.intent).astype(np.int32)
+
+
 class ImpressionLog:
     """Every shown ad of the run in time order, column by column (what churn and attribution metrics read)."""
 
-    COLUMNS = ("minute", "query", "position", "treatment", "ad_id", "click", "true_ctr", "pctr", "price_per_click")
+    COLUMNS = ("minute", "query", "context", "position", "treatment", "ad_id", "click", "true_ctr", "pctr",
+               "price_per_click")
 
     def __init__(self) -> None:
         self._parts: dict[str, list[np.ndarray]] = {name: [] for name in self.COLUMNS}
@@ -209,7 +215,7 @@ class Simulation:
         self.deploy_version = 0
         self.rows: list[dict] = []
         self.log = ImpressionLog()
-        self.probes: list[tuple[np.ndarray, ...]] = []  # (minute, query, pCTR, valid, ad, relevance) per tick
+        self.probes: list[tuple[np.ndarray, ...]] = []  # PROBE_FIELDS per tick
         self.pv: list[PvChunk] = []
         self._pending: collections.deque = collections.deque()  # (available_minute, Examples, true_ctr)
         self._unscored: list[tuple[np.ndarray, ...]] = []  # (label, weight, true CTR, query) trained, not yet scored
@@ -339,7 +345,8 @@ class Simulation:
         pctr = np.concatenate([np.asarray(in_flight[c][3])[chosen[chunk == c] - offsets[c]]  # host view, numpy gather
                                for c in np.unique(chunk)])
         self.probes.append((np.full(chosen.size, minute, np.float32), number[chosen], pctr, batch.valid[chosen],
-                            batch.candidates[chosen], batch.relevance[chosen]))
+                            batch.candidates[chosen], batch.relevance[chosen],
+                            query_context(batch, self.scenario.world.num_intents)[chosen]))
 
     def _settle(self, minute: float, batch: QueryBatch, in_flight: list) -> dict:
         """Collect the auction outcomes, draw clicks from the true CTR, log impressions; the tick's metric row."""
@@ -377,6 +384,7 @@ class Simulation:
             while self._external_logs and self._external_logs[0][0] <= entry[0]:
                 self._pending.append(self._external_logs.popleft())
         self.log.append(minute=np.full(len(click), minute, np.float32), query=self._queries + query,
+                        context=query_context(batch, self.scenario.world.num_intents)[query],
                         position=position.astype(np.int8), treatment=chosen.astype(np.int8),
                         ad_id=batch.candidates[query, candidate], click=click.astype(np.int8), true_ctr=true_ctr,
                         pctr=pctr, price_per_click=price)

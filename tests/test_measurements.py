@@ -206,3 +206,30 @@ def test_report_command_runs_every_section_and_reuses_its_cache(tmp_path, capsys
     assert json.loads((out / "claims.json").read_text())["claims"] == json.loads(first)["claims"]
     assert main(["report", "--seeds", "1"]) == 2
     assert main(["report", "--arms", "nope", "--seeds", "2"]) == 2
+
+
+def test_attribution_reads_the_served_format_and_counts_cells_per_query_context():
+    """Two formats; the auction serves format 1 (higher pCTR). The model has the true position effect in format 1
+    and a wrong one in the text format, which is never served: the position-effect error reads the served format.
+    Ad 7 was shown at (format 1, top) in context 0 only: in context 1 that cell counts as never shown."""
+    from simulator.experiments import _attribution, served_treatment
+
+    examination = np.array([[0.5, 0.25], [1.0, 0.5]])  # [T, K]: position effect 0.5 in both formats
+    relevance = np.full((2, 1), 0.1)
+    truth = relevance[:, :, None, None] * examination[None, None]
+    pctr = truth.copy()
+    pctr[:, :, 0, 1] = 0.5 * 0.1 * 0.9  # text format: position effect 0.9 (wrong)
+    probes = {"minute": np.array([10.0, 10.0]), "query": np.array([0, 1]), "pctr": pctr,
+              "valid": np.ones((2, 1), bool), "candidates": np.array([[7], [7]]), "relevance": relevance,
+              "context": np.array([0, 1])}
+    frame = pd.DataFrame({"ad_id": [7] * 12, "context": [0] * 12, "treatment": [1] * 12, "position": [0] * 12})
+    assert served_treatment(pctr).tolist() == [[1], [1]]
+    result = _attribution(probes, examination, frame)
+    assert result["position_effect_error"] == pytest.approx(0.0, abs=1e-12)
+    assert result["learned_position_effect"] == pytest.approx([0.5])
+    assert result["treatment_effect_reference"] == 1 and result["treatment_effect_formats"] == [0]
+    assert result["learned_treatment_effect"] == pytest.approx([0.5]) and result["treatment_effect_error"] == pytest.approx(0)
+    # error is 0 everywhere but at the text format's second slot (pCTR 0.045 against 0.025 on both probes); shown
+    # ≥ 10 times: only (context 0, ad 7, format 1, top), whose error is 0; the other 7 cells were never shown
+    assert result["error_often_shown"] == pytest.approx(0.0, abs=1e-12)
+    assert result["error_never_shown"] == pytest.approx(2 * np.log(0.045 / 0.025) / 7)
