@@ -52,3 +52,32 @@ def gsp_batch(quality: np.ndarray, bid: np.ndarray, reserve: np.ndarray, positio
     pad = ((0, 0), (0, num_positions - width))
     return GspOutcome(np.pad(ad, pad, constant_values=-1), np.pad(ctr, pad), np.pad(price, pad),
                       np.pad(price * ctr, pad))
+
+
+def gsp_lowest_envy_free_bids(quality: np.ndarray, value: np.ndarray, position_effects: np.ndarray) -> np.ndarray:
+    """Bids float64[B, N] of GSP's lowest locally envy-free equilibrium B* (Edelman, Ostrovsky & Schwarz 2007) in
+    separable auctions without reserves, in score space: the ad ranked k + 1 bids so that its score equals the
+    per-view VCG payment of rank k over that slot's position effect, s*_{k+1} = P_k / θ_k, with
+    P_k = s_{k+1}(θ_k − θ_{k+1}) + P_{k+1} (scores s = value × quality, θ = 0 past the last slot); the top ad
+    and the ads below the slots bid their value. GSP at B* reproduces VCG's allocation and payments.
+    """
+    quality, value = np.asarray(quality, np.float64), np.asarray(value, np.float64)
+    effects = np.asarray(position_effects, np.float64)
+    batch, num_ads = value.shape
+    order = np.argsort(-(value * quality), axis=1, kind="stable")  # GSP's order: ties to the lower index
+    score = np.take_along_axis(value * quality, order, axis=1)
+    ranked_quality = np.take_along_axis(quality, order, axis=1)
+    bids = np.take_along_axis(value, order, axis=1)
+    slots = min(effects.size, num_ads - 1)  # ranks whose successor's bid sets their price
+    theta = np.concatenate([effects, [0.0]])
+    payment = np.zeros(batch)
+    for k in range(min(effects.size, num_ads) - 1, -1, -1):  # P_k from the bottom slot up
+        following = score[:, k + 1] if k + 1 < num_ads else np.zeros(batch)
+        payment = following * (theta[k] - theta[k + 1]) + payment
+        if k < slots:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                bids[:, k + 1] = np.where(ranked_quality[:, k + 1] > 0, payment / theta[k] / ranked_quality[:, k + 1],
+                                          bids[:, k + 1])
+    result = np.empty_like(bids)
+    result[np.arange(batch)[:, None], order] = bids
+    return result

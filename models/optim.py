@@ -178,6 +178,7 @@ class OptimizerConfig:
     shampoo_block_size: int = 128
     shampoo_update_every: int = 10
     shampoo_momentum: float = 0.9
+    shampoo_start_preconditioning: int = 10
 
     def __post_init__(self):
         if self.kind not in OPTIMIZERS:
@@ -203,7 +204,8 @@ def make_optimizer(c: OptimizerConfig) -> optax.GradientTransformationExtraArgs:
         "adagrad": lambda: optax.adagrad(dense_lr, initial_accumulator_value=c.initial_accumulator),
         "adam": lambda: optax.adam(dense_lr),
         "shampoo": lambda: shampoo(dense_lr, block_size=c.shampoo_block_size, update_every=c.shampoo_update_every,
-                                   momentum=c.shampoo_momentum, initial_accumulator=c.initial_accumulator),
+                                   momentum=c.shampoo_momentum, initial_accumulator=c.initial_accumulator,
+                                   start_preconditioning=c.shampoo_start_preconditioning),
     }[c.kind]()
     # the rule keeps each rare id's step per occurrence while the mean gradient shrinks by 1/scale: Adam is
     # invariant to that, AdaGrad only when its initial accumulator shrinks by 1/scale² too

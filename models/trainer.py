@@ -120,6 +120,8 @@ class OnlineTrainer:
         self._train_batches = jax.jit(self._scan_steps)
         self._predict = jax.jit(lambda params, raw, treatment, position: nnx.merge(
             self.graphdef, params, self.constants).predict(raw, treatment, position))
+        self._component_predict = jax.jit(lambda params, raw, treatment, position: transfer(nnx.merge(
+            self.graphdef, params, self.constants).component_logits(raw, treatment, position), self.kind))
 
     def place(self, state):
         """Put trainer state (any pytree of arrays) on the training devices: replicated over them when several."""
@@ -230,11 +232,18 @@ class OnlineTrainer:
 
     def predict(self, examples: Examples, chunk: int = 65_536) -> np.ndarray:
         """pCTR of the current parameters for each example, without training (held-out evaluation)."""
+        return self._chunked(self._predict, examples, chunk)
+
+    def component_predict(self, examples: Examples, chunk: int = 65_536) -> np.ndarray:
+        """Each ensemble component's pCTR float32[n, E] for each example (the spread anti-distillation acts on)."""
+        return self._chunked(self._component_predict, examples, chunk)
+
+    def _chunked(self, function, examples: Examples, chunk: int) -> np.ndarray:
         parts = []
         for start in range(0, examples.size, chunk):
             rows = examples.slice(start, start + chunk)
             columns = [_zero_padded(c, chunk) for c in rows[:3]]  # one compiled shape
-            parts.append(np.asarray(self._predict(self.params, *columns))[:rows.size])
+            parts.append(np.asarray(function(self.params, *columns))[:rows.size])
         return np.concatenate(parts) if parts else np.zeros(0, np.float32)
 
     def snapshot(self) -> nnx.State:

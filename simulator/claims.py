@@ -21,6 +21,7 @@ import numpy as np
 from simulator.compare import interval, interval_half_widths
 from simulator.experiments import (
     ARMS,
+    BIAS_SLICE_FAMILIES,
     BATCH_SCALING,
     SCENARIO,
     SMELU_FRONTIER,
@@ -39,7 +40,13 @@ Measure = Callable[[dict[str, dict]], float]  # one seed's results by arm → th
 def _log_ratio(arm: str, base: str, metric: str) -> Measure:
     """log(arm / base): ratios of positive quantities (PD, churn, bias) are compared on a log scale, where a
     halving and a doubling weigh the same; exp(effect) is the ratio."""
-    return lambda by: float(np.log(by[arm][metric] / by[base][metric]))
+    return lambda by: _log_of_ratio(by[arm][metric], by[base][metric])
+
+
+def _log_of_ratio(numerator: float, denominator: float) -> float:
+    """log(numerator / denominator); nan where the ratio is undefined (0 / 0), so the claim is not testable there."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return float(np.log(np.float64(numerator) / np.float64(denominator)))
 
 
 def _difference(arm: str, base: str, metric: str) -> Measure:
@@ -47,15 +54,18 @@ def _difference(arm: str, base: str, metric: str) -> Measure:
 
 
 def _mean_log_ratio(arm: str, base: str, metrics: tuple[str, ...]) -> Measure:
-    return lambda by: float(np.mean([np.log(by[arm][m] / by[base][m]) for m in metrics]))
+    return lambda by: float(np.mean([_log_of_ratio(by[arm][m], by[base][m]) for m in metrics]))
 
 
 @dataclass(frozen=True)
 class Claim:
-    """A claim and how the testbed tests it: `measure` per seed, then the 95 % interval of its mean decides.
+    """A pre-registered test: its arms, effect, verdict rule (and, for non-inferiority, its control) are fixed
+    here before any run; `measure` gives the effect per seed, the 95 % t-interval of its mean decides.
 
     expect "decrease": reproduced when the interval lies below 0; "increase": above 0; "non_inferior": its
-    lower end is ≥ −margin. `side` are further per-seed numbers reported beside the effect (accuracy cost).
+    lower end is ≥ −margin *and* the same test fails for `control` (the setting without the technique),
+    since a non-inferiority that the control also shows cannot credit the technique. `side` are further
+    per-seed numbers reported beside the effect (accuracy cost, technique − control, …).
     """
 
     id: str
@@ -68,6 +78,14 @@ class Claim:
     margin: float = 0.0
     side: tuple[tuple[str, Measure], ...] = ()
     why_not: str = ""
+    control: Measure | None = None
+    control_label: str = ""
+
+    def __post_init__(self):
+        if self.expect not in ("decrease", "increase", "non_inferior"):
+            raise ValueError(f"claim {self.id}: expect {self.expect!r} is not allowed")
+        if self.expect == "non_inferior" and self.control is None:
+            raise ValueError(f"claim {self.id}: a non-inferiority claim needs a control that must fail the same test")
 
     def verdict(self, low: float, high: float) -> bool:
         if self.expect == "decrease":
@@ -76,15 +94,20 @@ class Claim:
             return bool(low > 0)
         return bool(low >= -self.margin)
 
+    def definition(self) -> dict:
+        """What was registered before the run (saved beside every verdict)."""
+        return {"arms": list(self.arms), "effect": self.effect, "expect": self.expect, "margin": self.margin,
+                "control": self.control_label or None, "side": [name for name, _ in self.side],
+                "interval": "95 % t-interval of the mean over seeds (n − 1 degrees of freedom)"}
+
 
 LOGLOSS_COST = "Δ PV log-loss gap (points of the oracle's log loss)"
+CONJECTURE = "Conjecture (no experiment here shows it): "
 
-SMELU_FRONTIER_WHY = ("SmeLU trades accuracy for reproducibility here as a lower learning rate does, and no better: on "
-                      "the PD vs log-loss frontier (smelu_frontier.png) ReLU at a lower learning rate reaches a lower "
-                      "PD at the same log loss. SmeLU's transition region halves the gradient near 0, which under "
-                      "AdaGrad with an initial accumulator acts much like a smaller step; the paper's gain needs a "
-                      "deeper, normalised MLP whose non-smoothness is the main source of PD, while this model's two "
-                      "small hidden layers sit on top of embeddings that dominate it.")
+SMELU_FRONTIER_WHY = (CONJECTURE + "SmeLU trades accuracy for reproducibility here as a lower learning rate does; "
+                      "compare the two lines of the PD vs log-loss frontier (smelu_frontier.png). SmeLU's transition "
+                      "region halves the gradient near 0, which under AdaGrad acts much like a smaller step, and the "
+                      "paper's gain may need a deeper, normalised MLP (the deep-tower arms test that).")
 
 
 def _pd_claim(id: str, claim: str, source: str, arm: str, base: str, arm_label: str, base_label: str,
@@ -96,23 +119,20 @@ def _pd_claim(id: str, claim: str, source: str, arm: str, base: str, arm_label: 
                        (LOGLOSS_COST, _difference(arm, base, "pv_logloss_gap"))), why_not=why_not)
 
 
+# The slice families the bias arm constrains: its headline counts every one of them (none left out afterwards).
+BIAS_FAMILIES = BIAS_SLICE_FAMILIES
+CHAOTIC_PD = (CONJECTURE + "the closed-loop PD of one pair is chaotic — the first auctions decide what each replica "
+              "ever learns about — so five seeds may not resolve an effect of this size; see the per-seed values.")
+
 CLAIMS = [
     _pd_claim("smelu_lowers_pd", "SmeLU lowers the prediction difference between retrained models (vs ReLU)",
               "smelu_reproducibility.md; factory_floor.md §5", "smelu", "baseline", "SmeLU", "ReLU",
-              why_not="SmeLU raised PD here, closed and open loop, and cost accuracy (β = 1 and the learning rate "
-                      "were not tuned for it). With Flax's default embedding initialisation (std 1/√d ≈ 0.35) most of "
-                      "the PD comes from the embeddings of ids that are rarely or never shown: each replica keeps its "
-                      "own random vectors for them, whatever the activation of the MLP above them; the paper's models "
-                      "have no such untrained mass. The next claim removes that cause."),
+              why_not=CONJECTURE + "with Flax's default embedding initialisation much of the PD may come from the "
+                      "embeddings of rarely shown ids, which each replica keeps at its own random values whatever "
+                      "the activation above them. The next claim tests that by shrinking the initialisation."),
     _pd_claim("smelu_lowers_pd_small_init", "SmeLU lowers PD — with a small embedding initialisation (std 0.01) in both",
               "smelu_reproducibility.md; factory_floor.md §5", "smelu_small_init", "small_init", "SmeLU", "ReLU",
-              why_not="The closed-loop PD of one pair is chaotic: per seed the log ratio ranges from −1.7 to +1.6, "
-                      "and one pair's PD moved from 0.07 to 0.27 between two code versions that differ only in float "
-                      "rounding, because the first auctions decide what each replica ever learns about. Five seeds "
-                      "cannot resolve an effect under that noise. The open-loop PD, which is stable, is not lower "
-                      "with SmeLU either (see above), so we believe the effect the paper reports — smoother loss "
-                      "landscape, less divergence of the dense layers — is small next to the embedding noise that "
-                      "remains in this model."),
+              why_not=CHAOTIC_PD),
     _pd_claim("smelu_lowers_pd_same_init", "SmeLU lowers PD between identically initialised models that see the "
               "same data in different orders (the paper's toy-model setting)",
               "smelu_reproducibility.md §4, §6 (Fig. 4)", "smelu_order", "baseline_order", "SmeLU β = 0.5", "ReLU",
@@ -121,26 +141,31 @@ CLAIMS = [
               "reaches ReLU's log loss at 0.05), identical initialisation, training order as the nuisance",
               "smelu_reproducibility.md §6 (Fig. 4)", "smelu_order_lr0.1", "baseline_order", "SmeLU β = 0.5, lr 0.1",
               "ReLU, lr 0.05", why_not=SMELU_FRONTIER_WHY),
-    _pd_claim("ensemble_lowers_pd", "A 3-component self-ensemble lowers PD", "factory_floor.md §5", "ensemble3",
-              "baseline", "ensemble of 3", "single"),
-    _pd_claim("anti_distillation_lowers_pd", "Anti-distillation lowers an ensemble's PD further", "factory_floor.md §5",
-              "ensemble3_anti", "ensemble3", "ensemble + anti-distillation", "ensemble",
-              why_not="The components already differ through their own initialisations and their predictions are "
-                      "averaged; a decorrelation term on top changes little when, as here, most of the replicas' "
-                      "disagreement comes from rarely shown ids whose embeddings no loss term touches."),
+    _pd_claim("ensemble_lowers_pd", "A 3-component self-ensemble lowers PD against a single model of equal cost",
+              "factory_floor.md §5 (equal-cost networks)", "ensemble3", "single_equal_cost", "ensemble of 3",
+              "single, same parameters and FLOPs",
+              why_not=CONJECTURE + "averaging three components removes their independent noise, but a single model "
+                      "with three times the embedding width may average as much inside its own dot products."),
+    Claim("anti_distillation_lowers_pd", "Anti-distillation lowers an ensemble's PD further", "factory_floor.md §5",
+          "log(PD(ensemble + anti-distillation) / PD(ensemble)), closed loop; the weight was chosen on other seeds as "
+          "one at which the components' spread measurably changes (ANTI_DISTILLATION_WEIGHT)",
+          ("ensemble3", "ensemble3_anti"), _log_ratio("ensemble3_anti", "ensemble3", "pd"), "decrease",
+          side=(("the switch acts: log ratio of the components' spread (std / mean of their pCTRs)",
+                 _log_ratio("ensemble3_anti", "ensemble3", "component_spread")),
+                ("same, open loop", _log_ratio("ensemble3_anti", "ensemble3", "pd_open_loop")),
+                (LOGLOSS_COST, _difference("ensemble3_anti", "ensemble3", "pv_logloss_gap"))),
+          why_not=CONJECTURE + "spreading the components apart (see the spread line) does not by itself make "
+                  "retrains agree: each replica's components spread in their own directions."),
     Claim("bias_constraints_cut_slice_bias", "Bias constraints cut calibration bias on the constrained slices",
           "factory_floor.md §7, Table 3",
-          "mean over the position and pCTR-decile families of log(max |bias| with / without); treatment slices apart",
+          "mean over every constrained family (" + ", ".join(BIAS_FAMILIES) + ") of log(max |bias| with / without)",
           ("baseline", "bias"),
-          _mean_log_ratio("bias", "baseline", ("bias_position_maxabs", "bias_pctr_decile_maxabs")), "decrease",
-          side=(("position slices: log ratio of max |bias|", _log_ratio("bias", "baseline", "bias_position_maxabs")),
-                ("pCTR-decile slices", _log_ratio("bias", "baseline", "bias_pctr_decile_maxabs")),
-                ("treatment slices (formats hardly shown late in the day; see below)",
-                 _log_ratio("bias", "baseline", "bias_treatment_maxabs")),
+          _mean_log_ratio("bias", "baseline", tuple(f"bias_{family}_maxabs" for family in BIAS_FAMILIES)), "decrease",
+          side=(*((f"{family} slices: log ratio of max |bias|", _log_ratio("bias", "baseline", f"bias_{family}_maxabs"))
+                  for family in BIAS_FAMILIES),
                 (LOGLOSS_COST, _difference("bias", "baseline", "pv_logloss_gap"))),
-          why_not="Positions and pCTR deciles hold examples every hour; some formats are almost never shown late "
-                  "in the day, so their slices hold next to no examples to constrain and their bias is noise — "
-                  "which is why they are reported apart."),
+          why_not=CONJECTURE + "a family whose slices hold few examples (formats hardly shown) gets noisy duals; "
+                  "see each family's own line."),
     Claim("bias_constraints_cut_churn", "Bias constraints cut ads/query churn between retrains",
           "factory_floor.md §7, Table 3",
           "log(ads/query churn with / without bias constraints); ads/query churn = relative difference in the "
@@ -149,13 +174,15 @@ CLAIMS = [
           side=(("log ad-set churn ratio (share of queries whose ad set differs; not the paper's measure)",
                  _log_ratio("bias", "baseline", "ad_set_churn")),
                 ("log PD ratio", _log_ratio("bias", "baseline", "pd"))),
-          why_not="Not testable where every query fills all its slots: then neither retrain can show a different "
-                  "number of ads, the churn is 0 in both arms and the ratio is undefined. A world with a variable "
-                  "ad load (reserves that bind, a height budget) is needed for Table 3's measure."),
+          why_not="Where every query fills all its slots neither retrain can show a different number of ads: the "
+                  "churn is 0 in both arms and the ratio is undefined. Table 3's measure needs a world with a "
+                  "variable ad load (binding reserves, a height budget)."),
     Claim("factorization_helps_rare_combinations",
           "τ(Q·U) generalises to (ad, treatment, position) combinations rarely or never shown",
-          "factory_floor.md §6", "error |log(pCTR/true)| on never-shown combinations: unfactorized − factorized",
-          ("baseline", "unfactorized"), _difference("unfactorized", "baseline", "error_never_shown"), "increase",
+          "factory_floor.md §6",
+          "error |log(pCTR/true)| on never-shown (query context, ad, treatment, position) cells: unfactorized − "
+          "factorized", ("baseline", "unfactorized"), _difference("unfactorized", "baseline", "error_never_shown"),
+          "increase",
           side=(("same on rarely shown (1–9 times)", _difference("unfactorized", "baseline", "error_rarely_shown")),
                 ("treatment-effect error: unfactorized − factorized",
                  _difference("unfactorized", "baseline", "treatment_effect_error")),
@@ -165,59 +192,67 @@ CLAIMS = [
           "per-query AUC: rank loss − log loss only", ("baseline", "rank"),
           _difference("rank", "baseline", "per_query_auc"), "increase",
           side=((LOGLOSS_COST, _difference("rank", "baseline", "pv_logloss_gap")),),
-          why_not="Here each query's candidates differ mostly in ad quality and slot, which the log loss already "
-                  "ranks well; the paper's gain comes from a production model whose log-loss optimum ranks within "
-                  "queries less well than it calibrates across them."),
+          why_not=CONJECTURE + "each query's candidates differ mostly in ad quality and slot, which the log loss "
+                  "already ranks well; the paper's production model may rank within queries less well than it "
+                  "calibrates across them."),
     Claim("cowclip_keeps_auc_at_large_batch",
           "CowClip with its scaling rule keeps AUC from batch 512 to 16K, in the paper's protocol (Adam, 6 epochs over "
           "a fixed dataset, a held-out test set)",
           "cowclip.md §3–4", "test AUC at 16K with CowClip − at 512, Adam, after 6 epochs over a day's logs "
-          "(non-inferiority margin 0.001)", ("offline_adam512", "offline_adam16k_cowclip"),
+          "(non-inferiority margin 0.001; the control, 16K without CowClip, must fail it)",
+          ("offline_adam512", "offline_adam16k_cowclip", "offline_adam16k"),
           _difference("offline_adam16k_cowclip", "offline_adam512", "test_auc"), "non_inferior", margin=0.001,
-          side=(("Adam, 16K without CowClip or rule − 512", _difference("offline_adam16k", "offline_adam512", "test_auc")),
-                ("AdaGrad (the testbed's default): 16K with CowClip − 512",
+          control=_difference("offline_adam16k", "offline_adam512", "test_auc"),
+          control_label="Adam at 16K without CowClip or its rule − at 512",
+          side=(("technique − control: 16K with CowClip − 16K without",
+                 _difference("offline_adam16k_cowclip", "offline_adam16k", "test_auc")),
+                ("the testbed's own AdaGrad variant of the scaling rule (not the paper's): 16K with CowClip − 512",
                  _difference("offline_batch16k_cowclip", "offline_batch512", "test_auc")),
-                ("AdaGrad: the scaling rule alone, no clipping",
+                ("the testbed's AdaGrad variant: the rule alone, no clipping − 512",
                  _difference("offline_batch16k_rule", "offline_batch512", "test_auc")),
-                ("AdaGrad: neither", _difference("offline_batch16k", "offline_batch512", "test_auc"))),
-          why_not="Batch 16K leaves 32× fewer steps (~1,900 over 6 epochs vs ~60,000 at 512). The clip itself never "
-                  "binds in this model — an embedding row's mean gradient is far below cnt · r‖w‖ at r = 1 — so any "
-                  "AUC held comes from the optimizer and the scaling rule (compare the side lines)."),
+                ("AdaGrad: neither − 512", _difference("offline_batch16k", "offline_batch512", "test_auc"))),
+          why_not=CONJECTURE + "batch 16K leaves 32× fewer steps than 512; where the control holds its AUC too, the "
+                  "steps are enough without CowClip and the test cannot credit it."),
     Claim("cowclip_keeps_auc_online",
           "CowClip with its scaling rule keeps AUC from batch 512 to 16K — online, single pass, in the closed loop",
           "cowclip.md §4 (which trains offline; this is the testbed's setting)",
-          "PV AUC over the last quarter of simulated time at 16K with CowClip − at 512 (non-inferiority margin 0.001)",
-          ("baseline", "batch16k_cowclip"), _difference("batch16k_cowclip", "baseline", "pv_auc_final"), "non_inferior",
-          margin=0.001,
-          side=(("without CowClip or rule", _difference("batch16k", "baseline", "pv_auc_final")),
+          "PV AUC over the last quarter of simulated time at 16K with CowClip − at 512 (non-inferiority margin 0.001; "
+          "the control, 16K without CowClip, must fail it)",
+          ("baseline", "batch16k_cowclip", "batch16k"), _difference("batch16k_cowclip", "baseline", "pv_auc_final"),
+          "non_inferior", margin=0.001,
+          control=_difference("batch16k", "baseline", "pv_auc_final"), control_label="16K without CowClip or rule − 512",
+          side=(("technique − control: 16K with CowClip − 16K without",
+                 _difference("batch16k_cowclip", "batch16k", "pv_auc_final")),
                 ("AUC shortfall to the oracle, CowClip − 512 (same examples as the oracle)",
                  _difference("batch16k_cowclip", "baseline", "auc_shortfall_final")),
-                ("whole-day PV AUC (the learning curve included), CowClip − 512",
+                ("whole-run PV AUC (the learning curve included), CowClip − 512",
                  _difference("batch16k_cowclip", "baseline", "pv_auc")),
                 (LOGLOSS_COST, _difference("batch16k_cowclip", "baseline", "pv_logloss_gap"))),
-          why_not="Online single pass: a day of this world is ~5.8 M examples, so batch 16K leaves ~350 updates "
-                  "(vs ~11,000 at 512) and each deployed snapshot is older. No scaling rule can replace updates the "
-                  "stream does not have; the paper trains for epochs (previous claim)."),
-    Claim("vcg_revenue_at_most_gsp", "VCG revenue ≤ GSP revenue at the same bids",
-          "factory_floor.md §1 (VCG pricing); Edelman, Ostrovsky & Schwarz 2007 (not in shared/papers)",
-          "VCG revenue / GSP revenue − 1 on the world's queries (text format, true CTRs, truthful bids)",
-          ("auction",), lambda by: by["auction"]["vcg_over_gsp"], "decrease",
-          side=(("pages where VCG charged more than GSP", lambda by: float(by["auction"]["pages_vcg_above_gsp"])),)),
+          why_not=CONJECTURE + "online, single pass, batch 16K leaves 32× fewer updates and each deployed snapshot "
+                  "is older; no scaling rule can replace updates the stream does not have."),
     *(Claim(f"feedback_loop_amplifies_irreproducibility{suffix}",
             "Deployment amplifies irreproducibility: closed-loop PD exceeds the open-loop PD" + note,
             "factory_floor.md §5", f"log(PD closed loop / PD open loop), {arm}", (arm,),
-            (lambda by, arm=arm: float(np.log(by[arm]["pd"] / by[arm]["pd_open_loop"]))), "increase",
-            side=(("ads/query churn closed − open",
+            (lambda by, arm=arm: _log_of_ratio(by[arm]["pd"], by[arm]["pd_open_loop"])), "increase",
+            side=(("ad-set churn closed − open",
                    lambda by, arm=arm: by[arm]["ad_set_churn"] - by[arm]["ad_set_churn_open_loop"]),),
             why_not=why_not)
       for suffix, note, arm, why_not in (
           ("", "", "baseline",
-           "With the default initialisation the open-loop PD is already 0.40: the replicas disagree about ids "
-           "neither has been trained on, with or without the loop, and that noise hides the loop's share in all "
-           "but one seed. The next claim removes it."),
-          ("_small_init", " — with a small embedding initialisation", "small_init",
-           "The closed-loop PD of one pair is chaotic (see the SmeLU claims); five seeds may not resolve it."))),
+           CONJECTURE + "the replicas also disagree about ids neither has been trained on, with or without the loop; "
+           "that shared noise can hide the loop's share. The next claim removes most of it."),
+          ("_small_init", " — with a small embedding initialisation", "small_init", CHAOTIC_PD))),
 ]
+
+# Theorems the implementations must satisfy on the world's own pages: checks, not claims (a failure is a bug).
+SANITY_CHECKS = [
+    ("vcg_revenue_at_most_gsp", "VCG revenue ≤ GSP revenue at the same truthful bids, page by page (separable CTRs)",
+     lambda row: row["pages_vcg_above_gsp"] == 0),
+    ("gsp_equilibrium_earns_vcg_revenue", "GSP at its lowest envy-free equilibrium bids earns VCG's revenue at "
+     "truthful bids, page by page (Edelman, Ostrovsky & Schwarz 2007)",
+     lambda row: row["pages_gsp_equilibrium_off_vcg"] == 0),
+]
+
 
 # The arms of each measurement section (beyond the claims).
 IRREPRODUCIBILITY_ARMS = [a.name for a in ARMS.values() if a.replica]
@@ -225,32 +260,57 @@ ATTRIBUTION_ARMS = ["baseline", "unfactorized", "no_position", "tau_exp", "bias"
 FEEDBACK_ARMS = ["baseline", "bias", "explore"]
 FIGURES = ("claims", "irreproducibility", "attribution", "feedback_loop", "techniques", "batch_scaling",
            "smelu_frontier")
-QUICK_ARMS = sorted(({arm for claim in CLAIMS for arm in claim.arms} | set(IRREPRODUCIBILITY_ARMS)
-                     | set(ATTRIBUTION_ARMS) | {"batch16k"}) & set(ARMS))  # the studies' cells run anyway
+# `adfloor report --quick`: the arms of the claims and of the attribution and feedback-loop sections; the
+# technique tables' other arms (deep towers, frontiers, batch sizes) only in the full report
+QUICK_ARMS = sorted(({arm for claim in CLAIMS for arm in claim.arms} | set(ATTRIBUTION_ARMS) | set(FEEDBACK_ARMS))
+                    & set(ARMS))  # the studies' cells (auction, batch scaling) run anyway
+
+
+def _interval_entry(values: list[float]) -> dict:
+    mean, half = interval(values)
+    return {"mean": mean, "ci95": [mean - half, mean + half], "per_seed": values}
 
 
 def evaluate(results: list[dict], seeds: list[int]) -> list[dict]:
-    """One entry per claim whose arms ran on every seed: per-seed effects, mean, 95 % interval, verdict."""
+    """One entry per claim whose arms ran on every seed: the registered definition, per-seed effects, mean,
+    95 % interval and verdict (with, for non-inferiority, the control's own test)."""
     by_seed = {seed: {r["arm"]: r for r in results if r["seed"] == seed} for seed in seeds}
     entries = []
     for claim in CLAIMS:
         if not all(arm in by_seed[s] for s in seeds for arm in claim.arms):
             continue
         values = [float(claim.measure(by_seed[s])) for s in seeds]
-        mean, half = interval(values)
-        low, high = mean - half, mean + half
+        effect = _interval_entry(values)
+        low, high = effect["ci95"]
         testable = bool(np.all(np.isfinite(values)))  # the measure is defined on every seed
-        reproduced = claim.verdict(low, high) if testable and np.isfinite(half) else False
+        reproduced = claim.verdict(low, high) if testable and np.isfinite(high - low) else False
+        why_not = claim.why_not
+        control = None
+        if claim.control is not None:
+            control = _interval_entry([float(claim.control(by_seed[s])) for s in seeds])
+            control["passes"] = claim.verdict(*control["ci95"])
+            control["label"] = claim.control_label
+            if reproduced and control["passes"]:
+                reproduced = False
+                why_not = (f"The control ({claim.control_label}) passes the same test, so passing it cannot credit "
+                           "the technique; see technique − control beside the effect.")
         side = {}
         for name, measure in claim.side:
             side_values = [float(measure(by_seed[s])) for s in seeds]
             side_mean, side_half = interval(side_values)
             side[name] = {"mean": side_mean, "ci95": side_half, "per_seed": side_values}
         entries.append({"id": claim.id, "claim": claim.claim, "source": claim.source, "effect": claim.effect,
-                        "expect": claim.expect, "margin": claim.margin, "per_seed": values, "mean": mean,
-                        "ci95": [low, high], "reproduced": reproduced, "testable": testable, "side": side,
-                        "why_not": "" if reproduced else claim.why_not})
+                        "expect": claim.expect, "margin": claim.margin, "definition": claim.definition(),
+                        "per_seed": values, "mean": effect["mean"], "ci95": [low, high], "reproduced": reproduced,
+                        "testable": testable, "control": control, "side": side,
+                        "why_not": "" if reproduced else why_not})
     return entries
+
+
+def sanity_checks(auctions: list[dict]) -> list[dict]:
+    """Each theorem check on every seed's auction comparison: passed everywhere or not (a failure is a bug)."""
+    return [{"id": check_id, "statement": statement, "passed": bool(auctions) and all(check(row) for row in auctions),
+             "seeds": [row["seed"] for row in auctions]} for check_id, statement, check in SANITY_CHECKS]
 
 
 # ---- figures ---------------------------------------------------------------------------------------------------
@@ -493,17 +553,25 @@ def claims_markdown(entries: list[dict], results: list[dict], seeds: list[int], 
     for e in entries:
         lines.append(f"| {e['claim']} (`{e['id']}`) | {e['source']} | {e['effect']} | {fmt(e['mean'])} "
                      f"[{fmt(e['ci95'][0])}, {fmt(e['ci95'][1])}] | {_verdict_word(e, '**yes**', '**no**', '**not testable here**')} |")
+    checks = sanity_checks([r for r in results if r["arm"] == "auction"])
+    lines += ["", "Sanity checks (theorems on the world's own pages, not claims; a failure is a bug): "
+              + "; ".join(f"`{c['id']}` {'passed' if c['passed'] else '**FAILED**'}" for c in checks) + ".",
+              *(f"- `{c['id']}`: {c['statement']}" for c in checks)]
     lines += ["", "![claims](claims.png)", "", "## Each claim", ""]
     for e in entries:
         lines += [f"### `{e['id']}` — {_verdict_word(e, 'reproduced', 'not reproduced', 'not testable here')}", "",
                   f"{e['claim']} ({e['source']}). Effect: {e['effect']}: {fmt(e['mean'])} "
                   f"[{fmt(e['ci95'][0])}, {fmt(e['ci95'][1])}]; per seed {', '.join(fmt(v) for v in e['per_seed'])}.", ""]
+        if e.get("control"):
+            c = e["control"]
+            lines.append(f"- control, which must fail the same test — {c['label']}: {fmt(c['mean'])} "
+                         f"[{fmt(c['ci95'][0])}, {fmt(c['ci95'][1])}]: {'passes (so no credit)' if c['passes'] else 'fails'}")
         for name, value in e["side"].items():
             lines.append(f"- {name}: {fmt_interval(value['mean'], value['ci95'])} (per seed "
                          f"{', '.join(fmt(v) for v in value['per_seed'])})")
         if e["why_not"]:
             lines += ["", ("Why it cannot be tested here: " if not e.get("testable", True)
-                           else "Why we believe it does not reproduce here: ") + e["why_not"]]
+                           else "Why it may not reproduce here: ") + e["why_not"]]
         lines.append("")
     lines += ["## System irreproducibility", "",
               "Two systems identical but for the nuisance seed (`model.init_seed` 0 vs 1), on the same traffic. "
@@ -519,8 +587,10 @@ def claims_markdown(entries: list[dict], results: list[dict], seeds: list[int], 
                   "![irreproducibility over time](irreproducibility.png)", ""]
     lines += _table3(results, seeds)
     lines += ["## Credit attribution", "",
-              "Does the model blame the ad or the slot? Learned vs true CTR(slot)/CTR(top) and CTR(format)/CTR(text) "
-              "from the probes of the second half, the rank correlation of learned vs true ad quality, and "
+              "Does the model blame the ad or the slot? Learned vs true CTR(slot)/CTR(top) in the format the auction "
+              "would serve each probed ad, CTR(format)/CTR(format served most) at the top, from the probes of the "
+              "second half; errors on (query context, ad, format, position) cells by how often they were shown; the "
+              "rank correlation of learned vs true ad quality; and "
               "misspecified models: `unfactorized` (one tower, position and format as inputs), `no_position` (the "
               "position feature removed), `tau_exp` (τ = exp, which matches the world's product-form click model; "
               "the baseline's sigmoid does not).", ""]
@@ -536,8 +606,9 @@ def claims_markdown(entries: list[dict], results: list[dict], seeds: list[int], 
                                                                                   for r in rows], axis=0)))
     lines += ["", "![credit attribution](attribution.png)", "", "## The feedback-loop failure", "",
               "An ad whose pCTR is below its true CTR by more than a factor 1.5 early in the run (5–25 %) is shown "
-              "less, so it collects few clicks; is it still underestimated in the last quarter? Overestimated ads are "
-              "the control: they are shown, and the clicks correct them. Exploration (`auction.exploration_rate` = "
+              "less, so it may collect few clicks; is it still underestimated in the last quarter? Overestimated ads "
+              "are the comparison: the hypothesis is that they are shown and their clicks correct them — the show "
+              "rates and the stuck shares below test it. Exploration (`auction.exploration_rate` = "
               "0.1: a tenth of the auctions rank on pCTR × a lognormal factor) and bias constraints as remedies.", ""]
     lines += _arm_table(results, seeds, FEEDBACK_ARMS,
                         ["tracked_ads", "underestimated_early_share", "stuck_underestimated", "stuck_overestimated",
@@ -594,9 +665,11 @@ def report(out: str | Path, seeds: list[int], hours: float, arms: list[str] | No
     arm_results = [r for r in rows if r["arm"] != "auction"]
     auctions = [r for r in results if r["arm"] == "auction"]
     scenario_name = Path(scenario_path).name
+    checks = sanity_checks(auctions)
     (out / "claims.json").write_text(json.dumps({"command": command, "scenario": scenario_name, "seeds": seeds,
                                                  "hours": hours, "wall_seconds": wall, "claims": entries,
-                                                 "auction_comparison": auctions}, indent=1, default=float) + "\n")
+                                                 "sanity_checks": checks, "auction_comparison": auctions},
+                                                indent=1, default=float) + "\n")
     (out / "claims.md").write_text(claims_markdown(entries, results, seeds, hours, command, scenario_name))
     (out / "models.json").write_text(json.dumps({"seeds": seeds, "hours": hours, "command": command,
                                                  "results": arm_results,

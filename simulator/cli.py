@@ -12,7 +12,10 @@ from simulator.compile_cache import enable_compilation_cache
 from simulator.config import ConfigError
 
 DEFAULT_SCENARIO = "scenarios/default.toml"
-QUICK_HOURS = 1.0  # simulated hours per run of `adfloor report --quick`
+# `adfloor report --quick`: the claims' and the measurement sections' arms only, on 3 seeds of half an hour
+# (under 10 minutes on 2 cores from a cold cache: docs/performance.md)
+QUICK_HOURS = 0.5
+QUICK_SEEDS = 3
 
 
 def _progress_printer(stream):
@@ -148,8 +151,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     from simulator.claims import QUICK_ARMS, report
 
-    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
-    if args.seeds < 2:
+    count = args.seeds if args.seeds is not None else (QUICK_SEEDS if args.quick else 5)
+    seeds = list(range(args.first_seed, args.first_seed + count))
+    if count < 2:
         raise ConfigError("--seeds: need at least 2 seeds for an interval (the report's claims use 5 by default)")
     hours = args.hours if args.hours is not None else (QUICK_HOURS if args.quick else 24.0)
     arms = args.arms or (QUICK_ARMS if args.quick else None)
@@ -168,7 +172,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise ConfigError(str(err)) from None
     for entry in entries:
         low, high = entry["ci95"]
-        print(f"{'yes' if entry['reproduced'] else 'no ':3s}  {entry['id']:42s} {entry['mean']:+9.4f}  [{low:+.4f}, {high:+.4f}]")
+        verdict = "n/a" if not entry["testable"] else "yes" if entry["reproduced"] else "no"
+        print(f"{verdict:3s}  {entry['id']:42s} {entry['mean']:+9.4f}  [{low:+.4f}, {high:+.4f}]")
     print(f"wrote {out}/claims.md")
     return 0
 
@@ -249,10 +254,10 @@ def build_parser() -> argparse.ArgumentParser:
     auction.set_defaults(handler=cmd_auction)
     rep = commands.add_parser("report", help="run every experiment on ≥ 5 seeds and write the claims report")
     rep.add_argument("--quick", action="store_true",
-                     help=f"the claims' arms only, {QUICK_HOURS:g} simulated hours per run (~10 min on 2 cores); "
-                          "writes to runs/report-quick")
+                     help=f"the claims' and sections' arms only, {QUICK_SEEDS} seeds × {QUICK_HOURS:g} simulated "
+                          "hours per run (under 10 min on 2 cores); writes to runs/report-quick")
     rep.add_argument("--scenario", help=f"the scenario every arm modifies (default: {DEFAULT_SCENARIO})")
-    rep.add_argument("--seeds", type=int, default=5, help="number of seeds (default 5)")
+    rep.add_argument("--seeds", type=int, help=f"number of seeds (default 5; {QUICK_SEEDS} with --quick)")
     rep.add_argument("--first-seed", type=int, default=0)
     rep.add_argument("--hours", type=float, help=f"simulated hours per run (default 24; {QUICK_HOURS:g} with --quick)")
     rep.add_argument("--arms", nargs="+", help="only these arms (and the baseline)")

@@ -145,6 +145,10 @@ class TrainConfig:
     shampoo_block_size: int = _spec(128, lo=1, hi=4096, doc="Shampoo: preconditioner block size")
     shampoo_update_every: int = _spec(10, lo=1, hi=100_000, doc="Shampoo: steps between inverse-root refreshes")
     shampoo_momentum: float = _spec(0.9, lo=0.0, hi=0.999, doc="Shampoo: Nesterov momentum (0 = none)")
+    shampoo_start_preconditioning: int = _spec(10, lo=0, hi=1_000_000_000,
+                                               doc="Shampoo: steps on AdaGrad's direction before preconditioning (a "
+                                                   "huge value = AdaGrad with Shampoo's momentum: its like-for-like "
+                                                   "control)")
     cowclip: bool = _spec(False, doc="CowClip: clip each Q-embedding row's gradient to cnt·max(r‖w‖, ζ)")
     cowclip_r: float = _spec(1.0, lo=0.0, hi=1000.0, doc="CowClip ratio r")
     cowclip_zeta: float = _spec(1e-4, lo=0.0, hi=100.0, doc="CowClip lower bound ζ")

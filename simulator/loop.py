@@ -126,7 +126,8 @@ def build_trainer(scenario: Scenario, world: World) -> OnlineTrainer:
         embedding_learning_rate=t.embedding_learning_rate, embedding_l2=t.embedding_l2, batch_size=t.batch_size,
         base_batch_size=t.scaling_base_batch_size, cowclip=t.cowclip, cowclip_r=t.cowclip_r,
         cowclip_zeta=t.cowclip_zeta, shampoo_block_size=t.shampoo_block_size,
-        shampoo_update_every=t.shampoo_update_every, shampoo_momentum=t.shampoo_momentum))
+        shampoo_update_every=t.shampoo_update_every, shampoo_momentum=t.shampoo_momentum,
+        shampoo_start_preconditioning=t.shampoo_start_preconditioning))
     losses = LossConfig(
         rank_weight=t.rank_loss_weight, distillation_weight=t.distillation_weight,
         anti_distillation_weight=t.anti_distillation_weight, curriculum=t.loss_curriculum,

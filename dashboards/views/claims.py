@@ -26,7 +26,12 @@ st.write(f"{sum(c['reproduced'] for c in claims)} of {len(claims)} claims reprod
          f"{report['hours']:g} simulated hours per run; produced by `{report['command']}`.")
 st.dataframe(pd.DataFrame([{"claim": c["claim"], "source": c["source"], "effect": c["effect"], "mean": c["mean"],
                             "95 % low": c["ci95"][0], "95 % high": c["ci95"][1],
-                            "reproduced": "yes" if c["reproduced"] else "no"} for c in claims]), hide_index=True)
+                            "reproduced": "not testable" if not c.get("testable", True) else "yes" if c["reproduced"]
+                            else "no"} for c in claims]), hide_index=True)
+checks = report.get("sanity_checks", [])
+if checks:
+    st.caption("Sanity checks (theorems on the world's own pages, not claims): " + "; ".join(
+        f"{c['id']} {'passed' if c['passed'] else 'FAILED'}" for c in checks))
 for claim in claims:
     if not claim["reproduced"] and claim["why_not"]:
         with st.expander(f"Why not: {claim['id']}"):
