@@ -49,6 +49,12 @@ def _log_of_ratio(numerator: float, denominator: float) -> float:
         return float(np.log(np.float64(numerator) / np.float64(denominator)))
 
 
+def _percent_change(value: float, base: float) -> float:
+    """100 × (value / base − 1); nan where base is 0 (a churn of 0 in both arms has no % change)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return float(100 * (np.float64(value) / np.float64(base) - 1))
+
+
 def _difference(arm: str, base: str, metric: str) -> Measure:
     return lambda by: by[arm][metric] - by[base][metric]
 
@@ -524,9 +530,8 @@ def _table3(results: list[dict], seeds: list[int]) -> list[str]:
     columns = [("position-slice bias", "bias_position_maxabs"), ("treatment-slice bias", "bias_treatment_maxabs"),
                ("pCTR-decile bias", "bias_pctr_decile_maxabs"), ("PV log loss", "pv_logloss"),
                ("ads/query churn", "ads_query_churn"), ("PD", "pd"), ("ad-set churn (not in the paper)", "ad_set_churn")]
-    with np.errstate(invalid="ignore", divide="ignore"):  # a churn of 0 in both arms has no % change
-        cells = [fmt_interval(*interval([100 * (by[("bias", s)][key] / by[("baseline", s)][key] - 1) for s in seeds]))
-                 + " %" for _, key in columns]
+    cells = [fmt_interval(*interval([_percent_change(by[("bias", s)][key], by[("baseline", s)][key]) for s in seeds]))
+             + " %" for _, key in columns]
     return ["### Bias constraints in the form of Factory Floor's Table 3", "",
             "% change with bias constraints over the same system without them (negative is better; the paper: "
             "−15 %, −75 %, −43 % slice bias, +0.03 % loss, −85 % ads/query churn). Slice bias = max |Σ pCTR / Σ true "
@@ -582,7 +587,7 @@ def claims_markdown(entries: list[dict], results: list[dict], seeds: list[int], 
                          "revenue_gap", "welfare_gap", "pv_logloss_gap"])
     baseline = [r for r in results if r["arm"] == "baseline" and r["seed"] in seeds]
     if baseline and "pd" in baseline[0]:
-        ratio = interval([r["pd"] / r["pd_open_loop"] for r in baseline])
+        ratio = interval([np.float64(r["pd"]) / r["pd_open_loop"] for r in baseline])
         lines += [f"Closed-/open-loop PD ratio of the baseline: {fmt_interval(*ratio)}. Over time:", "",
                   "![irreproducibility over time](irreproducibility.png)", ""]
     lines += _table3(results, seeds)
@@ -616,7 +621,7 @@ def claims_markdown(entries: list[dict], results: list[dict], seeds: list[int], 
     by = {(r["arm"], r["seed"]): r for r in results}
     for arm in FEEDBACK_ARMS[1:]:
         if all((arm, s) in by and ("baseline", s) in by for s in seeds):
-            costs = [f"{metric} {fmt_interval(*interval([100 * (by[(arm, s)][metric] / by[('baseline', s)][metric] - 1) for s in seeds]))} %"
+            costs = [f"{metric} {fmt_interval(*interval([_percent_change(by[(arm, s)][metric], by[('baseline', s)][metric]) for s in seeds]))} %"
                      for metric in ("welfare", "revenue")]
             lines.append(f"- `{arm}` against the baseline (paired, same traffic): " + ", ".join(costs))
     lines += ["", "![feedback loop](feedback_loop.png)", "", "## What the numbers mean", ""]

@@ -105,7 +105,7 @@ def test_batched_gsp_matches_the_reference_and_vcg_revenue_stays_below_it():
     """gsp_batch = reference GSP (slate and prices) on random separable instances, reserves and ties included;
     the batched VCG's revenue on the same instances is never above GSP's."""
     rng = np.random.default_rng(11)
-    batch, num_ads, num_positions = 200, 5, 3
+    batch, num_ads = 200, 5
     quality = rng.choice([0.05, 0.1, 0.2, 0.3], (batch, num_ads))  # coarse grids: exact score ties occur
     bid = rng.choice([0.5, 1.0, 1.5, 2.0, 3.0], (batch, num_ads))
     reserve = np.where(rng.random((batch, 1)) < 0.3, 0.9, 0.0) * np.ones((batch, num_ads))

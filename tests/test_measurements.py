@@ -196,7 +196,7 @@ def test_the_bias_claim_counts_every_family_the_arm_constrains():
     seeds = [0, 1, 2, 3, 4]
     rows = []
     for seed in seeds:  # position and decile bias halve, treatment bias grows fivefold: the mean log ratio is above 0
-        other = {"pv_logloss_gap": 0.01, "ads_query_churn": 0.0, "ad_set_churn": 0.5, "ad_set_churn_open_loop": 0.4,
+        other = {"pv_logloss_gap": 0.01, "pv_logloss": 0.2, "ads_query_churn": 0.0, "ad_set_churn": 0.5, "ad_set_churn_open_loop": 0.4,
                  "pd": 0.3, "pd_open_loop": 0.2}
         base = {"bias_position_maxabs": 0.2, "bias_pctr_decile_maxabs": 0.2, "bias_treatment_maxabs": 0.1 + 0.001 * seed}
         rows += [{"arm": "baseline", "seed": seed, **base, **other},
@@ -207,6 +207,10 @@ def test_the_bias_claim_counts_every_family_the_arm_constrains():
     assert not entry["reproduced"]  # leaving the treatment family out would have turned this into a yes
     churn = next(e for e in evaluate(rows, seeds) if e["id"] == "bias_constraints_cut_churn")
     assert not churn["testable"] and not churn["reproduced"]  # every query full in both arms: 0 / 0
+    from simulator.claims import _table3
+
+    table = _table3(rows, seeds)[-2]  # Table 3's row: the churn cell has no % change, the others do
+    assert "| – ± – % |" in table and "-50.0" in table
 
 
 def test_pd_frontier_figure_draws_each_group_from_the_arms_that_ran_on_every_seed():
