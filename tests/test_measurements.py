@@ -226,12 +226,8 @@ def test_pd_frontier_figure_draws_each_group_from_the_arms_that_ran_on_every_see
     np.testing.assert_allclose(open_loop.containers[1].lines[0].get_ydata(), [0.15])
 
 
-def test_report_command_runs_every_section_and_reuses_its_cache(tmp_path, capsys):
-    out, cache = tmp_path / "report", tmp_path / "cache"
-    args = ["report", "--scenario", str(SMOKE), "--seeds", "2", "--hours", "0.25", "--arms", "baseline", "tau_exp",
-            "--out", str(out), "--cache", str(cache), "--quiet"]
-    assert main(args) == 0
-    printed = capsys.readouterr().out
+def test_report_command_runs_every_section_and_reuses_its_cache(smoke_report, capsys):
+    out, cache, args, printed = smoke_report
     assert "feedback_loop_amplifies_irreproducibility" in printed
     claims = json.loads((out / "claims.json").read_text())
     assert claims["seeds"] == [0, 1] and claims["scenario"] == "smoke.toml"

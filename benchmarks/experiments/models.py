@@ -26,18 +26,19 @@ ROOT = Path(__file__).resolve().parents[2]
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--hours", type=float, default=24.0)
+    parser.add_argument("--hours", type=float, help="simulated hours per run (default 24; 2 with --quick)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--only", nargs="+", choices=sorted(ARMS),
                         help="these arms (and the baseline, unless --merge takes it from earlier results)")
-    parser.add_argument("--quick", action="store_true", help="1 seed, 2 simulated hours")
+    parser.add_argument("--quick", action="store_true", help="1 seed, 2 simulated hours (unless --hours)")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "results")
     parser.add_argument("--cache", type=Path, help="keep finished cells here and reuse them (e.g. runs/report-cache)")
     parser.add_argument("--merge", action="store_true",
                         help="add to (or replace in) the results already in OUT/models.json, and report them all")
     args = parser.parse_args(argv)
     if args.quick:
-        args.seeds, args.hours = args.seeds[:1], 2.0
+        args.seeds = args.seeds[:1]
+    args.hours = args.hours if args.hours is not None else (2.0 if args.quick else 24.0)
     names = ["baseline"] + [name for name in (args.only or ARMS) if name != "baseline"]
     if args.merge and args.only:  # the baseline comes from the earlier results
         names = list(args.only)
