@@ -242,19 +242,21 @@ EXP_KNEE = -float(np.log(2.0))
 
 def transfer(logit: jax.Array, kind: str) -> jax.Array:
     """τ: sigmoid, or exp — exp(z) for CTR ≤ ½ (a product-form click model is exactly representable there),
-    1 − exp(−z)/4 above (C¹ at the knee, strictly increasing, < 1)."""
+    1 − exp(−z)/4 above (C¹ at the knee, strictly increasing, below 1 until float32 rounds it there)."""
     if kind == "sigmoid":
         return jax.nn.sigmoid(logit)
-    return jnp.where(logit <= EXP_KNEE, jnp.exp(jnp.minimum(logit, EXP_KNEE)),
-                     1.0 - 0.25 * jnp.exp(-jnp.maximum(logit, EXP_KNEE)))
+    low = logit <= EXP_KNEE
+    # each branch sees the logit only where it is selected (the knee elsewhere): finite values, and the whole
+    # gradient flows through the selected branch, at the knee too
+    return jnp.where(low, jnp.exp(jnp.where(low, logit, EXP_KNEE)), 1.0 - 0.25 * jnp.exp(-jnp.where(low, EXP_KNEE, logit)))
 
 
 def log_likelihood_terms(logit: jax.Array, kind: str) -> tuple[jax.Array, jax.Array]:
     """(log p, log(1 − p)) of τ(logit), computed stably for each τ."""
     if kind == "sigmoid":
         return jax.nn.log_sigmoid(logit), jax.nn.log_sigmoid(-logit)
-    below, above = jnp.minimum(logit, EXP_KNEE), jnp.maximum(logit, EXP_KNEE)
     low = logit <= EXP_KNEE
+    below, above = jnp.where(low, logit, EXP_KNEE), jnp.where(low, EXP_KNEE, logit)
     log_p = jnp.where(low, below, jnp.log1p(-0.25 * jnp.exp(-above)))
     log_not_p = jnp.where(low, jnp.log(-jnp.expm1(below)), -above - np.log(4.0))
     return log_p, log_not_p

@@ -69,9 +69,10 @@ class Claim:
     here before any run; `measure` gives the effect per seed, the 95 % t-interval of its mean decides.
 
     expect "decrease": reproduced when the interval lies below 0; "increase": above 0; "non_inferior": its
-    lower end is ≥ −margin *and* the same test fails for `control` (the setting without the technique),
-    since a non-inferiority that the control also shows cannot credit the technique. `side` are further
-    per-seed numbers reported beside the effect (accuracy cost, technique − control, …).
+    lower end is ≥ −margin, the same test fails for `control` (the setting without the technique), and
+    technique − control (per seed) lies above 0 — a non-inferiority the control also shows cannot credit
+    the technique. With `acts`, the switch must first be shown to act (that number's interval above 0),
+    else there is no verdict. `side` are further per-seed numbers reported beside the effect.
     """
 
     id: str
@@ -86,6 +87,8 @@ class Claim:
     why_not: str = ""
     control: Measure | None = None
     control_label: str = ""
+    acts: Measure | None = None  # the switch acts: a per-seed number whose interval must lie above 0 first
+    acts_label: str = ""
 
     def __post_init__(self):
         if self.expect not in ("decrease", "increase", "non_inferior"):
@@ -103,7 +106,8 @@ class Claim:
     def definition(self) -> dict:
         """What was registered before the run (saved beside every verdict)."""
         return {"arms": list(self.arms), "effect": self.effect, "expect": self.expect, "margin": self.margin,
-                "control": self.control_label or None, "side": [name for name, _ in self.side],
+                "control": self.control_label or None, "acts": self.acts_label or None,
+                "side": [name for name, _ in self.side],
                 "interval": "95 % t-interval of the mean over seeds (n − 1 degrees of freedom)"}
 
 
@@ -156,9 +160,9 @@ CLAIMS = [
           "log(PD(ensemble + anti-distillation) / PD(ensemble)), closed loop; the weight was chosen on other seeds as "
           "one at which the components' spread measurably changes (ANTI_DISTILLATION_WEIGHT)",
           ("ensemble3", "ensemble3_anti"), _log_ratio("ensemble3_anti", "ensemble3", "pd"), "decrease",
-          side=(("the switch acts: log ratio of the components' spread (std / mean of their pCTRs)",
-                 _log_ratio("ensemble3_anti", "ensemble3", "component_spread")),
-                ("same, open loop", _log_ratio("ensemble3_anti", "ensemble3", "pd_open_loop")),
+          acts=_log_ratio("ensemble3_anti", "ensemble3", "component_spread"),
+          acts_label="log ratio of the components' spread (std / mean of their pCTRs), with / without",
+          side=(("same, open loop", _log_ratio("ensemble3_anti", "ensemble3", "pd_open_loop")),
                 (LOGLOSS_COST, _difference("ensemble3_anti", "ensemble3", "pv_logloss_gap"))),
           why_not=CONJECTURE + "spreading the components apart (see the spread line) does not by itself make "
                   "retrains agree: each replica's components spread in their own directions."),
@@ -210,9 +214,7 @@ CLAIMS = [
           _difference("offline_adam16k_cowclip", "offline_adam512", "test_auc"), "non_inferior", margin=0.001,
           control=_difference("offline_adam16k", "offline_adam512", "test_auc"),
           control_label="Adam at 16K without CowClip or its rule − at 512",
-          side=(("technique − control: 16K with CowClip − 16K without",
-                 _difference("offline_adam16k_cowclip", "offline_adam16k", "test_auc")),
-                ("the testbed's own AdaGrad variant of the scaling rule (not the paper's): 16K with CowClip − 512",
+          side=(("the testbed's own AdaGrad variant of the scaling rule (not the paper's): 16K with CowClip − 512",
                  _difference("offline_batch16k_cowclip", "offline_batch512", "test_auc")),
                 ("the testbed's AdaGrad variant: the rule alone, no clipping − 512",
                  _difference("offline_batch16k_rule", "offline_batch512", "test_auc")),
@@ -222,15 +224,14 @@ CLAIMS = [
     Claim("cowclip_keeps_auc_online",
           "CowClip with its scaling rule keeps AUC from batch 512 to 16K — online, single pass, in the closed loop",
           "cowclip.md §4 (which trains offline; this is the testbed's setting)",
-          "PV AUC over the last quarter of simulated time at 16K with CowClip − at 512 (non-inferiority margin 0.001; "
-          "the control, 16K without CowClip, must fail it)",
-          ("baseline", "batch16k_cowclip", "batch16k"), _difference("batch16k_cowclip", "baseline", "pv_auc_final"),
-          "non_inferior", margin=0.001,
-          control=_difference("batch16k", "baseline", "pv_auc_final"), control_label="16K without CowClip or rule − 512",
-          side=(("technique − control: 16K with CowClip − 16K without",
-                 _difference("batch16k_cowclip", "batch16k", "pv_auc_final")),
-                ("AUC shortfall to the oracle, CowClip − 512 (same examples as the oracle)",
-                 _difference("batch16k_cowclip", "baseline", "auc_shortfall_final")),
+          "AUC shortfall to the oracle over the last quarter of simulated time (oracle AUC − PV AUC on the same "
+          "examples, comparable across closed loops), at 512 − at 16K with CowClip (non-inferiority margin 0.001; the "
+          "control, 16K without CowClip, must fail it)",
+          ("baseline", "batch16k_cowclip", "batch16k"),
+          _difference("baseline", "batch16k_cowclip", "auc_shortfall_final"), "non_inferior", margin=0.001,
+          control=_difference("baseline", "batch16k", "auc_shortfall_final"), control_label="16K without CowClip or rule",
+          side=(("last-quarter PV AUC, CowClip − 512 (each arm's own examples)",
+                 _difference("batch16k_cowclip", "baseline", "pv_auc_final")),
                 ("whole-run PV AUC (the learning curve included), CowClip − 512",
                  _difference("batch16k_cowclip", "baseline", "pv_auc")),
                 (LOGLOSS_COST, _difference("batch16k_cowclip", "baseline", "pv_logloss_gap"))),
@@ -291,15 +292,27 @@ def evaluate(results: list[dict], seeds: list[int]) -> list[dict]:
         testable = bool(np.all(np.isfinite(values)))  # the measure is defined on every seed
         reproduced = claim.verdict(low, high) if testable and np.isfinite(high - low) else False
         why_not = claim.why_not
-        control = None
+        control, acts = None, None
         if claim.control is not None:
-            control = _interval_entry([float(claim.control(by_seed[s])) for s in seeds])
+            control_values = [float(claim.control(by_seed[s])) for s in seeds]
+            control = _interval_entry(control_values)
             control["passes"] = claim.verdict(*control["ci95"])
             control["label"] = claim.control_label
-            if reproduced and control["passes"]:
+            gain = _interval_entry([v - c for v, c in zip(values, control_values)])  # technique − control, paired
+            control["gain"] = gain
+            testable = testable and bool(np.all(np.isfinite(control_values)))
+            if reproduced and (control["passes"] or not gain["ci95"][0] > 0):
                 reproduced = False
                 why_not = (f"The control ({claim.control_label}) passes the same test, so passing it cannot credit "
-                           "the technique; see technique − control beside the effect.")
+                           "the technique." if control["passes"] else
+                           "Technique − control does not lie above 0: the technique is not shown to beat its control.")
+        if claim.acts is not None:
+            acts = _interval_entry([float(claim.acts(by_seed[s])) for s in seeds])
+            acts["label"] = claim.acts_label
+            if not acts["ci95"][0] > 0:
+                testable, reproduced = False, False
+                why_not = f"The switch is not shown to act ({claim.acts_label}: its interval does not lie above 0)."
+        reproduced = reproduced and testable
         side = {}
         for name, measure in claim.side:
             side_values = [float(measure(by_seed[s])) for s in seeds]
@@ -308,14 +321,16 @@ def evaluate(results: list[dict], seeds: list[int]) -> list[dict]:
         entries.append({"id": claim.id, "claim": claim.claim, "source": claim.source, "effect": claim.effect,
                         "expect": claim.expect, "margin": claim.margin, "definition": claim.definition(),
                         "per_seed": values, "mean": effect["mean"], "ci95": [low, high], "reproduced": reproduced,
-                        "testable": testable, "control": control, "side": side,
+                        "testable": testable, "control": control, "acts": acts, "side": side,
                         "why_not": "" if reproduced else why_not})
     return entries
 
 
 def sanity_checks(auctions: list[dict]) -> list[dict]:
-    """Each theorem check on every seed's auction comparison: passed everywhere or not (a failure is a bug)."""
-    return [{"id": check_id, "statement": statement, "passed": bool(auctions) and all(check(row) for row in auctions),
+    """Each theorem check on every seed's auction comparison: passed everywhere or not (a failure is a bug);
+    `passed` is None where the comparison did not run."""
+    return [{"id": check_id, "statement": statement,
+             "passed": all(check(row) for row in auctions) if auctions else None,
              "seeds": [row["seed"] for row in auctions]} for check_id, statement, check in SANITY_CHECKS]
 
 
@@ -560,17 +575,24 @@ def claims_markdown(entries: list[dict], results: list[dict], seeds: list[int], 
                      f"[{fmt(e['ci95'][0])}, {fmt(e['ci95'][1])}] | {_verdict_word(e, '**yes**', '**no**', '**not testable here**')} |")
     checks = sanity_checks([r for r in results if r["arm"] == "auction"])
     lines += ["", "Sanity checks (theorems on the world's own pages, not claims; a failure is a bug): "
-              + "; ".join(f"`{c['id']}` {'passed' if c['passed'] else '**FAILED**'}" for c in checks) + ".",
+              + "; ".join(f"`{c['id']}` " + {True: "passed", False: "**FAILED**", None: "not run"}[c["passed"]]
+                          for c in checks) + ".",
               *(f"- `{c['id']}`: {c['statement']}" for c in checks)]
     lines += ["", "![claims](claims.png)", "", "## Each claim", ""]
     for e in entries:
         lines += [f"### `{e['id']}` — {_verdict_word(e, 'reproduced', 'not reproduced', 'not testable here')}", "",
                   f"{e['claim']} ({e['source']}). Effect: {e['effect']}: {fmt(e['mean'])} "
                   f"[{fmt(e['ci95'][0])}, {fmt(e['ci95'][1])}]; per seed {', '.join(fmt(v) for v in e['per_seed'])}.", ""]
+        if e.get("acts"):
+            a = e["acts"]
+            lines.append(f"- the switch acts? {a['label']}: {fmt(a['mean'])} [{fmt(a['ci95'][0])}, {fmt(a['ci95'][1])}]")
         if e.get("control"):
             c = e["control"]
             lines.append(f"- control, which must fail the same test — {c['label']}: {fmt(c['mean'])} "
                          f"[{fmt(c['ci95'][0])}, {fmt(c['ci95'][1])}]: {'passes (so no credit)' if c['passes'] else 'fails'}")
+            g = c["gain"]
+            lines.append(f"- technique − control, which must lie above 0: {fmt(g['mean'])} "
+                         f"[{fmt(g['ci95'][0])}, {fmt(g['ci95'][1])}]")
         for name, value in e["side"].items():
             lines.append(f"- {name}: {fmt_interval(value['mean'], value['ci95'])} (per seed "
                          f"{', '.join(fmt(v) for v in value['per_seed'])})")
@@ -644,6 +666,23 @@ def load_report(folder: str | Path) -> dict:
 
 
 # ---- the whole report ------------------------------------------------------------------------------------------
+def code_version() -> str | None:
+    """The git commit of the code that wrote the report (with "+changes" when the tree differs), if known."""
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True,
+                               text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if commit.returncode != 0:
+        return None
+    return commit.stdout.strip() + ("+changes" if dirty.stdout.strip() else "")
+
+
+
 def report(out: str | Path, seeds: list[int], hours: float, arms: list[str] | None = None, workers: int = 2,
            cache_dir: str | Path | None = None, scenario_path: str | Path = SCENARIO, command: str = "adfloor report",
            progress: Callable[[str], None] | None = None, batch_scaling: bool = True) -> list[dict]:
@@ -671,8 +710,8 @@ def report(out: str | Path, seeds: list[int], hours: float, arms: list[str] | No
     auctions = [r for r in results if r["arm"] == "auction"]
     scenario_name = Path(scenario_path).name
     checks = sanity_checks(auctions)
-    (out / "claims.json").write_text(json.dumps({"command": command, "scenario": scenario_name, "seeds": seeds,
-                                                 "hours": hours, "wall_seconds": wall, "claims": entries,
+    (out / "claims.json").write_text(json.dumps({"command": command, "code": code_version(), "scenario": scenario_name,
+                                                 "seeds": seeds, "hours": hours, "wall_seconds": wall, "claims": entries,
                                                  "sanity_checks": checks, "auction_comparison": auctions},
                                                 indent=1, default=float) + "\n")
     (out / "claims.md").write_text(claims_markdown(entries, results, seeds, hours, command, scenario_name))

@@ -237,6 +237,7 @@ def test_report_command_runs_every_section_and_reuses_its_cache(smoke_report, ca
     assert all(a["pages_vcg_above_gsp"] == 0 and a["vcg_revenue"] < a["gsp_revenue"]
                and a["pages_gsp_equilibrium_off_vcg"] == 0 for a in claims["auction_comparison"])
     assert by_id["feedback_loop_amplifies_irreproducibility"]["definition"]["arms"] == ["baseline"]
+    assert claims["code"] is None or len(claims["code"]) >= 40  # the commit that wrote it
     for name in ("claims.md", "models.md", "models.json", "claims.png", "irreproducibility.png", "attribution.png",
                  "feedback_loop.png", "techniques.png", "batch_scaling.png"):
         assert (out / name).stat().st_size > 500, name
@@ -310,3 +311,22 @@ def test_equal_cost_single_matches_the_ensemble():
     assert single["embedding"] == ensemble["embedding"]
     for key in ("dense", "flops"):
         assert abs(single[key] / ensemble[key] - 1) < 0.03, key
+
+
+def test_a_switch_that_does_not_act_gets_no_verdict():
+    """Anti-distillation's PD claim needs the components' spread to rise first; with an unchanged spread a lower PD
+    is not credited to the switch."""
+    seeds = [0, 1, 2, 3, 4]
+
+    def entry(spread_with):
+        rows = []
+        for seed in seeds:
+            common = {"pd_open_loop": 0.2, "pv_logloss_gap": 0.01}
+            rows += [{"arm": "ensemble3", "seed": seed, "pd": 0.30, "component_spread": 0.20, **common},
+                     {"arm": "ensemble3_anti", "seed": seed, "pd": 0.20 + 0.001 * seed,
+                      "component_spread": spread_with + (0.004, -0.003, 0.002, -0.004, 0.001)[seed], **common}]
+        return next(e for e in evaluate(rows, seeds) if e["id"] == "anti_distillation_lowers_pd")
+
+    acting, idle = entry(0.30), entry(0.20)
+    assert acting["reproduced"] and acting["acts"]["ci95"][0] > 0
+    assert not idle["reproduced"] and not idle["testable"] and "not shown to act" in idle["why_not"]

@@ -90,6 +90,9 @@ def test_exp_transfer_is_exp_below_one_half_and_keeps_a_gradient_everywhere():
     knee = -np.log(2.0)
     left, right = (float(jax.grad(lambda x: transfer(x, "exp"))(jnp.float32(knee + d))) for d in (-1e-4, 1e-4))
     assert left == pytest.approx(right, rel=1e-3)  # C¹ at the knee
+    at_knee = float(jax.grad(lambda x: transfer(x, "exp"))(jnp.float32(knee)))
+    assert at_knee == pytest.approx(0.5, rel=1e-5)  # and the whole slope exactly at it
+    assert float(jax.grad(lambda x: log_likelihood_terms(x, "exp")[1])(jnp.float32(knee))) == pytest.approx(-1.0, rel=1e-5)
     # a cell predicting ~1 that keeps not being clicked is pushed down: the log-loss gradient of a non-click
     # on the logit is 1 above the knee, not 0 as with a clamp at CTR 1
     grad_non_click = jax.vmap(jax.grad(lambda x: -log_likelihood_terms(x, "exp")[1]))(jnp.array([0.0, 2.0, 6.0]))

@@ -1,7 +1,7 @@
 """Where does anti-distillation act? The ensemble's components' spread against the term's weight, on seeds the
 claims never use for a verdict (100, 101), so the weight of the `ensemble3_anti` arm is chosen before its test.
 
-    python -m benchmarks.experiments.anti_distillation_weight            # weights 0 1 10 100 1000, 2 h, seeds 100 101
+    python -m benchmarks.experiments.anti_distillation_weight            # weights 0 1 2 3 5, 2 h, seeds 100 101
     python -m benchmarks.experiments.anti_distillation_weight --hours 1 --weights 0 10
 
 Writes OUT/anti_distillation_weight.json and .png (spread and PV log-loss gap per weight, each seed).
@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[100, 101])
-    parser.add_argument("--weights", type=float, nargs="+", default=[0.0, 1.0, 10.0, 100.0, 1000.0])
+    parser.add_argument("--weights", type=float, nargs="+", default=[0.0, 1.0, 2.0, 3.0, 5.0])
     parser.add_argument("--hours", type=float, default=2.0)
     parser.add_argument("--out", default=str(ROOT / "docs" / "results"))
     args = parser.parse_args(argv)
@@ -43,7 +43,9 @@ def main(argv: list[str] | None = None) -> int:
                   f"log-loss gap {100 * row['pv_logloss_gap']:+.2f} %", file=sys.stderr)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "anti_distillation_weight.json").write_text(json.dumps({"hours": args.hours, "rows": rows}, indent=1) + "\n")
+    command = "python -m benchmarks.experiments.anti_distillation_weight " + " ".join(argv if argv is not None else sys.argv[1:])
+    (out / "anti_distillation_weight.json").write_text(json.dumps({"command": command.strip(), "hours": args.hours,
+                                                                   "rows": rows}, indent=1) + "\n")
     _figure(rows).savefig(out / "anti_distillation_weight.png", dpi=100)
     return 0
 
