@@ -208,7 +208,7 @@ CLAIMS = [
     Claim("cowclip_keeps_auc_at_large_batch",
           "CowClip with its scaling rule keeps AUC from batch 512 to 16K, in the paper's protocol (Adam, 6 epochs over "
           "a fixed dataset, a held-out test set)",
-          "cowclip.md §3–4", "test AUC at 16K with CowClip − at 512, Adam, after 6 epochs over a day's logs "
+          "cowclip.md §3–4", "test AUC at 16K with CowClip − at 512, Adam, after 6 epochs over one run's logs "
           "(non-inferiority margin 0.001; the control, 16K without CowClip, must fail it)",
           ("offline_adam512", "offline_adam16k_cowclip", "offline_adam16k"),
           _difference("offline_adam16k_cowclip", "offline_adam512", "test_auc"), "non_inferior", margin=0.001,

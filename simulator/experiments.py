@@ -157,7 +157,7 @@ SECTIONS = [
     ("Large batches: AUC from 512 to 16K, with and without CowClip + its scaling rule",
      ["baseline", "batch4k", "batch4k_cowclip", "batch16k", "batch16k_cowclip"],
      ["pv_auc", "pv_auc_final", "auc_shortfall_final", "pv_logloss_gap", "training_seconds"]),
-    (("Large batches in CowClip's own protocol: 6 shuffled epochs over a day's logs, scored on its held-out last "
+    (("Large batches in CowClip's own protocol: 6 shuffled epochs over one run's logs, scored on their held-out last "
       "tenth"), [f"offline_{name}" for name in ("batch512", "batch16k", "batch16k_rule", "batch16k_cowclip", "adam512",
                                               "adam16k", "adam16k_cowclip")],
      ["test_auc", "test_per_query_auc", "test_logloss_gap", "steps", "training_seconds"]),
