@@ -151,13 +151,30 @@ def cowclip(r: float = 1.0, zeta: float = 1e-4) -> optax.GradientTransformationE
         def clip(g, w, counts):
             if counts.size == 0:
                 return g
-            threshold = counts * jnp.maximum(r * jnp.linalg.norm(w, axis=-1), zeta)
+            threshold = cowclip_threshold(w, counts, r, zeta)
             norm = jnp.linalg.norm(g, axis=-1)
             return g * jnp.minimum(1.0, threshold / jnp.maximum(norm, 1e-30))[:, None]
 
         return jax.tree.map(clip, updates, params, row_counts), state
 
     return optax.GradientTransformationExtraArgs(init, update)
+
+
+def cowclip_threshold(w: jax.Array, counts: jax.Array, r: float, zeta: float) -> jax.Array:
+    """CowClip's bound on each embedding row's gradient norm: cnt · max(r·‖w_row‖, ζ)."""
+    return counts * jnp.maximum(r * jnp.linalg.norm(w, axis=-1), zeta)
+
+
+def cowclip_clipped_share(grads: Any, params: Any, row_counts: Any, r: float, zeta: float) -> float:
+    """Share of the embedding rows a batch touches whose gradient CowClip would clip (does the clip bind?)."""
+    clipped = touched = 0.0
+    for g, w, counts in zip(jax.tree.leaves(grads), jax.tree.leaves(params), jax.tree.leaves(row_counts)):
+        if counts.size == 0:
+            continue
+        used = counts > 0
+        clipped += float(jnp.sum(used & (jnp.linalg.norm(g, axis=-1) > cowclip_threshold(w, counts, r, zeta))))
+        touched += float(jnp.sum(used))
+    return clipped / touched if touched else float("nan")
 
 
 # ---- the trainer's optimizer ----------------------------------------------------------------------

@@ -234,6 +234,20 @@ class OnlineTrainer:
         """pCTR of the current parameters for each example, without training (held-out evaluation)."""
         return self._chunked(self._predict, examples, chunk)
 
+    def log_loss_gradients(self, examples: Examples) -> tuple:
+        """(gradient of the weighted log loss on these examples as one batch, each Q-embedding row's count in it):
+        what CowClip's clip sees on a step, for measuring whether it binds."""
+        batch = examples.filled()
+        weight = jnp.asarray(batch.weight)
+
+        def loss(params):
+            logits = nnx.merge(self.graphdef, params, self.constants).component_logits(
+                jnp.asarray(batch.raw), jnp.asarray(batch.treatment), jnp.asarray(batch.position))
+            return sum(log_loss_term(logits[:, e], jnp.asarray(batch.label), weight, self.kind)
+                       for e in range(logits.shape[-1]))
+
+        return jax.grad(loss)(self.params), self._row_counts(self.params, jnp.asarray(batch.raw), weight)
+
     def component_predict(self, examples: Examples, chunk: int = 65_536) -> np.ndarray:
         """Each ensemble component's pCTR float32[n, E] for each example (the spread anti-distillation acts on)."""
         return self._chunked(self._component_predict, examples, chunk)

@@ -130,9 +130,10 @@ def paired_ticks(a: RunOutput, b: RunOutput, names: tuple[str, str]) -> pd.DataF
                          ("primary_impressions", "prediction_difference_impressions")):
         probed, total, examples = prediction_difference(a, b, over)
         probe_tick = tick[probed]
+        count = np.bincount(probe_tick, examples, minlength=len(frame))
         with np.errstate(invalid="ignore", divide="ignore"):
-            frame[column] = (np.bincount(probe_tick, total, minlength=len(frame))
-                             / np.bincount(probe_tick, examples, minlength=len(frame)))
+            frame[column] = np.bincount(probe_tick, total, minlength=len(frame)) / count
+        frame[f"{column}_examples"] = count
     return frame
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from models.trainer import Examples
 from simulator.compare import interval
 
 SCENARIO = Path(__file__).resolve().parent.parent / "scenarios" / "default.toml"
@@ -172,6 +173,8 @@ METRIC_DOC = {
     "pd_shown_either": "the same over the placements either replica showed (the set depends on both arms)",
     "pd_open_loop": "the same, when the replica trains on the primary's logs (no feedback loop: model irreproducibility)",
     "component_spread": "ensembles: mean over the last 20,000 logged examples of std / mean of the components' pCTRs",
+    "clipped_share": "CowClip: share of the Q-embedding rows a last batch touches whose gradient the clip would cut "
+                     "(trained parameters, the arm's r and ζ): does the clip bind?",
     "ad_set_churn": "share of queries whose shown ad set differs between the replicas",
     "winner_churn": "share of queries whose top ad differs between the replicas",
     "ads_query_churn": "mean |ads shown by one replica − by the other| per query / mean ads per query (Table 3's "
@@ -226,7 +229,8 @@ def run_metrics(output, examination: np.ndarray) -> dict:
     s = output.summary()
     pv = output.pv_arrays()
     frame = output.log.frame()
-    late = slice(len(pv["label"]) // 2, None)
+    half = 30.0 * output.scenario.run.duration_hours  # "second half": of simulated time, not of the examples
+    late = pv["minute"] >= half
     prediction, truth, weight = pv["prediction"][late], pv["truth"][late], pv["weight"][late]
     deciles = np.searchsorted(np.quantile(prediction, np.linspace(0, 1, 11)[1:-1]), prediction)
     metrics = {
@@ -242,7 +246,7 @@ def run_metrics(output, examination: np.ndarray) -> dict:
         / max(output.queries * output.scenario.world.candidates_per_query, 1),
     }
     # per-position / per-treatment bias on shown ads (serving-time pCTR against the true CTR), second half
-    shown = frame[frame["query"] >= frame["query"].max() // 2]
+    shown = frame[frame["minute"] >= half]
     metrics["shown_calibration_vs_truth"] = float(shown["pctr"].sum() / shown["true_ctr"].sum() - 1)
     for column, size in (("position", output.scenario.world.num_positions), ("treatment", examination.shape[0])):
         bias = _slice_bias(shown[column].to_numpy().astype(np.int64), shown["pctr"].to_numpy(),
@@ -251,7 +255,7 @@ def run_metrics(output, examination: np.ndarray) -> dict:
         metrics[f"bias_{column}_maxabs"] = float(np.nanmax(np.abs(bias)))
     metrics["treatment_names"] = list(output.scenario.world.treatments)
     probes = output.probe_arrays()
-    metrics.update(_attribution(probes, examination, frame))
+    metrics.update(_attribution(probes, examination, frame, half))
     metrics.update(feedback_loop(probes, examination, frame, output.scenario))
     return metrics
 
@@ -280,13 +284,13 @@ def served_treatment(pctr: np.ndarray) -> np.ndarray:
     return np.argmax(pctr[:, :, :, 0], axis=2)
 
 
-def _attribution(probes: dict, examination: np.ndarray, frame) -> dict:
+def _attribution(probes: dict, examination: np.ndarray, frame, half: float) -> dict:
     """Credit attribution and accuracy on rarely shown (query context, ad, treatment, position) cells, from the
     probes of the second half: learned vs true position effect in the format the auction would serve each
     candidate, treatment effects against the format served most, learned vs true ad quality there."""
     from scipy.stats import spearmanr
 
-    late = probes["minute"] >= probes["minute"].max() / 2
+    late = probes["minute"] >= half  # the second half of simulated time
     pctr, valid = probes["pctr"][late].astype(np.float64), probes["valid"][late]
     truth = probes["relevance"][late][:, :, None, None] * examination[None, None]
     ads = probes["candidates"][late]
@@ -423,7 +427,8 @@ def irreproducibility(primary, replica, open_loop, bins: int = TIME_BINS) -> dic
         ticks = paired_ticks(primary, other, ("a", "b"))
         which = np.clip((ticks["sim_time"].to_numpy() / duration * bins).astype(int), 0, bins - 1)
         result[f"over_time{suffix}"] = {
-            "pd": _bin_mean(ticks["prediction_difference"].to_numpy(np.float64), which, bins),
+            "pd": _bin_mean(ticks["prediction_difference"].to_numpy(np.float64), which, bins,
+                            ticks["prediction_difference_examples"].to_numpy()),  # per example, as the total
             **{metric: _bin_mean(ticks[metric].to_numpy(np.float64), which, bins, ticks["queries"].to_numpy())
                for metric in ("ad_set_churn", "winner_churn")},
             **{f"{metric}_gap": _bin_gap(ticks[f"{metric}_a"].to_numpy(), ticks[f"{metric}_b"].to_numpy(), which, bins)
@@ -437,8 +442,6 @@ SPREAD_EXAMPLES = 20_000  # the last logged examples the components' spread is m
 def component_spread(trainer, training_logs: list) -> float:
     """Mean over the run's last logged examples of the ensemble components' coefficient of variation,
     std over components / mean of their pCTRs: how far apart the final components predict."""
-    from models.trainer import Examples
-
     examples = Examples.concat([entry[1] for entry in training_logs])
     examples = examples.slice(max(examples.size - SPREAD_EXAMPLES, 0), examples.size)
     components = trainer.component_predict(examples).astype(np.float64)
@@ -451,11 +454,15 @@ def run_arm(arm: Arm, seed: int, hours: float, scenario_path: str | Path = SCENA
 
     scenario, replica_scenario = arm.scenarios(seed, hours, scenario_path)
     started = time.perf_counter()
-    simulation = Simulation(scenario, sync_stages=True, keep_training_logs=arm.replica)
+    measures_trainer = scenario.model.ensemble_size > 1 or scenario.train.cowclip  # needs the logs afterwards
+    simulation = Simulation(scenario, sync_stages=True, keep_training_logs=arm.replica or measures_trainer)
     output = simulation.run()
     result = {"arm": arm.name, "seed": seed, **run_metrics(output, simulation.world.examination)}
     if scenario.model.ensemble_size > 1 and output.training_logs:
         result["component_spread"] = component_spread(simulation.trainer, output.training_logs)
+    if scenario.train.cowclip and output.training_logs:
+        logged = Examples.concat([entry[1] for entry in output.training_logs])
+        result["clipped_share"] = clipped_share(simulation.trainer, logged, scenario.train)
     if arm.replica:
         replica = Simulation(replica_scenario).run()
         open_loop = Simulation(replica_scenario, training_logs=output.training_logs).run()
@@ -524,7 +531,6 @@ def batch_scaling(seed: int, hours: float, epochs: int = BATCH_SCALING_EPOCHS,
     """Train each setting for `epochs` shuffled passes over the baseline's logs of `hours` (all but the last
     tenth) and score it on the last tenth after every epoch: test AUC, per-query AUC, log loss over the oracle's."""
     from models.metrics import auc, log_loss, per_query_auc
-    from models.trainer import Examples
     from simulator import config
     from simulator.loop import Simulation, build_trainer
 
@@ -540,8 +546,8 @@ def batch_scaling(seed: int, hours: float, epochs: int = BATCH_SCALING_EPOCHS,
     result = {"arm": "batch_scaling", "seed": seed, "epochs": epochs, "train_examples": train.size,
               "test_examples": test.size, "settings": {}}
     for name, overrides in (settings or BATCH_SCALING).items():
-        trainer = build_trainer(config.load(scenario_path, [*overrides, f"run.duration_hours={hours}"], seed=seed),
-                                simulation.world)
+        trainer_scenario = config.load(scenario_path, [*overrides, f"run.duration_hours={hours}"], seed=seed)
+        trainer = build_trainer(trainer_scenario, simulation.world)
         chunk = 64 * trainer.batch_size
         curve, seconds = {"test_auc": [], "test_per_query_auc": [], "test_logloss_gap": []}, 0.0
         for epoch in range(epochs):
@@ -556,15 +562,29 @@ def batch_scaling(seed: int, hours: float, epochs: int = BATCH_SCALING_EPOCHS,
             curve["test_logloss_gap"].append(log_loss(prediction, test.label, test.weight) / oracle_loss - 1.0)
         result["settings"][name] = {**{metric: values[-1] for metric, values in curve.items()}, "curve": curve,
                                     "steps": epochs * -(-train.size // trainer.batch_size),
-                                    "training_seconds": seconds}
+                                    "training_seconds": seconds,
+                                    "clipped_share": clipped_share(trainer, train, trainer_scenario.train)}
     return result
+
+
+def clipped_share(trainer, examples, train) -> float:
+    """Share of the Q-embedding rows a last batch of `examples` touches whose gradient CowClip (at the scenario's
+    r, ζ) would clip with the trained parameters: whether the clip binds at all (nan without CowClip)."""
+    from models.optim import cowclip_clipped_share
+
+    if not train.cowclip:
+        return float("nan")
+    batch = examples.slice(max(examples.size - trainer.batch_size, 0), examples.size)
+    grads, counts = trainer.log_loss_gradients(batch)
+    return cowclip_clipped_share(grads, trainer.params, counts, train.cowclip_r, train.cowclip_zeta)
 
 
 # ---- many cells, in parallel, cached ------------------------------------------------------------------------
 # Part of every cell's cache key: bump it when a measurement's definition or the loop's results change, so a
 # cache never serves numbers computed under old definitions (2: issue #14 — padding steps, the monotone
-# auction rule, PD on fixed example sets, Table 3's ads/query churn, the final window in simulated time).
-MEASUREMENTS_VERSION = 2
+# auction rule, PD on fixed example sets, Table 3's ads/query churn, the final window in simulated time; 3: the
+# "second half" windows in simulated time, PD over time weighted by examples).
+MEASUREMENTS_VERSION = 3
 
 
 @dataclass(frozen=True)

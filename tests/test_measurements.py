@@ -164,8 +164,9 @@ def test_claim_verdicts_follow_the_interval():
     assert cowclip.verdict(-0.0009, 0.002) and not cowclip.verdict(-0.0011, 0.002)
 
 
-def _offline_rows(seeds, cowclip_auc, control_auc):
-    return [{"arm": arm, "seed": seed, "test_auc": auc} for seed, technique, control in zip(seeds, cowclip_auc, control_auc)
+def _offline_rows(seeds, cowclip_auc, control_auc, clipped=(0.30, 0.31, 0.29, 0.32, 0.30)):
+    return [{"arm": arm, "seed": seed, "test_auc": auc, "clipped_share": share}
+            for seed, technique, control, share in zip(seeds, cowclip_auc, control_auc, clipped)
             for arm, auc in (("offline_adam512", 0.75), ("offline_adam16k_cowclip", technique),
                              ("offline_adam16k", control), ("offline_batch512", 0.75),
                              ("offline_batch16k_cowclip", 0.75), ("offline_batch16k_rule", 0.75),
@@ -186,6 +187,9 @@ def test_a_non_inferiority_verdict_needs_its_control_to_fail():
     passing_control = verdict([0.7501, 0.7500, 0.7499, 0.7502, 0.7500])  # plain 16K holds its AUC too
     assert passing_control["control"]["passes"] and not passing_control["reproduced"]
     assert "control" in passing_control["why_not"]
+    never_clips = evaluate(_offline_rows(seeds, kept, [0.740, 0.742, 0.739, 0.741, 0.740], clipped=(0.0,) * 5), seeds)
+    entry = next(e for e in never_clips if e["id"] == "cowclip_keeps_auc_at_large_batch")
+    assert not entry["reproduced"] and not entry["testable"]  # the clip never bound: no verdict on CowClip
 
 
 def test_the_bias_claim_counts_every_family_the_arm_constrains():
@@ -275,7 +279,7 @@ def test_attribution_reads_the_served_format_and_counts_cells_per_query_context(
               "context": np.array([0, 1])}
     frame = pd.DataFrame({"ad_id": [7] * 12, "context": [0] * 12, "treatment": [1] * 12, "position": [0] * 12})
     assert served_treatment(pctr).tolist() == [[1], [1]]
-    result = _attribution(probes, examination, frame)
+    result = _attribution(probes, examination, frame, half=5.0)  # probes at minute 10: the second half
     assert result["position_effect_error"] == pytest.approx(0.0, abs=1e-12)
     assert result["learned_position_effect"] == pytest.approx([0.5])
     assert result["treatment_effect_reference"] == 1 and result["treatment_effect_formats"] == [0]
@@ -330,3 +334,23 @@ def test_a_switch_that_does_not_act_gets_no_verdict():
     acting, idle = entry(0.30), entry(0.20)
     assert acting["reproduced"] and acting["acts"]["ci95"][0] > 0
     assert not idle["reproduced"] and not idle["testable"] and "not shown to act" in idle["why_not"]
+
+
+def test_second_half_windows_are_the_second_half_of_simulated_time(smoke_output):
+    """Heavy traffic early: the second half of the examples and of the time differ. PV predictions are exact
+    only in the second half of simulated time, so the second-half calibration there is exactly 0."""
+    import dataclasses
+
+    from simulator.experiments import run_metrics
+    from simulator.loop import PvChunk
+
+    minutes = 60.0 * smoke_output.scenario.run.duration_hours
+    chunks = []
+    for minute, count in ((0.1 * minutes, 3000), (0.4 * minutes, 3000), (0.6 * minutes, 500), (0.9 * minutes, 500)):
+        truth = np.full(count, 0.1, np.float32)
+        label = (np.arange(count) % 10 == 0).astype(np.float32)
+        prediction = truth if minute >= 0.5 * minutes else 2 * truth
+        chunks.append(PvChunk(minute, prediction, label, truth, np.ones(count, np.float32), np.arange(count)))
+    output = dataclasses.replace(smoke_output, pv=chunks)
+    examination = np.ones((len(output.scenario.world.treatments), output.scenario.world.num_positions))
+    assert run_metrics(output, examination)["calibration_vs_truth"] == pytest.approx(0.0, abs=1e-9)

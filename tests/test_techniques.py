@@ -323,6 +323,18 @@ def test_cowclip_in_the_trainer_bounds_embedding_updates():
     assert embedding_change(True) < 0.1 * embedding_change(False)
 
 
+def test_clipped_share_says_whether_the_clip_binds():
+    """The share of touched embedding rows whose gradient exceeds cnt · max(r‖w‖, ζ): all at a tiny r, none at a huge one."""
+    from models.optim import cowclip_clipped_share
+
+    examples = _examples(np.random.default_rng(12), 512)
+    trainer = OnlineTrainer(_model(), make_optimizer(OptimizerConfig()), 512)
+    grads, counts = trainer.log_loss_gradients(examples)
+    touched = cowclip_clipped_share(grads, trainer.params, counts, r=1e-9, zeta=0.0)
+    assert touched == 1.0 and cowclip_clipped_share(grads, trainer.params, counts, r=1e6, zeta=0.0) == 0.0
+    assert 0.0 <= cowclip_clipped_share(grads, trainer.params, counts, r=1.0, zeta=1e-5) <= 1.0
+
+
 def test_cowclip_scaling_rule_scales_dense_learning_rate_by_root_of_batch_ratio():
     grads = {"dense": {"kernel": jnp.ones((2, 2))}}
     params = {"dense": {"kernel": jnp.zeros((2, 2))}}
