@@ -71,3 +71,17 @@ def test_invalid_instance_exits_2_with_one_line(name, tmp_path, capsys):
 def test_missing_instance_file_exits_2(tmp_path, capsys):
     assert main(["auction", str(tmp_path / "nope.json")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_explain_states_the_monotone_rule_and_which_ctrs_it_changed(tmp_path, capsys):
+    """The issue's example: B's CTR rises with position, so the rule changes it, and nobody pays below 0."""
+    instance = {"num_positions": 2, "space_budget": None, "ctr": [[[0.5, 0.1]], [[0.01, 0.4]]],
+                "ads": [{"bid": 1, "formats": [{"name": "text", "height": 1}]},
+                        {"bid": 1, "formats": [{"name": "text", "height": 1}]}]}
+    assert main(["auction", _write(tmp_path, instance), "--explain"]) == 0
+    printed = capsys.readouterr().out
+    assert "made non-increasing along positions" in printed and "this changed ad 1 as 'text'" in printed
+    assert "Pays -" not in printed and "revenue 0." in printed
+    falling = {**instance, "ctr": [[[0.5, 0.1]], [[0.4, 0.01]]]}
+    assert main(["auction", _write(tmp_path, falling, "falling.json"), "--explain"]) == 0
+    assert "every CTR here already was" in capsys.readouterr().out
