@@ -43,16 +43,21 @@ def _log_ratio(arm: str, base: str, metric: str) -> Measure:
     return lambda by: _log_of_ratio(by[arm][metric], by[base][metric])
 
 
+def _ratio(numerator: float, denominator: float) -> float:
+    """numerator / denominator without raising: nan for 0 / 0 (e.g. a churn of 0 in both arms), ±inf for x / 0."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return float(np.float64(numerator) / np.float64(denominator))
+
+
 def _log_of_ratio(numerator: float, denominator: float) -> float:
     """log(numerator / denominator); nan where the ratio is undefined (0 / 0), so the claim is not testable there."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        return float(np.log(np.float64(numerator) / np.float64(denominator)))
+        return float(np.log(_ratio(numerator, denominator)))
 
 
 def _percent_change(value: float, base: float) -> float:
-    """100 × (value / base − 1); nan where base is 0 (a churn of 0 in both arms has no % change)."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return float(100 * (np.float64(value) / np.float64(base) - 1))
+    """100 × (value / base − 1); nan where base is 0."""
+    return 100 * (_ratio(value, base) - 1)
 
 
 def _difference(arm: str, base: str, metric: str) -> Measure:
@@ -613,7 +618,7 @@ def claims_markdown(entries: list[dict], results: list[dict], seeds: list[int], 
                          "revenue_gap", "welfare_gap", "pv_logloss_gap"])
     baseline = [r for r in results if r["arm"] == "baseline" and r["seed"] in seeds]
     if baseline and "pd" in baseline[0]:
-        ratio = interval([np.float64(r["pd"]) / r["pd_open_loop"] for r in baseline])
+        ratio = interval([_ratio(r["pd"], r["pd_open_loop"]) for r in baseline])
         lines += [f"Closed-/open-loop PD ratio of the baseline: {fmt_interval(*ratio)}. Over time:", "",
                   "![irreproducibility over time](irreproducibility.png)", ""]
     lines += _table3(results, seeds)

@@ -263,11 +263,13 @@ def run_metrics(output, examination: np.ndarray) -> dict:
 def _shown_counts(frame, contexts: np.ndarray, ads: np.ndarray, t: int, k: int) -> np.ndarray:
     """How often each (query context, ad, treatment, position) of `contexts` [P] × `ads` [P, N] was shown over
     the run: int[P, N, T, K]."""
+    ad_range = int(ads.max(initial=0)) + 1
+
     def cell_key(context, ad):
-        return ((context.astype(np.int64) * (int(ads.max(initial=0)) + 1) + ad.astype(np.int64)) * t) * k
+        return ((context.astype(np.int64) * ad_range + ad.astype(np.int64)) * t) * k
 
     ad_ids = frame["ad_id"].to_numpy().astype(np.int64)
-    known = ad_ids <= ads.max(initial=0)
+    known = ad_ids < ad_range
     key = (cell_key(frame["context"].to_numpy()[known], ad_ids[known])
            + frame["treatment"].to_numpy()[known] * k + frame["position"].to_numpy()[known])
     keys, counts = np.unique(key, return_counts=True)
@@ -340,9 +342,9 @@ def feedback_loop(probes: dict, examination: np.ndarray, frame, scenario) -> dic
 
     Per ad, the mean log(pCTR / true CTR) at the top in the format the auction would serve it (its
     highest-pCTR format there) over its probe appearances in an early window (5–25 % of the run) and the
-    last quarter. Underestimated = below −log 1.5. An underestimated ad is shown less (show rate: its
-    impressions between the windows per candidate appearance), so its error is corrected slowly; an
-    overestimated one is shown, clicks come in, and the error is corrected.
+    last quarter. Underestimated = below −log 1.5. The hypothesis it tests: an underestimated ad is shown
+    less (show rate: its impressions between the windows per candidate appearance), so its error is
+    corrected slowly, while an overestimated one is shown and its clicks correct it.
     """
     duration = scenario.run.duration_hours * 60.0
     minute = probes["minute"]
@@ -439,11 +441,10 @@ def irreproducibility(primary, replica, open_loop, bins: int = TIME_BINS) -> dic
 SPREAD_EXAMPLES = 20_000  # the last logged examples the components' spread is measured on
 
 
-def component_spread(trainer, training_logs: list) -> float:
+def component_spread(trainer, logged: Examples) -> float:
     """Mean over the run's last logged examples of the ensemble components' coefficient of variation,
     std over components / mean of their pCTRs: how far apart the final components predict."""
-    examples = Examples.concat([entry[1] for entry in training_logs])
-    examples = examples.slice(max(examples.size - SPREAD_EXAMPLES, 0), examples.size)
+    examples = logged.slice(max(logged.size - SPREAD_EXAMPLES, 0), logged.size)
     components = trainer.component_predict(examples).astype(np.float64)
     return float(np.mean(components.std(axis=1) / np.maximum(components.mean(axis=1), 1e-12)))
 
@@ -458,11 +459,12 @@ def run_arm(arm: Arm, seed: int, hours: float, scenario_path: str | Path = SCENA
     simulation = Simulation(scenario, sync_stages=True, keep_training_logs=arm.replica or measures_trainer)
     output = simulation.run()
     result = {"arm": arm.name, "seed": seed, **run_metrics(output, simulation.world.examination)}
-    if scenario.model.ensemble_size > 1 and output.training_logs:
-        result["component_spread"] = component_spread(simulation.trainer, output.training_logs)
-    if scenario.train.cowclip and output.training_logs:
+    if measures_trainer and output.training_logs:
         logged = Examples.concat([entry[1] for entry in output.training_logs])
-        result["clipped_share"] = clipped_share(simulation.trainer, logged, scenario.train)
+        if scenario.model.ensemble_size > 1:
+            result["component_spread"] = component_spread(simulation.trainer, logged)
+        if scenario.train.cowclip:
+            result["clipped_share"] = clipped_share(simulation.trainer, logged, scenario.train)
     if arm.replica:
         replica = Simulation(replica_scenario).run()
         open_loop = Simulation(replica_scenario, training_logs=output.training_logs).run()

@@ -329,7 +329,7 @@ class Simulation:
         noise = np.exp(a.exploration_noise * rng.standard_normal(batch.candidates.shape) - a.exploration_noise ** 2 / 2)
         return np.where(explored[:, None], noise, 1.0).astype(np.float32)
 
-    def _record_probes(self, minute: float, batch: QueryBatch, in_flight: list) -> None:
+    def _record_probes(self, minute: float, batch: QueryBatch, in_flight: list, context: np.ndarray) -> None:
         """Keep every `run.probe_every`-th query's pCTR of every candidate, treatment and position.
 
         Paired runs see the same queries and candidates, so these are predictions on the same examples.
@@ -347,7 +347,7 @@ class Simulation:
                                for c in np.unique(chunk)])
         self.probes.append((np.full(chosen.size, minute, np.float32), number[chosen], pctr, batch.valid[chosen],
                             batch.candidates[chosen], batch.relevance[chosen],
-                            query_context(batch, self.scenario.world.num_intents)[chosen]))
+                            context[chosen]))
 
     def _settle(self, minute: float, batch: QueryBatch, in_flight: list) -> dict:
         """Collect the auction outcomes, draw clicks from the true CTR, log impressions; the tick's metric row."""
@@ -358,7 +358,8 @@ class Simulation:
         outcome = AuctionOutcome(*(np.concatenate(column) for column in zip(*parts)))
         after_auction = clock()
         self._timers["auction"] += after_auction - waited  # time not hidden behind the next tick's draw
-        self._record_probes(minute, batch, in_flight)
+        context = query_context(batch, self.scenario.world.num_intents)  # for the probes and the log
+        self._record_probes(minute, batch, in_flight, context)
         b = batch.size
         ad, treatment = outcome.ad, outcome.treatment
         query, position = np.nonzero(ad >= 0)
@@ -385,7 +386,7 @@ class Simulation:
             while self._external_logs and self._external_logs[0][0] <= entry[0]:
                 self._pending.append(self._external_logs.popleft())
         self.log.append(minute=np.full(len(click), minute, np.float32), query=self._queries + query,
-                        context=query_context(batch, self.scenario.world.num_intents)[query],
+                        context=context[query],
                         position=position.astype(np.int8), treatment=chosen.astype(np.int8),
                         ad_id=batch.candidates[query, candidate], click=click.astype(np.int8), true_ctr=true_ctr,
                         pctr=pctr, price_per_click=price)

@@ -14,6 +14,7 @@ import json
 import sys
 from pathlib import Path
 
+from models import Examples
 from simulator import config
 from simulator.experiments import SCENARIO, component_spread
 from simulator.loop import Simulation
@@ -35,8 +36,8 @@ def main(argv: list[str] | None = None) -> int:
                                               f"run.duration_hours={args.hours}"], seed=seed)
             simulation = Simulation(scenario, keep_training_logs=True)
             output = simulation.run()
-            row = {"seed": seed, "weight": weight, "component_spread": component_spread(simulation.trainer,
-                                                                                        output.training_logs),
+            logged = Examples.concat([entry[1] for entry in output.training_logs])
+            row = {"seed": seed, "weight": weight, "component_spread": component_spread(simulation.trainer, logged),
                    "pv_logloss_gap": output.summary()["final_window_gap"]}
             rows.append(row)
             print(f"seed {seed}  weight {weight:g}: spread {row['component_spread']:.4f}  "
