@@ -275,12 +275,14 @@ def solve_batch(ctr, bid, reserve, available=None, *, heights: tuple[float, ...]
                 space_budget: float | None = None, mode: ReserveMode = "cost") -> AuctionOutcome:
     """Exact VCG for a batch (arguments as `vcg_batch`), as numpy arrays, ties broken as the reference does.
 
-    Runs the kernel in chunks of `preferred_batch` queries (the last one padded with empty queries).
+    Runs the kernel in chunks of `preferred_batch` queries, or one chunk of the next power of two for fewer
+    queries (padded with empty queries), so a caller with a varying batch size compiles few shapes.
     """
     options = dict(heights=heights, space_budget=space_budget, mode=mode)
     arrays = [None if a is None else np.asarray(a) for a in (ctr, bid, reserve, available)]
     total = arrays[0].shape[0]
-    size = min(preferred_batch(arrays[0].shape[3], arrays[0].shape[1], heights, space_budget), total)
+    size = min(preferred_batch(arrays[0].shape[3], arrays[0].shape[1], heights, space_budget),
+               1 << max(total - 1, 0).bit_length())
     parts = []
     for start in range(0, total, size):
         chunk = [None if a is None else pad_rows(a[start:start + size], size) for a in arrays]
@@ -295,15 +297,20 @@ def pad_rows(array: np.ndarray, rows: int) -> np.ndarray:
     return np.concatenate([array, np.zeros((rows - array.shape[0], *array.shape[1:]), array.dtype)])
 
 
+MIN_TIE_ROWS = 64  # tied queries are re-solved in batches of 64, 128, 256, ... rows (the tied rows repeated)
+
+
 def resolve_ties(outcome: AuctionOutcome, ctr, bid, reserve, available=None, **options) -> AuctionOutcome:
     """Solve the queries flagged `tied` again with the reference tie-break rules (numpy outcome in and out).
 
-    Ties are rare with real-valued CTRs, so only those rows rerun, padded to a power of two.
+    Ties are rare with real-valued CTRs that fall along positions (flat CTRs, such as an untrained model's
+    under the monotone rule, tie every order of a slate), so only those rows rerun, padded to a power of two
+    of at least `MIN_TIE_ROWS` so that few shapes compile.
     """
     tied = np.flatnonzero(outcome.tied)
     if tied.size == 0:
         return outcome
-    rows = np.resize(tied, 1 << int(tied.size - 1).bit_length())  # repeat tied rows up to a power of two
+    rows = np.resize(tied, 1 << max(int(tied.size - 1).bit_length(), MIN_TIE_ROWS.bit_length() - 1))
     again = vcg_batch(*(None if a is None else np.asarray(a)[rows] for a in (ctr, bid, reserve, available)),
                       break_ties=True, **options)
     patched = [np.array(column) for column in outcome]

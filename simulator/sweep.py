@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from simulator import config as config_module
+from simulator.compile_cache import enable_compilation_cache
 from simulator.config import ConfigError
 
 SAMPLERS = ("uniform", "log_uniform", "choice")
@@ -155,6 +156,7 @@ def _cell_scenario(sweep: SweepPlan, cell: Cell) -> dict:
 
 
 def _compute(scenario: dict, cell_id: str) -> dict:
+    enable_compilation_cache()  # a worker process: reuse compiled programs across cells, workers and sweeps
     if "__invalid__" in scenario:
         return {"cell": cell_id, "status": "failed", "error": f"ConfigError: {scenario['__invalid__']}", "traceback": ""}
     return compute_cell(scenario, cell_id)
