@@ -29,7 +29,7 @@ def run_child(scenario: str, overrides: list[str], sync_stages: bool) -> None:
     sys.path.insert(0, str(ROOT))
     import simulator
     from simulator.compile_cache import enable_compilation_cache
-    from simulator.loop import Simulation
+    from simulator.loop.simulation import Simulation
 
     enable_compilation_cache()
     output = Simulation(simulator.load(scenario, overrides=overrides), sync_stages=sync_stages).run()

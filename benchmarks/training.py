@@ -27,8 +27,8 @@ sys.path.insert(0, str(ROOT))
 
 from models import Examples  # noqa: E402
 from simulator import config  # noqa: E402
-from simulator.loop import build_trainer  # noqa: E402
-from simulator.world import World  # noqa: E402
+from simulator.loop.builders import build_trainer  # noqa: E402
+from simulator.world.ground_truth import World  # noqa: E402
 
 GOAL = 0.40
 MODELS = {

@@ -1,8 +1,9 @@
 """The world, simulated time and the closed loop; the public entry points for scripts, the CLI and the app."""
 
 from simulator.config import ConfigError, Scenario, load
-from simulator.loop import Progress, Simulation
-from simulator.results import RunOutput
+from simulator.loop.records import Progress
+from simulator.loop.results import RunOutput
+from simulator.loop.simulation import Simulation
 
 
 def run(scenario: Scenario, progress=None) -> RunOutput:

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from simulator.compile_cache import enable_compilation_cache
-from simulator.config import ConfigError
+from simulator.config import ConfigError, scenario_file
 
 DEFAULT_SCENARIO = "scenarios/default.toml"
 # `adfloor report --quick`: the claims' and the measurement sections' arms only, on 3 seeds of half an hour
@@ -33,7 +33,7 @@ def _resolve_scenario(path: str | None) -> str | None:
     """The scenario path as given, or the default scenario next to the package when none is given."""
     if path is not None:
         return path
-    bundled = Path(__file__).resolve().parent.parent / DEFAULT_SCENARIO
+    bundled = scenario_file("default")
     return str(bundled) if bundled.is_file() else None
 
 
@@ -42,8 +42,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     import simulator
     from simulator import config as config_module
-    from simulator.checkpoint import CheckpointError
-    from simulator.loop import Simulation
+    from simulator.loop.checkpoint import CheckpointError
+    from simulator.loop.simulation import Simulation
+    from simulator.report.figures import summary_figure
 
     progress = None if args.quiet else _progress_printer(sys.stderr)
     if args.resume:
@@ -70,6 +71,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not args.quiet:
         sys.stderr.write("\n")
     output.write(out, impressions=args.log_impressions)
+    summary_figure(output).savefig(out / "summary.png", dpi=110)
     if output.stopped:
         kept = f"; last good checkpoint: {checkpoints}/" if checkpoints is not None and checkpoints.exists() else ""
         print(f"adfloor: stopped: {output.stopped}; the metrics so far are in {out}/{kept}", file=sys.stderr)
@@ -90,7 +92,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     import simulator
-    from simulator.compare import compare
+    from simulator.experiments.paired import compare
+    from simulator.report.figures import comparison_figure
 
     if args.vary:
         if len(args.scenarios) > 1:
@@ -117,13 +120,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
     except ValueError as err:
         raise ConfigError(str(err)) from None
     comparison.write(out)
+    comparison_figure(comparison).savefig(out / "comparison.png", dpi=110)
     print(comparison.table())
     print(f"wrote {out}/")
     return 0
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from simulator.sweep import plan, run_sweep
+    from simulator.experiments.sweep import plan, run_sweep
 
     sweep = plan(args.sweep)
     out = Path(args.out) if args.out else Path("runs") / f"sweep-{Path(args.sweep).stem}"
@@ -149,7 +153,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     import shutil
 
-    from simulator.claims import QUICK_ARMS, report
+    from simulator.experiments.claims import QUICK_ARMS
+    from simulator.report.claims_report import report
 
     count = args.seeds if args.seeds is not None else (QUICK_SEEDS if args.quick else 5)
     seeds = list(range(args.first_seed, args.first_seed + count))

@@ -332,6 +332,14 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return merged
 
 
+SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"  # the shipped scenarios
+
+
+def scenario_file(name: str) -> Path:
+    """The shipped scenario `name` ("default", "smoke", ...): the one place that knows where they live."""
+    return SCENARIOS / f"{name}.toml"
+
+
 def read_toml(path: str | Path) -> dict[str, Any]:
     """Read a scenario file's raw tables; a missing file or bad TOML is a ConfigError."""
     path = Path(path)

@@ -56,7 +56,7 @@ def test_auction_explorer_shows_vcg_and_gsp_side_by_side():
 
 
 def test_sweeps_page_plots_a_metric_against_a_parameter(tmp_path, monkeypatch):
-    from simulator.sweep import plan, run_sweep
+    from simulator.experiments.sweep import plan, run_sweep
 
     sweep_file = tmp_path / "sweep.toml"
     sweep_file.write_text(f'base = "{ROOT / "scenarios" / "smoke.toml"}"\nseeds = 1\n[set]\n"run.duration_hours" = 0.1\n'
@@ -85,7 +85,7 @@ def test_compare_page_runs_paired_replays():
 def test_claims_page_shows_a_written_report(tmp_path, monkeypatch, smoke_report):
     import shutil
 
-    from simulator.claims import FIGURES
+    from simulator.experiments.claims import FIGURES
 
     shutil.copytree(smoke_report[0], tmp_path / "runs" / "report-quick")  # the report the report test checks
     monkeypatch.chdir(tmp_path)  # the page looks for runs/report*/claims.json

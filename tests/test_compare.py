@@ -10,8 +10,8 @@ import pytest
 
 import simulator
 from simulator.cli import main
-from simulator.compare import compare
 from simulator.config import replace
+from simulator.experiments.paired import compare
 from tests.conftest import SMOKE
 
 
@@ -66,7 +66,7 @@ def test_compare_cli_rejects_bad_arguments(args, capsys):
 
 
 def test_open_loop_control_trains_both_systems_on_the_same_logs(short):
-    from simulator.loop import Simulation
+    from simulator.loop.simulation import Simulation
 
     a = Simulation(short, keep_training_logs=True).run()
     b = Simulation(replace(short, model__init_seed=1), training_logs=a.training_logs).run()
@@ -93,7 +93,7 @@ def test_probes_hold_the_predictions_the_auction_used(smoke_output):
 
 
 def test_interval_bands_are_t_intervals_with_n_minus_one_degrees_of_freedom():
-    from simulator.compare import interval, interval_half_widths
+    from simulator.measure.intervals import interval, interval_half_widths
 
     values = np.array([[1.0, 2.0], [2.0, np.nan], [4.0, 2.5], [3.0, 3.5], [5.0, 1.0]])
     # hand-computed: column 0 has sd √2.5 over 5 seeds, t(0.975, 4) = 2.7764; column 1 sd over 4 seeds, t(3) = 3.1824
@@ -112,7 +112,7 @@ def _hand_made_pair(smoke_output):
     """
     import dataclasses
 
-    from simulator.loop import ImpressionLog
+    from simulator.loop.records import ImpressionLog
 
     k = smoke_output.scenario.world.num_positions
 
@@ -137,7 +137,11 @@ def _hand_made_pair(smoke_output):
 
 
 def test_prediction_difference_and_churn_on_a_hand_computed_pair(smoke_output):
-    from simulator.compare import ads_per_query_difference, churn, mean_prediction_difference
+    from simulator.measure.paired import (
+        ads_per_query_difference,
+        churn,
+        mean_prediction_difference,
+    )
 
     a, b, k = _hand_made_pair(smoke_output)
     # relative differences 2|ya − yb| / (ya + yb): 2·0.2/0.4 = 1 at (q0, ad 10, top), 2·0.05/0.15 = 2/3 at (q2, ad 14, top)

@@ -10,7 +10,8 @@ import pytest
 
 from simulator.cli import main
 from simulator.config import replace
-from simulator.loop import Simulation, TrainingDiverged
+from simulator.loop.records import TrainingDiverged
+from simulator.loop.simulation import Simulation
 from tests.conftest import SMOKE
 
 EXPLODING = ["--set", "train.learning_rate=5", "--set", "train.divergence_warmup_examples=2000"]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import simulator
-from simulator.results import learning_curve
+from simulator.measure.runs import learning_curve
 from tests.conftest import DEFAULT
 
 

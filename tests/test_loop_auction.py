@@ -38,7 +38,7 @@ def test_quality_weighted_reserve_filters_low_quality_ads(smoke_scenario):
 
 
 def test_per_advertiser_reserves_differ_by_advertiser(smoke_scenario):
-    from simulator.world import World
+    from simulator.world.ground_truth import World
 
     world = World(replace(smoke_scenario, auction__reserve_kind="per_advertiser"))
     world.reset(0)

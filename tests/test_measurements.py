@@ -10,18 +10,16 @@ import pandas as pd
 import pytest
 
 import simulator
-from simulator.claims import CLAIMS, evaluate, pd_frontier_figure
 from simulator.cli import main
-from simulator.compare import ads_per_query_difference, shown_slates
 from simulator.config import replace
-from simulator.experiments import (
-    BATCH_SCALING,
-    BATCH_SCALING_EPOCHS,
-    MISESTIMATED,
-    feedback_loop,
-    irreproducibility,
-)
-from simulator.loop import Simulation, build_model
+from simulator.experiments.claims import CLAIMS, evaluate
+from simulator.experiments.studies import BATCH_SCALING, BATCH_SCALING_EPOCHS
+from simulator.loop.builders import build_model
+from simulator.loop.simulation import Simulation
+from simulator.measure.attribution import MISESTIMATED, feedback_loop
+from simulator.measure.irreproducibility import irreproducibility
+from simulator.measure.paired import ads_per_query_difference, shown_slates
+from simulator.report.claims_figures import pd_frontier_figure
 from tests.conftest import SMOKE
 
 
@@ -59,7 +57,7 @@ def test_exploration_keeps_the_worlds_common_random_numbers(short):
 
 
 def test_a_model_without_the_position_feature_cannot_tell_slots_apart(short):
-    from simulator.world import World
+    from simulator.world.ground_truth import World
 
     for architecture in ("factorized", "unfactorized"):
         scenario = replace(short, model__position_feature=False, model__architecture=architecture)
@@ -193,7 +191,7 @@ def test_a_non_inferiority_verdict_needs_its_control_to_fail():
 
 
 def test_the_bias_claim_counts_every_family_the_arm_constrains():
-    from simulator.experiments import ARMS, BIAS_SLICE_FAMILIES
+    from simulator.experiments.arms import ARMS, BIAS_SLICE_FAMILIES
 
     constrained = next(o for o in ARMS["bias"].overrides if o.startswith("train.bias_constraints="))
     assert all(f"'{family}'" in constrained for family in BIAS_SLICE_FAMILIES)
@@ -211,7 +209,7 @@ def test_the_bias_claim_counts_every_family_the_arm_constrains():
     assert not entry["reproduced"]  # leaving the treatment family out would have turned this into a yes
     churn = next(e for e in evaluate(rows, seeds) if e["id"] == "bias_constraints_cut_churn")
     assert not churn["testable"] and not churn["reproduced"]  # every query full in both arms: 0 / 0
-    from simulator.claims import _table3
+    from simulator.report.claims_markdown import _table3
 
     table = _table3(rows, seeds)[-2]  # Table 3's row: the churn cell has no % change, the others do
     assert "| – ± – % |" in table and "-50.0" in table
@@ -267,7 +265,7 @@ def test_attribution_reads_the_served_format_and_counts_cells_per_query_context(
     """Two formats; the auction serves format 1 (higher pCTR). The model has the true position effect in format 1
     and a wrong one in the text format, which is never served: the position-effect error reads the served format.
     Ad 7 was shown at (format 1, top) in context 0 only: in context 1 that cell counts as never shown."""
-    from simulator.experiments import _attribution, served_treatment
+    from simulator.measure.attribution import _attribution, served_treatment
 
     examination = np.array([[0.5, 0.25], [1.0, 0.5]])  # [T, K]: position effect 0.5 in both formats
     relevance = np.full((2, 1), 0.1)
@@ -297,8 +295,8 @@ def test_equal_cost_single_matches_the_ensemble():
     from flax import nnx
 
     from models.optim import parameter_labels
-    from simulator.experiments import ARMS
-    from simulator.world import World
+    from simulator.experiments.arms import ARMS
+    from simulator.world.ground_truth import World
 
     def sizes(arm: str) -> dict[str, int]:
         scenario = simulator.load(SMOKE.parent / "default.toml", overrides=list(ARMS[arm].overrides))
@@ -341,8 +339,8 @@ def test_second_half_windows_are_the_second_half_of_simulated_time(smoke_output)
     only in the second half of simulated time, so the second-half calibration there is exactly 0."""
     import dataclasses
 
-    from simulator.experiments import run_metrics
-    from simulator.loop import PvChunk
+    from simulator.loop.records import PvChunk
+    from simulator.measure.runs import run_metrics
 
     minutes = 60.0 * smoke_output.scenario.run.duration_hours
     chunks = []

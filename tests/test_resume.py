@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 
 from simulator import config
-from simulator.checkpoint import CheckpointError
-from simulator.loop import Simulation
+from simulator.loop.checkpoint import CheckpointError
+from simulator.loop.simulation import Simulation
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = [sys.executable, "-m", "simulator.cli", "run"]

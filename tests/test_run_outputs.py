@@ -73,7 +73,7 @@ def test_exp_transfer_and_oracle_model_run_end_to_end(smoke_scenario):
 
 
 def test_pipelined_and_synchronous_stages_give_identical_results(smoke_scenario, smoke_output):
-    from simulator.loop import Simulation
+    from simulator.loop.simulation import Simulation
 
     synchronous = Simulation(smoke_scenario, sync_stages=True).run()
     pdt.assert_frame_equal(synchronous.metrics(), smoke_output.metrics())
@@ -84,7 +84,7 @@ def test_final_window_is_the_last_quarter_of_simulated_time(smoke_output):
     perfect (prediction = truth) only in the last quarter of simulated time, so only that window has gap 0."""
     import dataclasses
 
-    from simulator.loop import PvChunk
+    from simulator.loop.records import PvChunk
 
     minutes = 60.0 * smoke_output.scenario.run.duration_hours
     chunks = []

@@ -7,7 +7,7 @@ import pytest
 
 from simulator.cli import main
 from simulator.config import ConfigError
-from simulator.sweep import Cell, SweepPlan, plan, run_sweep
+from simulator.experiments.sweep import Cell, SweepPlan, plan, run_sweep
 from tests.conftest import ROOT
 
 SWEEP = """

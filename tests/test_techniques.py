@@ -26,16 +26,16 @@ from models import (
     make_optimizer,
 )
 from models.ctr import Mlp, embedding_ids
-from models.metrics import log_loss
 from models.losses import (
     anti_distillation_term,
     batch_deciles,
     curriculum_ramp,
     rank_loss_term,
 )
+from models.metrics import log_loss
 from models.optim import cowclip, inverse_pth_root, shampoo
 from simulator.config import DataConfig
-from simulator.loop import sampling_rates, training_order, uniform_hash
+from simulator.loop.builders import sampling_rates, training_order, uniform_hash
 
 SPEC = FeatureSpec(num_topics=5, num_intents=3, num_advertisers=7, ad_buckets=64, cross_buckets=128)
 FEATURES = np.array([[0, 0], [1, 0], [0, 1]], np.float32)
@@ -430,7 +430,7 @@ def test_four_devices_match_one_device(tmp_path):
         for a, b in zip(results[0][1], results[1][1]):
             np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5)
         from simulator import config
-        from simulator.loop import Simulation
+        from simulator.loop.simulation import Simulation
         run = Simulation(config.load("scenarios/smoke.toml", ["run.duration_hours=0.3", "train.num_devices=4"])).run()
         assert run.stopped is None and run.summary()["trained_examples"] > 1000  # the loop trains on 4 devices
         print("ok")
@@ -455,7 +455,7 @@ SWITCHES = [
 @pytest.fixture(scope="module")
 def baseline_run():
     from simulator import config
-    from simulator.loop import Simulation
+    from simulator.loop.simulation import Simulation
 
     return Simulation(config.load("scenarios/smoke.toml", ["run.duration_hours=0.75"])).run()
 
@@ -465,7 +465,7 @@ def test_switch_runs_in_the_closed_loop_and_learns(switch, baseline_run):
     """Wiring: each switch runs in the loop, learns, and reaches the model (its own effect is tested in isolation
     above, in a setting built for it)."""
     from simulator import config
-    from simulator.loop import Simulation
+    from simulator.loop.simulation import Simulation
 
     output = Simulation(config.load("scenarios/smoke.toml", ["run.duration_hours=0.75", *switch])).run()
     summary = output.summary()

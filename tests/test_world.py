@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 import simulator
-from simulator.world import World, diurnal_rate, true_ctr
+from simulator.world.ground_truth import World, diurnal_rate, true_ctr
 from tests.conftest import DEFAULT
 
 

@@ -16,8 +16,9 @@ from pathlib import Path
 
 from models import Examples
 from simulator import config
-from simulator.experiments import SCENARIO, component_spread
-from simulator.loop import Simulation
+from simulator.experiments.arms import SCENARIO
+from simulator.loop.simulation import Simulation
+from simulator.measure.runs import component_spread
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -17,8 +17,10 @@ import json
 import sys
 from pathlib import Path
 
-from simulator.claims import pd_frontier_figure
-from simulator.experiments import ARMS, DEEP_FRONTIER, SMELU_FRONTIER, Cell, models_report, run_cells
+from simulator.experiments.arms import ARMS, DEEP_FRONTIER, SMELU_FRONTIER
+from simulator.experiments.cells import Cell, run_cells
+from simulator.report.claims_figures import pd_frontier_figure
+from simulator.report.tables import models_report
 
 ROOT = Path(__file__).resolve().parents[2]
 

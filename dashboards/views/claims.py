@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from simulator.claims import load_report
 from simulator.config import ConfigError
+from simulator.report.claims_markdown import load_report
 
 st.title("Claims")
 st.caption("What `adfloor report` measured: each claim of the source papers, the effect over seeds with its 95 % "

@@ -7,7 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 import simulator
-from simulator.compare import compare
+from simulator.experiments.paired import compare
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 

@@ -11,7 +11,7 @@ import pandas as pd
 import streamlit as st
 
 import simulator
-from simulator.results import auction_snapshot, calibration_table, learning_curve
+from simulator.measure.runs import auction_snapshot, calibration_table, learning_curve
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 

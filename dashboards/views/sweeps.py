@@ -7,7 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from simulator.config import ConfigError
-from simulator.sweep import load_results, metric_by_parameter, parameters
+from simulator.experiments.sweep import load_results, metric_by_parameter, parameters
 
 st.title("Sweeps")
 st.caption("Results of `adfloor sweep` (cells.parquet, ticks.parquet). Run one with "

@@ -7,8 +7,8 @@ import argparse
 from pathlib import Path
 
 import simulator
-from simulator.compare import compare
 from simulator.config import replace
+from simulator.experiments.paired import compare
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -6,17 +6,13 @@ logs whose training delay has passed; `deployment` snapshots the trainer every D
 snapshot live after the deploy delay.
 """
 
-from __future__ import annotations
-
 import collections
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import jax
 import numpy as np
-import pandas as pd
 import simpy
 from flax import nnx
 
@@ -29,158 +25,31 @@ from auction import (
     vcg_batch,
 )
 from models import (
-    CtrModel,
     Examples,
-    FeatureSpec,
-    HiddenLayers,
-    LossConfig,
-    OnlineTrainer,
-    OptimizerConfig,
     Scorer,
-    TowerShape,
-    make_optimizer,
 )
-from models.activations import activation
 from models.metrics import log_loss
-from simulator.config import DataConfig, Scenario
-from simulator.results import RunOutput
-from simulator.world import QueryBatch, World, true_ctr
+from simulator.config import Scenario
+from simulator.loop import checkpoint
+from simulator.loop.builders import (
+    build_trainer,
+    sampling_rates,
+    training_order,
+    uniform_hash,
+)
+from simulator.loop.records import (
+    ImpressionLog,
+    Progress,
+    PvChunk,
+    TrainingDiverged,
+    chunk_bounds,
+    query_context,
+)
+from simulator.loop.results import RunOutput
+from simulator.world.ground_truth import QueryBatch, World, true_ctr
 
-# A tick's queries go through the jitted scorer and auction in chunks of these sizes only (the last one
-# padded), so each compiles four shapes at most; ~1K rows also keeps the auction's slate arrays in cache.
-CHUNK_SIZES = (1024, 512, 256, 128)
 EXPLORATION_STREAM = 0xE7  # spawn key of the exploration generator (the world's streams use 0xAD)
-
-
-@dataclass
-class Progress:
-    """What a progress callback sees, about once a second and at the end."""
-
-    sim_minute: float
-    duration_minutes: float
-    queries: int
-    wall_seconds: float
-    recent_pv_logloss: float
-
-    @property
-    def fraction(self) -> float:
-        return min(self.sim_minute / self.duration_minutes, 1.0)
-
-    @property
-    def queries_per_second(self) -> float:
-        return self.queries / self.wall_seconds if self.wall_seconds > 0 else 0.0
-
-
-class TrainingDiverged(RuntimeError):
-    """Training went wrong (non-finite or exploding loss); the message is the one-line reason."""
-
-
-def query_context(batch: QueryBatch, num_intents: int) -> np.ndarray:
-    """int32[B]: each query's context (topic, intent) as one number, topic·intents + intent."""
-    return (batch.topic.astype(np.int32) * num_intents + batch.intent).astype(np.int32)
-
-
-class ImpressionLog:
-    """Every shown ad of the run in time order, column by column (what churn and attribution metrics read)."""
-
-    COLUMNS = ("minute", "query", "context", "position", "treatment", "ad_id", "click", "true_ctr", "pctr",
-               "price_per_click")
-
-    def __init__(self) -> None:
-        self._parts: dict[str, list[np.ndarray]] = {name: [] for name in self.COLUMNS}
-
-    def append(self, **columns: np.ndarray) -> None:
-        for name in self.COLUMNS:
-            self._parts[name].append(np.asarray(columns[name]))
-
-    def column(self, name: str) -> np.ndarray:
-        return np.concatenate(self._parts[name]) if self._parts[name] else np.zeros(0)
-
-    def frame(self) -> pd.DataFrame:
-        """All impressions as a DataFrame (query = the query's number in the run, position 0 = top)."""
-        return pd.DataFrame({name: self.column(name) for name in self.COLUMNS})
-
-
-def build_model(scenario: Scenario, world: World, width_multiplier: int = 1, seed_offset: int = 0) -> CtrModel:
-    """The scenario's CTR model, initialised from the nuisance seed (`width_multiplier` widens the Q tower: teachers)."""
-    w, m = scenario.world, scenario.model
-    spec = FeatureSpec(w.num_topics, w.num_intents, w.num_advertisers, m.ad_buckets, m.cross_buckets)
-    shape = TowerShape(
-        embedding_dim=m.embedding_dim, quality_hidden=tuple(width_multiplier * h for h in m.quality_hidden),
-        ui_hidden=tuple(m.ui_hidden), interaction_dim=m.interaction_dim, dcn_layers=m.dcn_layers, dcn_rank=m.dcn_rank,
-        bottleneck_dim=m.bottleneck_dim, embedding_init_std=m.embedding_init_std, position_feature=m.position_feature,
-        hidden=HiddenLayers(
-            activation=activation(m.activation, smelu_beta=m.smelu_beta, gsmelu_params=dict(
-                alpha=m.gsmelu_alpha, beta=m.gsmelu_beta, g_minus=m.gsmelu_g_minus, g_plus=m.gsmelu_g_plus, t=m.gsmelu_t)),
-            normalization=m.normalization, weight_norm=m.weight_norm, activation_clip=m.activation_clip))
-    key = jax.random.key(m.init_seed + 7919 * scenario.run.seed + 104_729 * seed_offset)
-    return CtrModel(spec, world.treatment_features, w.num_positions, shape, transfer=m.transfer,
-                    architecture=m.architecture, ensemble_size=m.ensemble_size, rngs=nnx.Rngs(params=key))
-
-
-def build_trainer(scenario: Scenario, world: World) -> OnlineTrainer:
-    """The online trainer the scenario asks for: optimizer, loss terms, teacher (distillation), devices."""
-    t = scenario.train
-    optimizer = make_optimizer(OptimizerConfig(
-        kind=t.optimizer, learning_rate=t.learning_rate, initial_accumulator=t.adagrad_initial_accumulator,
-        embedding_learning_rate=t.embedding_learning_rate, embedding_l2=t.embedding_l2, batch_size=t.batch_size,
-        base_batch_size=t.scaling_base_batch_size, cowclip=t.cowclip, cowclip_r=t.cowclip_r,
-        cowclip_zeta=t.cowclip_zeta, shampoo_block_size=t.shampoo_block_size,
-        shampoo_update_every=t.shampoo_update_every, shampoo_momentum=t.shampoo_momentum,
-        shampoo_start_preconditioning=t.shampoo_start_preconditioning))
-    losses = LossConfig(
-        rank_weight=t.rank_loss_weight, distillation_weight=t.distillation_weight,
-        anti_distillation_weight=t.anti_distillation_weight, curriculum=t.loss_curriculum,
-        curriculum_examples=t.loss_curriculum_examples, bias_slices=tuple(t.bias_constraints),
-        bias_alpha=t.bias_alpha, bias_learning_rate=t.bias_learning_rate)
-    teacher = None
-    if t.distillation_weight:
-        teacher_optimizer = make_optimizer(OptimizerConfig(learning_rate=t.learning_rate,
-                                                           initial_accumulator=t.adagrad_initial_accumulator))
-        teacher = OnlineTrainer(build_model(scenario, world, t.teacher_width_multiplier, seed_offset=1),
-                                teacher_optimizer, t.batch_size, num_devices=t.num_devices)
-    return OnlineTrainer(build_model(scenario, world), optimizer, t.batch_size, losses=losses, teacher=teacher,
-                         num_devices=t.num_devices, max_ads_per_query=scenario.world.num_positions)
-
-
-# The ideal system's "model": the world's true CTR, computed where the auction runs.
 _oracle_ctr = jax.jit(true_ctr)
-
-
-def sampling_rates(data: DataConfig, click: np.ndarray, position: np.ndarray, pctr: np.ndarray) -> np.ndarray:
-    """Each logged example's keep probability (Factory Floor §3.3): the smallest rate of the conditions it meets."""
-    rate = np.where(click > 0, 1.0, data.negative_keep_rate)
-    rate = np.where(position >= data.low_position_from, np.minimum(rate, data.low_position_keep_rate), rate)
-    low_loss = (click == 0) & (pctr < data.low_pctr_threshold)
-    return np.where(low_loss, np.minimum(rate, data.low_pctr_keep_rate), rate).astype(np.float32)
-
-
-def uniform_hash(query: np.ndarray, position: np.ndarray, salt: int = 0) -> np.ndarray:
-    """A fixed pseudo-random number in [0, 1) per (query number, position, salt < 256): splitmix64 finaliser."""
-    x = np.asarray(query, np.uint64) * np.uint64(8) + np.asarray(position, np.uint64) + (np.uint64(salt) << np.uint64(56))
-    with np.errstate(over="ignore"):
-        x = (x + np.uint64(0x9E3779B97F4A7C15)) & np.uint64(0xFFFFFFFFFFFFFFFF)
-        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        x = x ^ (x >> np.uint64(31))
-    return (x >> np.uint64(11)).astype(np.float64) / float(1 << 53)
-
-
-def training_order(query: np.ndarray, shuffle_seed: int) -> np.ndarray:
-    """Rows in a query order drawn from `shuffle_seed` (a fixed hash: no RNG state), each query's rows kept together."""
-    return np.argsort(uniform_hash(query, 0, salt=shuffle_seed), kind="stable")
-
-
-def chunk_bounds(count: int, largest: int = CHUNK_SIZES[0]) -> list[tuple[int, int, int]]:
-    """Split `count` rows into (start, stop, padded_size) chunks of CHUNK_SIZES up to `largest`; padding < 128."""
-    sizes = [s for s in CHUNK_SIZES if s <= largest] or [CHUNK_SIZES[-1]]
-    bounds, start = [], 0
-    while start < count:
-        left = count - start
-        size = next((s for s in sizes if s <= left), sizes[-1])
-        bounds.append((start, min(start + size, count), size))
-        start += size
-    return bounds
 
 
 class Simulation:
@@ -485,9 +354,7 @@ class Simulation:
         try:
             while env.peek() < stop:
                 if env.peek() >= next_checkpoint:  # every event before it is done: a consistent state
-                    from simulator.checkpoint import save
-
-                    save(self, checkpoint_dir)
+                    checkpoint.save(self, checkpoint_dir)
                     next_checkpoint += every
                 env.step()
                 now = time.perf_counter()
@@ -506,9 +373,10 @@ class Simulation:
     @classmethod
     def resume(cls, checkpoint_dir: str | Path, progress: Callable[[Progress], None] | None = None) -> "Simulation":
         """The simulation saved in `checkpoint_dir`, ready to `run` on to the end."""
-        from simulator.checkpoint import load
-
-        return load(checkpoint_dir, progress)
+        directory, state, scenario = checkpoint.read(checkpoint_dir)
+        simulation = cls(scenario, progress=progress)
+        checkpoint.restore(simulation, directory, state)
+        return simulation
 
     def _recent_pv_logloss(self) -> float:
         """PV log loss over about the last 20,000 trained examples (for progress displays)."""
@@ -520,15 +388,3 @@ class Simulation:
             if count >= 20_000:
                 break
         return losses / count if count else float("nan")
-
-
-@dataclass
-class PvChunk:
-    """Predictions made by progressive validation at `minute`, with labels, true CTRs, importance weights, query numbers."""
-
-    minute: float
-    prediction: np.ndarray
-    label: np.ndarray
-    truth: np.ndarray
-    weight: np.ndarray
-    query: np.ndarray

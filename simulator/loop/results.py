@@ -119,63 +119,16 @@ class RunOutput:
         summary["final_window_gap"] = summary["final_window_pv_logloss"] / summary["final_window_oracle_logloss"] - 1.0
         return summary
 
-    def write(self, out_dir: str | Path, impressions: bool = False, plot: bool = True) -> Path:
-        """Write config.toml, metrics.parquet, summary.json and (with `plot`) summary.png into `out_dir`.
+    def write(self, out_dir: str | Path, impressions: bool = False) -> Path:
+        """Write config.toml, metrics.parquet and summary.json into `out_dir` (the figure: `report.figures`).
 
         With `impressions`, also impressions.parquet: every shown ad with its click, true CTR, pCTR and
         price (about 40 MB for the default scenario).
         """
-        from simulator.plots import summary_figure
-
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.toml").write_text(config_module.dumps(self.scenario))
         self.metrics().to_parquet(out / "metrics.parquet", index=False)
         (out / "summary.json").write_text(json.dumps(self.summary(), indent=2, sort_keys=True) + "\n")
-        if plot:
-            summary_figure(self).savefig(out / "summary.png", dpi=110)
         if impressions:
             self.log.frame().to_parquet(out / "impressions.parquet", index=False, compression="zstd")
-        return out
-
-
-def learning_curve(output: RunOutput, bins: int = 24) -> pd.DataFrame:
-    """PV and oracle log loss over simulated time, in `bins` equal windows (hours on the x axis)."""
-    frame = output.metrics()
-    edges = np.linspace(0, frame["sim_minute"].max() + 1e-9, bins + 1)
-    window = np.digitize(frame["sim_minute"], edges[1:-1])
-    grouped = frame.groupby(window)[["pv_loss_sum", "oracle_loss_sum", "trained_weight", "revenue", "welfare", "clicks"]].sum()
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return pd.DataFrame({
-            "sim_time": (edges[grouped.index] + edges[grouped.index + 1]) / 120.0,
-            "pv_logloss": grouped["pv_loss_sum"] / grouped["trained_weight"].where(grouped["trained_weight"] > 0),
-            "oracle_logloss": grouped["oracle_loss_sum"] / grouped["trained_weight"].where(grouped["trained_weight"] > 0),
-            "revenue": grouped["revenue"],
-            "welfare": grouped["welfare"],
-            "clicks": grouped["clicks"],
-        }).reset_index(drop=True)
-
-
-def calibration_table(output: RunOutput) -> pd.DataFrame:
-    """PV calibration by pCTR decile: mean prediction, mean click rate, mean true CTR, bias."""
-    pv = output.pv_arrays()
-    return pd.DataFrame(calibration_by_decile(pv["prediction"], pv["label"], pv["truth"], pv["weight"]))
-
-
-def auction_snapshot(output: RunOutput, minute: float, queries: int = 5) -> pd.DataFrame:
-    """The shown slates of the first `queries` queries of the tick at (or just before) `minute`: per shown ad its
-    position (1 = top), treatment, ad id, pCTR, true CTR, price per click and click."""
-    log = output.log.frame()
-    if log.empty:
-        return log
-    ticks = np.unique(log["minute"].to_numpy())
-    tick = ticks[max(int(np.searchsorted(ticks, minute, side="right")) - 1, 0)]
-    rows = log[log["minute"] == tick]
-    chosen = rows[rows["query"].isin(np.unique(rows["query"].to_numpy())[:queries])]
-    names = list(output.scenario.world.treatments)
-    return pd.DataFrame({
-        "query": chosen["query"].to_numpy(), "position": chosen["position"].to_numpy() + 1,
-        "treatment": [names[t] for t in chosen["treatment"].to_numpy()], "ad": chosen["ad_id"].to_numpy(),
-        "pCTR": chosen["pctr"].to_numpy(), "true CTR": chosen["true_ctr"].to_numpy(),
-        "price per click": chosen["price_per_click"].to_numpy(), "clicked": chosen["click"].to_numpy().astype(bool),
-    }).sort_values(["query", "position"]).reset_index(drop=True)

@@ -11,19 +11,10 @@ treatment, position) of the probed queries, or A's logged impressions on them.
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Callable
-
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-from simulator import config as config_module
-from simulator.config import Scenario
-from simulator.loop import Simulation
-from simulator.results import RunOutput
+from simulator.loop.results import RunOutput
 
 # Per-tick metrics compared between the two systems (sums over the tick).
 TICK_METRICS = ("revenue", "welfare", "clicks", "impressions")
@@ -153,96 +144,3 @@ def paired_totals(a: RunOutput, b: RunOutput, names: tuple[str, str]) -> dict[st
     totals["prediction_difference_impressions"] = mean_prediction_difference(a, b, "primary_impressions")
     return totals
 
-
-def interval(values: np.ndarray) -> tuple[float, float]:
-    """Mean and the half-width of its 95 % t-interval (nan half-width for one value)."""
-    values = np.asarray(values, np.float64)
-    if values.size < 2:
-        return float(values.mean()), float("nan")
-    return float(values.mean()), float(stats.t.ppf(0.975, values.size - 1) * values.std(ddof=1) / np.sqrt(values.size))
-
-
-def interval_half_widths(values: np.ndarray, axis: int = 0) -> np.ndarray:
-    """Half-widths of the 95 % t-intervals (n − 1 degrees of freedom) of the means along `axis`, nans left out;
-    nan where fewer than two values remain. For bands and error bars."""
-    values = np.asarray(values, np.float64)
-    count = np.sum(~np.isnan(values), axis=axis)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        spread = np.sqrt(np.nansum((values - np.nanmean(values, axis=axis, keepdims=True)) ** 2, axis=axis)
-                         / (count - 1))
-        return np.where(count > 1, stats.t.ppf(0.975, np.maximum(count - 1, 1)) * spread / np.sqrt(count), np.nan)
-
-
-@dataclass
-class Comparison:
-    """Paired replays of systems `names` over seeds: per tick, per seed, and summarised."""
-
-    names: tuple[str, str]
-    scenarios: tuple[Scenario, Scenario]
-    seeds: list[int]
-    ticks: pd.DataFrame  # paired_ticks rows with a seed column
-    per_seed: pd.DataFrame  # paired_totals rows with a seed column
-
-    def summary(self) -> pd.DataFrame:
-        """Each whole-run quantity: mean over seeds and its 95 % interval half-width."""
-        rows = []
-        for column in self.per_seed.columns.drop("seed"):
-            mean, half_width = interval(self.per_seed[column].to_numpy())
-            rows.append({"quantity": column, "mean": mean, "ci95": half_width})
-        return pd.DataFrame(rows)
-
-    def table(self) -> str:
-        """A short terminal table: per metric, A, B, B − A with its 95 % interval; then churn and PD."""
-        s = self.summary().set_index("quantity")
-        a, b = self.names
-        lines = [f"{'metric':22s} {a:>14s} {b:>14s} {b + ' − ' + a:>16s} {'± 95 %':>12s}"]
-        for metric in ("revenue", "welfare", "clicks", "pv_logloss", "calibration_overall", "pv_auc"):
-            lines.append(f"{metric:22s} {s.loc[f'{metric}_{a}', 'mean']:14.5g} {s.loc[f'{metric}_{b}', 'mean']:14.5g} "
-                         f"{s.loc[f'{metric}_diff', 'mean']:16.5g} {s.loc[f'{metric}_diff', 'ci95']:12.3g}")
-        for metric in ("ads_query_churn", "ad_set_churn", "winner_churn", "prediction_difference",
-                       "prediction_difference_impressions"):
-            lines.append(f"{metric:22s} {s.loc[metric, 'mean']:14.5g} {'':14s} {'':16s} {s.loc[metric, 'ci95']:12.3g}")
-        lines.append(f"({len(self.seeds)} seed{'s' if len(self.seeds) > 1 else ''}: {', '.join(map(str, self.seeds))})")
-        return "\n".join(lines)
-
-    def write(self, out_dir: str | Path) -> Path:
-        """comparison_ticks.parquet, comparison_seeds.parquet, summary.json, comparison.png, both configs."""
-        from simulator.plots import comparison_figure
-
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        for name, scenario in zip(self.names, self.scenarios):
-            (out / f"config_{name}.toml").write_text(config_module.dumps(scenario))
-        self.ticks.to_parquet(out / "comparison_ticks.parquet", index=False)
-        self.per_seed.to_parquet(out / "comparison_seeds.parquet", index=False)
-        summary = {row.quantity: {"mean": row.mean, "ci95": row.ci95} for row in self.summary().itertuples()}
-        (out / "summary.json").write_text(json.dumps({"names": list(self.names), "seeds": self.seeds,
-                                                      "quantities": summary}, indent=2) + "\n")
-        comparison_figure(self).savefig(out / "comparison.png", dpi=110)
-        return out
-
-
-def compare(a: Scenario, b: Scenario, seeds: list[int], names: tuple[str, str] = ("A", "B"),
-            progress: Callable[[str], None] | None = None, open_loop: bool = False) -> Comparison:
-    """Run both systems on each seed's traffic (paired) and compare them.
-
-    Closed loop (default): each system trains on the logs its own auctions produced. `open_loop`: the
-    control in which B trains on A's logs, so both learn from the same data and only the feedback through
-    the auction is removed.
-    """
-    if names[0] == names[1]:
-        raise ValueError("compare: the two systems need different names")
-    if open_loop and (a.model.oracle or b.model.oracle):
-        raise ValueError("compare: the open-loop control needs two learned models (model.oracle = false)")
-    ticks, per_seed = [], []
-    for seed in seeds:
-        outputs = []
-        for name, scenario in zip(names, (a, b)):
-            if progress is not None:
-                progress(f"seed {seed}: running {name}" + (" on the other's logs" if open_loop and outputs else ""))
-            shared = outputs[0].training_logs if open_loop and outputs else None
-            outputs.append(Simulation(config_module.replace(scenario, run__seed=seed), training_logs=shared,
-                                      keep_training_logs=open_loop and not outputs).run())
-        ticks.append(paired_ticks(*outputs, names).assign(seed=seed))
-        per_seed.append({"seed": seed, **paired_totals(*outputs, names)})
-    return Comparison(names, (a, b), list(seeds), pd.concat(ticks, ignore_index=True), pd.DataFrame(per_seed))

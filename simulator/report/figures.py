@@ -8,7 +8,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from simulator.results import RunOutput, calibration_table, learning_curve  # noqa: E402
+from simulator.loop.results import RunOutput  # noqa: E402
+from simulator.measure.runs import calibration_table, learning_curve  # noqa: E402
 
 
 def summary_figure(output: RunOutput) -> plt.Figure:

@@ -4,8 +4,8 @@ A checkpoint is taken between two simpy events, when every event before the next
 done: then the whole state is in `Simulation`'s attributes — world (ads, random streams), trainer
 (parameters, optimizer state, dual variables, buffered examples, teacher), deployed and pending
 snapshots, logs not yet trained on, metric rows, PV predictions, impressions, probes — plus the queue
-of pending simpy events, recorded as (time, process kind) in queue order. `load` rebuilds the
-Simulation from the scenario and overwrites that state; re-creating the pending events in the same
+of pending simpy events, recorded as (time, process kind) in queue order. `Simulation.resume` rebuilds the
+Simulation from the scenario and `restore` overwrites that state; re-creating the pending events in the same
 order gives them the same relative order in the new queue, so the resumed run ends with the same
 numbers as an uninterrupted one. Files are written to a temporary folder and renamed into place, so a
 kill mid-write leaves the previous checkpoint intact. Loading never unpickles (`allow_pickle=False`).
@@ -26,8 +26,10 @@ import simpy
 
 from models import Examples
 from simulator import config as config_module
-from simulator.results import PROBE_FIELDS
-from simulator.world import QueryBatch
+from simulator.config import Scenario
+from simulator.loop.records import PvChunk
+from simulator.loop.results import PROBE_FIELDS
+from simulator.world.ground_truth import QueryBatch
 
 FORMAT_VERSION = 2  # 2: query context in the impression log and the probes
 BATCH_FIELDS = tuple(f.name for f in dataclasses.fields(QueryBatch))
@@ -161,10 +163,8 @@ def save(sim, directory: str | Path) -> Path:
     return directory
 
 
-def load(directory: str | Path, progress=None):
-    """Rebuild the Simulation saved in `directory`; its `run()` continues where the checkpoint was taken."""
-    from simulator.loop import PvChunk, Simulation
-
+def read(directory: str | Path) -> tuple[Path, dict, Scenario]:
+    """The checkpoint folder to load (the `.previous` one if killed mid-replace), its state and its scenario."""
     directory = Path(directory)
     if not (directory / "state.json").is_file():
         previous = directory.with_name(directory.name + ".previous")
@@ -175,8 +175,11 @@ def load(directory: str | Path, progress=None):
     state = json.loads((directory / "state.json").read_text())
     if state.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"--resume: checkpoint format {state.get('format_version')!r}, expected {FORMAT_VERSION}")
-    scenario = config_module.load(directory / "config.toml")
-    sim = Simulation(scenario, progress=progress)
+    return directory, state, config_module.load(directory / "config.toml")
+
+
+def restore(sim, directory: Path, state: dict) -> None:
+    """Overwrite a fresh Simulation of the checkpoint's scenario with the state saved in `directory`."""
     with np.load(directory / "arrays.npz", allow_pickle=False) as data:
         world = sim.world
         for name in WORLD_ARRAYS:
@@ -212,4 +215,3 @@ def load(directory: str | Path, progress=None):
     for event in state["events"]:  # same order ⇒ same relative order in the new queue
         sim._start(sim.env, event["kind"], event["time"] - state["now"],
                    snapshots[event["snapshot"]] if event["snapshot"] is not None else None)
-    return sim

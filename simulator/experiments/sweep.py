@@ -37,6 +37,7 @@ import pandas as pd
 from simulator import config as config_module
 from simulator.compile_cache import enable_compilation_cache
 from simulator.config import ConfigError
+from simulator.loop.simulation import Simulation
 
 SAMPLERS = ("uniform", "log_uniform", "choice")
 
@@ -124,9 +125,7 @@ def compute_cell(scenario: dict, cell_id: str) -> dict:
     """
     started = time.perf_counter()
     try:
-        import simulator
-
-        output = simulator.run(config_module.from_dict(scenario))
+        output = Simulation(config_module.from_dict(scenario)).run()
         return {"cell": cell_id, "status": "done", "seconds": time.perf_counter() - started,
                 "config": config_module.dumps(output.scenario), "metrics": output.metrics(), "summary": output.summary()}
     except Exception as err:

@@ -1,0 +1,50 @@
+"""What each reported number means: one line per metric, read by the tables and the app."""
+
+from __future__ import annotations
+
+METRIC_DOC = {
+    "pd": "prediction difference between nuisance-seed replicas, each in its own closed loop, per example over every "
+          "valid (candidate, treatment, position) of the probed queries (a fixed set)",
+    "pd_impressions": "the same over the primary's logged impressions on the probed queries, scored by both",
+    "pd_shown_either": "the same over the placements either replica showed (the set depends on both arms)",
+    "pd_open_loop": "the same, when the replica trains on the primary's logs (no feedback loop: model irreproducibility)",
+    "component_spread": "ensembles: mean over the last 20,000 logged examples of std / mean of the components' pCTRs",
+    "clipped_share": "CowClip: share of the Q-embedding rows a last batch touches whose gradient the clip would cut "
+                     "(trained parameters, the arm's r and ζ): does the clip bind?",
+    "ad_set_churn": "share of queries whose shown ad set differs between the replicas",
+    "winner_churn": "share of queries whose top ad differs between the replicas",
+    "ads_query_churn": "mean |ads shown by one replica − by the other| per query / mean ads per query (Table 3's "
+                            "ads/query churn)",
+    "revenue_gap": "|revenue of the replica − of the primary| / revenue of the primary (closed loop)",
+    "welfare_gap": "the same for welfare",
+    "pv_logloss_gap": "PV log loss over the oracle's, last quarter of simulated time (relative)",
+    "pv_auc": "PV AUC (whole run: the learning curve included)",
+    "pv_auc_final": "PV AUC over the last quarter of simulated time (the trained model, as the log-loss gap)",
+    "auc_shortfall_final": "the oracle's AUC − PV AUC on the same last-quarter examples (closed loops show different "
+                           "ads, so this is comparable across arms)",
+    "per_query_auc": "PV AUC within queries (pairs of the same query)",
+    "training_seconds": "wall seconds in the trainer (teacher included)",
+    "test_auc": "batch-scaling study: AUC on the held-out last tenth of the logs after the last epoch",
+    "test_per_query_auc": "the same within queries", "steps": "gradient steps over all epochs",
+    "test_logloss_gap": "the same study: test log loss over the oracle's (relative)",
+    "bias_position_maxabs": "max over positions of |Σ pCTR / Σ true CTR − 1| (shown ads, second half)",
+    "bias_treatment_maxabs": "same over treatments", "bias_pctr_decile_maxabs": "same over pCTR deciles (PV)",
+    "error_never_shown": "mean |log(pCTR / true CTR)| on probed (query context, ad, treatment, position) cells never "
+                         "shown in the run",
+    "error_rarely_shown": "same, shown 1–9 times", "error_often_shown": "same, shown ≥ 10 times",
+    "position_effect_error": "mean |log(learned / true)| of CTR(p) / CTR(top) in the format the auction would serve "
+                             "each probed ad (its highest-pCTR format at the top)",
+    "treatment_effect_error": "mean |log(learned / true)| of CTR(t, top) / CTR(format served most, top)",
+    "quality_rank_correlation": "Spearman correlation over ads of learned vs true quality (mean log CTR at the top, "
+                                "in the format served, over the ad's probes in the second half)",
+    "stuck_underestimated": "of the ads underestimated early (pCTR < true / 1.5 in the 5–25 % window), the share "
+                            "still underestimated in the last quarter",
+    "stuck_overestimated": "the same for overestimated ads (pCTR > 1.5 × true), the comparison for the stuck share",
+    "underestimated_early_share": "share of tracked ads underestimated early",
+    "show_rate_underestimated": "impressions per candidate appearance, between the windows, of the early-underestimated ads",
+    "show_rate_others": "the same for the other tracked ads",
+    "scoring_us_per_candidate": "scoring wall µs per candidate (all treatments × positions; synchronous stages)",
+    "calibration_vs_truth": "Σ w·pCTR / Σ w·true CTR − 1 over PV examples, second half (importance-weighted)",
+    "shown_calibration_vs_truth": "Σ pCTR / Σ true CTR − 1 over shown ads, second half (serving-time predictions)",
+    "trained_examples": "examples the trainer consumed",
+}

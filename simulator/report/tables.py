@@ -1,0 +1,83 @@
+"""The technique tables (docs/results/models.md): arms × metrics with 95 % t-intervals."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from simulator.experiments.arms import ARMS, SECTIONS
+from simulator.experiments.studies import BATCH_SCALING, OFFLINE
+from simulator.measure.definitions import METRIC_DOC
+from simulator.measure.intervals import interval
+
+
+# ---- the technique tables ----------------------------------------------------------------------------------
+def fmt_interval(mean: float, half: float) -> str:
+    """"mean ± 95 % half-width", each as `fmt` writes it."""
+    return f"{fmt(mean)} ± {fmt(half)}"
+
+
+def fmt(value: float) -> str:
+    if not np.isfinite(value):
+        return "–"
+    magnitude = abs(value)
+    if magnitude >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.4f}" if magnitude < 10 else f"{value:.1f}"
+
+
+def _overrides(arm: str) -> tuple[str, ...]:
+    if arm.startswith(OFFLINE):
+        return BATCH_SCALING[arm.removeprefix(OFFLINE)]
+    return (*ARMS[arm].overrides, *(("nuisance: train.shuffle_seed 1 vs 2",) if ARMS[arm].nuisance == "order" else ()))
+
+
+def study_rows(results: list[dict]) -> list[dict]:
+    """The batch-scaling study's settings as rows like an arm's ("offline_<setting>"), for tables and claims."""
+    return [{"arm": OFFLINE + name, "seed": r["seed"], **{k: v for k, v in numbers.items() if k != "curve"}}
+            for r in results if r["arm"] == "batch_scaling" for name, numbers in r["settings"].items()]
+
+
+def models_report(results: list[dict], seeds: list[int], hours: float, command: str,
+                  scenario_name: str = "default.toml") -> str:
+    """docs/results/models.md: each technique's arms against the baseline, mean ± 95 % interval and paired Δ."""
+    by = {(r["arm"], r["seed"]): r for r in results}
+    lines = ["# Model techniques: paired experiments", "",
+             f"Produced by `{command}` ({len(seeds)} seed(s): {', '.join(map(str, seeds))}; "
+             f"{hours:g} simulated hours of `scenarios/{scenario_name}` per run). Every arm of a seed sees the same "
+             "traffic and user noise as the baseline of that seed. Cells: mean ± 95 % t-interval half-width over "
+             "seeds; Δ = paired difference to the section's first arm (same seed), mean ± half-width.", ""]
+    for title, arms, metrics in SECTIONS:
+        arms = [a for a in arms if all((a, s) in by for s in seeds)]
+        if len(arms) < 2:
+            continue
+        lines += [f"## {title}", "", "| arm | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 1) + "|"]
+        for arm in arms:
+            cells = []
+            for metric in metrics:
+                values = [by[(arm, s)].get(metric, float("nan")) for s in seeds]
+                mean, half = interval(values)
+                cell = fmt_interval(mean, half)
+                if arm != arms[0]:
+                    base = [by[(arms[0], s)].get(metric, float("nan")) for s in seeds]
+                    d_mean, d_half = interval(np.subtract(values, base))
+                    cell += f" (Δ {fmt_interval(d_mean, d_half)})"
+                cells.append(cell)
+            lines.append(f"| {arm} | " + " | ".join(cells) + " |")
+        lines += ["", "Overrides: " + "; ".join(f"`{a}`: " + (", ".join(f"`{o}`" for o in _overrides(a)) or "defaults")
+                                                for a in arms), ""]
+    lines += ["## What the numbers mean", ""] + [f"- `{k}`: {v}" for k, v in METRIC_DOC.items()] + [""]
+    if any("bias_position" in r for r in results):
+        lines += ["## Per-slice bias (serving-time pCTR / true CTR − 1, second half, seed "
+                  f"{seeds[0]})", "", "| arm | positions | treatments |", "|---|---|---|"]
+        for arm in ("baseline", "bias", "unfactorized", "rank"):
+            if (arm, seeds[0]) in by:
+                r = by[(arm, seeds[0])]
+                lines.append(f"| {arm} | {', '.join(f'{x:+.3f}' for x in r['bias_position'])} | "
+                             f"{', '.join(f'{x:+.3f}' for x in r['bias_treatment'])} |")
+        lines.append("")
+    if ("baseline", seeds[0]) in by:
+        r = by[("baseline", seeds[0])]
+        lines += [f"Learned position effect CTR(p)/CTR(top), baseline seed {seeds[0]}: "
+                  f"{', '.join(f'{x:.3f}' for x in r['learned_position_effect'])} (true "
+                  f"{', '.join(f'{x:.3f}' for x in r['true_position_effect'])}).", ""]
+    return "\n".join(lines)
