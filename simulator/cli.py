@@ -44,6 +44,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from simulator import config as config_module
     from simulator.loop.checkpoint import CheckpointError
     from simulator.loop.simulation import Simulation
+    from simulator.report.figures import save as save_figure
     from simulator.report.figures import summary_figure
 
     progress = None if args.quiet else _progress_printer(sys.stderr)
@@ -71,7 +72,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not args.quiet:
         sys.stderr.write("\n")
     output.write(out, impressions=args.log_impressions)
-    summary_figure(output).savefig(out / "summary.png", dpi=110)
+    save_figure(summary_figure(output), out / "summary.png")
     if output.stopped:
         kept = f"; last good checkpoint: {checkpoints}/" if checkpoints is not None and checkpoints.exists() else ""
         print(f"adfloor: stopped: {output.stopped}; the metrics so far are in {out}/{kept}", file=sys.stderr)
@@ -94,6 +95,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     import simulator
     from simulator.experiments.paired import compare
     from simulator.report.figures import comparison_figure
+    from simulator.report.figures import save as save_figure
 
     if args.vary:
         if len(args.scenarios) > 1:
@@ -120,7 +122,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     except ValueError as err:
         raise ConfigError(str(err)) from None
     comparison.write(out)
-    comparison_figure(comparison).savefig(out / "comparison.png", dpi=110)
+    save_figure(comparison_figure(comparison), out / "comparison.png")
     print(comparison.table())
     print(f"wrote {out}/")
     return 0

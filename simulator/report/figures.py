@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -10,6 +12,13 @@ import numpy as np  # noqa: E402
 
 from simulator.loop.results import RunOutput  # noqa: E402
 from simulator.measure.runs import calibration_table, learning_curve  # noqa: E402
+
+
+def save(figure: plt.Figure, path: str | Path) -> Path:
+    """Write `figure` to `path` and close it (a long session drawing many runs keeps no figures open)."""
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return Path(path)
 
 
 def summary_figure(output: RunOutput) -> plt.Figure:
