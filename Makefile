@@ -19,6 +19,7 @@ smoke: $(STAMP)
 	$(BIN)/adfloor run scenarios/smoke.toml --out runs/smoke
 
 test: $(STAMP) browser
+	$(BIN)/ruff check --quiet .
 	$(BIN)/python -m pytest -q
 
 # The real-browser test needs Debian's chromium: install it when missing and we may (root with apt).
