@@ -310,7 +310,7 @@ def resolve_ties(outcome: AuctionOutcome, ctr, bid, reserve, available=None, **o
     tied = np.flatnonzero(outcome.tied)
     if tied.size == 0:
         return outcome
-    rows = np.resize(tied, 1 << max(int(tied.size - 1).bit_length(), MIN_TIE_ROWS.bit_length() - 1))
+    rows = np.resize(tied, max(1 << int(tied.size - 1).bit_length(), MIN_TIE_ROWS))
     again = vcg_batch(*(None if a is None else np.asarray(a)[rows] for a in (ctr, bid, reserve, available)),
                       break_ties=True, **options)
     patched = [np.array(column) for column in outcome]

@@ -8,6 +8,8 @@ from pathlib import Path
 import jax
 
 ENV_VAR = "ADFLOOR_JAX_CACHE"
+# Cache every compiled program, however quick to compile or small (JAX's defaults skip the short ones).
+SETTINGS = {"jax_persistent_cache_min_compile_time_secs": 0.0, "jax_persistent_cache_min_entry_size_bytes": 0}
 
 
 def enable_compilation_cache() -> Path | None:
@@ -21,6 +23,12 @@ def enable_compilation_cache() -> Path | None:
     except OSError:
         return None  # a read-only home is no reason to fail a run; it only costs compile time
     jax.config.update("jax_compilation_cache_dir", str(path))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    for name, value in SETTINGS.items():
+        jax.config.update(name, value)
     return path
+
+
+def environment(path: str | Path) -> dict[str, str]:
+    """The environment variables that give a process started with them the same cache (JAX reads each flag
+    from its upper-cased name), so a subprocess reuses what this one compiled."""
+    return {"JAX_COMPILATION_CACHE_DIR": str(path), **{name.upper(): str(value) for name, value in SETTINGS.items()}}

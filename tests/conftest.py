@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import simulator
-from simulator.compile_cache import enable_compilation_cache
+from simulator import compile_cache
 
 ROOT = Path(__file__).resolve().parent.parent
 # The exact reference auctions (a copy of shared/auction_cases kept in the project, so every clone runs them).
@@ -25,10 +25,8 @@ def compilation_cache_in_tmp(tmp_path_factory):
     subprocess a test starts (through JAX's own environment variables) reuse what another has compiled."""
     path = tmp_path_factory.mktemp("jax-cache")
     os.environ["ADFLOOR_JAX_CACHE"] = str(path)
-    os.environ["JAX_COMPILATION_CACHE_DIR"] = str(path)
-    os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
-    os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
-    enable_compilation_cache()
+    os.environ.update(compile_cache.environment(path))
+    compile_cache.enable_compilation_cache()
     return path
 
 

@@ -1,11 +1,11 @@
-"""Paired experiments: arms (switch settings) run on the baseline's traffic, and every number a run yields.
+"""Arms: named switch settings run on the baseline's traffic, and the technique tables' sections.
 
 An arm is a list of config overrides. Each (arm, seed) runs a scenario with that seed, so all arms of a
 seed see the same queries and user noise (paired replays). Arms marked `replica` also run a second system
 that differs only in the nuisance seed (`model.init_seed = 1`) in its own closed loop, and the open-loop
 control (the replica trained on the primary's logs): prediction difference, churn and revenue/welfare
 gaps between them measure system irreproducibility, and the closed/open ratio how much the feedback loop
-amplifies it. `run_cells` runs many cells in spawned processes and caches each cell's numbers as JSON.
+amplifies it. `cells.run_arm` runs an arm on a seed; `cells.run_cells` runs many in spawned processes.
 """
 
 from __future__ import annotations

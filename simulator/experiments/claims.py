@@ -1,10 +1,9 @@
-"""The claims report: which claims of the source papers the testbed reproduces, and what it measures that
-production cannot (system irreproducibility over time, credit attribution, the feedback-loop failure).
+"""The papers' claims as pre-registered tests: each claim's source, arms, per-seed measure and verdict rule,
+`evaluate` (a 95 % t-interval over seeds, reproduced yes / no / not testable), and the sanity checks.
 
-`report()` runs every arm of `simulator.experiments` on ≥ 5 seeds (paired replays), then writes
-claims.md + claims.json (one entry per claim: the claim, its source in shared/papers, the measured
-effect with a 95 % t-interval over seeds, reproduced yes/no, and when not, the reason we believe),
-models.md + models.json (the technique tables) and a figure per experiment.
+`report.claims_report.report()` runs the cells on ≥ 5 seeds (paired replays) and writes claims.md +
+claims.json (one entry per claim: the claim, its source in shared/papers, the measured effect, the
+verdict, and when not reproduced, the reason we believe), the technique tables and a figure per experiment.
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@ logs whose training delay has passed; `deployment` snapshots the trainer every D
 snapshot live after the deploy delay.
 """
 
+from __future__ import annotations
+
 import collections
 import time
 from pathlib import Path
