@@ -16,11 +16,9 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Literal
 
 from auction.instance import AuctionInstance, InstanceError
-
-ReserveMode = Literal["cost", "filter"]
+from auction.reserves import ReserveMode
 
 
 @dataclass(frozen=True)

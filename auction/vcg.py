@@ -29,13 +29,14 @@ from __future__ import annotations
 
 import functools
 import itertools
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-ReserveMode = Literal["cost", "filter"]
+from auction.reserves import ReserveMode
+
 # Bits per word of the slate bit sets (int32 without the sign bit).
 _WORD = 31
 

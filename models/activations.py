@@ -7,13 +7,10 @@ up closer (lower prediction difference) at equal accuracy.
 from __future__ import annotations
 
 import functools
-from typing import Callable
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
-
-ACTIVATIONS = ("relu", "smelu", "gsmelu", "swish", "gelu", "softplus")
-
 
 def smelu(x: jax.Array, beta: float = 1.0) -> jax.Array:
     """SmeLU, eq. (7): 0 for x ≤ −β, (x + β)² / 4β for |x| ≤ β, x for x ≥ β (ReLU convolved with a box)."""
@@ -34,18 +31,20 @@ def gsmelu(x: jax.Array, alpha: float = 1.0, beta: float = 1.0, g_minus: float =
     return jnp.where(x <= -alpha, left, jnp.where(x >= beta, right, a * x**2 + b * x + c))
 
 
-def activation(name: str, *, smelu_beta: float = 1.0, gsmelu_params: dict | None = None) -> Callable[[jax.Array], jax.Array]:
-    """The activation function for a config name (ValueError naming the allowed ones otherwise)."""
-    if name == "relu":
-        return jax.nn.relu
-    if name == "smelu":
-        return functools.partial(smelu, beta=smelu_beta)
-    if name == "gsmelu":
-        return functools.partial(gsmelu, **(gsmelu_params or {}))
-    if name == "swish":
-        return jax.nn.swish
-    if name == "gelu":
-        return jax.nn.gelu
-    if name == "softplus":
-        return jax.nn.softplus
-    raise ValueError(f"activation: {name!r} is not allowed; allowed: {', '.join(ACTIVATIONS)}")
+# The registry of hidden-layer activations: name → the function, given the model config (any object with the
+# smelu_* / gsmelu_* fields; models.config.ModelConfig). The config's choices and the app's pickers read it.
+ACTIVATIONS: dict[str, Callable[[Any], Callable[[jax.Array], jax.Array]]] = {
+    "relu": lambda config: jax.nn.relu,
+    "smelu": lambda config: functools.partial(smelu, beta=config.smelu_beta),
+    "gsmelu": lambda config: functools.partial(gsmelu, alpha=config.gsmelu_alpha, beta=config.gsmelu_beta,
+                                               g_minus=config.gsmelu_g_minus, g_plus=config.gsmelu_g_plus,
+                                               t=config.gsmelu_t),
+    "swish": lambda config: jax.nn.swish,
+    "gelu": lambda config: jax.nn.gelu,
+    "softplus": lambda config: jax.nn.softplus,
+}
+
+
+def activation_from_config(config: Any) -> Callable[[jax.Array], jax.Array]:
+    """The activation `config.activation` names, with its parameters from the config."""
+    return ACTIVATIONS[config.activation](config)

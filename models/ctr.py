@@ -8,16 +8,15 @@ and reused for every candidate. They meet in an inner product and a transfer fun
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-# Probabilities are kept inside (EPS, 1 − EPS) wherever a log is taken.
-EPS = 1e-7
-
+from models.layers import HiddenLayers, LowRankCross, Mlp
+from models.transfers import TRANSFERS, transfer
 
 @dataclass(frozen=True)
 class FeatureSpec:
@@ -56,100 +55,6 @@ def embedding_ids(spec: FeatureSpec, raw: jax.Array) -> jax.Array:
     return ids + jnp.asarray(spec.offsets)
 
 
-NORMALIZATIONS = ("none", "layer", "weight")
-
-
-@dataclass(frozen=True)
-class HiddenLayers:
-    """What happens around each hidden layer (smelu_reproducibility §3): normalisation and clipping of activations.
-
-    `normalization`: "layer" normalises each hidden pre-activation (layer norm); "weight" keeps the L2 norm of
-    the weights incoming to every hidden neuron at `weight_norm` (w̃_j = v·w_j/‖w_j‖, foldable into the weights at
-    deployment). `activation_clip` c > 0 clips hidden activations to [−c, c]. The output layer is left plain.
-    """
-
-    activation: Callable[[jax.Array], jax.Array] = jax.nn.relu
-    normalization: str = "none"
-    weight_norm: float = 1.0
-    activation_clip: float = 0.0
-
-    def __post_init__(self):
-        if self.normalization not in NORMALIZATIONS:
-            raise ValueError(f"normalization: {self.normalization!r} is not allowed; allowed: {', '.join(NORMALIZATIONS)}")
-
-
-class Mlp(nnx.Module):
-    """Dense layers with an activation between them (none after the last), normalised and clipped as `hidden` says.
-
-    With `bottleneck_dim` k > 0, every layer m → n with k < min(m, n) becomes the low-rank product of
-    m → k (no bias) and k → n (Factory Floor §3.1): m·k + k·n multiply-adds instead of m·n.
-    """
-
-    def __init__(self, widths: list[int], *, hidden: HiddenLayers = HiddenLayers(), bottleneck_dim: int = 0,
-                 rngs: nnx.Rngs):
-        self.layers = nnx.List([_dense(a, b, bottleneck_dim, rngs) for a, b in zip(widths[:-1], widths[1:])])
-        self.norms = nnx.List([nnx.LayerNorm(n, rngs=rngs) for n in widths[1:-1]]) if hidden.normalization == "layer" else None
-        self.hidden = hidden
-
-    def __call__(self, x: jax.Array) -> jax.Array:
-        *hidden_layers, output_layer = self.layers
-        for i, layer in enumerate(hidden_layers):
-            if self.hidden.normalization == "weight":
-                x = _weight_normalized(layer, x, self.hidden.weight_norm)
-            else:
-                x = layer(x)
-            if self.norms is not None:
-                x = self.norms[i](x)
-            x = self.hidden.activation(x)
-            if self.hidden.activation_clip > 0:
-                x = jnp.clip(x, -self.hidden.activation_clip, self.hidden.activation_clip)
-        return output_layer(x)
-
-
-def _dense(m: int, n: int, bottleneck_dim: int, rngs: nnx.Rngs) -> nnx.Module:
-    if 0 < bottleneck_dim < min(m, n):
-        return nnx.Sequential(nnx.Linear(m, bottleneck_dim, use_bias=False, rngs=rngs), nnx.Linear(bottleneck_dim, n, rngs=rngs))
-    return nnx.Linear(m, n, rngs=rngs)
-
-
-def _weight_normalized(layer: nnx.Module, x: jax.Array, norm: float) -> jax.Array:
-    """x through `layer` with every output neuron's incoming weights rescaled to L2 norm `norm`.
-
-    A bottleneck m → k → n is normalised as its product A·B, whose column norms come from the k×k Gram matrix
-    AᵀA without forming A·B.
-    """
-    if isinstance(layer, nnx.Sequential):
-        down, up = layer.layers
-        a, b = down.kernel[...], up.kernel[...]
-        column_norms = jnp.sqrt(jnp.sum(b * ((a.T @ a) @ b), axis=0))
-        linear = up
-        product = (x @ a) @ b
-    else:
-        linear = layer
-        column_norms = jnp.linalg.norm(layer.kernel[...], axis=0)
-        product = x @ layer.kernel[...]
-    return product * (norm / jnp.maximum(column_norms, EPS)) + linear.bias[...]
-
-
-class LowRankCross(nnx.Module):
-    """DCNv2 low-rank cross layers as in Factory Floor §4.3: e_i = α·(e_0 ⊙ U_i V_i e_{i−1}) + e_{i−1}.
-
-    α is a trainable scalar per layer starting at 0 (ReZero): the model first learns the embeddings,
-    then ramps the crosses in.
-    """
-
-    def __init__(self, width: int, layers: int, rank: int, *, rngs: nnx.Rngs):
-        self.down = nnx.List([nnx.Linear(width, rank, use_bias=False, rngs=rngs) for _ in range(layers)])
-        self.up = nnx.List([nnx.Linear(rank, width, use_bias=False, rngs=rngs) for _ in range(layers)])
-        self.alpha = nnx.Param(jnp.zeros(layers))
-
-    def __call__(self, e0: jax.Array) -> jax.Array:
-        e = e0
-        for i, (down, up) in enumerate(zip(self.down, self.up)):
-            e = self.alpha[...][i] * (e0 * up(down(e))) + e
-        return e
-
-
 @dataclass(frozen=True)
 class TowerShape:
     """Widths and switches shared by the towers: embedding width, hidden widths, hidden layers, crosses, bottleneck."""
@@ -164,6 +69,16 @@ class TowerShape:
     bottleneck_dim: int = 0
     embedding_init_std: float = 0.0  # 0 = Flax's default, 1/√embedding_dim
     position_feature: bool = True  # False: U sees every position as the top one (a misspecified model)
+
+    @classmethod
+    def from_config(cls, config: Any, width_multiplier: int = 1) -> TowerShape:
+        """The towers a model config describes; `width_multiplier` widens the Q tower (a distillation teacher)."""
+        return cls(embedding_dim=config.embedding_dim,
+                   quality_hidden=tuple(width_multiplier * h for h in config.quality_hidden),
+                   ui_hidden=tuple(config.ui_hidden), interaction_dim=config.interaction_dim,
+                   hidden=HiddenLayers.from_config(config), dcn_layers=config.dcn_layers, dcn_rank=config.dcn_rank,
+                   bottleneck_dim=config.bottleneck_dim, embedding_init_std=config.embedding_init_std,
+                   position_feature=config.position_feature)
 
     def embed(self, rows: int, *, rngs: nnx.Rngs) -> nnx.Embed:
         """An embedding table initialised as configured."""
@@ -234,34 +149,6 @@ class UiTower(nnx.Module):
         return self(*self.features.grid())
 
 
-TRANSFERS = ("sigmoid", "exp")
-# exp's knee: below it τ is exactly exp (CTR ≤ ½); above it an exponential tail approaches 1 with the same
-# value and slope at the knee, so every logit keeps a gradient (a clamp at 1 would freeze a cell predicting 1)
-EXP_KNEE = -float(np.log(2.0))
-
-
-def transfer(logit: jax.Array, kind: str) -> jax.Array:
-    """τ: sigmoid, or exp — exp(z) for CTR ≤ ½ (a product-form click model is exactly representable there),
-    1 − exp(−z)/4 above (C¹ at the knee, strictly increasing, below 1 until float32 rounds it there)."""
-    if kind == "sigmoid":
-        return jax.nn.sigmoid(logit)
-    low = logit <= EXP_KNEE
-    # each branch sees the logit only where it is selected (the knee elsewhere): finite values, and the whole
-    # gradient flows through the selected branch, at the knee too
-    return jnp.where(low, jnp.exp(jnp.where(low, logit, EXP_KNEE)), 1.0 - 0.25 * jnp.exp(-jnp.where(low, EXP_KNEE, logit)))
-
-
-def log_likelihood_terms(logit: jax.Array, kind: str) -> tuple[jax.Array, jax.Array]:
-    """(log p, log(1 − p)) of τ(logit), computed stably for each τ."""
-    if kind == "sigmoid":
-        return jax.nn.log_sigmoid(logit), jax.nn.log_sigmoid(-logit)
-    low = logit <= EXP_KNEE
-    below, above = jnp.where(low, logit, EXP_KNEE), jnp.where(low, EXP_KNEE, logit)
-    log_p = jnp.where(low, below, jnp.log1p(-0.25 * jnp.exp(-above)))
-    log_not_p = jnp.where(low, jnp.log(-jnp.expm1(below)), -above - np.log(4.0))
-    return log_p, log_not_p
-
-
 class FactorizedCtr(nnx.Module):
     """One component of the factorized model: logit = Q(query, ad) · U(treatment, position) (Factory Floor §6)."""
 
@@ -322,6 +209,14 @@ class CtrModel(nnx.Module):
         component = ARCHITECTURES[architecture]
         self.components = nnx.List([component(spec, treatment_features, num_positions, shape, rngs=rngs)
                                     for _ in range(ensemble_size)])
+
+    @classmethod
+    def from_config(cls, config: Any, spec: FeatureSpec, treatment_features: np.ndarray, num_positions: int, *,
+                    width_multiplier: int = 1, rngs: nnx.Rngs) -> CtrModel:
+        """The model a model config (models.config.ModelConfig) describes, for the given vocabulary and page."""
+        return cls(spec, treatment_features, num_positions, TowerShape.from_config(config, width_multiplier),
+                   transfer=config.transfer, architecture=config.architecture, ensemble_size=config.ensemble_size,
+                   rngs=rngs)
 
     def component_logits(self, raw: jax.Array, treatment: jax.Array, position: jax.Array) -> jax.Array:
         """Logits float32[B, E] of each component for raw fields int32[B, 5] shown in (treatment, position) int32[B]."""

@@ -1,50 +1,41 @@
-"""Loss terms of the online trainer: pure functions of logits, labels and weights, summed by the trainer.
+"""Loss terms of the online trainer: pure functions of logits, labels and weights, and the registry of the
+weighted terms the trainer sums.
 
 Each term is normalised by the batch's total importance weight, so zero-weight padding rows count for
-nothing and sampled-down examples count 1/rate times.
+nothing and sampled-down examples count 1/rate times. A new term is one function and one config weight:
+an entry in `LOSS_TERMS` and a field of `models.config.TrainConfig`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from models.ctr import log_likelihood_terms
+from models.transfers import log_likelihood_terms
 
-# Slice families the bias constraints can be put on (Factory Floor §7): each partitions the examples.
-BIAS_SLICES = ("position", "treatment", "pctr_decile", "advertiser")
-CURRICULA = ("none", "linear", "cosine")
+if TYPE_CHECKING:
+    from models.config import TrainConfig
 
 
-@dataclass(frozen=True)
-class LossConfig:
-    """Weights and settings of the trainer's loss terms; the defaults are plain log loss."""
+def _ramp_constant(progress: jax.Array) -> jax.Array:
+    return jnp.ones_like(progress)
 
-    rank_weight: float = 0.0  # α₁ in α₁·L_rank + (1 − α₁)·L_logistic (§4.1.1)
-    distillation_weight: float = 0.0  # w in L(target = (1 − w)·y + w·ŷ_teacher) (§4.1.2)
-    anti_distillation_weight: float = 0.0  # ensembles: pushes the components apart (§5)
-    curriculum: str = "none"  # how rank, distillation and bias terms ramp in (§4.1.3)
-    curriculum_examples: int = 0  # examples over which they ramp from 0 to full weight
-    bias_slices: tuple[str, ...] = ()  # slice families with one dual variable per slice (§7)
-    bias_alpha: float = 0.01  # α₃: L2 on the dual variables; λ_k settles at (mean bias on S_k) / α₃
-    bias_learning_rate: float = 1.0  # gradient-ascent step of the dual variables
 
-    def __post_init__(self):
-        if self.curriculum not in CURRICULA:
-            raise ValueError(f"curriculum: {self.curriculum!r} is not allowed; allowed: {', '.join(CURRICULA)}")
-        for name in self.bias_slices:
-            if name not in BIAS_SLICES:
-                raise ValueError(f"bias_slices: {name!r} is not allowed; allowed: {', '.join(BIAS_SLICES)}")
+# The registry of loss curricula (§4.1.3): progress in [0, 1] through the ramp → weight multiplier in [0, 1].
+CURRICULA: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "none": _ramp_constant,
+    "linear": lambda progress: progress,
+    "cosine": lambda progress: 0.5 - 0.5 * jnp.cos(jnp.pi * progress),
+}
 
 
 def curriculum_ramp(seen: jax.Array, kind: str, examples: int) -> jax.Array:
     """Weight multiplier in [0, 1] of the auxiliary losses after `seen` trained examples."""
-    if kind == "none" or examples <= 0:
+    if examples <= 0:
         return jnp.float32(1.0)
-    progress = jnp.clip(seen / examples, 0.0, 1.0)
-    return progress if kind == "linear" else 0.5 - 0.5 * jnp.cos(jnp.pi * progress)
+    return CURRICULA[kind](jnp.clip(seen / examples, 0.0, 1.0))
 
 
 def log_loss_term(logit: jax.Array, target: jax.Array, weight: jax.Array, kind: str) -> jax.Array:
@@ -104,3 +95,103 @@ def batch_deciles(prediction: jax.Array, weight: jax.Array) -> jax.Array:
     padding = jnp.sum(~real)
     count = jnp.maximum(jnp.sum(real), 1)
     return jnp.where(real, ((rank - padding) * 10) // count, 0).astype(jnp.int32)
+
+
+class LossBatch(NamedTuple):
+    """One training batch as the loss terms see it: the model's outputs, the logged columns, and the step's state."""
+
+    logits: jax.Array  # float32[B, E]: each ensemble component's logit
+    probabilities: jax.Array  # float32[B, E]: τ of each
+    prediction: jax.Array  # float32[B]: their mean, the pCTR
+    raw: jax.Array  # int32[B, 5]
+    treatment: jax.Array  # int32[B]
+    position: jax.Array  # int32[B]
+    label: jax.Array  # float32[B]
+    weight: jax.Array  # float32[B]: importance weight, 0 on padding rows
+    query: jax.Array  # int32[B]: the rank loss's groups
+    soft_label: jax.Array  # float32[B]: the teacher's PV prediction (the label without a teacher)
+    ramp: jax.Array  # the curriculum's multiplier of the auxiliary terms
+    duals: jax.Array  # float32[S]: the bias constraints' dual variables
+    transfer: str  # τ's registry name
+    slice_sizes: dict  # slice family → number of slices (dual variables) in it
+    max_ads_per_query: int  # a query's rows are at most this many apart (the rank loss's pair window)
+
+
+# Slice families the bias constraints can be put on (Factory Floor §7): each partitions the examples.
+BIAS_SLICES: dict[str, Callable[[LossBatch], jax.Array]] = {
+    "position": lambda batch: batch.position,
+    "treatment": lambda batch: batch.treatment,
+    "pctr_decile": lambda batch: batch_deciles(jax.lax.stop_gradient(batch.prediction), batch.weight),
+    "advertiser": lambda batch: batch.raw[:, 3],
+}
+
+
+def slice_ids(batch: LossBatch, families: tuple[str, ...]) -> jax.Array:
+    """int32[B, F]: each example's dual variable in each constrained slice family (families laid end to end)."""
+    columns, offset = [], 0
+    for name in families:
+        columns.append(BIAS_SLICES[name](batch) + offset)
+        offset += batch.slice_sizes[name]
+    return jnp.stack(columns, axis=-1)
+
+
+def _log_loss(batch: LossBatch, config: TrainConfig) -> jax.Array:
+    """(1 − α₁)·log loss of every component against the label, mixed with the teacher's (distillation, §4.1.2)."""
+    distill = batch.ramp * config.distillation_weight
+    target = (1.0 - distill) * batch.label + distill * batch.soft_label
+    rank = batch.ramp * config.rank_loss_weight
+    total = 0.0
+    for e in range(batch.logits.shape[-1]):
+        total += (1.0 - rank) * log_loss_term(batch.logits[:, e], target, batch.weight, batch.transfer)
+    return total
+
+
+def _rank(batch: LossBatch, config: TrainConfig) -> jax.Array:
+    """α₁·RankNet of every component (§4.1.1)."""
+    rank = batch.ramp * config.rank_loss_weight
+    total = 0.0
+    for e in range(batch.logits.shape[-1]):
+        total += rank * rank_loss_term(batch.logits[:, e], batch.label, batch.weight, batch.query,
+                                       batch.max_ads_per_query)
+    return total
+
+
+def _bias(batch: LossBatch, config: TrainConfig) -> jax.Array:
+    """The bias constraints' Lagrangian term (§7.1), ramped in."""
+    ids = slice_ids(batch, tuple(config.bias_constraints))
+    return batch.ramp * bias_constraint_term(batch.prediction, batch.label, batch.weight, ids, batch.duals,
+                                             config.bias_alpha)
+
+
+def _anti_distillation(batch: LossBatch, config: TrainConfig) -> jax.Array:
+    """The anti-distillation weight × the components' (negative) spread (§5)."""
+    return config.anti_distillation_weight * anti_distillation_term(batch.probabilities, batch.weight)
+
+
+class LossTerm(NamedTuple):
+    """A weighted term of the training loss: `value(batch, config)`, added when `active(config)`."""
+
+    active: Callable[[Any], bool]
+    value: Callable[[LossBatch, Any], jax.Array]
+
+
+# The registry of the training loss's terms, summed in this order by the trainer.
+LOSS_TERMS: dict[str, LossTerm] = {
+    "log_loss": LossTerm(lambda config: True, _log_loss),
+    "rank": LossTerm(lambda config: config.rank_loss_weight > 0, _rank),
+    "bias_constraints": LossTerm(lambda config: bool(config.bias_constraints), _bias),
+    "anti_distillation": LossTerm(lambda config: config.anti_distillation_weight > 0, _anti_distillation),
+}
+
+
+def active_terms(config: TrainConfig) -> tuple[LossTerm, ...]:
+    """The loss terms a train config switches on, in the registry's order."""
+    return tuple(term for term in LOSS_TERMS.values() if term.active(config))
+
+
+def total_loss(batch: LossBatch, config: TrainConfig, terms: tuple[LossTerm, ...]) -> jax.Array:
+    """The training loss: the sum of the given active terms."""
+    total = 0.0
+    for term in terms:
+        total = total + term.value(batch, config)
+    return total

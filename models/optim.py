@@ -5,15 +5,14 @@ keeps embeddings on AdaGrad while the dense layers use the chosen optimizer.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 
-OPTIMIZERS = ("adagrad", "adam", "shampoo")
-
+if TYPE_CHECKING:
+    from models.config import TrainConfig
 
 # ---- Shampoo -------------------------------------------------------------------------------------
 class _LeafState(NamedTuple):
@@ -178,30 +177,6 @@ def cowclip_clipped_share(grads: Any, params: Any, row_counts: Any, r: float, ze
 
 
 # ---- the trainer's optimizer ----------------------------------------------------------------------
-@dataclass(frozen=True)
-class OptimizerConfig:
-    """What `make_optimizer` builds. Learning rates follow CowClip's scaling rule 3 when `base_batch_size` > 0."""
-
-    kind: str = "adagrad"
-    learning_rate: float = 0.05
-    initial_accumulator: float = 0.1
-    embedding_learning_rate: float = 0.0  # 0 = learning_rate
-    embedding_l2: float = 0.0
-    batch_size: int = 512
-    base_batch_size: int = 0  # 0 = no scaling; else dense lr × √(batch/base), embedding L2 × batch/base
-    cowclip: bool = False
-    cowclip_r: float = 1.0
-    cowclip_zeta: float = 1e-4
-    shampoo_block_size: int = 128
-    shampoo_update_every: int = 10
-    shampoo_momentum: float = 0.9
-    shampoo_start_preconditioning: int = 10
-
-    def __post_init__(self):
-        if self.kind not in OPTIMIZERS:
-            raise ValueError(f"optimizer: {self.kind!r} is not allowed; allowed: {', '.join(OPTIMIZERS)}")
-
-
 def parameter_labels(params: Any) -> Any:
     """'embedding' for embedding tables (they stay on AdaGrad, CowClip applies to them), 'dense' for the rest."""
     return jax.tree_util.tree_map_with_path(lambda path, _: "embedding" if has_key(path, "embedding") else "dense",
@@ -212,23 +187,47 @@ def has_key(path: tuple, name: str) -> bool:
     return any(getattr(k, "key", None) == name for k in path)
 
 
-def make_optimizer(c: OptimizerConfig) -> optax.GradientTransformationExtraArgs:
-    """Embeddings: AdaGrad (optionally CowClip'd and L2-regularised); dense layers: AdaGrad, Adam or Shampoo."""
-    scale = c.batch_size / c.base_batch_size if c.base_batch_size else 1.0
-    dense_lr = c.learning_rate * scale**0.5
-    embedding_lr = c.embedding_learning_rate or c.learning_rate
-    dense = {
-        "adagrad": lambda: optax.adagrad(dense_lr, initial_accumulator_value=c.initial_accumulator),
-        "adam": lambda: optax.adam(dense_lr),
-        "shampoo": lambda: shampoo(dense_lr, block_size=c.shampoo_block_size, update_every=c.shampoo_update_every,
-                                   momentum=c.shampoo_momentum, initial_accumulator=c.initial_accumulator,
-                                   start_preconditioning=c.shampoo_start_preconditioning),
-    }[c.kind]()
+class OptimizerKind(NamedTuple):
+    """One `train.optimizer` choice: the dense layers' transformation and the embeddings', each given the train
+    config, its learning rate and the batch scale s of CowClip's rule (1 without the rule)."""
+
+    dense: Callable[[Any, float, float], optax.GradientTransformation]
+    embedding: Callable[[Any, float, float], optax.GradientTransformation]
+
+
+def _adagrad(config: Any, learning_rate: float, scale: float) -> optax.GradientTransformation:
+    return optax.adagrad(learning_rate, initial_accumulator_value=config.adagrad_initial_accumulator)
+
+
+def _adagrad_embedding(config: Any, learning_rate: float, scale: float) -> optax.GradientTransformation:
     # the rule keeps each rare id's step per occurrence while the mean gradient shrinks by 1/scale: Adam is
     # invariant to that, AdaGrad only when its initial accumulator shrinks by 1/scale² too
-    embedding = [optax.adagrad(embedding_lr, initial_accumulator_value=c.initial_accumulator / scale**2)]
-    if c.kind == "adam":
-        embedding = [optax.adam(embedding_lr)]
+    return optax.adagrad(learning_rate, initial_accumulator_value=config.adagrad_initial_accumulator / scale**2)
+
+
+def _shampoo(config: Any, learning_rate: float, scale: float) -> optax.GradientTransformation:
+    return shampoo(learning_rate, block_size=config.shampoo_block_size, update_every=config.shampoo_update_every,
+                   momentum=config.shampoo_momentum, initial_accumulator=config.adagrad_initial_accumulator,
+                   start_preconditioning=config.shampoo_start_preconditioning)
+
+
+# The registry of `train.optimizer` choices: embeddings stay on AdaGrad except with Adam.
+OPTIMIZERS = {
+    "adagrad": OptimizerKind(_adagrad, _adagrad_embedding),
+    "adam": OptimizerKind(lambda config, learning_rate, scale: optax.adam(learning_rate),
+                          lambda config, learning_rate, scale: optax.adam(learning_rate)),
+    "shampoo": OptimizerKind(_shampoo, _adagrad_embedding),
+}
+
+
+def make_optimizer(config: TrainConfig) -> optax.GradientTransformationExtraArgs:
+    """The train config's optimizer: dense layers and embeddings as `config.optimizer` says, embeddings optionally
+    L2-regularised and CowClip'd; learning rates follow CowClip's scaling rule 3 when scaling_base_batch_size > 0."""
+    c = config
+    scale = c.batch_size / c.scaling_base_batch_size if c.scaling_base_batch_size else 1.0
+    kind = OPTIMIZERS[c.optimizer]
+    dense = kind.dense(c, c.learning_rate * scale**0.5, scale)
+    embedding = [kind.embedding(c, c.embedding_learning_rate or c.learning_rate, scale)]
     if c.embedding_l2:
         embedding.insert(0, optax.add_decayed_weights(c.embedding_l2 * scale))
     chain = [optax.partition({"embedding": optax.chain(*embedding), "dense": dense}, parameter_labels)]

@@ -18,17 +18,11 @@ import numpy as np
 import optax
 from flax import nnx
 
-from models.ctr import CtrModel, embedding_ids, transfer
-from models.losses import (
-    LossConfig,
-    anti_distillation_term,
-    batch_deciles,
-    bias_constraint_term,
-    curriculum_ramp,
-    log_loss_term,
-    rank_loss_term,
-)
-from models.optim import has_key, parameter_labels
+from models.ctr import CtrModel, embedding_ids
+from models.transfers import transfer
+from models.config import TrainConfig
+from models.losses import LossBatch, active_terms, curriculum_ramp, log_loss_term, total_loss
+from models.optim import has_key, make_optimizer, parameter_labels
 
 
 class Examples(NamedTuple):
@@ -75,19 +69,23 @@ def _next_power_of_two(n: int) -> int:
 class OnlineTrainer:
     """Holds the parameters, optimizer state and bias-constraint duals; `train` consumes logs, `snapshot` is deployed.
 
-    `num_devices` > 1 shards every batch over that many jax devices (data parallel, parameters
-    replicated); results match one device up to float summation order.
+    Everything comes from the train config: batch size, devices, loss terms and, unless `optimizer` is given
+    (tests compose their own), the optimizer. `config.num_devices` > 1 shards every batch over that many jax
+    devices (data parallel, parameters replicated); results match one device up to float summation order.
     """
 
-    def __init__(self, model: CtrModel, optimizer: optax.GradientTransformation, batch_size: int, *,
-                 losses: LossConfig = LossConfig(), teacher: OnlineTrainer | None = None, num_devices: int = 1,
+    def __init__(self, model: CtrModel, config: TrainConfig = TrainConfig(), *,
+                 optimizer: optax.GradientTransformation | None = None, teacher: OnlineTrainer | None = None,
                  max_ads_per_query: int = 1):
+        config.check()
+        batch_size, num_devices = config.batch_size, config.num_devices
         self.graphdef, self.params, self.constants = nnx.split(model, nnx.Param, ...)
-        self.optimizer = optax.with_extra_args_support(optimizer)
+        self.optimizer = optax.with_extra_args_support(make_optimizer(config) if optimizer is None else optimizer)
         self.opt_state = self.optimizer.init(self.params)
         self.batch_size = batch_size
         self.kind = model.transfer
-        self.losses = losses
+        self.config = config
+        self._terms = active_terms(config)
         self.teacher = teacher
         self.max_ads_per_query = max_ads_per_query
         self._buffer: list[Examples] = []
@@ -97,15 +95,13 @@ class OnlineTrainer:
         self._slice_sizes = {"position": features.position_embed.num_embeddings,
                              "treatment": features.treatment_embed.num_embeddings,
                              "pctr_decile": 10, "advertiser": model.spec.num_advertisers}
-        self.duals = jnp.zeros(sum(self._slice_sizes[s] for s in losses.bias_slices), jnp.float32)
+        self.duals = jnp.zeros(sum(self._slice_sizes[s] for s in config.bias_constraints), jnp.float32)
         self.seen = jnp.zeros([], jnp.float32)  # examples trained (weight > 0), for the loss curriculum
         self._spec = model.spec
         self._row_count_paths = {path for path, label in
                                  jax.tree_util.tree_flatten_with_path(parameter_labels(self.params))[0]
                                  if label == "embedding" and has_key(path, "quality")}
         if num_devices > 1:
-            if batch_size % num_devices:
-                raise ValueError(f"batch_size: {batch_size} must be a multiple of num_devices ({num_devices})")
             devices = jax.devices()
             if len(devices) < num_devices:
                 raise ValueError(f"num_devices: {num_devices} requested, jax sees {len(devices)} "
@@ -130,16 +126,6 @@ class OnlineTrainer:
         return jax.tree.map(jnp.asarray, state)
 
     # ---- the jitted pass ------------------------------------------------------------------------
-    def _slice_ids(self, raw, treatment, position, prediction, weight) -> jax.Array:
-        """int32[B, F]: each example's dual variable in each constrained slice family."""
-        columns, offset = [], 0
-        for name in self.losses.bias_slices:
-            ids = {"position": lambda: position, "treatment": lambda: treatment, "advertiser": lambda: raw[:, 3],
-                   "pctr_decile": lambda: batch_deciles(jax.lax.stop_gradient(prediction), weight)}[name]()
-            columns.append(ids + offset)
-            offset += self._slice_sizes[name]
-        return jnp.stack(columns, axis=-1)
-
     def _row_counts(self, params, raw, weight):
         """Occurrences of each Q-tower embedding row in the batch (CowClip's cnt); empty for other leaves."""
         counts = jnp.zeros(sum(self._spec.field_sizes), jnp.float32).at[embedding_ids(self._spec, raw)].add(
@@ -148,36 +134,25 @@ class OnlineTrainer:
             lambda path, _: counts if path in self._row_count_paths else jnp.zeros(0), params)
 
     def _scan_steps(self, params, opt_state, duals, seen, batches):
-        graphdef, constants, kind, losses = self.graphdef, self.constants, self.kind, self.losses
+        graphdef, constants, kind, config, terms = self.graphdef, self.constants, self.kind, self.config, self._terms
 
         def objective(p, duals, raw, treatment, position, label, weight, query, soft_label, ramp):
             logits = nnx.merge(graphdef, p, constants).component_logits(raw, treatment, position)  # [B, E]
             probabilities = transfer(logits, kind)
             prediction = probabilities.mean(axis=-1)
-            distill = ramp * losses.distillation_weight
-            target = (1.0 - distill) * label + distill * soft_label
-            rank = ramp * losses.rank_weight
-            total = 0.0
-            for e in range(logits.shape[-1]):
-                total += (1.0 - rank) * log_loss_term(logits[:, e], target, weight, kind)
-                if losses.rank_weight:
-                    total += rank * rank_loss_term(logits[:, e], label, weight, query, self.max_ads_per_query)
-            if losses.bias_slices:
-                slice_ids = self._slice_ids(raw, treatment, position, prediction, weight)
-                total += ramp * bias_constraint_term(prediction, label, weight, slice_ids, duals, losses.bias_alpha)
-            if losses.anti_distillation_weight:
-                total += losses.anti_distillation_weight * anti_distillation_term(probabilities, weight)
-            return total, prediction
+            batch = LossBatch(logits, probabilities, prediction, raw, treatment, position, label, weight, query,
+                              soft_label, ramp, duals, kind, self._slice_sizes, self.max_ads_per_query)
+            return total_loss(batch, config, terms), prediction
 
         def train_step(carry, batch):
             params, opt_state, duals, seen = carry
             raw, treatment, position, label, weight, query, soft_label = batch
-            ramp = curriculum_ramp(seen, losses.curriculum, losses.curriculum_examples)
+            ramp = curriculum_ramp(seen, config.loss_curriculum, config.loss_curriculum_examples)
             (_, prediction), (grads, dual_grads) = jax.value_and_grad(objective, argnums=(0, 1), has_aux=True)(
                 params, duals, raw, treatment, position, label, weight, query, soft_label, ramp)
             updates, opt_state = self.optimizer.update(grads, opt_state, params,
                                                        row_counts=self._row_counts(params, raw, weight))
-            duals = duals + losses.bias_learning_rate * dual_grads  # gradient ascent on the duals
+            duals = duals + config.bias_learning_rate * dual_grads  # gradient ascent on the duals
             seen = seen + jnp.sum(weight > 0)
             return (optax.apply_updates(params, updates), opt_state, duals, seen), prediction
 

@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from auction.reserves import RESERVE_MODES
 from simulator.compile_cache import enable_compilation_cache
 from simulator.config import ConfigError, scenario_file
 
@@ -255,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     auction = commands.add_parser("auction", help="run one auction from a JSON instance (shared/auction_cases schema)")
     auction.add_argument("instance", help="JSON file: an instance, or a case with an 'input' key")
     auction.add_argument("--mechanism", choices=["vcg", "gsp"], default="vcg")
-    auction.add_argument("--reserve-mode", choices=["cost", "filter"], default="cost",
+    auction.add_argument("--reserve-mode", choices=RESERVE_MODES, default="cost",
                          help="cost: reserve as a per-click seller cost (default); filter: eligibility threshold")
     auction.add_argument("--explain", action="store_true", help="also print a human-readable account")
     auction.set_defaults(handler=cmd_auction)

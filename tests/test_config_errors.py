@@ -23,6 +23,12 @@ BAD_INPUTS = {
     "empty list": (["--set", "world.treatments=[]"], "world.treatments"),
     "list length": (["--set", "world.position_effects=[1.0, 0.5]"], "world.position_effects"),
     "bad override syntax": (["--set", "train.batch_size"], "train.batch_size"),
+    "bad slice family": (["--set", "train.bias_constraints=[\"position\", \"device\"]"], "train.bias_constraints"),
+    "repeated slice family": (["--set", "train.bias_constraints=[\"position\", \"position\"]"], "train.bias_constraints"),
+    "model cross-field rule": (["--set", "model.gsmelu_g_plus=-1"], "model.gsmelu_g_plus"),
+    "bad width": (["--set", "model.quality_hidden=[16, 0]"], "model.quality_hidden"),
+    "train cross-field rule": (["--set", "train.num_devices=3"], "train.num_devices"),
+    "bad reserve kind": (["--set", "auction.reserve_kind=random"], "auction.reserve_kind"),
 }
 
 

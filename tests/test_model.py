@@ -9,8 +9,8 @@ import optax
 import pytest
 from flax import nnx
 
-from models import CtrModel, Examples, FeatureSpec, OnlineTrainer, Scorer, TowerShape
-from models.ctr import log_likelihood_terms, transfer
+from models import CtrModel, Examples, FeatureSpec, OnlineTrainer, Scorer, TowerShape, TrainConfig
+from models.transfers import log_likelihood_terms, transfer
 
 SPEC = FeatureSpec(num_topics=5, num_intents=3, num_advertisers=7, ad_buckets=64, cross_buckets=128)
 FEATURES = np.array([[0, 0], [1, 0], [0, 1]], np.float32)
@@ -44,7 +44,7 @@ def test_pv_predictions_are_made_before_the_update():
     examples = Examples(_raw(rng, (n,)), rng.integers(0, 3, n).astype(np.int32), rng.integers(0, 4, n).astype(np.int32),
                         (rng.random(n) < 0.3).astype(np.float32))
     before = np.asarray(model.predict(examples.raw, examples.treatment, examples.position))
-    trainer = OnlineTrainer(model, optax.adagrad(0.5), batch_size=32)
+    trainer = OnlineTrainer(model, TrainConfig(batch_size=32), optimizer=optax.adagrad(0.5))
     predictions, scored = trainer.train(examples)
     assert scored == n
     np.testing.assert_allclose(predictions[:32], before[:32], rtol=1e-5)  # first batch: the initial model
@@ -53,7 +53,7 @@ def test_pv_predictions_are_made_before_the_update():
 
 def test_partial_batches_wait_and_flush_trains_them():
     rng = np.random.default_rng(2)
-    trainer = OnlineTrainer(_model(), optax.adagrad(0.1), batch_size=32)
+    trainer = OnlineTrainer(_model(), TrainConfig(batch_size=32), optimizer=optax.adagrad(0.1))
     examples = Examples(_raw(rng, (40,)), np.zeros(40, np.int32), np.zeros(40, np.int32), np.zeros(40, np.float32))
     assert trainer.train(examples)[1] == 32
     assert trainer.train(None)[1] == 0
@@ -63,7 +63,7 @@ def test_partial_batches_wait_and_flush_trains_them():
 def test_online_training_learns_a_planted_position_effect():
     """Clicks depend on position only; after training the model's pCTR ratio by position matches it."""
     rng = np.random.default_rng(3)
-    trainer = OnlineTrainer(_model(), optax.adagrad(0.1, initial_accumulator_value=0.1), batch_size=256)
+    trainer = OnlineTrainer(_model(), TrainConfig(batch_size=256), optimizer=optax.adagrad(0.1, initial_accumulator_value=0.1))
     true = np.array([0.2, 0.1, 0.05, 0.02])
     for _ in range(40):
         position = rng.integers(0, 4, 2048).astype(np.int32)

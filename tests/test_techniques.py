@@ -19,13 +19,13 @@ from models import (
     Examples,
     FeatureSpec,
     HiddenLayers,
-    LossConfig,
     OnlineTrainer,
-    OptimizerConfig,
     TowerShape,
+    TrainConfig,
     make_optimizer,
 )
-from models.ctr import Mlp, embedding_ids
+from models.ctr import embedding_ids
+from models.layers import Mlp
 from models.losses import (
     anti_distillation_term,
     batch_deciles,
@@ -34,7 +34,7 @@ from models.losses import (
 )
 from models.metrics import log_loss
 from models.optim import cowclip, inverse_pth_root, shampoo
-from simulator.config import DataConfig
+from models.config import DataConfig
 from simulator.loop.builders import sampling_rates, training_order, uniform_hash
 
 SPEC = FeatureSpec(num_topics=5, num_intents=3, num_advertisers=7, ad_buckets=64, cross_buckets=128)
@@ -97,8 +97,8 @@ def test_bias_constraint_duals_settle_at_slice_bias_over_alpha():
     """With the model frozen (learning rate ~0), the ascent on λ_k converges to (mean bias on S_k) / α."""
     rng = np.random.default_rng(1)
     alpha = 0.5
-    trainer = OnlineTrainer(_model(), optax.sgd(0.0), 256, losses=LossConfig(bias_slices=("position",), bias_alpha=alpha,
-                                                                          bias_learning_rate=0.5))
+    trainer = OnlineTrainer(_model(), TrainConfig(batch_size=256, bias_constraints=["position"], bias_alpha=alpha,
+                                                   bias_learning_rate=0.5), optimizer=optax.sgd(0.0))
     examples = _examples(rng, 256 * 200)
     predictions, _ = trainer.train(examples)
     bias = [np.mean(examples.label[examples.position == k] - predictions[examples.position == k]) for k in range(4)]
@@ -111,9 +111,9 @@ def test_bias_constraints_pull_slow_learning_slices_onto_their_true_rate():
     quality = np.random.default_rng(2).uniform(0.02, 0.4, 1000)
     examination = np.array([1.0, 0.5, 0.25, 0.1])
 
-    def slice_bias(losses: LossConfig) -> np.ndarray:
+    def slice_bias(config: TrainConfig) -> np.ndarray:
         rng = np.random.default_rng(2)
-        trainer = OnlineTrainer(_model(), optax.adagrad(0.02), 256, losses=losses)
+        trainer = OnlineTrainer(_model(), config, optimizer=optax.adagrad(0.02))
         ex = _examples(rng, 2048 * 40)
         truth = quality[ex.raw[:, 2]] * examination[ex.position]
         predictions, _ = trainer.train(ex._replace(label=(rng.random(ex.size) < truth).astype(np.float32)))
@@ -121,8 +121,9 @@ def test_bias_constraints_pull_slow_learning_slices_onto_their_true_rate():
         position, truth, predictions = ex.position[late], truth[late], predictions[late]
         return np.array([predictions[position == k].sum() / truth[position == k].sum() - 1 for k in range(4)])
 
-    plain = slice_bias(LossConfig())
-    constrained = slice_bias(LossConfig(bias_slices=("position",), bias_alpha=0.01, bias_learning_rate=0.1))
+    plain = slice_bias(TrainConfig(batch_size=256))
+    constrained = slice_bias(TrainConfig(batch_size=256, bias_constraints=["position"], bias_alpha=0.01,
+                                         bias_learning_rate=0.1))
     assert np.max(np.abs(plain)) > 0.2  # the setting has slice bias to remove
     assert np.max(np.abs(constrained)) < 0.5 * np.max(np.abs(plain))
 
@@ -131,14 +132,14 @@ def test_bias_constraints_pull_slow_learning_slices_onto_their_true_rate():
 def test_distillation_student_trains_on_the_teachers_pv_predictions():
     rng = np.random.default_rng(3)
     examples = _examples(rng, 1024)
-    teacher = OnlineTrainer(_model(seed=5), optax.adagrad(0.1), 256)
-    student = OnlineTrainer(_model(), optax.adagrad(0.1), 256, losses=LossConfig(distillation_weight=1.0),
+    teacher = OnlineTrainer(_model(seed=5), TrainConfig(batch_size=256), optimizer=optax.adagrad(0.1))
+    student = OnlineTrainer(_model(), TrainConfig(batch_size=256, distillation_weight=1.0), optimizer=optax.adagrad(0.1),
                             teacher=teacher)
     student.train(examples)
     # the same student trained on the teacher's PV predictions as labels, without a teacher
-    reference_teacher = OnlineTrainer(_model(seed=5), optax.adagrad(0.1), 256)
+    reference_teacher = OnlineTrainer(_model(seed=5), TrainConfig(batch_size=256), optimizer=optax.adagrad(0.1))
     soft, _ = reference_teacher.train(examples)
-    reference = OnlineTrainer(_model(), optax.adagrad(0.1), 256)
+    reference = OnlineTrainer(_model(), TrainConfig(batch_size=256), optimizer=optax.adagrad(0.1))
     reference.train(examples._replace(label=soft.astype(np.float32)))
     for a, b in zip(jax.tree.leaves(student.params), jax.tree.leaves(reference.params)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
@@ -152,7 +153,7 @@ def test_anti_distillation_drives_ensemble_components_apart():
 
     def component_spread(weight: float) -> float:
         model = _model(ensemble_size=3)
-        trainer = OnlineTrainer(model, optax.adagrad(0.1), 256, losses=LossConfig(anti_distillation_weight=weight))
+        trainer = OnlineTrainer(model, TrainConfig(batch_size=256, anti_distillation_weight=weight), optimizer=optax.adagrad(0.1))
         trainer.train(examples)
         trained = nnx.merge(trainer.graphdef, trainer.params, trainer.constants)
         probabilities = jax.nn.sigmoid(trained.component_logits(examples.raw, examples.treatment, examples.position))
@@ -169,7 +170,7 @@ def test_dcn_crosses_start_as_identity_and_learn():
     quality = model.components[0].quality
     e0 = quality.embed(embedding_ids(SPEC, jnp.asarray(raw))).reshape(8, -1)
     np.testing.assert_allclose(np.asarray(quality.embeddings(raw)), np.asarray(e0))
-    trainer = OnlineTrainer(model, optax.adagrad(0.1), 256)
+    trainer = OnlineTrainer(model, TrainConfig(batch_size=256), optimizer=optax.adagrad(0.1))
     trainer.train(_examples(np.random.default_rng(6), 2048))
     alpha = nnx.merge(trainer.graphdef, trainer.params, trainer.constants).components[0].quality.cross.alpha[...]
     assert np.all(np.abs(np.asarray(alpha)) > 0)
@@ -190,7 +191,7 @@ def test_dcn_cross_fits_a_product_of_two_fields_a_linear_tower_cannot():
 
     def excess(dcn_layers: int) -> float:
         trainer = OnlineTrainer(_model(shape=TowerShape(4, (), (8,), 4, dcn_layers=dcn_layers, dcn_rank=4)),
-                                optax.adagrad(0.1), 256)
+                                TrainConfig(batch_size=256), optimizer=optax.adagrad(0.1))
         for _ in range(2):
             trainer.train(train)
         return log_loss(trainer.predict(test), test.label) / oracle - 1
@@ -313,8 +314,9 @@ def test_cowclip_in_the_trainer_bounds_embedding_updates():
     examples = _examples(rng, 1024)
 
     def embedding_change(clip: bool) -> float:
-        config = OptimizerConfig(kind="adagrad", learning_rate=0.5, cowclip=clip, cowclip_r=1e-6, cowclip_zeta=0.0)
-        trainer = OnlineTrainer(_model(), make_optimizer(config), 1024)
+        config = TrainConfig(optimizer="adagrad", learning_rate=0.5, batch_size=1024, cowclip=clip, cowclip_r=1e-6,
+                             cowclip_zeta=0.0)
+        trainer = OnlineTrainer(_model(), config)
         before = np.asarray(trainer.params["components"][0]["quality"]["embed"]["embedding"][...])
         trainer.train(examples)
         return float(np.abs(np.asarray(trainer.params["components"][0]["quality"]["embed"]["embedding"][...]) - before).max())
@@ -328,7 +330,7 @@ def test_clipped_share_says_whether_the_clip_binds():
     from models.optim import cowclip_clipped_share
 
     examples = _examples(np.random.default_rng(12), 512)
-    trainer = OnlineTrainer(_model(), make_optimizer(OptimizerConfig()), 512)
+    trainer = OnlineTrainer(_model(), TrainConfig(batch_size=512))
     grads, counts = trainer.log_loss_gradients(examples)
     touched = cowclip_clipped_share(grads, trainer.params, counts, r=1e-9, zeta=0.0)
     assert touched == 1.0 and cowclip_clipped_share(grads, trainer.params, counts, r=1e6, zeta=0.0) == 0.0
@@ -338,8 +340,8 @@ def test_clipped_share_says_whether_the_clip_binds():
 def test_cowclip_scaling_rule_scales_dense_learning_rate_by_root_of_batch_ratio():
     grads = {"dense": {"kernel": jnp.ones((2, 2))}}
     params = {"dense": {"kernel": jnp.zeros((2, 2))}}
-    base = make_optimizer(OptimizerConfig(kind="adam", learning_rate=0.01, batch_size=512, base_batch_size=512))
-    scaled = make_optimizer(OptimizerConfig(kind="adam", learning_rate=0.01, batch_size=8192, base_batch_size=512))
+    base = make_optimizer(TrainConfig(optimizer="adam", learning_rate=0.01, batch_size=512, scaling_base_batch_size=512))
+    scaled = make_optimizer(TrainConfig(optimizer="adam", learning_rate=0.01, batch_size=8192, scaling_base_batch_size=512))
     u1, _ = base.update(grads, base.init(params), params)
     u2, _ = scaled.update(grads, scaled.init(params), params)
     np.testing.assert_allclose(np.asarray(u2["dense"]["kernel"]), 4.0 * np.asarray(u1["dense"]["kernel"]), rtol=1e-5)
@@ -351,10 +353,10 @@ def test_cowclip_scaling_rule_keeps_a_rare_ids_adagrad_step_per_occurrence():
     gradient = jnp.full((1, 4), 1e-4)
     step = {}
     for batch, scale in ((512, 1.0), (16_384, 32.0)):
-        optimizer = make_optimizer(OptimizerConfig(batch_size=batch, base_batch_size=512))
+        optimizer = make_optimizer(TrainConfig(batch_size=batch, scaling_base_batch_size=512))
         step[batch], _ = optimizer.update({"embedding": gradient / scale}, optimizer.init(params), params)
     np.testing.assert_allclose(step[16_384]["embedding"], step[512]["embedding"], rtol=1e-3)  # up to AdaGrad's ε
-    plain = make_optimizer(OptimizerConfig(batch_size=16_384))  # without the rule: 32× smaller
+    plain = make_optimizer(TrainConfig(batch_size=16_384))  # without the rule: 32× smaller
     small, _ = plain.update({"embedding": gradient / 32}, plain.init(params), params)
     np.testing.assert_allclose(small["embedding"] * 32, step[512]["embedding"], rtol=1e-3)
 
@@ -398,7 +400,7 @@ def test_training_order_shuffles_whole_queries_by_a_fixed_seed():
 
 def test_predict_is_the_pv_prediction_before_training():
     examples = _examples(np.random.default_rng(11), 256)
-    trainer = OnlineTrainer(_model(), make_optimizer(OptimizerConfig()), 128)
+    trainer = OnlineTrainer(_model(), TrainConfig(batch_size=128))
     before = trainer.predict(examples)
     pv, scored = trainer.train(examples)
     assert scored == 256 and before.shape == (256,)
@@ -411,7 +413,7 @@ def test_four_devices_match_one_device(tmp_path):
     script = textwrap.dedent("""
         import numpy as np, jax, optax
         from flax import nnx
-        from models import CtrModel, Examples, FeatureSpec, LossConfig, OnlineTrainer, TowerShape
+        from models import CtrModel, Examples, FeatureSpec, OnlineTrainer, TowerShape, TrainConfig
         assert len(jax.devices()) == 4, jax.devices()
         spec = FeatureSpec(5, 3, 7, 64, 128)
         rng = np.random.default_rng(0)
@@ -422,8 +424,8 @@ def test_four_devices_match_one_device(tmp_path):
         results = []
         for devices in (1, 4):
             model = CtrModel(spec, np.eye(3, 2, dtype=np.float32), 4, TowerShape(4, (16,), (8,), 4), rngs=nnx.Rngs(0))
-            trainer = OnlineTrainer(model, optax.adagrad(0.1), 256, num_devices=devices, max_ads_per_query=3,
-                                    losses=LossConfig(rank_weight=0.3, bias_slices=("position",)))
+            config = TrainConfig(batch_size=256, num_devices=devices, rank_loss_weight=0.3, bias_constraints=["position"])
+            trainer = OnlineTrainer(model, config, optimizer=optax.adagrad(0.1), max_ads_per_query=3)
             predictions, _ = trainer.train(ex)
             results.append((predictions, jax.tree.leaves(trainer.params)))
         np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-4, atol=1e-6)

@@ -11,6 +11,7 @@ import streamlit as st
 
 from auction.instance import InstanceError, separable
 from auction.reference import explain, gsp, solve
+from auction.reserves import RESERVE_MODES
 from ui_treatments import CATALOGUE
 
 st.title("Auction explorer")
@@ -33,7 +34,7 @@ formats = right.data_editor(DEFAULT_FORMATS, disabled=["format"], key="formats")
 settings = st.columns(3)
 budget_on = settings[0].checkbox("Page height budget", value=True)
 budget = settings[1].number_input("Budget (lines)", min_value=0.0, value=13.0, disabled=not budget_on)
-mode = settings[2].radio("Reserve semantics", ["cost", "filter"], horizontal=True)
+mode = settings[2].radio("Reserve semantics", RESERVE_MODES, horizontal=True)
 
 try:
     names = list(formats["format"])

@@ -11,6 +11,7 @@ import pandas as pd
 import streamlit as st
 
 import simulator
+from models.transfers import TRANSFERS
 from simulator.measure.runs import auction_snapshot, calibration_table, learning_curve
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
@@ -27,7 +28,7 @@ with st.sidebar:
     hours = st.number_input("Simulated hours", min_value=0.05, max_value=168.0, value=base.run.duration_hours)
     rate = st.number_input("Queries per minute", min_value=1.0, value=base.traffic.queries_per_minute)
     reserve = st.number_input("Reserve per click", min_value=0.0, value=base.auction.reserve)
-    transfer = st.selectbox("Transfer τ", ["sigmoid", "exp"], index=["sigmoid", "exp"].index(base.model.transfer))
+    transfer = st.selectbox("Transfer τ", list(TRANSFERS), index=list(TRANSFERS).index(base.model.transfer))
     deploy = st.number_input("Deploy every (minutes)", min_value=0.01, value=base.train.deploy_every_minutes)
     oracle = st.checkbox("Oracle model (true CTR)", value=base.model.oracle)
     extra = st.text_area("More overrides (section.key=value, one per line)", "")

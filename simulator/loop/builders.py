@@ -6,18 +6,8 @@ import jax
 import numpy as np
 from flax import nnx
 
-from models import (
-    CtrModel,
-    FeatureSpec,
-    HiddenLayers,
-    LossConfig,
-    OnlineTrainer,
-    OptimizerConfig,
-    TowerShape,
-    make_optimizer,
-)
-from models.activations import activation
-from simulator.config import DataConfig, Scenario
+from models import CtrModel, DataConfig, FeatureSpec, OnlineTrainer, TrainConfig
+from simulator.config import Scenario
 from simulator.world.ground_truth import World
 
 
@@ -25,45 +15,20 @@ def build_model(scenario: Scenario, world: World, width_multiplier: int = 1, see
     """The scenario's CTR model, initialised from the nuisance seed (`width_multiplier` widens the Q tower: teachers)."""
     w, m = scenario.world, scenario.model
     spec = FeatureSpec(w.num_topics, w.num_intents, w.num_advertisers, m.ad_buckets, m.cross_buckets)
-    shape = TowerShape(
-        embedding_dim=m.embedding_dim, quality_hidden=tuple(width_multiplier * h for h in m.quality_hidden),
-        ui_hidden=tuple(m.ui_hidden), interaction_dim=m.interaction_dim, dcn_layers=m.dcn_layers, dcn_rank=m.dcn_rank,
-        bottleneck_dim=m.bottleneck_dim, embedding_init_std=m.embedding_init_std, position_feature=m.position_feature,
-        hidden=HiddenLayers(
-            activation=activation(m.activation, smelu_beta=m.smelu_beta, gsmelu_params=dict(
-                alpha=m.gsmelu_alpha, beta=m.gsmelu_beta, g_minus=m.gsmelu_g_minus, g_plus=m.gsmelu_g_plus, t=m.gsmelu_t)),
-            normalization=m.normalization, weight_norm=m.weight_norm, activation_clip=m.activation_clip))
     key = jax.random.key(m.init_seed + 7919 * scenario.run.seed + 104_729 * seed_offset)
-    return CtrModel(spec, world.treatment_features, w.num_positions, shape, transfer=m.transfer,
-                    architecture=m.architecture, ensemble_size=m.ensemble_size, rngs=nnx.Rngs(params=key))
+    return CtrModel.from_config(m, spec, world.treatment_features, w.num_positions, width_multiplier=width_multiplier,
+                                rngs=nnx.Rngs(params=key))
 
 
 def build_trainer(scenario: Scenario, world: World) -> OnlineTrainer:
-    """The online trainer the scenario asks for: optimizer, loss terms, teacher (distillation), devices."""
+    """The online trainer the scenario's [train] section describes, with a teacher when it distils."""
     t = scenario.train
-    optimizer = make_optimizer(OptimizerConfig(
-        kind=t.optimizer, learning_rate=t.learning_rate, initial_accumulator=t.adagrad_initial_accumulator,
-        embedding_learning_rate=t.embedding_learning_rate, embedding_l2=t.embedding_l2, batch_size=t.batch_size,
-        base_batch_size=t.scaling_base_batch_size, cowclip=t.cowclip, cowclip_r=t.cowclip_r,
-        cowclip_zeta=t.cowclip_zeta, shampoo_block_size=t.shampoo_block_size,
-        shampoo_update_every=t.shampoo_update_every, shampoo_momentum=t.shampoo_momentum,
-        shampoo_start_preconditioning=t.shampoo_start_preconditioning))
-    losses = LossConfig(
-        rank_weight=t.rank_loss_weight, distillation_weight=t.distillation_weight,
-        anti_distillation_weight=t.anti_distillation_weight, curriculum=t.loss_curriculum,
-        curriculum_examples=t.loss_curriculum_examples, bias_slices=tuple(t.bias_constraints),
-        bias_alpha=t.bias_alpha, bias_learning_rate=t.bias_learning_rate)
     teacher = None
-    if t.distillation_weight:
-        teacher_optimizer = make_optimizer(OptimizerConfig(learning_rate=t.learning_rate,
-                                                           initial_accumulator=t.adagrad_initial_accumulator))
-        teacher = OnlineTrainer(build_model(scenario, world, t.teacher_width_multiplier, seed_offset=1),
-                                teacher_optimizer, t.batch_size, num_devices=t.num_devices)
-    return OnlineTrainer(build_model(scenario, world), optimizer, t.batch_size, losses=losses, teacher=teacher,
-                         num_devices=t.num_devices, max_ads_per_query=scenario.world.num_positions)
-
-
-# The ideal system's "model": the world's true CTR, computed where the auction runs.
+    if t.distillation_weight:  # the teacher: plain AdaGrad at the student's learning rate and batches
+        teacher_config = TrainConfig(learning_rate=t.learning_rate, batch_size=t.batch_size,
+                                     adagrad_initial_accumulator=t.adagrad_initial_accumulator, num_devices=t.num_devices)
+        teacher = OnlineTrainer(build_model(scenario, world, t.teacher_width_multiplier, seed_offset=1), teacher_config)
+    return OnlineTrainer(build_model(scenario, world), t, teacher=teacher, max_ads_per_query=scenario.world.num_positions)
 
 
 def sampling_rates(data: DataConfig, click: np.ndarray, position: np.ndarray, pctr: np.ndarray) -> np.ndarray:

@@ -22,10 +22,10 @@ from auction import (
     AuctionOutcome,
     pad_rows,
     preferred_batch,
-    quality_weighted_reserve,
     resolve_ties,
     vcg_batch,
 )
+from auction.reserves import RESERVE_KINDS
 from models import (
     Examples,
     Scorer,
@@ -80,6 +80,7 @@ class Simulation:
             self.deployed = self.trainer.snapshot()
         a = scenario.auction
         budget = a.page_height_budget or None
+        self._reserves = RESERVE_KINDS[a.reserve_kind].per_candidate
         self._auction_options = dict(mode=a.reserve_mode, space_budget=budget,
                                      heights=tuple(map(float, self.world.treatment_heights)) if budget else None)
         self._chunk_rows = preferred_batch(scenario.world.num_positions, scenario.world.candidates_per_query,
@@ -175,8 +176,7 @@ class Simulation:
                 ctr = jax.block_until_ready(ctr)
             scored = clock()
             bid, reserve = pad_rows(batch.bid[start:stop], size), pad_rows(batch.reserve[start:stop], size)
-            if self.scenario.auction.reserve_kind == "quality_weighted":
-                reserve = quality_weighted_reserve(reserve, ctr)
+            reserve = self._reserves(reserve, ctr)
             ranked = ctr if explore is None else ctr * pad_rows(explore[start:stop], size)[:, :, None, None]
             outcome = vcg_batch(ranked, bid, reserve, **self._auction_options)
             if self.sync_stages:

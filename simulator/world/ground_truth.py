@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from auction.reserves import RESERVE_KINDS
 from simulator.config import AuctionConfig, Scenario, TrafficConfig, WorldConfig
 from ui_treatments import treatment_arrays, treatments_by_name
 
@@ -86,7 +87,7 @@ class World:
         self._intent_logit = (c.relevance_base + c.intent_effect * levels).astype(np.float32)
         a = self.auction
         factor = np.random.default_rng(reserve_seq).lognormal(0.0, a.advertiser_reserve_sd, c.num_advertisers)
-        if a.reserve_kind != "per_advertiser":
+        if not RESERVE_KINDS[a.reserve_kind].advertiser_factors:
             factor = np.ones_like(factor)
         self.advertiser_reserve = (a.reserve * factor).astype(np.float32)
         self.ad_advertiser = np.zeros(0, np.int32)
