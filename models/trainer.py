@@ -10,7 +10,7 @@ if given, trains first on the same batches and its PV predictions are the studen
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -55,6 +55,18 @@ class Examples(NamedTuple):
 
     def take(self, rows: np.ndarray) -> Examples:
         return Examples(*(column[rows] for column in self.filled()))
+
+
+class TrainerState(NamedTuple):
+    """Everything an OnlineTrainer changes as it trains: parameters, optimizer state, bias duals, examples trained,
+    the partial batch waiting in its buffer, and its teacher's state (None without one)."""
+
+    params: Any
+    opt_state: Any
+    duals: jax.Array
+    seen: jax.Array
+    buffer: tuple[Examples, ...]
+    teacher: TrainerState | None
 
 
 def _zero_padded(column: np.ndarray, rows: int) -> np.ndarray:
@@ -234,6 +246,19 @@ class OnlineTrainer:
             columns = [_zero_padded(c, chunk) for c in rows[:3]]  # one compiled shape
             parts.append(np.asarray(function(self.params, *columns))[:rows.size])
         return np.concatenate(parts) if parts else np.zeros(0, np.float32)
+
+    def state(self) -> TrainerState:
+        """What training has changed, as named data (checkpoints save it; `restore` sets it)."""
+        return TrainerState(self.params, self.opt_state, self.duals, self.seen, tuple(self._buffer),
+                            None if self.teacher is None else self.teacher.state())
+
+    def restore(self, state: TrainerState) -> None:
+        """Set the state `state()` returned (placed on this trainer's devices)."""
+        self.params, self.opt_state, self.duals, self.seen = self.place(
+            (state.params, state.opt_state, state.duals, state.seen))
+        self._buffer, self._buffered = list(state.buffer), sum(part.size for part in state.buffer)
+        if self.teacher is not None:
+            self.teacher.restore(state.teacher)
 
     def snapshot(self) -> nnx.State:
         """The current parameters (immutable arrays, so the deployed copy never changes under the auction)."""

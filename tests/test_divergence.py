@@ -9,9 +9,8 @@ import pandas as pd
 import pytest
 
 from simulator.cli import main
-from simulator.config import replace
 from simulator.loop.records import TrainingDiverged
-from simulator.loop.simulation import Simulation
+from simulator.loop.tick import check_divergence
 from tests.conftest import SMOKE
 
 EXPLODING = ["--set", "train.learning_rate=5", "--set", "train.divergence_warmup_examples=2000"]
@@ -37,6 +36,5 @@ def test_healthy_training_is_not_stopped(smoke_output):
 
 
 def test_non_finite_predictions_stop_training(smoke_scenario):
-    simulation = Simulation(replace(smoke_scenario, run__duration_hours=0.1))
     with pytest.raises(TrainingDiverged, match="non-finite predictions"):
-        simulation._check_divergence(3.0, np.array([0.1, np.nan], np.float32))
+        check_divergence(smoke_scenario.train, 3.0, np.array([0.1, np.nan], np.float32), 0, [], oracle=False)

@@ -1,4 +1,4 @@
 """The closed loop on one simpy clock: traffic → scoring → auction → clicks → logs → online training →
-deploy. `simulation` holds the processes and the run's state, `builders` the model and trainer a scenario
-describes, `records` the logs it keeps, `checkpoint` saving and restoring that state, `results` a run's
-output (per-tick metrics, the summary, its files)."""
+deploy. `simulation` holds the processes, `tick` the pure parts of a tick's work, `state` the run's state as
+named data, `builders` the model and trainer a scenario describes, `records` the logs it keeps, `checkpoint`
+saving and loading that state, `results` a run's output (per-tick metrics, the summary, its files)."""

@@ -1,12 +1,15 @@
-"""The loop's records: progress, the impression log, PV chunks, and how a tick is cut into chunks."""
+"""The loop's records: progress, the impression log, probes, logs on their way to training, PV chunks, and how a
+tick is cut into chunks."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
+from models import Examples
 from simulator.world.ground_truth import QueryBatch
 
 # A tick's queries go through the jitted scorer and auction in chunks of these sizes only (the last one
@@ -61,6 +64,37 @@ class ImpressionLog:
     def frame(self) -> pd.DataFrame:
         """All impressions as a DataFrame (query = the query's number in the run, position 0 = top)."""
         return pd.DataFrame({name: self.column(name) for name in self.COLUMNS})
+
+
+class ProbeRecord(NamedTuple):
+    """One tick's probed queries (every `run.probe_every`-th): the tick's minute[n], query number[n],
+    pCTR[n, N, T, K] of every candidate, treatment and position, valid[n, N], candidates[n, N] (ad ids),
+    relevance[n, N] (the world's truth) and query context[n]."""
+
+    minute: np.ndarray
+    query: np.ndarray
+    pctr: np.ndarray
+    valid: np.ndarray
+    candidates: np.ndarray
+    relevance: np.ndarray
+    context: np.ndarray
+
+
+class PendingLog(NamedTuple):
+    """One tick's logged examples on their way to the trainer: usable from `available_minute` (the training delay)."""
+
+    available_minute: float
+    examples: Examples
+    true_ctr: np.ndarray
+
+
+class Unscored(NamedTuple):
+    """Examples handed to the trainer whose PV predictions have not come back yet (a partial batch waits)."""
+
+    label: np.ndarray
+    weight: np.ndarray
+    truth: np.ndarray
+    query: np.ndarray
 
 
 def chunk_bounds(count: int, largest: int = CHUNK_SIZES[0]) -> list[tuple[int, int, int]]:

@@ -13,14 +13,12 @@ import pandas as pd
 from models.metrics import auc, calibration_by_decile, entropy_of_mean, log_loss
 from simulator import config as config_module
 from simulator.config import Scenario
+from simulator.loop.records import ProbeRecord
 
 # The "final window" the learning criteria are judged on: the examples trained in the last quarter of
 # simulated time (not the last quarter of the examples: traffic follows the time of day).
 FINAL_WINDOW_SHARE = 0.25
 TIMING_KEYS = ("world", "scoring", "auction", "training")
-# What the loop keeps of each probed query (`RunOutput.probes`, one tuple of these per tick): the tick's minute,
-# query number, pCTR[n, N, T, K], valid[n, N], candidates[n, N] (ad ids), relevance[n, N] and query context[n].
-PROBE_FIELDS = ("minute", "query", "pctr", "valid", "candidates", "relevance", "context")
 
 
 @dataclass
@@ -34,7 +32,7 @@ class RunOutput:
     timers: dict[str, float]
     wall_seconds: float
     queries: int
-    probes: list  # PROBE_FIELDS per tick
+    probes: list  # list[ProbeRecord], one per tick
     training_logs: list | None = None  # what the trainer was fed, when the run was asked to keep it
     stopped: str | None = None  # why the run ended early (training diverged), else None
 
@@ -42,7 +40,7 @@ class RunOutput:
         """The probed queries' pCTRs: minute[P], query[P], pctr[P, N, T, K], valid[P, N], candidates[P, N] (ad ids),
         relevance[P, N] (the world's true relevance: true CTR = relevance × examination[treatment, position]),
         context[P] (topic·intents + intent)."""
-        names = PROBE_FIELDS
+        names = ProbeRecord._fields
         if not self.probes:
             return {name: np.zeros(0) for name in names}
         return {name: np.concatenate(column) for name, column in zip(names, zip(*self.probes))}

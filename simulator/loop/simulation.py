@@ -9,6 +9,7 @@ snapshot live after the deploy delay.
 from __future__ import annotations
 
 import collections
+import itertools
 import time
 from pathlib import Path
 from typing import Callable
@@ -18,39 +19,21 @@ import numpy as np
 import simpy
 from flax import nnx
 
-from auction import (
-    AuctionOutcome,
-    pad_rows,
-    preferred_batch,
-    resolve_ties,
-    vcg_batch,
-)
+from auction import AuctionOutcome, pad_rows, preferred_batch, resolve_ties, vcg_batch
 from auction.reserves import RESERVE_KINDS
-from models import (
-    Examples,
-    Scorer,
-)
+from models import Examples, Scorer
 from models.metrics import log_loss
 from simulator.config import Scenario
 from simulator.loop import checkpoint
-from simulator.loop.builders import (
-    build_trainer,
-    sampling_rates,
-    training_order,
-    uniform_hash,
-)
-from simulator.loop.records import (
-    ImpressionLog,
-    Progress,
-    PvChunk,
-    TrainingDiverged,
-    chunk_bounds,
-    query_context,
-)
+from simulator.loop.builders import build_trainer, training_order
+from simulator.loop.records import (ImpressionLog, PendingLog, ProbeRecord, Progress, PvChunk, TrainingDiverged,
+                                    Unscored, chunk_bounds, query_context)
 from simulator.loop.results import RunOutput
+from simulator.loop.state import RunState, Wakeup, pytree_templates
+from simulator.loop.tick import (check_divergence, exploration_factors, probe_record, recent_pv_logloss,
+                                 shown_and_clicked)
 from simulator.world.ground_truth import QueryBatch, World, true_ctr
 
-EXPLORATION_STREAM = 0xE7  # spawn key of the exploration generator (the world's streams use 0xAD)
 _oracle_ctr = jax.jit(true_ctr)
 
 
@@ -88,21 +71,25 @@ class Simulation:
         self.deploy_version = 0
         self.rows: list[dict] = []
         self.log = ImpressionLog()
-        self.probes: list[tuple[np.ndarray, ...]] = []  # PROBE_FIELDS per tick
+        self.probes: list[ProbeRecord] = []
         self.pv: list[PvChunk] = []
-        self._pending: collections.deque = collections.deque()  # (available_minute, Examples, true_ctr)
-        self._unscored: list[tuple[np.ndarray, ...]] = []  # (label, weight, true CTR, query) trained, not yet scored
+        self._pending: collections.deque[PendingLog] = collections.deque()
+        self._unscored: list[Unscored] = []  # trained, PV predictions not back yet
         self._queries = 0
         self._trained = 0  # examples trained so far
         self.env: simpy.Environment | None = None
-        self.processes: dict = {}  # live simpy process → (kind, snapshot it deploys), for checkpoints
+        self._kinds: dict = {}  # live simpy process → (kind, snapshot it deploys)
+        self._wakeups: dict = {}  # live simpy process → its next Wakeup, which it records itself
+        self._scheduled = itertools.count()  # the order wake-ups were scheduled in (equal-time events keep it)
         self.upcoming: QueryBatch | None = None  # the next tick's queries, drawn while the auction runs
+        self.started_wall: float | None = None
         self.resumed_wall_seconds = 0.0  # wall time spent before a resume
         self._timers = collections.Counter()
 
     # ---- the processes -------------------------------------------------------------------------
-    # Each process takes `wait`: None on a fresh start; on resume, the time until the event it was waiting
-    # for when the checkpoint was taken (checkpoint.py re-creates the pending events in their order).
+    # Each process takes `wait`: None on a fresh start; on resume, the time until the wake-up it had recorded
+    # (`restore` re-creates the processes in the order their wake-ups were scheduled, with those records).
+    # Each sleeps through `_sleep`, which records its next wake-up: the run's state never reads simpy's queue.
     def traffic(self, env: simpy.Environment, wait: float | None = None):
         """Each tick: send the tick's queries to scoring and the auction, and while those run draw the next
         tick's queries (the world does not depend on auction outcomes), then settle clicks and logs."""
@@ -111,41 +98,57 @@ class Simulation:
         if wait is None:
             self.upcoming = self._draw(env.now, tick)
         else:
-            yield env.timeout(wait)
+            yield self._first_sleep(env, wait)
         while True:
             batch = self.upcoming
             in_flight = self._dispatch(batch)
             self.upcoming = self._draw(env.now + tick, tick) if env.now + tick < end else None
             self.rows.append(self._settle(env.now, batch, in_flight))
-            yield env.timeout(tick)
+            yield self._sleep(env, tick)
 
     def training(self, env: simpy.Environment, wait: float | None = None):
         tick = self.scenario.run.tick_minutes
-        yield env.timeout(tick if wait is None else wait)
+        yield self._first_sleep(env, tick if wait is None else wait)
         while True:
             self._train_available(env.now, flush=False)
-            yield env.timeout(tick)
+            yield self._sleep(env, tick)
 
     def deployment(self, env: simpy.Environment, wait: float | None = None):
         t = self.scenario.train
-        yield env.timeout(t.deploy_every_minutes if wait is None else wait)
+        yield self._first_sleep(env, t.deploy_every_minutes if wait is None else wait)
         while True:
             self._start(env, "go_live", t.deploy_delay_minutes, self.trainer.snapshot())
-            yield env.timeout(t.deploy_every_minutes)
+            yield self._sleep(env, t.deploy_every_minutes)
 
     def _go_live(self, env: simpy.Environment, wait: float, snapshot: nnx.State):
-        yield env.timeout(wait)
+        yield self._first_sleep(env, wait)
         self.deployed = snapshot
         self.deploy_version += 1
-        del self.processes[env.active_process]  # done: nothing left to checkpoint
+        del self._kinds[env.active_process], self._wakeups[env.active_process]  # done: nothing left to resume
 
-    def _start(self, env: simpy.Environment, kind: str, wait: float | None = None, snapshot=None) -> None:
-        """Start one of the processes and remember its kind (and snapshot), which checkpoints record."""
+    def _start(self, env: simpy.Environment, kind: str, wait: float | None = None, snapshot=None,
+               wakeup: Wakeup | None = None) -> None:
+        """Start one of the processes and remember its kind (and the snapshot it deploys); a restored process
+        starts with the wake-up it had recorded."""
         if kind == "go_live":
             process = env.process(self._go_live(env, wait, snapshot))
         else:
             process = env.process(getattr(self, kind)(env, wait))
-        self.processes[process] = (kind, snapshot)
+        self._kinds[process] = (kind, snapshot)
+        if wakeup is not None:
+            self._wakeups[process] = wakeup
+
+    def _first_sleep(self, env: simpy.Environment, minutes: float) -> simpy.Timeout:
+        """A process's first timeout: the wake-up restored with it, or a new one."""
+        if env.active_process in self._wakeups:
+            return env.timeout(minutes)
+        return self._sleep(env, minutes)
+
+    def _sleep(self, env: simpy.Environment, minutes: float) -> simpy.Timeout:
+        """The running process's timeout, with its wake-up recorded in the run's state."""
+        kind, snapshot = self._kinds[env.active_process]
+        self._wakeups[env.active_process] = Wakeup(env.now + minutes, next(self._scheduled), kind, snapshot)
+        return env.timeout(minutes)
 
     # ---- the work of one tick --------------------------------------------------------------------
     def _draw(self, minute: float, tick: float) -> QueryBatch:
@@ -164,7 +167,7 @@ class Simulation:
         stage instead, so the timers split scoring from auction.
         """
         clock = time.perf_counter
-        explore = self._exploration_factors(batch)
+        explore = exploration_factors(self.scenario.auction, self.scenario.run.seed, self._queries, batch)
         in_flight = []
         for start, stop, size in chunk_bounds(batch.size, self._chunk_rows):
             started = clock()
@@ -186,40 +189,6 @@ class Simulation:
             in_flight.append((stop - start, outcome, (ranked, bid, reserve), ctr))
         return in_flight
 
-    def _exploration_factors(self, batch: QueryBatch) -> np.ndarray | None:
-        """float32[B, N] pCTR multipliers: exp(σz − σ²/2) for every candidate of an explored query, 1 elsewhere.
-
-        Drawn from a generator keyed by (seed, first query number of the tick): deterministic, no state to
-        checkpoint, and independent of the world's streams, so paired replays keep their common random numbers.
-        """
-        a = self.scenario.auction
-        if a.exploration_rate <= 0:
-            return None
-        rng = np.random.default_rng([self.scenario.run.seed, EXPLORATION_STREAM, self._queries])
-        explored = rng.random(batch.size) < a.exploration_rate
-        noise = np.exp(a.exploration_noise * rng.standard_normal(batch.candidates.shape) - a.exploration_noise ** 2 / 2)
-        return np.where(explored[:, None], noise, 1.0).astype(np.float32)
-
-    def _record_probes(self, minute: float, batch: QueryBatch, in_flight: list, context: np.ndarray) -> None:
-        """Keep every `run.probe_every`-th query's pCTR of every candidate, treatment and position.
-
-        Paired runs see the same queries and candidates, so these are predictions on the same examples.
-        """
-        every = self.scenario.run.probe_every
-        if not every:
-            return
-        number = self._queries + np.arange(batch.size)
-        chosen = np.flatnonzero(number % every == 0)
-        if chosen.size == 0:
-            return
-        offsets = np.cumsum([0] + [rows for rows, *_ in in_flight])
-        chunk = np.searchsorted(offsets, chosen, side="right") - 1
-        pctr = np.concatenate([np.asarray(in_flight[c][3])[chosen[chunk == c] - offsets[c]]  # host view, numpy gather
-                               for c in np.unique(chunk)])
-        self.probes.append((np.full(chosen.size, minute, np.float32), number[chosen], pctr, batch.valid[chosen],
-                            batch.candidates[chosen], batch.relevance[chosen],
-                            context[chosen]))
-
     def _settle(self, minute: float, batch: QueryBatch, in_flight: list) -> dict:
         """Collect the auction outcomes, draw clicks from the true CTR, log impressions; the tick's metric row."""
         clock = time.perf_counter
@@ -230,56 +199,28 @@ class Simulation:
         after_auction = clock()
         self._timers["auction"] += after_auction - waited  # time not hidden behind the next tick's draw
         context = query_context(batch, self.scenario.world.num_intents)  # for the probes and the log
-        self._record_probes(minute, batch, in_flight, context)
-        b = batch.size
-        ad, treatment = outcome.ad, outcome.treatment
-        query, position = np.nonzero(ad >= 0)
-        candidate = ad[query, position]
-        chosen = treatment[query, position]
-        true_ctr = batch.relevance[query, candidate] * self.world.examination[chosen, position]
-        # the model's own pCTR of the shown placement: not the auction's (which is perturbed on explored queries
-        # and made non-increasing along positions), so calibration measures the model
-        model_ctr = np.concatenate([np.asarray(ctr)[:rows] for rows, _, _, ctr in in_flight])
-        pctr = model_ctr[query, candidate, chosen, position]
-        click = (batch.click_noise[query, candidate] < true_ctr).astype(np.float32)
-        price = outcome.price_per_click[query, position]
-        examples = Examples(batch.features[query, candidate], chosen.astype(np.int32), position.astype(np.int32), click,
-                            query=self._queries + query)
-        keep_rate = sampling_rates(self.scenario.data, click, position, pctr)
-        kept = keep_rate >= uniform_hash(self._queries + query, position)  # same data for every model: no RNG state
-        examples = Examples(*(column[kept] for column in examples._replace(weight=1.0 / keep_rate)))
-        entry = (minute + self.scenario.train.training_delay_minutes, examples, true_ctr[kept])
+        host_ctr = [np.asarray(ctr)[:rows] for rows, _, _, ctr in in_flight]  # host views of the model's pCTRs
+        probes = probe_record(self.scenario.run.probe_every, self._queries, minute, batch, host_ctr, context)
+        if probes is not None:
+            self.probes.append(probes)
+        entry, impressions, row = shown_and_clicked(minute, batch, outcome, np.concatenate(host_ctr), context,
+                                                    self.world.examination, self._queries, self.scenario)
         if self.training_logs is not None:
             self.training_logs.append(entry)
         if self._external_logs is None:
             self._pending.append(entry)
         else:  # open loop: the other run's logs of this tick take the place of ours
-            while self._external_logs and self._external_logs[0][0] <= entry[0]:
+            while self._external_logs and self._external_logs[0].available_minute <= entry.available_minute:
                 self._pending.append(self._external_logs.popleft())
-        self.log.append(minute=np.full(len(click), minute, np.float32), query=self._queries + query,
-                        context=context[query],
-                        position=position.astype(np.int8), treatment=chosen.astype(np.int8),
-                        ad_id=batch.candidates[query, candidate], click=click.astype(np.int8), true_ctr=true_ctr,
-                        pctr=pctr, price_per_click=price)
-        self._queries += b
+        self.log.append(**impressions)
+        self._queries += batch.size
         self._timers["world"] += clock() - after_auction
-        return {
-            "sim_minute": minute,
-            "queries": b,
-            "impressions": int(len(click)),
-            "clicks": int(click.sum()),
-            "revenue": float(np.sum(click * price)),
-            "expected_revenue": float(np.sum(price * true_ctr)),
-            "welfare": float(np.sum(batch.bid[query, candidate] * true_ctr)),
-            "mean_pctr_shown": float(pctr.mean()) if len(click) else float("nan"),
-            "mean_true_ctr_shown": float(true_ctr.mean()) if len(click) else float("nan"),
-            "deploy_version": self.deploy_version,
-        }
+        return dict(row, deploy_version=self.deploy_version)
 
     def _train_available(self, minute: float, flush: bool) -> None:
         """Train on every log whose training delay has passed (all of them with `flush`); record PV metrics."""
         ready, truths = [], []
-        while self._pending and (flush or self._pending[0][0] <= minute):
+        while self._pending and (flush or self._pending[0].available_minute <= minute):
             _, examples, true_ctr = self._pending.popleft()
             ready.append(examples)
             truths.append(true_ctr)
@@ -289,7 +230,7 @@ class Simulation:
             if self.scenario.train.shuffle_seed:
                 order = training_order(examples.query, self.scenario.train.shuffle_seed)
                 examples, true_ctr = examples.take(order), true_ctr[order]
-            self._unscored.append((examples.label, examples.weight, true_ctr, examples.query))
+            self._unscored.append(Unscored(examples.label, examples.weight, true_ctr, examples.query))
         started = time.perf_counter()
         if self.oracle:
             scored = sum(len(label) for label, *_ in self._unscored)
@@ -300,7 +241,7 @@ class Simulation:
         if scored == 0:
             return
         columns = [np.concatenate(column) for column in zip(*self._unscored)]
-        self._unscored = [tuple(c[scored:] for c in columns)] if scored < len(columns[0]) else []
+        self._unscored = [Unscored(*(c[scored:] for c in columns))] if scored < len(columns[0]) else []
         label, weight, truth, query = (c[:scored] for c in columns)
         predictions = truth if predictions is None else predictions
         self.pv.append(PvChunk(minute, predictions, label, truth, weight, query))
@@ -311,27 +252,7 @@ class Simulation:
         row["trained_weight"] = row.get("trained_weight", 0.0) + total_weight
         row["pv_loss_sum"] = row.get("pv_loss_sum", 0.0) + total_weight * log_loss(predictions, label, weight)
         row["oracle_loss_sum"] = row.get("oracle_loss_sum", 0.0) + total_weight * log_loss(truth, label, weight)
-        self._check_divergence(minute, predictions)
-
-    def _check_divergence(self, minute: float, predictions: np.ndarray) -> None:
-        """Raise TrainingDiverged on non-finite predictions, or a PV log loss far above the oracle's."""
-        where = f"at simulated hour {minute / 60:.2f}"
-        if not np.all(np.isfinite(predictions)):
-            raise TrainingDiverged(f"training diverged {where}: non-finite predictions")
-        t = self.scenario.train
-        warmup = max(t.divergence_warmup_examples, 20 * t.batch_size)  # large batches take fewer, later steps
-        if self.oracle or not t.divergence_factor or self._trained < warmup:
-            return
-        pv_sum = oracle_sum = count = 0.0
-        for row in reversed(self.rows):
-            pv_sum, oracle_sum = pv_sum + row.get("pv_loss_sum", 0.0), oracle_sum + row.get("oracle_loss_sum", 0.0)
-            count += row.get("trained_weight", 0.0)
-            if count >= 2000:
-                break
-        if count and pv_sum > t.divergence_factor * oracle_sum:
-            raise TrainingDiverged(f"training diverged {where}: PV log loss {pv_sum / count:.3f} > "
-                                   f"{t.divergence_factor:g} × the oracle's {oracle_sum / count:.3f} over the last "
-                                   f"{int(count):,} examples (train.divergence_factor)")
+        check_divergence(self.scenario.train, minute, predictions, self._trained, self.rows, self.oracle)
 
     # ---- running -------------------------------------------------------------------------------
     def run(self, checkpoint_dir: str | Path | None = None) -> RunOutput:
@@ -342,6 +263,8 @@ class Simulation:
         """
         run = self.scenario.run
         duration = run.duration_hours * 60.0
+        if checkpoint_dir is not None and (self.training_logs is not None or self._external_logs is not None):
+            raise checkpoint.CheckpointError("checkpoints: open-loop runs (shared training logs) cannot be checkpointed")
         if self.env is None:  # a fresh start
             self.env = simpy.Environment()
             for kind in ("traffic", "training") + (() if self.oracle else ("deployment",)):
@@ -356,37 +279,65 @@ class Simulation:
         try:
             while env.peek() < stop:
                 if env.peek() >= next_checkpoint:  # every event before it is done: a consistent state
-                    checkpoint.save(self, checkpoint_dir)
+                    checkpoint.save(self.state(), self.scenario, checkpoint_dir, self._templates())
                     next_checkpoint += every
                 env.step()
                 now = time.perf_counter()
                 if self.progress is not None and now - last_report >= 1.0:
                     last_report = now
-                    self.progress(Progress(env.now, duration, self._queries, now - started, self._recent_pv_logloss()))
+                    self.progress(Progress(env.now, duration, self._queries, now - started, recent_pv_logloss(self.pv)))
             self._train_available(duration, flush=True)
         except TrainingDiverged as err:
             stopped = str(err)  # the metrics so far are kept; the run ends here
         wall = time.perf_counter() - started + self.resumed_wall_seconds
         if self.progress is not None:
-            self.progress(Progress(duration, duration, self._queries, wall, self._recent_pv_logloss()))
+            self.progress(Progress(duration, duration, self._queries, wall, recent_pv_logloss(self.pv)))
         return RunOutput(self.scenario, self.rows, self.pv, self.log, dict(self._timers), wall, self._queries,
                          self.probes, self.training_logs, stopped)
 
     @classmethod
     def resume(cls, checkpoint_dir: str | Path, progress: Callable[[Progress], None] | None = None) -> "Simulation":
         """The simulation saved in `checkpoint_dir`, ready to `run` on to the end."""
-        directory, state, scenario = checkpoint.read(checkpoint_dir)
+        directory, tree, scenario = checkpoint.read(checkpoint_dir)
         simulation = cls(scenario, progress=progress)
-        checkpoint.restore(simulation, directory, state)
+        simulation.restore(checkpoint.load(directory, tree, simulation._templates()))
         return simulation
 
-    def _recent_pv_logloss(self) -> float:
-        """PV log loss over about the last 20,000 trained examples (for progress displays)."""
-        losses, count = 0.0, 0.0
-        for chunk in reversed(self.pv):
-            weight = float(chunk.weight.sum())
-            losses += weight * log_loss(chunk.prediction, chunk.label, chunk.weight)
-            count += weight
-            if count >= 20_000:
-                break
-        return losses / count if count else float("nan")
+    # ---- the run's state -----------------------------------------------------------------------
+    def state(self) -> RunState:
+        """Everything the run has changed, as named data: between two events, resuming from it is exact."""
+        running = time.perf_counter() - self.started_wall if self.started_wall is not None else 0.0
+        return RunState(
+            now=self.env.now if self.env is not None else 0.0, world=self.world.state(), upcoming=self.upcoming,
+            trainer=None if self.oracle else self.trainer.state(), deployed=None if self.oracle else self.deployed,
+            pending=list(self._pending), unscored=list(self._unscored), pv=list(self.pv),
+            log={name: self.log.column(name) for name in self.log.COLUMNS}, probes=list(self.probes),
+            rows=[dict(row) for row in self.rows], queries=self._queries, trained=self._trained,
+            deploy_version=self.deploy_version, timers=dict(self._timers),
+            wakeups=sorted(self._wakeups.values(), key=lambda w: (w.minute, w.order)),
+            wall_seconds=self.resumed_wall_seconds + running)
+
+    def restore(self, state: RunState) -> None:
+        """Set a fresh Simulation of the same scenario to `state`, its processes waiting for their wake-ups."""
+        self.world.restore(state.world)
+        self.upcoming = state.upcoming
+        if not self.oracle:
+            self.trainer.restore(state.trainer)
+            self.deployed = state.deployed
+        self._pending = collections.deque(state.pending)
+        self._unscored, self.pv, self.probes = list(state.unscored), list(state.pv), list(state.probes)
+        self.log = ImpressionLog()
+        if len(state.log["minute"]):
+            self.log.append(**state.log)
+        self.rows = [dict(row) for row in state.rows]
+        self._queries, self._trained, self.deploy_version = state.queries, state.trained, state.deploy_version
+        self._timers = collections.Counter(state.timers)
+        self.resumed_wall_seconds = state.wall_seconds
+        self.env = simpy.Environment(initial_time=state.now)
+        self._kinds, self._wakeups = {}, {}
+        for wakeup in state.wakeups:  # in the order they were scheduled ⇒ the same order among equal times
+            self._start(self.env, wakeup.kind, wakeup.minute - state.now, wakeup.snapshot, wakeup)
+        self._scheduled = itertools.count(max((w.order for w in state.wakeups), default=-1) + 1)
+
+    def _templates(self) -> dict:
+        return pytree_templates(None if self.oracle else self.trainer.state())

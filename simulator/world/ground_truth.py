@@ -54,8 +54,22 @@ class QueryBatch:
         return int(self.topic.shape[0])
 
 
+# The world's arrays that change during a run (ads arrive and leave), and its random streams.
+AD_ARRAYS = ("ad_advertiser", "ad_topic", "ad_quality", "ad_bid", "ad_active", "ad_born_minute")
+STREAMS = ("world", "traffic", "click")
+
+
+@dataclass
+class WorldState:
+    """What of the world changes during a run: the ad arrays (AD_ARRAYS) and each stream's bit-generator state."""
+
+    ads: dict[str, np.ndarray]
+    streams: dict[str, dict]
+
+
 class World:
-    """Ground truth plus its random streams. `reset(seed)` builds it; `queries` and `churn` advance it."""
+    """Ground truth plus its random streams. `reset(seed)` builds it; `queries` and `churn` advance it;
+    `state()` / `restore(state)` read and set what changes."""
 
     def __init__(self, scenario: Scenario):
         self.config: WorldConfig = scenario.world
@@ -97,6 +111,21 @@ class World:
         self.ad_active = np.zeros(0, bool)
         self.ad_born_minute = np.zeros(0, np.float32)
         self._add_ads(c.initial_ads, minute=0.0)
+
+    def _streams(self) -> dict[str, np.random.Generator]:
+        return {"world": self._world_rng, "traffic": self._traffic_rng, "click": self._click_rng}
+
+    def state(self) -> WorldState:
+        """A copy of what changes during a run."""
+        return WorldState({name: getattr(self, name).copy() for name in AD_ARRAYS},
+                          {name: rng.bit_generator.state for name, rng in self._streams().items()})
+
+    def restore(self, state: WorldState) -> None:
+        """Set what changes during a run (the rest comes from `reset` with the same seed)."""
+        for name in AD_ARRAYS:
+            setattr(self, name, state.ads[name].copy())
+        for name, rng in self._streams().items():
+            rng.bit_generator.state = state.streams[name]
 
     @property
     def num_ads(self) -> int:
