@@ -11,6 +11,7 @@ pytrees (parameters, optimizer states) as their leaves, restored on the structur
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -205,7 +206,8 @@ def equal(a: Any, b: Any) -> bool:
         if isinstance(state, RunState):
             templates.update(pytree_templates(state.trainer))
     arrays_a, arrays_b = {}, {}
-    if flatten(a, templates, arrays_a) != flatten(b, templates, arrays_b) or arrays_a.keys() != arrays_b.keys():
+    trees = [json.dumps(flatten(state, templates, arrays)) for state, arrays in ((a, arrays_a), (b, arrays_b))]
+    if trees[0] != trees[1] or arrays_a.keys() != arrays_b.keys():  # as JSON text: a NaN equals a NaN
         return False
     return all(x.dtype == arrays_b[k].dtype and np.array_equal(x, arrays_b[k], equal_nan=True)
                for k, x in arrays_a.items())
