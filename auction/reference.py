@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from auction.instance import AuctionInstance, InstanceError
-from auction.reserves import ReserveMode
+from auction.reserves import RESERVE_MODES, ReserveMode
 
 
 @dataclass(frozen=True)
@@ -132,8 +132,8 @@ def solve(instance: AuctionInstance, mode: ReserveMode = "cost", exact: bool = T
     `cost`: maximise Σ (bid − reserve)·ctr, Clarke payments on that objective.
     `filter`: drop ads with bid ≤ reserve, maximise Σ bid·ctr, threshold (Myerson) payments.
     """
-    if mode not in ("cost", "filter"):
-        raise InstanceError(f"reserve mode: {mode!r} is not allowed; allowed: cost, filter")
+    if mode not in RESERVE_MODES:
+        raise InstanceError(f"reserve mode: {mode!r} is not allowed; allowed: {', '.join(RESERVE_MODES)}")
     bids, reserves, ctr, heights, budget = _numbers(instance, exact)
     ctr = monotone_ctr(ctr)
     eligible = [a for a in range(instance.num_ads) if bids[a] > reserves[a]]

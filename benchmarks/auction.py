@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 from auction import solve_batch  # noqa: E402
 from auction.instance import from_dense  # noqa: E402
 from auction.reference import solve  # noqa: E402
+from auction.reserves import RESERVE_MODES  # noqa: E402
 from ui_treatments import CATALOGUE  # noqa: E402
 
 HEIGHTS = tuple(float(t.height) for t in CATALOGUE)
@@ -56,7 +57,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     ctr, bid, reserve = instances(rng, args.batch)
     results = {}
-    for mode in ("cost", "filter"):
+    for mode in RESERVE_MODES:
         for budget in (None, 13.0, 16.0):
             options = dict(mode=mode, space_budget=budget, heights=HEIGHTS if budget else None)
             rate = per_second(lambda: solve_batch(ctr, bid, reserve, **options), args.batch, args.repeats)

@@ -129,6 +129,11 @@ class TrainConfig:
     divergence_warmup_examples: int = config_field(20_000, lo=0, hi=10**9, doc="examples trained before the factor is checked "
                                                                                   "(at least 20 batches)")
 
+    def teacher(self) -> TrainConfig:
+        """A distillation teacher's config: plain AdaGrad at this learning rate, batch size and device count."""
+        return TrainConfig(learning_rate=self.learning_rate, adagrad_initial_accumulator=self.adagrad_initial_accumulator,
+                           batch_size=self.batch_size, num_devices=self.num_devices)
+
     def check(self) -> None:
         """Cross-field checks (ValueError "field: why")."""
         if self.batch_size % self.num_devices:

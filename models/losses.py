@@ -35,7 +35,7 @@ def curriculum_ramp(seen: jax.Array, kind: str, examples: int) -> jax.Array:
     """Weight multiplier in [0, 1] of the auxiliary losses after `seen` trained examples."""
     if examples <= 0:
         return jnp.float32(1.0)
-    return CURRICULA[kind](jnp.clip(seen / examples, 0.0, 1.0))
+    return CURRICULA[kind](jnp.clip(seen / jnp.float32(examples), 0.0, 1.0))  # float32: counts beyond int32 too
 
 
 def log_loss_term(logit: jax.Array, target: jax.Array, weight: jax.Array, kind: str) -> jax.Array:
@@ -117,12 +117,21 @@ class LossBatch(NamedTuple):
     max_ads_per_query: int  # a query's rows are at most this many apart (the rank loss's pair window)
 
 
+class SliceFamily(NamedTuple):
+    """A family of slices the bias constraints can be put on: each example's slice, and how many slices there are
+    for a model of `positions` positions, `treatments` treatments and `advertisers` advertisers."""
+
+    ids: Callable[[LossBatch], jax.Array]
+    size: Callable[[int, int, int], int]
+
+
 # Slice families the bias constraints can be put on (Factory Floor §7): each partitions the examples.
-BIAS_SLICES: dict[str, Callable[[LossBatch], jax.Array]] = {
-    "position": lambda batch: batch.position,
-    "treatment": lambda batch: batch.treatment,
-    "pctr_decile": lambda batch: batch_deciles(jax.lax.stop_gradient(batch.prediction), batch.weight),
-    "advertiser": lambda batch: batch.raw[:, 3],
+BIAS_SLICES: dict[str, SliceFamily] = {
+    "position": SliceFamily(lambda batch: batch.position, lambda positions, treatments, advertisers: positions),
+    "treatment": SliceFamily(lambda batch: batch.treatment, lambda positions, treatments, advertisers: treatments),
+    "pctr_decile": SliceFamily(lambda batch: batch_deciles(jax.lax.stop_gradient(batch.prediction), batch.weight),
+                               lambda positions, treatments, advertisers: 10),
+    "advertiser": SliceFamily(lambda batch: batch.raw[:, 3], lambda positions, treatments, advertisers: advertisers),
 }
 
 
@@ -130,7 +139,7 @@ def slice_ids(batch: LossBatch, families: tuple[str, ...]) -> jax.Array:
     """int32[B, F]: each example's dual variable in each constrained slice family (families laid end to end)."""
     columns, offset = [], 0
     for name in families:
-        columns.append(BIAS_SLICES[name](batch) + offset)
+        columns.append(BIAS_SLICES[name].ids(batch) + offset)
         offset += batch.slice_sizes[name]
     return jnp.stack(columns, axis=-1)
 

@@ -21,7 +21,7 @@ from flax import nnx
 from models.ctr import CtrModel, embedding_ids
 from models.transfers import transfer
 from models.config import TrainConfig
-from models.losses import LossBatch, active_terms, curriculum_ramp, log_loss_term, total_loss
+from models.losses import BIAS_SLICES, LossBatch, active_terms, curriculum_ramp, log_loss_term, total_loss
 from models.optim import has_key, make_optimizer, parameter_labels
 
 
@@ -104,9 +104,9 @@ class OnlineTrainer:
         self._buffered = 0
         ui = model.components[0].ui
         features = getattr(ui, "features", ui)
-        self._slice_sizes = {"position": features.position_embed.num_embeddings,
-                             "treatment": features.treatment_embed.num_embeddings,
-                             "pctr_decile": 10, "advertiser": model.spec.num_advertisers}
+        vocabulary = (features.position_embed.num_embeddings, features.treatment_embed.num_embeddings,
+                      model.spec.num_advertisers)
+        self._slice_sizes = {name: family.size(*vocabulary) for name, family in BIAS_SLICES.items()}
         self.duals = jnp.zeros(sum(self._slice_sizes[s] for s in config.bias_constraints), jnp.float32)
         self.seen = jnp.zeros([], jnp.float32)  # examples trained (weight > 0), for the loss curriculum
         self._spec = model.spec

@@ -8,6 +8,7 @@ import pytest
 from auction import gsp_batch, gsp_lowest_envy_free_bids, solve_batch
 from auction.instance import AuctionInstance, from_dense, from_json
 from auction.reference import gsp, solve
+from auction.reserves import RESERVE_MODES
 from tests.conftest import AUCTION_CASES
 
 HEIGHTS = (3.0, 4.0, 6.0)
@@ -24,7 +25,7 @@ def _instances(seed: int, batch: int = 512, num_ads: int = 6, num_positions: int
     return ctr, bid, reserve
 
 
-@pytest.mark.parametrize("mode", ["cost", "filter"])
+@pytest.mark.parametrize("mode", RESERVE_MODES)
 @pytest.mark.parametrize("budget", [None, 10.0])
 def test_individual_rationality_budget_and_no_transfers_to_unshown(mode, budget):
     ctr, bid, reserve = _instances(1)
@@ -46,7 +47,7 @@ def test_individual_rationality_budget_and_no_transfers_to_unshown(mode, budget)
         assert len(set(ads.tolist())) == len(ads)
 
 
-@pytest.mark.parametrize("mode", ["cost", "filter"])
+@pytest.mark.parametrize("mode", RESERVE_MODES)
 @pytest.mark.parametrize("budget", [None, 10.0])
 def test_vcg_is_truthful_and_monotone_on_a_bid_grid(mode, budget):
     ctr, value, reserve = _instances(2, batch=64)
@@ -146,7 +147,7 @@ def test_payments_on_ctrs_rising_with_position_match_the_monotone_rule():
     assert [reference.payments[a] for a in (0, 1)] == pytest.approx([0.0, 0.0], abs=1e-12)
 
 
-@pytest.mark.parametrize("mode", ["cost", "filter"])
+@pytest.mark.parametrize("mode", RESERVE_MODES)
 @pytest.mark.parametrize("budget", [None, 10.0])
 def test_no_payment_below_reserve_times_ctr_on_unsorted_ctrs(mode, budget):
     """Batched and reference solvers, both reserve semantics: every payment ≥ reserve × CTR ≥ 0, unshown ads pay

@@ -22,7 +22,7 @@ from models.layers import NORMALIZATIONS, HiddenLayers, Mlp
 from models.losses import BIAS_SLICES, CURRICULA, LOSS_TERMS, active_terms, curriculum_ramp
 from models.optim import OPTIMIZERS
 from models.transfers import TRANSFERS, log_likelihood_terms, transfer
-from simulator.cli import build_parser
+from simulator.cli import main
 
 REGISTRIES = {
     (ModelConfig, "activation"): ACTIVATIONS, (ModelConfig, "transfer"): TRANSFERS,
@@ -42,11 +42,11 @@ def test_config_choices_are_the_registry(key):
     assert tuple(_metadata(section, name)["choices"]) == tuple(REGISTRIES[key])
 
 
-def test_list_choices_and_pickers_are_the_registries():
+def test_list_choices_and_the_cli_are_the_registries(capsys):
     assert tuple(_metadata(TrainConfig, "bias_constraints")["item_choices"]) == tuple(BIAS_SLICES)
-    auction = next(a for a in build_parser()._subparsers._group_actions[0].choices["auction"]._actions
-                   if a.dest == "reserve_mode")
-    assert tuple(auction.choices) == RESERVE_MODES
+    with pytest.raises(SystemExit):
+        main(["auction", "case.json", "--reserve-mode", "bogus"])
+    assert "(choose from " + ", ".join(f"'{mode}'" for mode in RESERVE_MODES) + ")" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("name", ACTIVATIONS)
@@ -95,6 +95,9 @@ def test_every_optimizer_steps_dense_and_embedding_parameters(name):
     grads = jax.tree.map(jnp.ones_like, params)
     updates, _ = optimizer.update(grads, optimizer.init(params), params)
     assert all(float(jnp.abs(u).min()) > 0 for u in jax.tree.leaves(updates))
+    # embeddings: Adam's first step is the learning rate; AdaGrad's (also under Shampoo) lr·g/√(acc + g²)
+    expected = 0.05 if name == "adam" else 0.05 / np.sqrt(0.1 + 1.0)
+    np.testing.assert_allclose(np.asarray(updates["embed"]["embedding"]), -expected, rtol=1e-3)
     new = optax.apply_updates(params, updates)
     assert all(float(jnp.max(n - p)) < 0 for n, p in zip(jax.tree.leaves(new), jax.tree.leaves(params)))
 
@@ -105,11 +108,12 @@ def test_every_curriculum_ramps_within_zero_and_one_and_ends_at_full_weight(name
     assert all(0.0 <= r <= 1.0 for r in ramp) and np.all(np.diff(ramp) >= 0) and ramp[-1] == 1.0
 
 
-@pytest.mark.parametrize("name", RESERVE_KINDS)
-def test_every_reserve_kind_gives_a_per_candidate_reserve(name):
-    reserve = jnp.full((2, 3), 0.3)
-    ctr = jnp.full((2, 3, 2, 4), 0.1)
-    assert RESERVE_KINDS[name].per_candidate(reserve, ctr).shape == (2, 3)
+def test_each_reserve_kind_sets_the_reserve_it_names():
+    reserve, ctr = jnp.full((2, 3), 0.3), jnp.full((2, 3, 2, 4), 0.1)
+    for name in ("uniform", "per_advertiser"):  # the given reserves (the world draws per-advertiser factors)
+        np.testing.assert_array_equal(RESERVE_KINDS[name].per_candidate(reserve, ctr), reserve)
+    np.testing.assert_allclose(RESERVE_KINDS["quality_weighted"].per_candidate(reserve, ctr), 3.0, rtol=1e-6)  # R / q
+    assert [name for name, kind in RESERVE_KINDS.items() if kind.advertiser_factors] == ["per_advertiser"]
 
 
 def test_each_loss_term_is_switched_on_by_its_config_entry():

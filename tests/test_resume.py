@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import signal
 import subprocess
@@ -9,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import jax
 import numpy as np
 import pandas as pd
 import pytest
@@ -89,7 +91,7 @@ def test_a_saved_state_loads_back_equal(tmp_path, overrides):
     simulation = Simulation.resume(tmp_path / "first")  # restored to the state before minute 25
     state = simulation.state()
     assert 20 < state.now < 25 and len(state.wakeups) >= 2 and state.pending and state.rows
-    templates = simulation._templates()
+    templates = simulation.pytree_templates()
     checkpoint.save(state, scenario, tmp_path / "second", templates)
     directory, tree, saved_scenario = checkpoint.read(tmp_path / "second")
     loaded = checkpoint.load(directory, tree, templates)
@@ -99,6 +101,15 @@ def test_a_saved_state_loads_back_equal(tmp_path, overrides):
     changed = loaded.rows[-1]
     loaded.rows[-1] = dict(changed, clicks=changed["clicks"] + 1)
     assert not equal(loaded, state)
+    if state.trainer is not None:  # one bit of one parameter
+        reloaded = checkpoint.load(directory, tree, templates)
+        leaves, structure = jax.tree.flatten(reloaded.trainer.params)
+        flipped = np.array(leaves[0]).reshape(-1)
+        flipped.view(np.uint32)[0] ^= 1
+        leaves[0] = flipped.reshape(np.shape(leaves[0]))
+        reloaded = dataclasses.replace(reloaded, trainer=reloaded.trainer._replace(
+            params=jax.tree.unflatten(structure, leaves)))
+        assert not equal(reloaded, state)
 
 
 def test_resume_without_a_checkpoint_is_a_one_line_error(tmp_path):

@@ -6,7 +6,7 @@ import jax
 import numpy as np
 from flax import nnx
 
-from models import CtrModel, DataConfig, FeatureSpec, OnlineTrainer, TrainConfig
+from models import CtrModel, DataConfig, FeatureSpec, OnlineTrainer
 from simulator.config import Scenario
 from simulator.world.ground_truth import World
 
@@ -24,10 +24,8 @@ def build_trainer(scenario: Scenario, world: World) -> OnlineTrainer:
     """The online trainer the scenario's [train] section describes, with a teacher when it distils."""
     t = scenario.train
     teacher = None
-    if t.distillation_weight:  # the teacher: plain AdaGrad at the student's learning rate and batches
-        teacher_config = TrainConfig(learning_rate=t.learning_rate, batch_size=t.batch_size,
-                                     adagrad_initial_accumulator=t.adagrad_initial_accumulator, num_devices=t.num_devices)
-        teacher = OnlineTrainer(build_model(scenario, world, t.teacher_width_multiplier, seed_offset=1), teacher_config)
+    if t.distillation_weight:
+        teacher = OnlineTrainer(build_model(scenario, world, t.teacher_width_multiplier, seed_offset=1), t.teacher())
     return OnlineTrainer(build_model(scenario, world), t, teacher=teacher, max_ads_per_query=scenario.world.num_positions)
 
 

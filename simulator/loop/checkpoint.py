@@ -64,5 +64,8 @@ def read(directory: str | Path) -> tuple[Path, dict, Scenario]:
 
 def load(directory: Path, tree: dict, templates: dict) -> RunState:
     """The RunState saved in `directory` (its tree from `read`), pytrees restored on `templates`' structures."""
-    with np.load(directory / "arrays.npz", allow_pickle=False) as data:
-        return unflatten(tree["state"], templates, {name: data[name] for name in data.files})
+    try:
+        with np.load(directory / "arrays.npz", allow_pickle=False) as data:
+            return unflatten(tree["state"], templates, {name: data[name] for name in data.files})
+    except (OSError, ValueError, KeyError, TypeError) as err:  # StateError is a ValueError
+        raise CheckpointError(f"--resume: checkpoint in {str(directory)!r} cannot be read: {err}") from None

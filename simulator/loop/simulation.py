@@ -29,7 +29,7 @@ from simulator.loop.builders import build_trainer, training_order
 from simulator.loop.records import (ImpressionLog, PendingLog, ProbeRecord, Progress, PvChunk, TrainingDiverged,
                                     Unscored, chunk_bounds, query_context)
 from simulator.loop.results import RunOutput
-from simulator.loop.state import RunState, Wakeup, pytree_templates
+from simulator.loop.state import RunState, StateError, Wakeup, pytree_templates
 from simulator.loop.tick import (check_divergence, exploration_factors, probe_record, recent_pv_logloss,
                                  shown_and_clicked)
 from simulator.world.ground_truth import QueryBatch, World, true_ctr
@@ -279,7 +279,7 @@ class Simulation:
         try:
             while env.peek() < stop:
                 if env.peek() >= next_checkpoint:  # every event before it is done: a consistent state
-                    checkpoint.save(self.state(), self.scenario, checkpoint_dir, self._templates())
+                    checkpoint.save(self.state(), self.scenario, checkpoint_dir, self.pytree_templates())
                     next_checkpoint += every
                 env.step()
                 now = time.perf_counter()
@@ -300,12 +300,14 @@ class Simulation:
         """The simulation saved in `checkpoint_dir`, ready to `run` on to the end."""
         directory, tree, scenario = checkpoint.read(checkpoint_dir)
         simulation = cls(scenario, progress=progress)
-        simulation.restore(checkpoint.load(directory, tree, simulation._templates()))
+        simulation.restore(checkpoint.load(directory, tree, simulation.pytree_templates()))
         return simulation
 
     # ---- the run's state -----------------------------------------------------------------------
     def state(self) -> RunState:
         """Everything the run has changed, as named data: between two events, resuming from it is exact."""
+        if self._kinds.keys() != self._wakeups.keys():
+            raise StateError("run state: a live process has no recorded wake-up (it must sleep through _sleep)")
         running = time.perf_counter() - self.started_wall if self.started_wall is not None else 0.0
         return RunState(
             now=self.env.now if self.env is not None else 0.0, world=self.world.state(), upcoming=self.upcoming,
@@ -339,5 +341,6 @@ class Simulation:
             self._start(self.env, wakeup.kind, wakeup.minute - state.now, wakeup.snapshot, wakeup)
         self._scheduled = itertools.count(max((w.order for w in state.wakeups), default=-1) + 1)
 
-    def _templates(self) -> dict:
+    def pytree_templates(self) -> dict:
+        """The structures this run's parameter and optimizer pytrees are saved and loaded on."""
         return pytree_templates(None if self.oracle else self.trainer.state())

@@ -84,15 +84,21 @@ def _is_scalar(value: Any) -> bool:
 
 
 def _scalar_type(value: Any) -> str:
-    return "int" if isinstance(value, (int, np.integer)) else "float"
+    if isinstance(value, np.generic):
+        return value.dtype.name
+    return "int" if isinstance(value, int) else "float"
+
+
+def _scalar(value: Any, kind: str) -> Any:
+    return {"int": int, "float": float}[kind](value) if kind in ("int", "float") else np.dtype(kind).type(value)
 
 
 def flatten(value: Any, templates: dict[str, Any], arrays: dict[str, np.ndarray], path: str = "state") -> Any:
     """A JSON tree for `value`, its arrays written into `arrays` under names from `path`."""
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
-    if isinstance(value, np.generic):
-        return value.item()
+    if isinstance(value, np.generic):  # a numpy scalar keeps its dtype
+        return {"scalar": value.item(), "dtype": value.dtype.name}
     if _is_array(value):
         arrays[path] = np.asarray(value)
         return {"array": path}
@@ -151,6 +157,8 @@ def unflatten(tree: Any, templates: dict[str, Any], arrays: Any) -> Any:
         return tree
     if "array" in tree:
         return arrays[tree["array"]]
+    if "scalar" in tree:
+        return _scalar(tree["scalar"], tree["dtype"])
     if "record" in tree:
         fields = {k: unflatten(v, templates, arrays) for k, v in tree["fields"].items()}
         return _record(tree["record"], fields)
@@ -180,8 +188,7 @@ def _uncolumns(tree: dict, templates: dict, arrays: Any, count: int) -> list:
             where = column["concatenated"]
             columns[name] = np.split(arrays[where], np.cumsum(arrays[f"{where}#lengths"])[:-1])
         elif "scalars" in column:
-            cast = {"int": int, "float": float}[column["type"]]
-            columns[name] = [cast(v) for v in arrays[column["scalars"]]]
+            columns[name] = [_scalar(v, column["type"]) for v in arrays[column["scalars"]].tolist()]
         elif "columns" in column:
             columns[name] = _uncolumns(column["columns"], templates, arrays, column["list"])
         else:

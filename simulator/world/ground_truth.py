@@ -113,7 +113,7 @@ class World:
         self._add_ads(c.initial_ads, minute=0.0)
 
     def _streams(self) -> dict[str, np.random.Generator]:
-        return {"world": self._world_rng, "traffic": self._traffic_rng, "click": self._click_rng}
+        return dict(zip(STREAMS, (self._world_rng, self._traffic_rng, self._click_rng)))
 
     def state(self) -> WorldState:
         """A copy of what changes during a run."""
