@@ -25,9 +25,9 @@ class RunConfig:
     duration_hours: float = config_field(24.0, lo=0.01, hi=24.0 * 365, doc="simulated time to run")
     tick_minutes: float = config_field(1.0, lo=0.01, hi=60.0, doc="traffic is emitted as one batch per tick")
     checkpoint_every_minutes: float = config_field(60.0, lo=0.0, hi=1e7, doc="simulated minutes between checkpoints of "
-                                                                      "`adfloor run` (0 = none); `--resume DIR` continues")
+                                                                             "`adfloor run` (0 = none); `--resume DIR` continues")
     probe_every: int = config_field(32, lo=0, hi=1_000_000, doc="every n-th query's pCTRs (all candidates, treatments, "
-                                                            "positions) are kept, for prediction differences (0 = off)")
+                                                                   "positions) are kept, for prediction differences (0 = off)")
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class WorldConfig:
     num_positions: int = config_field(4, lo=1, hi=5, doc="ad slots K; ≤ 5 because the exact auction enumerates (K+1)^K slates")
     position_effects: list = config_field([1.0, 0.65, 0.45, 0.3], doc="true examination per position, top first")
     treatments: list = config_field(["text", "text_extensions", "image"], item_choices=tuple(t.name for t in CATALOGUE),
-                                    doc="treatment names from ui_treatments")
+                                           doc="treatment names from ui_treatments")
     relevance_base: float = config_field(-3.3, lo=-20.0, hi=5.0, doc="logit of relevance for an average ad")
     advertiser_quality_sd: float = config_field(0.6, lo=0.0, hi=5.0, doc="spread of advertiser quality (logit)")
     ad_quality_sd: float = config_field(0.6, lo=0.0, hi=5.0, doc="spread of an ad's quality around its advertiser's (logit)")
