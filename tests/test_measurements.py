@@ -16,6 +16,7 @@ from simulator.experiments.claims import CLAIMS, evaluate
 from simulator.experiments.studies import BATCH_SCALING, BATCH_SCALING_EPOCHS
 from simulator.loop.builders import build_model
 from simulator.loop.simulation import Simulation
+from simulator.loop.tick import exploration_factors
 from simulator.measure.attribution import MISESTIMATED, feedback_loop
 from simulator.measure.irreproducibility import irreproducibility
 from simulator.measure.paired import ads_per_query_difference, shown_slates
@@ -34,7 +35,7 @@ def test_exploration_changes_only_explored_auctions_and_logs_the_models_pctr(sho
     exploring = replace(first_tick, auction__exploration_rate=0.5)
     plain, explored = simulator.run(first_tick), simulator.run(exploring)
     probe = Simulation(exploring)
-    factors = probe._exploration_factors(probe._draw(0.0, short.run.tick_minutes))
+    factors = exploration_factors(exploring.auction, exploring.run.seed, 0, probe._draw(0.0, short.run.tick_minutes))
     differs = np.any(shown_slates(plain) != shown_slates(explored), axis=1)
     was_explored = np.any(factors != 1.0, axis=1)
     assert 0.3 < was_explored.mean() < 0.7 and differs.any()
