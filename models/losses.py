@@ -8,15 +8,12 @@ an entry in `LOSS_TERMS` and a field of `models.config.TrainConfig`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from models.transfers import log_likelihood_terms
-
-if TYPE_CHECKING:
-    from models.config import TrainConfig
 
 
 def _ramp_constant(progress: jax.Array) -> jax.Array:
@@ -144,7 +141,7 @@ def slice_ids(batch: LossBatch, families: tuple[str, ...]) -> jax.Array:
     return jnp.stack(columns, axis=-1)
 
 
-def _log_loss(batch: LossBatch, config: TrainConfig) -> jax.Array:
+def _log_loss(batch: LossBatch, config: Any) -> jax.Array:
     """(1 − α₁)·log loss of every component against the label, mixed with the teacher's (distillation, §4.1.2)."""
     distill = batch.ramp * config.distillation_weight
     target = (1.0 - distill) * batch.label + distill * batch.soft_label
@@ -155,7 +152,7 @@ def _log_loss(batch: LossBatch, config: TrainConfig) -> jax.Array:
     return total
 
 
-def _rank(batch: LossBatch, config: TrainConfig) -> jax.Array:
+def _rank(batch: LossBatch, config: Any) -> jax.Array:
     """α₁·RankNet of every component (§4.1.1)."""
     rank = batch.ramp * config.rank_loss_weight
     total = 0.0
@@ -165,14 +162,14 @@ def _rank(batch: LossBatch, config: TrainConfig) -> jax.Array:
     return total
 
 
-def _bias(batch: LossBatch, config: TrainConfig) -> jax.Array:
+def _bias(batch: LossBatch, config: Any) -> jax.Array:
     """The bias constraints' Lagrangian term (§7.1), ramped in."""
     ids = slice_ids(batch, tuple(config.bias_constraints))
     return batch.ramp * bias_constraint_term(batch.prediction, batch.label, batch.weight, ids, batch.duals,
                                              config.bias_alpha)
 
 
-def _anti_distillation(batch: LossBatch, config: TrainConfig) -> jax.Array:
+def _anti_distillation(batch: LossBatch, config: Any) -> jax.Array:
     """The anti-distillation weight × the components' (negative) spread (§5)."""
     return config.anti_distillation_weight * anti_distillation_term(batch.probabilities, batch.weight)
 
@@ -193,13 +190,13 @@ LOSS_TERMS: dict[str, LossTerm] = {
 }
 
 
-def active_terms(config: TrainConfig) -> tuple[LossTerm, ...]:
+def active_terms(config: Any) -> tuple[LossTerm, ...]:
     """The loss terms a train config switches on, in the registry's order."""
     return tuple(term for term in LOSS_TERMS.values() if term.active(config))
 
 
-def total_loss(batch: LossBatch, config: TrainConfig, terms: tuple[LossTerm, ...]) -> jax.Array:
-    """The training loss: the sum of the given active terms."""
+def total_loss(batch: LossBatch, config: Any, terms: tuple[LossTerm, ...]) -> jax.Array:
+    """The training loss: the sum of the given active terms (config: a models.config.TrainConfig)."""
     total = 0.0
     for term in terms:
         total = total + term.value(batch, config)

@@ -5,14 +5,12 @@ keeps embeddings on AdaGrad while the dense layers use the chosen optimizer.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 
-if TYPE_CHECKING:
-    from models.config import TrainConfig
 
 # ---- Shampoo -------------------------------------------------------------------------------------
 class _LeafState(NamedTuple):
@@ -220,7 +218,7 @@ OPTIMIZERS = {
 }
 
 
-def make_optimizer(config: TrainConfig) -> optax.GradientTransformationExtraArgs:
+def make_optimizer(config: Any) -> optax.GradientTransformationExtraArgs:
     """The train config's optimizer: dense layers and embeddings as `config.optimizer` says, embeddings optionally
     L2-regularised and CowClip'd; learning rates follow CowClip's scaling rule 3 when scaling_base_batch_size > 0."""
     c = config
