@@ -11,12 +11,9 @@ from pathlib import Path
 from auction.reserves import RESERVE_MODES
 from simulator.compile_cache import enable_compilation_cache
 from simulator.config import ConfigError, scenario_file
+from simulator.experiments.runner import BACKENDS
 
 DEFAULT_SCENARIO = "scenarios/default.toml"
-# `adfloor report --quick`: the claims' and the measurement sections' arms only, on 3 seeds of half an hour
-# (under 10 minutes on 2 cores from a cold cache: docs/performance.md)
-QUICK_HOURS = 0.5
-QUICK_SEEDS = 3
 
 
 def _progress_printer(stream):
@@ -28,6 +25,11 @@ def _progress_printer(stream):
         stream.flush()
 
     return show
+
+
+def _print_progress(progress) -> None:
+    """One line per finished cell of a sweep or a study (the runner's `Progress`)."""
+    print(f"  {progress.text()}", file=sys.stderr)
 
 
 def _resolve_scenario(path: str | None) -> str | None:
@@ -137,15 +139,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     where = f"Ray at {args.address}" if args.address else f"{args.workers} {args.backend} workers"
     print(f"adfloor sweep: {len(sweep.cells)} cells, {where} → {out}", file=sys.stderr)
 
-    def show(state: dict) -> None:
-        if not args.quiet:
-            sys.stderr.write(f"\r  done {state['done']}  failed {state['failed']}  skipped {state['skipped']}  "
-                             f"of {state['total']}  ETA {state['eta_seconds']:6.0f} s   ")
-            sys.stderr.flush()
-
-    _, cells = run_sweep(sweep, out, workers=args.workers, progress=show, backend=args.backend, address=args.address)
-    if not args.quiet:
-        sys.stderr.write("\n")
+    _, cells = run_sweep(sweep, out, workers=args.workers, progress=None if args.quiet else _print_progress,
+                         backend=args.backend, address=args.address)
     failed = cells[cells["status"] == "failed"]
     for row in failed.itertuples():
         print(f"cell {row.cell} (seed {row.seed}) failed: {row.error}", file=sys.stderr)
@@ -154,36 +149,66 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    """`adfloor report [STUDY]` and `adfloor experiment STUDY`: run a study's cells (cached) and write its report."""
+    import dataclasses
     import shutil
 
-    from simulator.experiments.claims import QUICK_ARMS
+    from simulator.experiments.study import load_study, study_file
     from simulator.report.claims_report import report
 
-    count = args.seeds if args.seeds is not None else (QUICK_SEEDS if args.quick else 5)
-    seeds = list(range(args.first_seed, args.first_seed + count))
-    if count < 2:
-        raise ConfigError("--seeds: need at least 2 seeds for an interval (the report's claims use 5 by default)")
-    hours = args.hours if args.hours is not None else (QUICK_HOURS if args.quick else 24.0)
-    arms = args.arms or (QUICK_ARMS if args.quick else None)
-    out = Path(args.out) if args.out else Path("runs/report-quick" if args.quick else "docs/results")
+    study = load_study(args.study or study_file("claims"))
+    if args.scenario:
+        study = dataclasses.replace(study, scenario=Path(args.scenario).resolve())
+    seeds, hours, arms = study.plan(args.quick, args.seeds, args.first_seed, args.hours)
+    arms = args.arms or arms
+    default_out = Path("runs/report-quick") if args.quick else Path("docs/results") if args.study is None \
+        else Path("runs") / study.name
+    out = Path(args.out) if args.out else default_out
     cache = Path(args.cache)
     if args.fresh:
         shutil.rmtree(cache, ignore_errors=True)
     command = "adfloor " + " ".join(args.argv)
-    print(f"adfloor report: {len(seeds)} seeds × {len(arms) if arms else 'all'} arms, {hours:g} simulated hours each, "
-          f"{args.workers} workers → {out}/ (cells cached in {cache}/)", file=sys.stderr)
+    where = f"Ray at {args.address}" if args.address else f"{args.workers} {args.backend} workers"
+    print(f"adfloor {args.command}: study {study.name!r}, {len(seeds)} seeds × {len(arms) if arms else 'all'} arms, "
+          f"{hours:g} simulated hours each, {where} → {out}/ (cells cached in {cache}/)", file=sys.stderr)
     try:
-        entries = report(out, seeds, hours, arms=list(arms) if arms else None, workers=args.workers, cache_dir=cache,
-                         scenario_path=_resolve_scenario(args.scenario),
-                         command=command.strip(), progress=None if args.quiet else lambda text: print(f"  {text}", file=sys.stderr))
+        entries, failures = report(study, out, seeds, hours, arms=list(arms) if arms else None, workers=args.workers,
+                                   cache_dir=cache, backend=args.backend, address=args.address, command=command.strip(),
+                                   progress=None if args.quiet else lambda text: print(f"  {text}", file=sys.stderr))
     except ValueError as err:
         raise ConfigError(str(err)) from None
     for entry in entries:
         low, high = entry["ci95"]
         verdict = "n/a" if not entry["testable"] else "yes" if entry["reproduced"] else "no"
         print(f"{verdict:3s}  {entry['id']:42s} {entry['mean']:+9.4f}  [{low:+.4f}, {high:+.4f}]")
+    for key, error in failures.items():
+        print(f"cell {key} failed: {error}", file=sys.stderr)
     print(f"wrote {out}/claims.md")
-    return 0
+    return 1 if failures else 0
+
+
+def _runner_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of every command that runs many cells (`sweep`, `report`, `experiment`): one runner."""
+    parser.add_argument("--backend", choices=BACKENDS, default="local",
+                        help="local: parallel processes here (default); ray: Ray tasks, local or at --address")
+    parser.add_argument("--address", help="Ray cluster address (with --backend ray); default: start Ray locally")
+    parser.add_argument("--workers", type=int, default=2, help="parallel processes (default 2)")
+
+
+def _study_arguments(parser: argparse.ArgumentParser, quick_help: str) -> None:
+    """The flags `report` and `experiment` share."""
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    parser.add_argument("--scenario", help="run every arm on this scenario instead of the study's")
+    parser.add_argument("--seeds", type=int, help="number of seeds from --first-seed (default: the study's)")
+    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--hours", type=float, help="simulated hours per run (default: the study's)")
+    parser.add_argument("--arms", nargs="+", help="only these arms (and the baseline)")
+    _runner_arguments(parser)
+    parser.add_argument("--cache", default="runs/report-cache",
+                        help="finished cells are kept here and reused by re-runs (default runs/report-cache)")
+    parser.add_argument("--fresh", action="store_true", help="empty the cache first")
+    parser.add_argument("--quiet", action="store_true")
+    parser.set_defaults(handler=cmd_report)
 
 
 def cmd_auction(args: argparse.Namespace) -> int:
@@ -246,10 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     comp.set_defaults(handler=cmd_compare)
     sweep = commands.add_parser("sweep", help="run a grid / random sample of scenarios × seeds in parallel")
     sweep.add_argument("sweep", help="sweep TOML file (see scenarios/sweep_example.toml)")
-    sweep.add_argument("--backend", choices=["local", "ray"], default="local",
-                       help="local: parallel processes here (default); ray: Ray tasks, local or at --address")
-    sweep.add_argument("--address", help="Ray cluster address (with --backend ray); default: start Ray locally")
-    sweep.add_argument("--workers", type=int, default=2, help="parallel processes (default 2)")
+    _runner_arguments(sweep)
     sweep.add_argument("--out", help="output folder (default: runs/sweep-<name>); re-running skips finished cells")
     sweep.add_argument("--quiet", action="store_true")
     sweep.set_defaults(handler=cmd_sweep)
@@ -260,22 +282,16 @@ def build_parser() -> argparse.ArgumentParser:
                          help="cost: reserve as a per-click seller cost (default); filter: eligibility threshold")
     auction.add_argument("--explain", action="store_true", help="also print a human-readable account")
     auction.set_defaults(handler=cmd_auction)
-    rep = commands.add_parser("report", help="run every experiment on ≥ 5 seeds and write the claims report")
-    rep.add_argument("--quick", action="store_true",
-                     help=f"the claims' and sections' arms only, {QUICK_SEEDS} seeds × {QUICK_HOURS:g} simulated "
-                          "hours per run (under 10 min on 2 cores); writes to runs/report-quick")
-    rep.add_argument("--scenario", help=f"the scenario every arm modifies (default: {DEFAULT_SCENARIO})")
-    rep.add_argument("--seeds", type=int, help=f"number of seeds (default 5; {QUICK_SEEDS} with --quick)")
-    rep.add_argument("--first-seed", type=int, default=0)
-    rep.add_argument("--hours", type=float, help=f"simulated hours per run (default 24; {QUICK_HOURS:g} with --quick)")
-    rep.add_argument("--arms", nargs="+", help="only these arms (and the baseline)")
-    rep.add_argument("--workers", type=int, default=2, help="parallel processes (default 2)")
-    rep.add_argument("--out", help="output folder (default docs/results; runs/report-quick with --quick)")
-    rep.add_argument("--cache", default="runs/report-cache",
-                     help="finished cells are kept here and reused by re-runs (default runs/report-cache)")
-    rep.add_argument("--fresh", action="store_true", help="empty the cache first")
-    rep.add_argument("--quiet", action="store_true")
-    rep.set_defaults(handler=cmd_report)
+    rep = commands.add_parser("report", help="run the claims study (or another study file) and write its report")
+    rep.add_argument("study", nargs="?", help="study TOML file (default: the shipped studies/claims.toml)")
+    rep.add_argument("--out", help="output folder (default docs/results; runs/report-quick with --quick; "
+                                   "runs/<study name> for another study)")
+    _study_arguments(rep, "the claims' and sections' arms only, on the study's [quick] seeds and hours "
+                          "(the claims study: 3 seeds × 0.5 h, under 10 min on 2 cores); writes to runs/report-quick")
+    exp = commands.add_parser("experiment", help="run a study file (arms, seeds, claims, tables) and write its report")
+    exp.add_argument("study", help="study TOML file (format: docs/studies.md; e.g. studies/example.toml)")
+    exp.add_argument("--out", help="output folder (default runs/<study name>)")
+    _study_arguments(exp, "the study's [quick] seeds and hours, its claims' and sections' arms only")
     app = commands.add_parser("app", help="start the Streamlit app on 127.0.0.1")
     app.add_argument("--port", type=int, default=8501)
     app.set_defaults(handler=cmd_app)

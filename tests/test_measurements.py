@@ -12,8 +12,7 @@ import pytest
 import simulator
 from simulator.cli import main
 from simulator.config import replace
-from simulator.experiments.claims import CLAIMS, evaluate
-from simulator.experiments.studies import BATCH_SCALING, BATCH_SCALING_EPOCHS
+from simulator.experiments.study import Frontier, load_study, study_file
 from simulator.loop.builders import build_model
 from simulator.loop.simulation import Simulation
 from simulator.loop.tick import exploration_factors
@@ -22,6 +21,10 @@ from simulator.measure.irreproducibility import irreproducibility
 from simulator.measure.paired import ads_per_query_difference, shown_slates
 from simulator.report.claims_figures import pd_frontier_figure
 from tests.conftest import SMOKE
+
+
+CLAIMS_STUDY = load_study(study_file("claims"))
+evaluate = CLAIMS_STUDY.evaluate
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +162,7 @@ def test_claim_verdicts_follow_the_interval():
     mixed = evaluate(_synthetic_results(seeds, [0.2, 0.9, 0.3, 0.8, 0.5]), seeds)
     smelu = mixed[[e["id"] for e in mixed].index("smelu_lowers_pd")]
     assert not smelu["reproduced"] and smelu["why_not"]  # the interval straddles 0: not reproduced, with a reason
-    cowclip = next(c for c in CLAIMS if c.id == "cowclip_keeps_auc_at_large_batch")
+    cowclip = next(c for c in CLAIMS_STUDY.claims if c.id == "cowclip_keeps_auc_at_large_batch")
     assert cowclip.verdict(-0.0009, 0.002) and not cowclip.verdict(-0.0011, 0.002)
 
 
@@ -192,10 +195,10 @@ def test_a_non_inferiority_verdict_needs_its_control_to_fail():
 
 
 def test_the_bias_claim_counts_every_family_the_arm_constrains():
-    from simulator.experiments.arms import ARMS, BIAS_SLICE_FAMILIES
-
-    constrained = next(o for o in ARMS["bias"].overrides if o.startswith("train.bias_constraints="))
-    assert all(f"'{family}'" in constrained for family in BIAS_SLICE_FAMILIES)
+    bias_arm = CLAIMS_STUDY.arms["bias"]
+    constrained = simulator.load(CLAIMS_STUDY.scenario, list(bias_arm.overrides)).train.bias_constraints
+    claim = next(c for c in CLAIMS_STUDY.claims if c.id == "bias_constraints_cut_slice_bias")
+    assert sorted(f"bias_{family}_maxabs" for family in constrained) == sorted(m for _, m in claim.measure.operands[::2])
     seeds = [0, 1, 2, 3, 4]
     rows = []
     for seed in seeds:  # position and decile bias halve, treatment bias grows fivefold: the mean log ratio is above 0
@@ -221,7 +224,8 @@ def test_pd_frontier_figure_draws_each_group_from_the_arms_that_ran_on_every_see
     rows = [{"arm": arm, "seed": seed, "pv_logloss_gap": 0.01 * (i + 1), "pd": 0.1 * (i + 1) + 0.01 * seed,
              "pd_open_loop": 0.05 * (i + 1)} for i, arm in enumerate(["a", "b", "c"]) for seed in seeds]
     rows.append({"arm": "d", "seed": 0, "pv_logloss_gap": 0.0, "pd": 0.0, "pd_open_loop": 0.0})  # one seed only
-    figure = pd_frontier_figure(rows, seeds, {"first": ["a", "b"], "second": ["c", "d"], "none ran": ["e"]})
+    frontier = Frontier("PD against accuracy", {"first": ("a", "b"), "second": ("c", "d"), "none ran": ("e",)})
+    figure = pd_frontier_figure(rows, seeds, frontier)
     closed, open_loop = figure.axes
     assert [c.get_label() for c in closed.containers] == ["first", "second"]
     assert sorted(t.get_text() for t in closed.texts) == ["a", "b", "c"]
@@ -247,9 +251,9 @@ def test_report_command_runs_every_section_and_reuses_its_cache(smoke_report, ca
     # the batch-scaling study ran on each seed's logs: every setting, every epoch scored on held-out examples
     assert len(by_id["cowclip_keeps_auc_at_large_batch"]["per_seed"]) == 2
     for study in json.loads((out / "models.json").read_text())["batch_scaling"]:
-        assert set(study["settings"]) == set(BATCH_SCALING) and study["test_examples"] > 0
+        assert set(study["settings"]) == set(CLAIMS_STUDY.batch_scaling.settings) and study["test_examples"] > 0
         for numbers in study["settings"].values():
-            assert len(numbers["curve"]["test_auc"]) == BATCH_SCALING_EPOCHS and 0 < numbers["test_auc"] < 1
+            assert len(numbers["curve"]["test_auc"]) == CLAIMS_STUDY.batch_scaling.epochs and 0 < numbers["test_auc"] < 1
         assert study["settings"]["batch512"]["test_auc"] > 0.5  # a quarter hour is ~1 step at 16K, ~30 at 512
         assert study["settings"]["batch16k"]["steps"] < study["settings"]["batch512"]["steps"] / 8
     text = (out / "claims.md").read_text()
@@ -296,11 +300,10 @@ def test_equal_cost_single_matches_the_ensemble():
     from flax import nnx
 
     from models.optim import parameter_labels
-    from simulator.experiments.arms import ARMS
     from simulator.world.ground_truth import World
 
     def sizes(arm: str) -> dict[str, int]:
-        scenario = simulator.load(SMOKE.parent / "default.toml", overrides=list(ARMS[arm].overrides))
+        scenario = simulator.load(SMOKE.parent / "default.toml", overrides=list(CLAIMS_STUDY.arms[arm].overrides))
         world = World(scenario)
         world.reset(0)
         params = nnx.state(build_model(scenario, world), nnx.Param)

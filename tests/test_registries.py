@@ -120,3 +120,23 @@ def test_each_loss_term_is_switched_on_by_its_config_entry():
     assert [t for t in active_terms(TrainConfig())] == [LOSS_TERMS["log_loss"]]
     config = TrainConfig(rank_loss_weight=0.2, bias_constraints=["position"], anti_distillation_weight=1.0)
     assert active_terms(config) == tuple(LOSS_TERMS.values())
+
+
+def test_every_claim_measure_computes_its_operation_and_a_study_file_offers_exactly_them(tmp_path):
+    from simulator.experiments.claims import MEASURES, Measure
+    from simulator.experiments.study import StudyError, load_study
+    from tests.conftest import SMOKE
+
+    by_arm = {"a": {"pd": 0.2, "auc": 0.7}, "b": {"pd": 0.4, "auc": 0.6}}
+    expected = {"value": 0.7, "difference": 0.7 - 0.6, "ratio": 0.2 / 0.4, "log_ratio": np.log(0.5),
+                "mean_log_ratio": (np.log(0.5) + np.log(0.7 / 0.6)) / 2}
+    assert set(expected) == set(MEASURES)
+    operands = {"value": (("a", "auc"),), "mean_log_ratio": (("a", "pd"), ("b", "pd"), ("a", "auc"), ("b", "auc"))}
+    for name in MEASURES:
+        measure = Measure(name, operands.get(name, (("a", "pd"), ("b", "pd")) if "ratio" in name else (("a", "auc"), ("b", "auc"))))
+        assert measure(by_arm) == pytest.approx(expected[name]), name
+    study = tmp_path / "study.toml"
+    study.write_text(f'scenario = "{SMOKE}"\nseeds = 2\nhours = 0.1\n[arms.baseline]\n[[claims]]\nid = "c"\nclaim = "c"\n'
+                     'source = "s"\neffect = "e"\nexpect = "increase"\nmeasure = {product = ["baseline.pd", "baseline.pd"]}\n')
+    with pytest.raises(StudyError, match="(?s)" + ".*".join(MEASURES)):  # the error lists the registry
+        load_study(study)

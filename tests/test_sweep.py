@@ -54,7 +54,8 @@ def test_sweep_runs_records_failures_and_resumes(tmp_path, backend, monkeypatch)
     with_failure = SweepPlan(sweep.base, sweep.shared, sweep.cells + (broken,))
     progress = []
     ticks, cells = run_sweep(with_failure, tmp_path / "out", workers=2, progress=progress.append, backend=backend)
-    assert progress[-1]["done"] == 4 and progress[-1]["failed"] == 1
+    assert (progress[-1].done, progress[-1].failed, progress[-1].total) == (4, 1, 5)
+    assert sum("FAILED: ConfigError" in p.text() for p in progress) == 1 and "ETA" in progress[0].text()
     assert list(cells["status"]).count("done") == 4
     failed = cells[cells["status"] == "failed"].iloc[0]
     assert failed["cell"] == broken.cell_id and "train.batch_size" in failed["error"]
@@ -62,7 +63,7 @@ def test_sweep_runs_records_failures_and_resumes(tmp_path, backend, monkeypatch)
     assert len(ticks) == 4 * 12  # 12 one-minute ticks per cell
     again = []
     run_sweep(with_failure, tmp_path / "out", workers=2, progress=again.append, backend=backend)
-    assert again[-1]["skipped"] == 4 and again[-1]["done"] == 0  # finished cells are not run again
+    assert [(p.skipped, p.done, p.failed) for p in again] == [(4, 0, 1)]  # finished cells are not run again
     reloaded = pd.read_parquet(tmp_path / "out" / "cells.parquet")
     assert {"pv_logloss", "revenue", "status", "model.transfer"} <= set(reloaded.columns)
 

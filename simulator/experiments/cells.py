@@ -1,31 +1,25 @@
-"""Cells (an arm on a seed for some hours, or a study on a seed), run in spawned processes and cached as JSON."""
+"""A study's cells (an arm on a seed for some hours, or a protocol on a seed), run by the one runner and cached
+as JSON."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
 from models.trainer import Examples
-from simulator.compile_cache import enable_compilation_cache
-from simulator.experiments.arms import ARMS, SCENARIO, Arm
-from simulator.experiments.studies import (
-    BATCH_SCALING,
-    BATCH_SCALING_EPOCHS,
-    auction_revenue,
-    batch_scaling,
-)
+from simulator.experiments.protocols import auction_revenue, batch_scaling
+from simulator.experiments.runner import Job, Outcome, run_jobs
+from simulator.experiments.study import Arm, Study
 from simulator.loop.simulation import Simulation
 from simulator.measure.irreproducibility import irreproducibility
 from simulator.measure.runs import clipped_share, component_spread, run_metrics
 
 
-def run_arm(arm: Arm, seed: int, hours: float, scenario_path: str | Path = SCENARIO) -> dict:
+def run_arm(arm: Arm, seed: int, hours: float, scenario_path: str | Path) -> dict:
     """Run one arm on one seed (and, for replica arms, its replica and open-loop control); return its numbers."""
     scenario, replica_scenario = arm.scenarios(seed, hours, scenario_path)
     started = time.perf_counter()
@@ -47,7 +41,6 @@ def run_arm(arm: Arm, seed: int, hours: float, scenario_path: str | Path = SCENA
     return result
 
 
-# ---- many cells, in parallel, cached ------------------------------------------------------------------------
 # Part of every cell's cache key: bump it when a measurement's definition or the loop's results change, so a
 # cache never serves numbers computed under old definitions (2: issue #14 — padding steps, the monotone
 # auction rule, PD on fixed example sets, Table 3's ads/query churn, the final window in simulated time; 3: the
@@ -58,29 +51,32 @@ MEASUREMENTS_VERSION = 3
 @dataclass(frozen=True)
 class Cell:
     """One unit of work: an arm on a seed for some hours, the auction comparison ("auction") on a seed, or the
-    batch-scaling study ("batch_scaling") on a seed's logs of some hours."""
+    batch-scaling protocol ("batch_scaling") on a seed's logs of some hours."""
 
     arm: str
     seed: int
     hours: float
 
-    def key(self, scenario_path: Path) -> str:
-        arm = ARMS.get(self.arm)
+    def key(self, study: Study) -> str:
+        """The cache id: the arm's overrides, the hours and the scenario's text (and the measurements' version)."""
+        arm = study.arms.get(self.arm)
         overrides = () if arm is None else (*arm.overrides, *(() if arm.nuisance == "init" else (arm.nuisance,)))
         if self.arm == "batch_scaling":
-            overrides = (*(f"{name}: {' '.join(o)}" for name, o in BATCH_SCALING.items()), f"epochs {BATCH_SCALING_EPOCHS}")
+            overrides = (*(f"{name}: {' '.join(o)}" for name, o in study.batch_scaling.settings.items()),
+                         f"epochs {study.batch_scaling.epochs}")
         digest = hashlib.sha256(json.dumps([MEASUREMENTS_VERSION, overrides, self.hours,
-                                            Path(scenario_path).read_text()]).encode())
+                                            Path(study.scenario).read_text()]).encode())
         return f"{self.arm}-seed{self.seed}-{digest.hexdigest()[:10]}"
 
-
-def _run_cell(cell: Cell, scenario_path: Path) -> dict:
-    enable_compilation_cache()  # a spawned worker: reuse compiled programs across cells and runs
-    if cell.arm == "auction":
-        return auction_revenue(cell.seed, scenario_path=scenario_path)
-    if cell.arm == "batch_scaling":
-        return batch_scaling(cell.seed, cell.hours, scenario_path=scenario_path)
-    return run_arm(ARMS[cell.arm], cell.seed, cell.hours, scenario_path)
+    def job(self, study: Study) -> Job:
+        label = f"{self.arm:17s} seed {self.seed}"
+        if self.arm == "auction":
+            return Job(self.key(study), label, auction_revenue, (self.seed, study.scenario))
+        if self.arm == "batch_scaling":
+            scaling = study.batch_scaling
+            return Job(self.key(study), label, batch_scaling,
+                       (self.seed, self.hours, scaling.epochs, scaling.settings, study.scenario))
+        return Job(self.key(study), label, run_arm, (study.arms[self.arm], self.seed, self.hours, study.scenario))
 
 
 def _cell_line(result: dict) -> str:
@@ -93,33 +89,31 @@ def _cell_line(result: dict) -> str:
             + (f"  PD {result['pd']:.3f}" if "pd" in result else ""))
 
 
-def run_cells(cells: list[Cell], workers: int = 2, cache_dir: Path | None = None, scenario_path: Path = SCENARIO,
-              progress: Callable[[str], None] | None = None) -> list[dict]:
-    """Run every cell (spawned processes), reusing the cached result of a cell already run with the same
-    overrides, hours and scenario text; print a line per finished cell with the elapsed time and an ETA."""
-    results, todo = [], []
-    for cell in cells:
-        cached = cache_dir / f"{cell.key(scenario_path)}.json" if cache_dir else None
-        if cached is not None and cached.exists():
-            results.append(json.loads(cached.read_text()))
+def run_cells(cells: list[Cell], study: Study, cache_dir: Path, workers: int = 2, backend: str = "local",
+              address: str | None = None, progress: Callable[[str], None] | None = None,
+              ) -> tuple[list[dict], dict[str, str]]:
+    """Run every cell not in `cache_dir` yet (KEY.json: its result; KEY.error.json: why it failed, until it
+    succeeds); return the results of every finished cell and the error of each failed one, by cell key."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    jobs = [cell.job(study) for cell in cells]
+    failures = {}
+
+    def store(outcome: Outcome) -> None:
+        key = outcome.job.key
+        if outcome.failed:
+            failures[key] = outcome.error
+            (cache_dir / f"{key}.error.json").write_text(json.dumps({"error": outcome.error,
+                                                                     "traceback": outcome.traceback}, indent=2) + "\n")
         else:
-            todo.append(cell)
-    if progress and results:
-        progress(f"{len(results)} of {len(cells)} cells from the cache in {cache_dir}")
-    started = time.perf_counter()
-    context = multiprocessing.get_context("spawn")  # no forked JAX runtimes
-    with ProcessPoolExecutor(max(1, min(workers, len(todo) or 1)), mp_context=context) as pool:
-        futures = {pool.submit(_run_cell, cell, scenario_path): cell for cell in todo}
-        for done, future in enumerate(as_completed(futures), 1):
-            cell = futures[future]
-            result = future.result()
-            results.append(result)
-            if cache_dir is not None:
-                cache_dir.mkdir(parents=True, exist_ok=True)
-                (cache_dir / f"{cell.key(scenario_path)}.json").write_text(json.dumps(result, default=float))
-            if progress:
-                elapsed = time.perf_counter() - started
-                eta = elapsed / done * (len(todo) - done)
-                progress(f"[{done}/{len(todo)}  {elapsed:5.0f} s, ETA {eta:5.0f} s] {cell.arm:17s} seed {cell.seed}: "
-                         f"{_cell_line(result)}")
-    return results
+            (cache_dir / f"{key}.json").write_text(json.dumps(outcome.value, default=float))
+            (cache_dir / f"{key}.error.json").unlink(missing_ok=True)
+
+    cached = sum((cache_dir / f"{job.key}.json").is_file() for job in jobs)
+    if progress and cached:
+        progress(f"{cached} of {len(jobs)} cells from the cache in {cache_dir}")
+    run_jobs(jobs, finished=lambda job: (cache_dir / f"{job.key}.json").is_file(), store=store, headline=_cell_line,
+             workers=workers, backend=backend, address=address,
+             progress=None if progress is None else lambda p: progress(p.text()))
+    results = [json.loads((cache_dir / f"{job.key}.json").read_text()) for job in jobs
+               if (cache_dir / f"{job.key}.json").is_file()]
+    return results, failures

@@ -19,13 +19,10 @@ parameters, status, summary) collect them.
 
 from __future__ import annotations
 
-import concurrent.futures
 import itertools
 import json
 import math
-import multiprocessing
 import time
-import traceback
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,8 +32,8 @@ import numpy as np
 import pandas as pd
 
 from simulator import config as config_module
-from simulator.compile_cache import enable_compilation_cache
 from simulator.config import ConfigError
+from simulator.experiments.runner import Job, Outcome, Progress, run_jobs
 from simulator.loop.simulation import Simulation
 
 SAMPLERS = ("uniform", "log_uniform", "choice")
@@ -118,32 +115,28 @@ def scenario_for(base: Path, shared: tuple, cell: Cell):
     return config_module.load(base, overrides=overrides, seed=cell.seed)
 
 
-def compute_cell(scenario: dict, cell_id: str) -> dict:
-    """Run one cell's scenario (a plain dict, so any worker can rebuild it) and return its results.
-
-    Errors are returned, not raised: a failing cell must not stop the sweep.
-    """
+def compute_cell(scenario: dict) -> dict:
+    """Run one cell's scenario (a plain dict, so any worker can rebuild it) and return what its folder holds."""
+    if "__invalid__" in scenario:
+        raise ConfigError(scenario["__invalid__"])
     started = time.perf_counter()
-    try:
-        output = Simulation(config_module.from_dict(scenario)).run()
-        return {"cell": cell_id, "status": "done", "seconds": time.perf_counter() - started,
-                "config": config_module.dumps(output.scenario), "metrics": output.metrics(), "summary": output.summary()}
-    except Exception as err:
-        return {"cell": cell_id, "status": "failed", "error": f"{type(err).__name__}: {err}",
-                "traceback": traceback.format_exc()}
+    output = Simulation(config_module.from_dict(scenario)).run()
+    return {"seconds": time.perf_counter() - started, "config": config_module.dumps(output.scenario),
+            "metrics": output.metrics(), "summary": output.summary()}
 
 
-def store_cell(out: Path, result: dict) -> None:
+def store_cell(out: Path, outcome: Outcome) -> None:
     """Write a cell's folder: config.toml, metrics.parquet, summary.json — or error.json."""
-    folder = out / "cells" / result["cell"]
+    folder = out / "cells" / outcome.job.key
     folder.mkdir(parents=True, exist_ok=True)
-    if result["status"] == "done":
-        (folder / "config.toml").write_text(result["config"])
-        result["metrics"].to_parquet(folder / "metrics.parquet", index=False)
-        (folder / "summary.json").write_text(json.dumps(result["summary"], indent=2, sort_keys=True) + "\n")
-        (folder / "error.json").unlink(missing_ok=True)
-    else:
-        (folder / "error.json").write_text(json.dumps({k: result[k] for k in ("error", "traceback")}, indent=2) + "\n")
+    if outcome.failed:
+        (folder / "error.json").write_text(json.dumps({"error": outcome.error, "traceback": outcome.traceback},
+                                                      indent=2) + "\n")
+        return
+    (folder / "config.toml").write_text(outcome.value["config"])
+    outcome.value["metrics"].to_parquet(folder / "metrics.parquet", index=False)
+    (folder / "summary.json").write_text(json.dumps(outcome.value["summary"], indent=2, sort_keys=True) + "\n")
+    (folder / "error.json").unlink(missing_ok=True)
 
 
 def _cell_scenario(sweep: SweepPlan, cell: Cell) -> dict:
@@ -154,71 +147,26 @@ def _cell_scenario(sweep: SweepPlan, cell: Cell) -> dict:
         return {"__invalid__": str(err)}
 
 
-def _compute(scenario: dict, cell_id: str) -> dict:
-    enable_compilation_cache()  # a worker process: reuse compiled programs across cells, workers and sweeps
-    if "__invalid__" in scenario:
-        return {"cell": cell_id, "status": "failed", "error": f"ConfigError: {scenario['__invalid__']}", "traceback": ""}
-    return compute_cell(scenario, cell_id)
+def _headline(value: dict) -> str:
+    summary = value["summary"]
+    return (f"PV log loss {summary.get('pv_logloss', float('nan')):.4f}  revenue {summary.get('revenue', 0.0):,.0f}  "
+            f"({value['seconds']:.0f} s)")
 
 
-def _local_results(jobs: list[tuple[dict, str]], workers: int):
-    context = multiprocessing.get_context("spawn")  # JAX is multithreaded: never fork it
-    with concurrent.futures.ProcessPoolExecutor(max_workers=max(workers, 1), mp_context=context) as pool:
-        for future in concurrent.futures.as_completed([pool.submit(_compute, *job) for job in jobs]):
-            yield future.result()
+def _label(cell: Cell) -> str:
+    return f"cell {cell.cell_id} seed {cell.seed} " + " ".join(f"{k}={v}" for k, v in cell.overrides)
 
 
-def _ray_results(jobs: list[tuple[dict, str]], workers: int, address: str | None):
-    """Cells as Ray tasks on a local Ray instance (`workers` CPUs) or on the cluster at `address`."""
-    import tempfile
-
-    import ray
-
-    started_here = not ray.is_initialized()
-    if started_here:
-        options = dict(include_dashboard=False, log_to_driver=False)
-        if address is None:
-            options.update(num_cpus=max(workers, 1), object_store_memory=200 * 2**20,
-                           _temp_dir=tempfile.mkdtemp(prefix="adfray-", dir="/tmp"))
-        ray.init(address=address, **options)
-    try:
-        task = ray.remote(num_cpus=1)(_compute)
-        pending = [task.remote(*job) for job in jobs]
-        while pending:
-            done, pending = ray.wait(pending, num_returns=1)
-            yield ray.get(done[0])
-    finally:
-        if started_here:
-            ray.shutdown()
-
-
-def _finished(out: Path, cell: Cell) -> bool:
-    return (out / "cells" / cell.cell_id / "summary.json").is_file()
-
-
-def run_sweep(sweep: SweepPlan, out_dir: str | Path, workers: int = 2, progress: Callable[[dict], None] | None = None,
+def run_sweep(sweep: SweepPlan, out_dir: str | Path, workers: int = 2, progress: Callable[[Progress], None] | None = None,
               backend: str = "local", address: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Run the cells not finished yet (`local` processes or `ray` tasks); collect ticks.parquet and cells.parquet.
-
-    Workers get each cell's scenario as a dict and send results back; only this process writes files,
-    so a Ray cluster needs adfloor installed on its nodes but no shared file system.
-    """
-    if backend not in ("local", "ray"):
-        raise ConfigError(f"sweep backend: {backend!r} is not allowed; allowed: local, ray")
+    """Run the cells not finished yet (`local` processes or `ray` tasks, see `runner`); collect ticks.parquet and
+    cells.parquet. Workers get each cell's scenario as a dict and send results back; only this process writes."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    todo = [c for c in sweep.cells if not _finished(out, c)]
-    jobs = [(_cell_scenario(sweep, c), c.cell_id) for c in todo]
-    state = {"total": len(sweep.cells), "skipped": len(sweep.cells) - len(todo), "done": 0, "failed": 0}
-    started = time.perf_counter()
-    results = _ray_results(jobs, workers, address) if backend == "ray" else _local_results(jobs, workers)
-    for result in results:
-        store_cell(out, result)
-        state["done" if result["status"] == "done" else "failed"] += 1
-        finished = state["done"] + state["failed"]
-        state["eta_seconds"] = (time.perf_counter() - started) / finished * (len(todo) - finished)
-        if progress is not None:
-            progress(dict(state, last={k: v for k, v in result.items() if k in ("cell", "status", "error")}))
+    jobs = [Job(c.cell_id, _label(c), compute_cell, (_cell_scenario(sweep, c),)) for c in sweep.cells]
+    run_jobs(jobs, finished=lambda job: (out / "cells" / job.key / "summary.json").is_file(),
+             store=lambda outcome: store_cell(out, outcome), headline=_headline, workers=workers, backend=backend,
+             address=address, progress=progress)
     return collect(sweep, out)
 
 

@@ -12,6 +12,7 @@ METRIC_DOC = {
     "clipped_share": "CowClip: share of the Q-embedding rows a last batch touches whose gradient the clip would cut "
                      "(trained parameters, the arm's r and ζ): does the clip bind?",
     "ad_set_churn": "share of queries whose shown ad set differs between the replicas",
+    "ad_set_churn_open_loop": "the same, when the replica trains on the primary's logs (open loop)",
     "winner_churn": "share of queries whose top ad differs between the replicas",
     "ads_query_churn": "mean |ads shown by one replica − by the other| per query / mean ads per query (Table 3's "
                             "ads/query churn)",

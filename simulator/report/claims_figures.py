@@ -6,9 +6,7 @@ import warnings
 
 import numpy as np
 
-from simulator.experiments.arms import ARMS, SMELU_FRONTIER
-from simulator.experiments.claims import ATTRIBUTION_ARMS, FEEDBACK_ARMS
-from simulator.experiments.studies import BATCH_SCALING
+from simulator.experiments.study import Frontier, Study
 from simulator.measure.intervals import interval, interval_half_widths
 from simulator.measure.irreproducibility import TIME_BINS
 
@@ -68,9 +66,9 @@ def irreproducibility_figure(results: list[dict], seeds: list[int], hours: float
     return figure
 
 
-def attribution_figure(results: list[dict], seeds: list[int]):
+def attribution_figure(results: list[dict], seeds: list[int], arms: list[str]):
     plt = _plt()
-    arms = [a for a in ATTRIBUTION_ARMS if any(r["arm"] == a for r in results)]
+    arms = [a for a in arms if any(r["arm"] == a for r in results)]
     figure, (left, right) = plt.subplots(1, 2, figsize=(15, 4.5))
     baseline_row = next(r for r in results if r["arm"] == "baseline")
     true_position, true_treatment = baseline_row["true_position_effect"], baseline_row["true_treatment_effect"]
@@ -95,9 +93,9 @@ def attribution_figure(results: list[dict], seeds: list[int]):
     return figure
 
 
-def feedback_figure(results: list[dict], seeds: list[int]):
+def feedback_figure(results: list[dict], seeds: list[int], arms: list[str]):
     plt = _plt()
-    arms = [a for a in FEEDBACK_ARMS if any(r["arm"] == a for r in results)]
+    arms = [a for a in arms if any(r["arm"] == a for r in results)]
     metrics = ("underestimated_early_share", "stuck_underestimated", "stuck_overestimated")
     figure, (left, right) = plt.subplots(1, 2, figsize=(14, 4.2))
     width = 0.8 / len(arms)
@@ -125,10 +123,10 @@ def feedback_figure(results: list[dict], seeds: list[int]):
     return figure
 
 
-def techniques_figure(results: list[dict], seeds: list[int]):
+def techniques_figure(study: Study, results: list[dict], seeds: list[int]):
     """Every arm's accuracy (log-loss gap, AUC) and, for replica arms, closed- and open-loop PD."""
     plt = _plt()
-    arms = [a for a in ARMS if sum(r["arm"] == a and r["seed"] in seeds for r in results) == len(seeds)]
+    arms = [a for a in study.arms if sum(r["arm"] == a and r["seed"] in seeds for r in results) == len(seeds)]
     figure, axes = plt.subplots(1, 3, figsize=(19, 0.32 * len(arms) + 1.8))
 
     def spread(arm: str, metric: str) -> tuple[float, float]:
@@ -144,7 +142,7 @@ def techniques_figure(results: list[dict], seeds: list[int]):
             axis.set_xlim(min(means) - 0.01, max(means) + 0.01)
         axis.set_yticks(range(len(arms)), arms)
         axis.invert_yaxis()
-    replicas = [a for a in arms if ARMS[a].replica]
+    replicas = [a for a in arms if study.arms[a].replica]
     for offset, (metric, label) in enumerate((("pd", "closed loop"), ("pd_open_loop", "open loop"))):
         values = [spread(arm, metric) for arm in replicas]
         axes[2].barh(np.arange(len(replicas)) + 0.4 * offset, [m for m, _ in values], 0.4,
@@ -158,32 +156,36 @@ def techniques_figure(results: list[dict], seeds: list[int]):
     return figure
 
 
-def batch_scaling_figure(results: list[dict], seeds: list[int]):
-    """Test AUC after each epoch of the batch-scaling study, per setting: mean over seeds."""
+def _optimizer(overrides: tuple[str, ...]) -> str:
+    return next((o.partition("=")[2] for o in overrides if o.startswith("train.optimizer=")), "the scenario's")
+
+
+def batch_scaling_figure(study: Study, results: list[dict], seeds: list[int]):
+    """Test AUC after each epoch of the batch-scaling protocol, per setting (a panel per optimizer): mean over seeds."""
     plt = _plt()
     studies = [r for r in results if r["arm"] == "batch_scaling" and r["seed"] in seeds]
-    figure, axes = plt.subplots(1, 2, figsize=(13, 4.2), sharey=True)
-    for axis, optimizer in zip(axes, ("batch", "adam")):
-        for index, name in enumerate(n for n in BATCH_SCALING if n.startswith(optimizer)):
+    settings = study.batch_scaling.settings
+    optimizers = list(dict.fromkeys(_optimizer(overrides) for overrides in settings.values()))
+    figure, axes = plt.subplots(1, len(optimizers), figsize=(6.5 * len(optimizers), 4.2), sharey=True, squeeze=False)
+    for axis, optimizer in zip(axes[0], optimizers):
+        for index, name in enumerate(n for n, overrides in settings.items() if _optimizer(overrides) == optimizer):
             curves = np.array([r["settings"][name]["curve"]["test_auc"] for r in studies if name in r["settings"]])
             if curves.size:
                 _series_band(axis, curves, np.arange(1, curves.shape[1] + 1), name, f"C{index}")
         axis.set(xlabel="epochs over the training logs", ylabel="test AUC (held-out last tenth)",
-                 title="AdaGrad (the testbed's default)" if optimizer == "batch" else "Adam (the CowClip paper's)")
+                 title=f"optimizer: {optimizer}")
         if axis.get_legend_handles_labels()[0]:
             axis.legend()
-    figure.suptitle(f"Batch 512 vs 16K in CowClip's protocol: mean and 95 % interval over {len(studies)} seeds")
+    figure.suptitle(f"Batch sizes in CowClip's protocol: mean and 95 % interval over {len(studies)} seeds")
     figure.tight_layout()
     return figure
 
 
-def pd_frontier_figure(results: list[dict], seeds: list[int], frontier: dict[str, list[str]] = SMELU_FRONTIER,
-                       title: str = "SmeLU vs ReLU: PD against accuracy, same initialisation, training order as the "
-                                    "nuisance (lower-left is better)"):
+def pd_frontier_figure(results: list[dict], seeds: list[int], frontier: Frontier):
     """PD (closed and open loop) against the log-loss gap, one line per group of `frontier` (arms that ran)."""
     plt = _plt()
     figure, axes = plt.subplots(1, 2, figsize=(13, 4.5), sharex=True)
-    for index, (label, arms) in enumerate(frontier.items()):
+    for index, (label, arms) in enumerate(frontier.lines.items()):
         ran = [a for a in arms if sum(r["arm"] == a and r["seed"] in seeds for r in results) == len(seeds)]
         for axis, metric in zip(axes, ("pd", "pd_open_loop")):
             points = [[interval([r[m] for r in results if r["arm"] == a and r["seed"] in seeds])
@@ -199,6 +201,6 @@ def pd_frontier_figure(results: list[dict], seeds: list[int], frontier: dict[str
     handles, labels = axes[0].get_legend_handles_labels()
     if handles:  # one legend under both panels, clear of the points
         figure.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), frameon=False)
-    figure.suptitle(title)
+    figure.suptitle(frontier.title)
     figure.tight_layout(rect=(0, 0.06 * (1 + (len(labels) - 1) // 4) if handles else 0, 1, 1))
     return figure

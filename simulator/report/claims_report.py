@@ -7,9 +7,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from simulator.experiments.arms import ARMS, SCENARIO
 from simulator.experiments.cells import Cell, run_cells
-from simulator.experiments.claims import FIGURES, QUICK_ARMS, evaluate, sanity_checks
+from simulator.experiments.protocols import offline_rows, sanity_checks
+from simulator.experiments.study import Study
 from simulator.report.claims_figures import (
     attribution_figure,
     batch_scaling_figure,
@@ -20,7 +20,7 @@ from simulator.report.claims_figures import (
     techniques_figure,
 )
 from simulator.report.claims_markdown import claims_markdown
-from simulator.report.tables import models_report, study_rows
+from simulator.report.tables import models_report
 
 
 # ---- the whole report ------------------------------------------------------------------------------------------
@@ -41,49 +41,76 @@ def code_version() -> str | None:
 
 
 
-def report(out: str | Path, seeds: list[int], hours: float, arms: list[str] | None = None, workers: int = 2,
-           cache_dir: str | Path | None = None, scenario_path: str | Path = SCENARIO, command: str = "adfloor report",
-           progress: Callable[[str], None] | None = None, batch_scaling: bool = True) -> list[dict]:
-    """Run the arms (all by default), the auction comparison and (unless `batch_scaling` is false) the
-    batch-scaling study on every seed; write the report files to `out`."""
-    names = list(ARMS) if arms is None else arms
-    unknown = sorted(set(names) - set(ARMS))
+def _cells(study: Study, seeds: list[int], hours: float, arms: list[str], batch_scaling: bool) -> list[Cell]:
+    """The protocols' cells, then the claims' and sections' arms on every seed (an interrupted report can be written
+    from them), heavy cells first within a seed so the pool ends with short ones, then the remaining arms."""
+    quick = set(study.quick_arms)
+    protocols = [Cell("auction", seed, 0.0) for seed in seeds if study.auction] + [
+        Cell("batch_scaling", seed, hours) for seed in seeds if study.batch_scaling and batch_scaling]
+    return protocols + sorted((Cell(name, seed, hours) for seed in seeds for name in arms),
+                              key=lambda c: (c.arm not in quick, c.seed, not study.arms[c.arm].replica,
+                                             c.arm != "unfactorized"))
+
+
+def _figures(study: Study, entries: list[dict], results: list[dict], arm_results: list[dict], seeds: list[int],
+             hours: float) -> dict:
+    """Each figure the study's parts call for, by file name."""
+    ran = {r["arm"] for r in arm_results}
+    figures = {"claims": claims_figure(entries)} if entries else {}
+    if "baseline" in ran and study.arms["baseline"].replica:
+        figures["irreproducibility"] = irreproducibility_figure(results, seeds, hours)
+    if ran & set(study.attribution_arms):
+        figures["attribution"] = attribution_figure(results, seeds, list(study.attribution_arms))
+    if ran & set(study.feedback_arms):
+        figures["feedback_loop"] = feedback_figure(results, seeds, list(study.feedback_arms))
+    figures["techniques"] = techniques_figure(study, arm_results, seeds)
+    if any(r["arm"] == "batch_scaling" for r in results):
+        figures["batch_scaling"] = batch_scaling_figure(study, results, seeds)
+    for name, frontier in study.frontiers.items():
+        if sum(bool(ran & set(arms)) for arms in frontier.lines.values()) >= 2:  # something to compare
+            figures[f"{name}_frontier"] = pd_frontier_figure(arm_results, seeds, frontier)
+    return figures
+
+
+def report(study: Study, out: str | Path, seeds: list[int], hours: float, arms: list[str] | None = None,
+           workers: int = 2, cache_dir: str | Path = "runs/report-cache", backend: str = "local",
+           address: str | None = None, command: str = "adfloor report", progress: Callable[[str], None] | None = None,
+           batch_scaling: bool = True) -> tuple[list[dict], dict[str, str]]:
+    """Run the study's arms (all by default, the baseline always) and protocols on every seed; write claims.md,
+    claims.json, models.md, models.json and the figures to `out`. Returns the claims' entries and the errors of
+    the cells that failed (their claims are left out; a re-run retries them)."""
+    names = list(study.arms) if arms is None else arms
+    unknown = sorted(set(names) - set(study.arms))
     if unknown:
-        raise ValueError(f"report: unknown arms {unknown}; known: {sorted(ARMS)}")
-    if "baseline" not in names:
-        names = ["baseline", *names]
-    # the claims' arms on every seed first (an interrupted report can be written from them), heavy cells first
-    # within a seed so the pool ends with short ones, then the remaining technique arms
-    cells = [Cell("auction", seed, 0.0) for seed in seeds] + [Cell("batch_scaling", seed, hours) for seed in seeds if batch_scaling] + sorted(
-        (Cell(name, seed, hours) for seed in seeds for name in names),
-        key=lambda c: (c.arm not in QUICK_ARMS, c.seed, not ARMS[c.arm].replica, c.arm != "unfactorized"))
+        raise ValueError(f"report: unknown arms {unknown}; known: {sorted(study.arms)}")
+    names = ["baseline", *(n for n in names if n != "baseline")]
     started = time.perf_counter()
-    results = run_cells(cells, workers, Path(cache_dir) if cache_dir else None, Path(scenario_path), progress)
-    rows = [r for r in results if r["arm"] != "batch_scaling"] + study_rows(results)
-    entries = evaluate(rows, seeds)
+    results, failures = run_cells(_cells(study, seeds, hours, names, batch_scaling), study, Path(cache_dir), workers,
+                                  backend, address, progress)
+    rows = [r for r in results if r["arm"] != "batch_scaling"] + offline_rows(results)
+    entries = study.evaluate(rows, seeds)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     wall = time.perf_counter() - started
     arm_results = [r for r in rows if r["arm"] != "auction"]
     auctions = [r for r in results if r["arm"] == "auction"]
-    scenario_name = Path(scenario_path).name
-    checks = sanity_checks(auctions)
-    (out / "claims.json").write_text(json.dumps({"command": command, "code": code_version(), "scenario": scenario_name,
-                                                 "seeds": seeds, "hours": hours, "wall_seconds": wall, "claims": entries,
-                                                 "sanity_checks": checks, "auction_comparison": auctions},
-                                                indent=1, default=float) + "\n")
-    (out / "claims.md").write_text(claims_markdown(entries, results, seeds, hours, command, scenario_name))
+    scenario_name = Path(study.scenario).name
+    figures = _figures(study, entries, results, arm_results, seeds, hours)
+    (out / "claims.json").write_text(json.dumps({"command": command, "code": code_version(), "study": study.name,
+                                                 "scenario": scenario_name, "seeds": seeds, "hours": hours,
+                                                 "wall_seconds": wall, "claims": entries,
+                                                 "sanity_checks": sanity_checks(auctions) if study.auction else [],
+                                                 "auction_comparison": auctions, "failed_cells": failures,
+                                                 "figures": list(figures)}, indent=1, default=float) + "\n")
+    (out / "claims.md").write_text(claims_markdown(study, entries, results, seeds, hours, command, scenario_name))
     (out / "models.json").write_text(json.dumps({"seeds": seeds, "hours": hours, "command": command,
                                                  "results": arm_results,
                                                  "batch_scaling": [r for r in results if r["arm"] == "batch_scaling"]},
                                                 indent=1, default=float) + "\n")
-    (out / "models.md").write_text(models_report(arm_results, seeds, hours, command, scenario_name))
-    figures = (claims_figure(entries), irreproducibility_figure(results, seeds, hours),
-               attribution_figure(results, seeds), feedback_figure(results, seeds), techniques_figure(arm_results, seeds),
-               batch_scaling_figure(results, seeds), pd_frontier_figure(arm_results, seeds))
-    for name, figure in zip(FIGURES, figures):
+    (out / "models.md").write_text(models_report(study, arm_results, seeds, hours, command, scenario_name))
+    for name, figure in figures.items():
         figure.savefig(out / f"{name}.png", dpi=100)
     if progress:
         progress(f"{sum(e['reproduced'] for e in entries)} of {len(entries)} claims reproduced; wrote {out}/claims.md "
-                 f"({wall:.0f} s)")
-    return entries
+                 f"({wall:.0f} s)" + (f"; {len(failures)} cells FAILED (see {cache_dir}/*.error.json)" if failures else ""))
+    return entries, failures

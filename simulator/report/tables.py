@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from simulator.experiments.arms import ARMS, SECTIONS
-from simulator.experiments.studies import BATCH_SCALING, OFFLINE
+from simulator.experiments.protocols import OFFLINE
+from simulator.experiments.study import Study
 from simulator.measure.definitions import METRIC_DOC
 from simulator.measure.intervals import interval
 
@@ -25,29 +25,25 @@ def fmt(value: float) -> str:
     return f"{value:.4f}" if magnitude < 10 else f"{value:.1f}"
 
 
-def _overrides(arm: str) -> tuple[str, ...]:
+def _overrides(study: Study, arm: str) -> tuple[str, ...]:
     if arm.startswith(OFFLINE):
-        return BATCH_SCALING[arm.removeprefix(OFFLINE)]
-    return (*ARMS[arm].overrides, *(("nuisance: train.shuffle_seed 1 vs 2",) if ARMS[arm].nuisance == "order" else ()))
+        return study.batch_scaling.settings[arm.removeprefix(OFFLINE)]
+    spec = study.arms[arm]
+    return (*spec.overrides, *(("nuisance: train.shuffle_seed 1 vs 2",) if spec.nuisance == "order" else ()))
 
 
-def study_rows(results: list[dict]) -> list[dict]:
-    """The batch-scaling study's settings as rows like an arm's ("offline_<setting>"), for tables and claims."""
-    return [{"arm": OFFLINE + name, "seed": r["seed"], **{k: v for k, v in numbers.items() if k != "curve"}}
-            for r in results if r["arm"] == "batch_scaling" for name, numbers in r["settings"].items()]
-
-
-def models_report(results: list[dict], seeds: list[int], hours: float, command: str,
+def models_report(study: Study, results: list[dict], seeds: list[int], hours: float, command: str,
                   scenario_name: str = "default.toml") -> str:
-    """docs/results/models.md: each technique's arms against the baseline, mean ± 95 % interval and paired Δ."""
+    """docs/results/models.md: each table of the study, its arms against the first, mean ± 95 % interval and paired Δ."""
     by = {(r["arm"], r["seed"]): r for r in results}
     lines = ["# Model techniques: paired experiments", "",
              f"Produced by `{command}` ({len(seeds)} seed(s): {', '.join(map(str, seeds))}; "
              f"{hours:g} simulated hours of `scenarios/{scenario_name}` per run). Every arm of a seed sees the same "
              "traffic and user noise as the baseline of that seed. Cells: mean ± 95 % t-interval half-width over "
              "seeds; Δ = paired difference to the section's first arm (same seed), mean ± half-width.", ""]
-    for title, arms, metrics in SECTIONS:
-        arms = [a for a in arms if all((a, s) in by for s in seeds)]
+    for table in study.tables:
+        title, metrics = table.title, table.metrics
+        arms = [a for a in table.arms if all((a, s) in by for s in seeds)]
         if len(arms) < 2:
             continue
         lines += [f"## {title}", "", "| arm | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 1) + "|"]
@@ -63,7 +59,7 @@ def models_report(results: list[dict], seeds: list[int], hours: float, command: 
                     cell += f" (Δ {fmt_interval(d_mean, d_half)})"
                 cells.append(cell)
             lines.append(f"| {arm} | " + " | ".join(cells) + " |")
-        lines += ["", "Overrides: " + "; ".join(f"`{a}`: " + (", ".join(f"`{o}`" for o in _overrides(a)) or "defaults")
+        lines += ["", "Overrides: " + "; ".join(f"`{a}`: " + (", ".join(f"`{o}`" for o in _overrides(study, a)) or "defaults")
                                                 for a in arms), ""]
     lines += ["## What the numbers mean", ""] + [f"- `{k}`: {v}" for k, v in METRIC_DOC.items()] + [""]
     if any("bias_position" in r for r in results):

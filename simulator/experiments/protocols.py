@@ -1,4 +1,5 @@
-"""Studies that are not arms: VCG against GSP on the world's own pages, and CowClip's batch-scaling protocol."""
+"""Protocols: cells that are not arms. VCG against GSP on the world's own pages (with the theorems it must
+satisfy as sanity checks), and CowClip's batch-scaling protocol over one run's logs."""
 
 from __future__ import annotations
 
@@ -11,14 +12,13 @@ from auction import gsp_batch, gsp_lowest_envy_free_bids, solve_batch
 from models.metrics import auc, log_loss, per_query_auc
 from models.trainer import Examples
 from simulator import config
-from simulator.experiments.arms import COWCLIP_OVERRIDES, SCENARIO
 from simulator.loop.builders import build_trainer
 from simulator.loop.simulation import Simulation
 from simulator.measure.runs import clipped_share
 from simulator.world.ground_truth import World
 
 
-def auction_revenue(seed: int, ticks: int = 60, scenario_path: str | Path = SCENARIO) -> dict:
+def auction_revenue(seed: int, scenario_path: str | Path, ticks: int = 60) -> dict:
     """VCG against GSP on the world's own queries (text format, true CTRs, no reserve): GSP at the same truthful
     bids, and GSP at its lowest envy-free equilibrium bids B*.
 
@@ -52,26 +52,39 @@ def auction_revenue(seed: int, ticks: int = 60, scenario_path: str | Path = SCEN
             "pages_gsp_equilibrium_off_vcg": int(np.sum(np.abs(equilibrium - vcg) > 1e-4 * np.maximum(vcg, 1e-3)))}
 
 
+# Theorems the implementations must satisfy on the world's own pages: checks, not claims (a failure is a bug).
+SANITY_CHECKS = [
+    ("vcg_revenue_at_most_gsp", "VCG revenue ≤ GSP revenue at the same truthful bids, page by page (separable CTRs)",
+     lambda row: row["pages_vcg_above_gsp"] == 0),
+    ("gsp_equilibrium_earns_vcg_revenue", "GSP at its lowest envy-free equilibrium bids earns VCG's revenue at "
+     "truthful bids, page by page (Edelman, Ostrovsky & Schwarz 2007)",
+     lambda row: row["pages_gsp_equilibrium_off_vcg"] == 0),
+]
+
+
+def sanity_checks(auctions: list[dict]) -> list[dict]:
+    """Each theorem check on every seed's auction comparison: passed everywhere or not (a failure is a bug);
+    `passed` is None where the comparison did not run."""
+    return [{"id": check_id, "statement": statement,
+             "passed": all(check(row) for row in auctions) if auctions else None,
+             "seeds": [row["seed"] for row in auctions]} for check_id, statement, check in SANITY_CHECKS]
+
+
 # CowClip's own protocol (§4.1): every setting trains for several epochs on one logged dataset and is scored
-# on the held-out last part; the arms above instead train online, single pass, in their own closed loops.
-ADAM = ("train.optimizer=adam", "train.learning_rate=0.003")
-BATCH_SCALING = {
-    "batch512": ("train.batch_size=512",),
-    "batch16k": ("train.batch_size=16384",),
-    "batch16k_rule": ("train.batch_size=16384", "train.scaling_base_batch_size=512"),
-    "batch16k_cowclip": ("train.batch_size=16384", *COWCLIP_OVERRIDES),
-    "adam512": ("train.batch_size=512", *ADAM),  # the paper's optimizer
-    "adam16k": ("train.batch_size=16384", *ADAM),
-    "adam16k_cowclip": ("train.batch_size=16384", *ADAM, *COWCLIP_OVERRIDES),
-}
-BATCH_SCALING_EPOCHS = 6
-STUDIES = ("auction", "batch_scaling")  # cells that are not arms
-OFFLINE = "offline_"  # the batch-scaling study's settings, as rows of the tables
+# on the held-out last part; arms instead train online, single pass, in their own closed loops.
+PROTOCOL_CELLS = ("auction", "batch_scaling")  # the cells of a study that are not arms
+OFFLINE = "offline_"  # the batch-scaling protocol's settings, as rows of the tables and claims ("offline_<setting>")
 TEST_SHARE = 0.1  # the last tenth of the logs (in time) is the test set
 
 
-def batch_scaling(seed: int, hours: float, epochs: int = BATCH_SCALING_EPOCHS,
-                  settings: dict[str, tuple[str, ...]] | None = None, scenario_path: str | Path = SCENARIO) -> dict:
+def offline_rows(results: list[dict]) -> list[dict]:
+    """The batch-scaling protocol's settings as rows like an arm's ("offline_<setting>"), for tables and claims."""
+    return [{"arm": OFFLINE + name, "seed": r["seed"], **{k: v for k, v in numbers.items() if k != "curve"}}
+            for r in results if r["arm"] == "batch_scaling" for name, numbers in r["settings"].items()]
+
+
+def batch_scaling(seed: int, hours: float, epochs: int, settings: dict[str, tuple[str, ...]],
+                  scenario_path: str | Path) -> dict:
     """Train each setting for `epochs` shuffled passes over the baseline's logs of `hours` (all but the last
     tenth) and score it on the last tenth after every epoch: test AUC, per-query AUC, log loss over the oracle's."""
 
@@ -86,7 +99,7 @@ def batch_scaling(seed: int, hours: float, epochs: int = BATCH_SCALING_EPOCHS,
     oracle_loss = log_loss(test_truth, test.label, test.weight)
     result = {"arm": "batch_scaling", "seed": seed, "epochs": epochs, "train_examples": train.size,
               "test_examples": test.size, "settings": {}}
-    for name, overrides in (settings or BATCH_SCALING).items():
+    for name, overrides in settings.items():
         trainer_scenario = config.load(scenario_path, [*overrides, f"run.duration_hours={hours}"], seed=seed)
         trainer = build_trainer(trainer_scenario, simulation.world)
         chunk = 64 * trainer.batch_size

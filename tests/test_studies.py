@@ -1,0 +1,140 @@
+"""Studies as data (issue #15): every shipped study loads, a typo anywhere is a one-line error naming its place,
+and a user-written study runs end to end from the CLI with cached, resumable cells and recorded failures."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from simulator.cli import main
+from simulator.experiments.study import STUDIES, Arm, StudyError, load_study, study_file
+from simulator.measure.definitions import METRIC_DOC
+from tests.conftest import SMOKE
+
+STUDY = f'''
+name = "typo"
+scenario = "{SMOKE}"
+seeds = 2
+hours = 0.1
+[groups]
+rank = ["train.rank_loss_weight=0.3"]
+[arms.baseline]
+[arms.rank]
+overrides = ["@rank"]
+replica = true
+[[tables]]
+title = "t"
+arms = ["baseline", "rank"]
+metrics = ["pv_auc"]
+[[claims]]
+id = "c"
+claim = "rank lifts AUC"
+source = "s"
+effect = "e"
+expect = "increase"
+measure = {{difference = ["rank.per_query_auc", "baseline.per_query_auc"]}}
+'''
+
+
+def _study(tmp_path, text: str = STUDY, why: str | None = None):
+    path = tmp_path / "study.toml"
+    path.write_text(text)
+    if why is not None:
+        (tmp_path / "why.md").write_text(why)
+    return path
+
+
+@pytest.mark.parametrize("path", sorted(STUDIES.glob("*.toml")), ids=lambda p: p.stem)
+def test_every_shipped_study_loads(path):
+    study = load_study(path)
+    assert study.arms and "baseline" in study.arms
+    for claim in study.claims:  # every claim reads arms and metrics that exist
+        assert set(claim.arms) <= set(study.arms) | {f"offline_{s}" for s in (study.batch_scaling.settings
+                                                                               if study.batch_scaling else ())}
+        assert all(metric in METRIC_DOC for _, metric in claim.measure.operands)
+
+
+def test_the_claims_study_is_the_report_it_replaced():
+    study = load_study(study_file("claims"))
+    assert len(study.claims) == 14 and len(study.tables) == 12 and len(study.arms) == 37
+    assert study.auction and study.batch_scaling.epochs == 6 and set(study.frontiers) == {"smelu", "deep"}
+    assert (study.seeds, study.hours, study.quick_seeds, study.quick_hours) == ((0, 1, 2, 3, 4), 24.0, 3, 0.5)
+    explained = [c.id for c in study.claims if c.why_not]  # docs/results/why.md, read when the study loads
+    assert len(explained) == 13 and "Table 3's measure" in next(c.why_not for c in study.claims
+                                                                 if c.id == "bias_constraints_cut_churn")
+    cowclip = study.arms["batch16k_cowclip"].overrides  # "@cowclip" expanded
+    assert "train.cowclip=true" in cowclip and not any(o.startswith("@") for o in cowclip)
+
+
+@pytest.mark.parametrize("old, new, message", [
+    ('name = "typo"', 'name = "typo"\nseed = 3', "typo.*seed: unknown key"),
+    ('["@rank"]', '["@rnak"]', r"arms\.rank\.overrides: unknown group '@rnak'"),
+    ('["@rank"]', '["model.nonexistent=1"]', r"arms\.rank\.overrides: .*model\.nonexistent"),
+    ("replica = true", 'replica = "yes"', r"arms\.rank\.replica: expected true or false"),
+    ('"rank.per_query_auc"', '"rnak.per_query_auc"', r"claims\[0\]\.measure\.difference: unknown arm 'rnak'"),
+    ('"rank.per_query_auc"', '"rank.per_query_acu"', r"claims\[0\]\.measure\.difference: unknown metric 'per_query_acu'"),
+    ("difference = [", "diff = [", r"claims\[0\]\.measure\.diff: unknown key"),
+    ('expect = "increase"', 'expect = "up"', r"claims\[0\]\.expect: 'up' is not allowed"),
+    ('expect = "increase"', 'expect = "non_inferior"', r"claims\[0\]\.control: a non-inferiority claim needs a control"),
+    ('metrics = ["pv_auc"]', 'metrics = ["pv_acu"]', r"tables\[0\]\.metrics: unknown metric 'pv_acu'"),
+    ('arms = ["baseline", "rank"]', 'arms = ["baseline", "rnak"]', r"tables\[0\]\.arms: unknown arm 'rnak'"),
+    ("seeds = 2", "seeds = 1", "seeds: expected a count ≥ 2"),
+    ("[arms.baseline]\n", "", r"arms\.baseline: required"),
+    ("[arms.rank]", "[arms.auction]", r"arms\.auction: the name is taken by a protocol"),
+    ('id = "c"', 'id = "c"\nmargin = -1', r"claims\[0\]\.margin: expected a number ≥ 0"),
+])
+def test_a_typo_is_a_one_line_error_naming_its_place(tmp_path, old, new, message):
+    assert old in STUDY
+    with pytest.raises(StudyError, match=message) as error:
+        load_study(_study(tmp_path, STUDY.replace(old, new, 1)))
+    assert "\n" not in str(error.value) and "study.toml" in str(error.value)
+
+
+def test_explanations_are_read_and_must_name_claims(tmp_path):
+    text = STUDY.replace('hours = 0.1', 'hours = 0.1\nexplanations = "why.md"')
+    study = load_study(_study(tmp_path, text, why="# Why\n\n## c\n\nThe world has\nno such effect.\n"))
+    assert study.claims[0].why_not == "The world has no such effect."
+    with pytest.raises(StudyError, match="explanations: section 'd' names no claim"):
+        load_study(_study(tmp_path, text, why="## d\n\nA reason for a claim that is not there.\n"))
+    with pytest.raises(StudyError, match="explanations: no such file"):
+        load_study(_study(tmp_path, text.replace("why.md", "gone.md")))
+
+
+def test_a_user_study_runs_from_the_cli_cached_and_resumable(tmp_path, capsys):
+    """The shipped example: its claim, table and figures; a re-run is all cache; a lost cell is all a re-run runs."""
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    args = ["experiment", str(study_file("example")), "--hours", "0.1", "--out", str(out), "--cache", str(cache)]
+    assert main(args) == 0
+    first = json.loads((out / "claims.json").read_text())
+    assert first["study"] == "example" and [c["id"] for c in first["claims"]] == ["rank_loss_lifts_per_query_auc"]
+    assert "Rank loss against log loss alone" in (out / "models.md").read_text()
+    assert set(first["figures"]) == {"claims", "techniques"} and (out / "claims.png").stat().st_size > 500
+    cells = sorted(cache.glob("*.json"))
+    assert len(cells) == 4 and first["failed_cells"] == {}  # 2 arms × 2 seeds
+    capsys.readouterr()
+    assert main(args) == 0  # every cell from the cache: the same numbers, nothing run
+    assert json.loads((out / "claims.json").read_text())["claims"] == first["claims"]
+    assert "4 of 4 cells from the cache" in capsys.readouterr().err
+    cells[0].unlink()  # as if the run had been killed before this cell finished
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "3 of 4 cells from the cache" in err and err.count("[1/1 ") == 1
+    assert json.loads((out / "claims.json").read_text())["claims"] == first["claims"]  # same seed, same numbers
+
+
+@pytest.mark.parametrize("backend", ["local", "ray"])
+def test_a_failed_cell_is_recorded_and_the_rest_still_report(tmp_path, backend, monkeypatch):
+    """The one runner, on either backend: a cell that fails is recorded, the others run and report."""
+    from simulator.report.claims_report import report
+
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    study = load_study(_study(tmp_path))
+    broken = dataclasses.replace(study, arms={"baseline": study.arms["baseline"],
+                                              "rank": Arm("rank", ("train.batch_size=0",))})
+    entries, failures = report(broken, tmp_path / "out", [0, 1], 0.1, cache_dir=tmp_path / "cache", backend=backend)
+    assert len(failures) == 2 and all("train.batch_size" in error for error in failures.values())
+    assert entries == []  # the claim's arm failed: no verdict, rather than a made-up one
+    assert len(list((tmp_path / "cache").glob("*.error.json"))) == 2 and len(list((tmp_path / "cache").glob("*.json"))) == 4
+    assert json.loads((tmp_path / "out" / "claims.json").read_text())["failed_cells"] == failures
