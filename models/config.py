@@ -118,6 +118,10 @@ class TrainConfig:
     bias_learning_rate: float = config_field(1.0, lo=0.0, hi=1e6, doc="gradient-ascent step of the dual variables")
     anti_distillation_weight: float = config_field(0.0, lo=0.0, hi=100.0, doc="ensembles: weight of the loss pushing the "
                                                                                 "components apart")
+    focal_loss_weight: float = config_field(0.0, lo=0.0, hi=100.0, doc="weight of a focal-loss term added to the loss "
+                                                                       "(Lin et al. 2017; 0 = off)")
+    focal_gamma: float = config_field(2.0, lo=0.0, hi=10.0, doc="the focal loss's γ: (1 − p_t)^γ down-weights well-predicted "
+                                                                "examples (0 = log loss)")
     num_devices: int = config_field(1, lo=1, hi=1024, doc="data-parallel training over this many jax devices "
                                                           "(batch_size must be a multiple)")
     shuffle_seed: int = config_field(0, lo=0, hi=255, doc="nuisance seed of the training order: > 0 trains the logs that reach the trainer together (a tick's) in a query order drawn from it, roughly chronological like a distributed pipeline (0 = arrival order)")

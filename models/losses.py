@@ -42,6 +42,16 @@ def log_loss_term(logit: jax.Array, target: jax.Array, weight: jax.Array, kind: 
     return jnp.sum(weight * per_example) / jnp.maximum(jnp.sum(weight), 1e-12)
 
 
+def focal_loss_term(logit: jax.Array, target: jax.Array, weight: jax.Array, kind: str, gamma: float) -> jax.Array:
+    """Weighted mean focal loss (Lin et al. 2017): −[y (1 − p)^γ log p + (1 − y) p^γ log(1 − p)], p = τ(logit).
+
+    γ = 0 is the log loss; γ > 0 down-weights the examples the model already predicts well."""
+    log_p, log_not_p = log_likelihood_terms(logit, kind)
+    p, not_p = jnp.exp(log_p), jnp.exp(log_not_p)
+    per_example = -(target * not_p**gamma * log_p + (1.0 - target) * p**gamma * log_not_p)
+    return jnp.sum(weight * per_example) / jnp.maximum(jnp.sum(weight), 1e-12)
+
+
 def rank_loss_term(logit: jax.Array, label: jax.Array, weight: jax.Array, query: jax.Array, max_gap: int) -> jax.Array:
     """RankNet (§4.1.1): mean of −log σ(s_i − s_j) over pairs of the same query with y_i = 1, y_j = 0.
 
@@ -169,6 +179,12 @@ def _bias(batch: LossBatch, config: Any) -> jax.Array:
                                              config.bias_alpha)
 
 
+def _focal(batch: LossBatch, config: Any) -> jax.Array:
+    """The focal-loss weight × the focal loss of every component against the label."""
+    return sum(config.focal_loss_weight * focal_loss_term(batch.logits[:, e], batch.label, batch.weight, batch.transfer,
+                                                          config.focal_gamma) for e in range(batch.logits.shape[-1]))
+
+
 def _anti_distillation(batch: LossBatch, config: Any) -> jax.Array:
     """The anti-distillation weight × the components' (negative) spread (§5)."""
     return config.anti_distillation_weight * anti_distillation_term(batch.probabilities, batch.weight)
@@ -187,6 +203,7 @@ LOSS_TERMS: dict[str, LossTerm] = {
     "rank": LossTerm(lambda config: config.rank_loss_weight > 0, _rank),
     "bias_constraints": LossTerm(lambda config: bool(config.bias_constraints), _bias),
     "anti_distillation": LossTerm(lambda config: config.anti_distillation_weight > 0, _anti_distillation),
+    "focal": LossTerm(lambda config: config.focal_loss_weight > 0, _focal),
 }
 
 

@@ -118,7 +118,8 @@ def test_each_reserve_kind_sets_the_reserve_it_names():
 
 def test_each_loss_term_is_switched_on_by_its_config_entry():
     assert [t for t in active_terms(TrainConfig())] == [LOSS_TERMS["log_loss"]]
-    config = TrainConfig(rank_loss_weight=0.2, bias_constraints=["position"], anti_distillation_weight=1.0)
+    config = TrainConfig(rank_loss_weight=0.2, bias_constraints=["position"], anti_distillation_weight=1.0,
+                         focal_loss_weight=0.5)
     assert active_terms(config) == tuple(LOSS_TERMS.values())
 
 

@@ -30,6 +30,8 @@ from models.losses import (
     anti_distillation_term,
     batch_deciles,
     curriculum_ramp,
+    focal_loss_term,
+    log_loss_term,
     rank_loss_term,
 )
 from models.metrics import log_loss
@@ -145,6 +147,33 @@ def test_distillation_student_trains_on_the_teachers_pv_predictions():
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
     for a, b in zip(jax.tree.leaves(teacher.params), jax.tree.leaves(reference_teacher.params)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-7)
+
+
+def test_focal_loss_is_the_log_loss_at_gamma_zero_and_down_weights_easy_examples():
+    logit = jnp.array([4.0, -4.0, 0.3, -0.2])  # an easy positive, an easy negative, two hard ones
+    label, weight = jnp.array([1.0, 0.0, 0.0, 1.0]), jnp.ones(4)
+    assert float(focal_loss_term(logit, label, weight, "sigmoid", 0.0)) == pytest.approx(
+        float(log_loss_term(logit, label, weight, "sigmoid")), rel=1e-6)
+    per_example = jax.vmap(jax.grad(lambda z, y: focal_loss_term(z[None], y[None], jnp.ones(1), "sigmoid", 2.0)))
+    plain = jax.vmap(jax.grad(lambda z, y: log_loss_term(z[None], y[None], jnp.ones(1), "sigmoid")))
+    shrink = np.abs(per_example(logit, label)) / np.abs(plain(logit, label))
+    assert shrink[0] < 1e-3 and shrink[1] < 1e-3 and np.all(shrink[2:] > 0.1)  # easy examples barely pull
+
+
+def test_the_focal_term_joins_the_trainers_loss():
+    """With γ = 0 the focal term is a second log loss: plain SGD on log loss + 1 × focal = SGD at twice the rate."""
+    examples = _examples(np.random.default_rng(6), 512)
+
+    def trained(config: TrainConfig, rate: float):
+        trainer = OnlineTrainer(_model(), config, optimizer=optax.sgd(rate))
+        trainer.train(examples)
+        return jax.tree.leaves(trainer.params)
+
+    focal = trained(TrainConfig(batch_size=256, focal_loss_weight=1.0, focal_gamma=0.0), 0.05)
+    for a, b in zip(focal, trained(TrainConfig(batch_size=256), 0.1)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
+    with_gamma = trained(TrainConfig(batch_size=256, focal_loss_weight=1.0, focal_gamma=2.0), 0.05)
+    assert max(float(np.max(np.abs(np.asarray(a) - np.asarray(b)))) for a, b in zip(with_gamma, focal)) > 1e-4
 
 
 def test_anti_distillation_drives_ensemble_components_apart():
