@@ -249,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="adfloor", description="Search-ads auction and online CTR model testbed.")
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run a scenario through the closed loop")
-    run.add_argument("scenario", nargs="?", help=f"scenario TOML file (default: {DEFAULT_SCENARIO})")
+    run.add_argument("scenario", nargs="?", help=f"scenario TOML file or shipped name (smoke, default; default: {DEFAULT_SCENARIO})")
     run.add_argument("--seed", type=int, help="override run.seed")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a key, e.g. train.batch_size=1024")
     run.add_argument("--out", help="output folder (default: runs/<scenario>-seed<N>)")

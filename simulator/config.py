@@ -193,7 +193,15 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return merged
 
 
-SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"  # the shipped scenarios
+def shipped(folder: str) -> Path:
+    """Where the files the package ships live ("scenarios", "studies"): the source checkout's top-level folder, or
+    in an installed wheel the package data it became (`simulator/<folder>`, pyproject.toml's package-dir)."""
+    here = Path(__file__).resolve().parent
+    checkout = here.parent / folder
+    return checkout if checkout.is_dir() else here / folder
+
+
+SCENARIOS = shipped("scenarios")
 
 
 def scenario_file(name: str) -> Path:
@@ -215,7 +223,10 @@ def read_toml(path: str | Path) -> dict[str, Any]:
 
 
 def load(path: str | Path | None = None, overrides: list[str] | None = None, seed: int | None = None) -> Scenario:
-    """Load a scenario file (or the defaults), apply overrides and an optional seed, validate."""
+    """Load a scenario file or a shipped scenario by name ("default", "smoke"), or the defaults without either;
+    apply overrides and an optional seed, validate."""
+    if path is not None and not str(path).endswith(".toml") and scenario_file(str(path)).is_file():
+        path = scenario_file(str(path))
     data = read_toml(path) if path is not None else {}
     extra = list(overrides or [])
     if seed is not None:

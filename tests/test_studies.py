@@ -61,7 +61,7 @@ def test_the_claims_study_is_the_report_it_replaced():
     assert len(study.claims) == 14 and len(study.tables) == 12 and len(study.arms) == 37
     assert study.auction and study.batch_scaling.epochs == 6 and set(study.frontiers) == {"smelu", "deep"}
     assert (study.seeds, study.hours, study.quick_seeds, study.quick_hours) == ((0, 1, 2, 3, 4), 24.0, 3, 0.5)
-    explained = [c.id for c in study.claims if c.why_not]  # docs/results/why.md, read when the study loads
+    explained = [c.id for c in study.claims if c.why_not]  # studies/claims_why.md, read when the study loads
     assert len(explained) == 13 and "Table 3's measure" in next(c.why_not for c in study.claims
                                                                  if c.id == "bias_constraints_cut_churn")
     cowclip = study.arms["batch16k_cowclip"].overrides  # "@cowclip" expanded

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import streamlit as st
 
 import simulator
+from simulator import config
 from simulator.experiments.paired import compare
 
-SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 
 st.title("Compare")
 st.caption("Two systems, the same queries and the same user noise (paired replays): every difference is the "
            "effect of what differs between them.")
-files = sorted(p.name for p in SCENARIOS.glob("*.toml") if p.name != "sweep_example.toml")
+files = sorted(p.name for p in config.SCENARIOS.glob("*.toml") if p.name != "sweep_example.toml")
 columns = st.columns(4)
 chosen = columns[0].selectbox("Scenario", files, index=files.index("smoke.toml") if "smoke.toml" in files else 0)
 key = columns[1].text_input("Key to vary", "model.init_seed")
@@ -28,7 +27,7 @@ start = columns[3].button("Compare", type="primary")
 
 if start:
     try:
-        systems = [simulator.load(SCENARIOS / chosen, overrides=[f"run.duration_hours={float(hours)}", f"{key}={v}"])
+        systems = [simulator.load(config.SCENARIOS / chosen, overrides=[f"run.duration_hours={float(hours)}", f"{key}={v}"])
                    for v in (value_a, value_b)]
     except simulator.ConfigError as err:
         st.error(f"Invalid comparison: {err}")

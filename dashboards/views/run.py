@@ -5,25 +5,24 @@ Only drives the library (`simulator.load`, `simulator.run`) and reads its result
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
 import simulator
+from simulator import config
 from models.transfers import TRANSFERS
 from simulator.measure.runs import auction_snapshot, calibration_table, learning_curve
 
-SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 
 st.title("adfloor — search-ads auction testbed")
 st.caption("World → τ(Q·U) → VCG → clicks → online training → redeploy, on simulated time.")
 
-files = sorted(p.name for p in SCENARIOS.glob("*.toml"))
+files = sorted(p.name for p in config.SCENARIOS.glob("*.toml"))
 with st.sidebar:
     st.header("Scenario")
     chosen = st.selectbox("Scenario file", files, index=files.index("smoke.toml") if "smoke.toml" in files else 0)
-    base = simulator.load(SCENARIOS / chosen)
+    base = simulator.load(config.SCENARIOS / chosen)
     seed = st.number_input("Seed", min_value=0, value=base.run.seed, step=1)
     hours = st.number_input("Simulated hours", min_value=0.05, max_value=168.0, value=base.run.duration_hours)
     rate = st.number_input("Queries per minute", min_value=1.0, value=base.traffic.queries_per_minute)
@@ -43,7 +42,7 @@ overrides = [
 
 if start:
     try:
-        scenario = simulator.load(SCENARIOS / chosen, overrides=overrides)
+        scenario = simulator.load(config.SCENARIOS / chosen, overrides=overrides)
     except simulator.ConfigError as err:
         st.error(f"Invalid scenario: {err}")
     else:

@@ -24,7 +24,7 @@ from simulator.experiments.claims import Claim, claim_from_toml, evaluate
 from simulator.experiments.protocols import OFFLINE, PROTOCOL_CELLS
 from simulator.measure.definitions import METRIC_DOC
 
-STUDIES = Path(__file__).resolve().parents[2] / "studies"  # the shipped studies
+STUDIES = config.shipped("studies")
 REPLICA_INIT_SEED = 1
 NUISANCES = ("init", "order")
 
