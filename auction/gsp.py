@@ -1,4 +1,4 @@
-"""Batched GSP for separable single-format auctions: CTR(ad, position) = quality(ad) × position_effect(position).
+"""Batched GSP for separable single-treatment auctions: CTR(ad, position) = quality(ad) × position_effect(position).
 
 Rank eligible ads (bid > reserve) by bid × quality; the k-th shown ad pays per click the smallest bid that
 keeps its place, max(next eligible score / own quality, reserve). Same rules as `auction.reference.gsp`,

@@ -1,6 +1,9 @@
-"""One auction instance in the schema of shared/auction_cases (ads with per-ad formats, ragged CTRs), validated.
+"""One auction instance in the schema of shared/auction_cases (ads with per-ad treatments, ragged CTRs), validated.
 
-This is the exchange format of the reference solver, the `adfloor auction` command and the tests;
+The schema calls an ad's treatments its `formats` (and an allocation's treatment its `format`); those JSON keys
+stay, and everything in code says treatment.
+
+This is the exchange schema of the reference solver, the `adfloor auction` command and the tests;
 the batched solver takes dense arrays instead (`to_dense`).
 """
 
@@ -19,14 +22,14 @@ class InstanceError(ValueError):
 
 @dataclass(frozen=True)
 class AuctionInstance:
-    """bids, values, reserves: per ad (per click); heights[ad][format]; ctr[ad][format][position]."""
+    """bids, values, reserves: per ad (per click); heights[ad][treatment]; ctr[ad][treatment][position] (per-ad treatment indices)."""
 
     num_positions: int
     space_budget: float | None
     bids: tuple[float, ...]
     values: tuple[float, ...]
     reserves: tuple[float, ...]
-    format_names: tuple[tuple[str, ...], ...]
+    treatment_names: tuple[tuple[str, ...], ...]
     heights: tuple[tuple[float, ...], ...]
     ctr: tuple[tuple[tuple[float, ...], ...], ...]
 
@@ -35,13 +38,13 @@ class AuctionInstance:
         return len(self.bids)
 
     def to_dense(self) -> dict[str, np.ndarray]:
-        """Dense arrays for the batched solver (batch of one), formats unified into a treatment axis.
+        """Dense arrays for the batched solver (batch of one), each ad's treatments unified into one treatment axis.
 
         Treatments are the distinct (name, height) pairs across ads; an ad lacking one gets
         available = False there. Returns ctr float32[1, N, T, K], bid/reserve float32[1, N],
-        available bool[1, N, T], heights float32[T] and the (ad, treatment) → format index map.
+        available bool[1, N, T], heights float32[T] and the (ad, treatment) → the ad's own treatment index map.
         """
-        kinds = sorted({(name, h) for names, hs in zip(self.format_names, self.heights) for name, h in zip(names, hs)},
+        kinds = sorted({(name, h) for names, hs in zip(self.treatment_names, self.heights) for name, h in zip(names, hs)},
                        key=lambda k: (k[1], k[0]))
         index = {k: t for t, k in enumerate(kinds)}
         n, t, k = self.num_ads, len(kinds), self.num_positions
@@ -49,7 +52,7 @@ class AuctionInstance:
         available = np.zeros((1, n, t), bool)
         format_of = np.full((n, t), -1, np.int32)
         for ad in range(n):
-            for f, (name, h) in enumerate(zip(self.format_names[ad], self.heights[ad])):
+            for f, (name, h) in enumerate(zip(self.treatment_names[ad], self.heights[ad])):
                 ctr[0, ad, index[(name, h)]] = self.ctr[ad][f]
                 available[0, ad, index[(name, h)]] = True
                 format_of[ad, index[(name, h)]] = f
@@ -111,7 +114,7 @@ def from_json(data: Any) -> AuctionInstance:
                              for j, f in enumerate(formats)))
         rows = ctr[i]
         if not isinstance(rows, list) or len(rows) != len(formats):
-            raise InstanceError(f"instance.ctr[{i}]: expected {len(formats)} rows (one per format)")
+            raise InstanceError(f"instance.ctr[{i}]: expected {len(formats)} rows (one per treatment)")
         matrix = []
         for j, row in enumerate(rows):
             if not isinstance(row, list) or len(row) != num_positions:
@@ -127,7 +130,7 @@ def from_dense(ctr: np.ndarray, bid: np.ndarray, reserve: np.ndarray, available:
                treatment_names: tuple[str, ...] | None = None) -> AuctionInstance:
     """One query of the batched solver's arrays (ctr[N, T, K], bid[N], reserve[N], available[N, T]) as an instance.
 
-    Each ad's formats are its available treatments, in treatment order.
+    Each ad's treatments are those available to it, in catalogue order.
     """
     num_ads, num_treatments, num_positions = ctr.shape
     available = np.ones((num_ads, num_treatments), bool) if available is None else np.asarray(available, bool)
@@ -146,7 +149,7 @@ def separable(bids: list[float], reserves: list[float], quality: list[float], po
               space_budget: float | None = None) -> AuctionInstance:
     """An instance with ctr = quality[ad] × position_effects[p] × multiplier[treatment] (the teaching setting).
 
-    treatments: (name, height, examination multiplier); available[ad][t] says which formats each ad has
+    treatments: (name, height, examination multiplier); available[ad][t] says which treatments each ad has
     (default: all). Raises InstanceError on inconsistent lengths.
     """
     n = len(bids)

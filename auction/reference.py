@@ -1,9 +1,9 @@
 """The exact reference solver: brute-force enumeration of every feasible slate, for small inputs of any shape.
 
-Conventions (shared/auction_cases): a slate is an ordered list of distinct (ad, format) pairs filling
+Conventions (shared/auction_cases): a slate is an ordered list of distinct (ad, treatment) pairs filling
 positions 0..m−1, m ≤ K, heights within the budget, only ads with bid > reserve. Ties: maximise the
 objective exactly, then fewer ads, then the lexicographically larger vector of per-position
-contributions, then the lexicographically smaller list of (ad, format). With `exact=True` the
+contributions, then the lexicographically smaller list of (ad, treatment). With `exact=True` the
 arithmetic is rational (each float is read as the decimal it prints as), as in the reference cases.
 
 VCG's CTRs are made non-increasing along positions first (`monotone_ctr`: each row's running minimum
@@ -23,7 +23,7 @@ from auction.reserves import RESERVE_MODES, ReserveMode
 
 @dataclass(frozen=True)
 class Slate:
-    picks: tuple[tuple[int, int], ...]  # (ad, format) by position
+    picks: tuple[tuple[int, int], ...]  # (ad, treatment) by position
     ctrs: tuple  # each pick's CTR at its position
     contributions: tuple  # each pick's term of the objective
 
@@ -53,15 +53,15 @@ class Outcome:
         ads = []
         for ad in range(instance.num_ads):
             shown = ad in position
-            fmt = self.slate.picks[position[ad]][1] if shown else None
+            treatment = self.slate.picks[position[ad]][1] if shown else None
             ads.append({
-                "ad": ad, "shown": shown, "position": position.get(ad), "format": fmt,
+                "ad": ad, "shown": shown, "position": position.get(ad), "format": treatment,
                 "ctr": float(self.slate.ctrs[position[ad]]) if shown else 0.0,
                 "payment": self.payments.get(ad, 0.0), "price_per_click": self.prices.get(ad),
             })
         return {
             "mechanism": self.mechanism,
-            "allocation": [{"position": p, "ad": a, "format": f, "format_name": instance.format_names[a][f]}
+            "allocation": [{"position": p, "ad": a, "format": f, "format_name": instance.treatment_names[a][f]}
                            for p, (a, f) in enumerate(self.slate.picks)],
             "ads": ads,
             "welfare": self.welfare,
@@ -82,17 +82,17 @@ def _numbers(instance: AuctionInstance, exact: bool):
 
 
 def monotone_ctr(rows):
-    """Each CTR row (one ad and format, by position) replaced by its running minimum from the top."""
-    return [[list(itertools.accumulate(row, min)) for row in formats] for formats in rows]
+    """Each CTR row (one ad and treatment, by position) replaced by its running minimum from the top."""
+    return [[list(itertools.accumulate(row, min)) for row in treatments] for treatments in rows]
 
 
 def feasible_placements(instance: AuctionInstance, eligible: list[int], heights, budget):
-    """Every feasible slate as picks ((ad, format), …) — the null slate first."""
+    """Every feasible slate as picks ((ad, treatment), …) — the null slate first."""
     for length in range(0, min(instance.num_positions, len(eligible)) + 1):
         for ads in itertools.permutations(eligible, length):
-            for formats in itertools.product(*(range(len(heights[a])) for a in ads)):
-                if budget is None or sum((heights[a][f] for a, f in zip(ads, formats)), start=0) <= budget:
-                    yield tuple(zip(ads, formats))
+            for treatments in itertools.product(*(range(len(heights[a])) for a in ads)):
+                if budget is None or sum((heights[a][f] for a, f in zip(ads, treatments)), start=0) <= budget:
+                    yield tuple(zip(ads, treatments))
 
 
 def _tie_key(slate: Slate):
@@ -127,7 +127,7 @@ def _line_threshold(chosen: Slate, ad: int, slates: list[Slate], weight_offset) 
 
 
 def solve(instance: AuctionInstance, mode: ReserveMode = "cost", exact: bool = True) -> Outcome:
-    """VCG over (ad, format, position) with the null set and per-click reserves.
+    """VCG over (ad, treatment, position) with the null set and per-click reserves.
 
     `cost`: maximise Σ (bid − reserve)·ctr, Clarke payments on that objective.
     `filter`: drop ads with bid ≤ reserve, maximise Σ bid·ctr, threshold (Myerson) payments.
@@ -172,11 +172,11 @@ def solve(instance: AuctionInstance, mode: ReserveMode = "cost", exact: bool = T
 
 
 def gsp(instance: AuctionInstance, exact: bool = True) -> Outcome:
-    """GSP for single-format separable inputs: rank by bid × quality, pay next eligible score / own quality ≥ reserve."""
+    """GSP for single-treatment separable inputs: rank by bid × quality, pay next eligible score / own quality ≥ reserve."""
     bids, reserves, ctr, _, _ = _numbers(instance, exact)
-    if any(len(formats) != 1 for formats in ctr):
-        raise InstanceError("gsp: needs exactly one format per ad (use vcg for UI treatments)")
-    rows = [formats[0] for formats in ctr]
+    if any(len(treatments) != 1 for treatments in ctr):
+        raise InstanceError("gsp: needs exactly one treatment per ad (use vcg for several)")
+    rows = [treatments[0] for treatments in ctr]
     reference = max(range(len(rows)), key=lambda a: rows[a][0])
     top = rows[reference][0]
     if top == 0:
@@ -203,24 +203,24 @@ def gsp(instance: AuctionInstance, exact: bool = True) -> Outcome:
 
 
 def explain(outcome: Outcome, instance: AuctionInstance) -> str:
-    """A human-readable account: who won where, in which format, what each pays and why."""
+    """A human-readable account: who won where, in which treatment, what each pays and why."""
     lines = [f"Mechanism {outcome.mechanism}: {len(outcome.slate.picks)} of {instance.num_ads} ads shown "
              f"in {instance.num_positions} positions" + (f", page height budget {instance.space_budget:g}"
                                                          if instance.space_budget is not None else "") + "."]
     if outcome.mechanism != "gsp":
-        raised = [(a, f) for a, formats in enumerate(instance.ctr) for f, row in enumerate(formats)
+        raised = [(a, f) for a, treatments in enumerate(instance.ctr) for f, row in enumerate(treatments)
                   if any(later > earlier for earlier, later in itertools.pairwise(row))]
         lines.append("CTRs are made non-increasing along positions before the auction runs (each ad's CTR at a "
                      "position is the smallest at that position or above), so no payment is below reserve × CTR"
-                     + (": this changed " + ", ".join(f"ad {a} as {instance.format_names[a][f]!r}" for a, f in raised)
+                     + (": this changed " + ", ".join(f"ad {a} as {instance.treatment_names[a][f]!r}" for a, f in raised)
                         + "." if raised else "; every CTR here already was."))
     if not outcome.slate.picks:
         lines.append("Nothing is shown: no ad has bid > reserve with a positive contribution (the null set).")
-    for position, ((ad, fmt), ctr) in enumerate(zip(outcome.slate.picks, outcome.slate.ctrs)):
+    for position, ((ad, treatment), ctr) in enumerate(zip(outcome.slate.picks, outcome.slate.ctrs)):
         bid, reserve = instance.bids[ad], instance.reserves[ad]
         price, payment = outcome.prices[ad], outcome.payments[ad]
-        head = (f"Position {position}: ad {ad} as {instance.format_names[ad][fmt]!r} (height "
-                f"{instance.heights[ad][fmt]:g}), CTR {float(ctr):.6g}, bid {bid:g}/click, reserve {reserve:g}.")
+        head = (f"Position {position}: ad {ad} as {instance.treatment_names[ad][treatment]!r} (height "
+                f"{instance.heights[ad][treatment]:g}), CTR {float(ctr):.6g}, bid {bid:g}/click, reserve {reserve:g}.")
         others = outcome.objective - (bid - reserve) * float(ctr)
         if outcome.mechanism == "vcg_cost":
             why = (f"  Pays {price:.6g}/click = {payment:.6g} per view: its reserve cost {reserve * float(ctr):.6g} plus "

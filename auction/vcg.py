@@ -14,7 +14,7 @@ Two reserve semantics (static `mode`):
   payment W*(ad i bidding its reserve) − (others' welfare in A*).
 
 Why enumeration is exact. Group the (ad, treatment) choices: without a budget a group is an ad's best
-treatment at a position; with a budget a group is one treatment (all ads' formats of one treatment have
+treatment at a position; with a budget a group is one treatment (all ads' variants of one treatment have
 the same height). Any optimum — also with an ad removed or lowered to its reserve — places at each
 position an ad from the top K+1 of its group's list there: were it not, one of those K+1 is unused,
 fits the same height and is worth at least as much. So every slate over the top-(K+1) lists (with a

@@ -48,7 +48,7 @@ def test_app_reports_a_bad_override_in_one_line():
 def test_auction_explorer_shows_vcg_and_gsp_side_by_side():
     at = _app().switch_page(EXPLORER).run()
     assert not at.exception and not at.error
-    assert [s.value for s in at.subheader] == ["VCG (cost reserves, all formats)", "GSP (text only)"]
+    assert [s.value for s in at.subheader] == ["VCG (cost reserves, all treatments)", "GSP (text only)"]
     revenue = [m.value for m in at.metric if m.label == "Revenue per view"]
     assert len(revenue) == 2 and all(float(v) > 0 for v in revenue)
     assert "Position 0: ad" in at.text[0].value

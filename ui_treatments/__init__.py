@@ -1,4 +1,4 @@
-"""The UI treatment catalogue: formats an ad can be shown in, read by the world, the model and the auction."""
+"""The UI treatment catalogue: the ways an ad can be shown (its formats), read by the world, the model and the auction."""
 
 from ui_treatments.catalogue import CATALOGUE, Treatment, treatment_arrays, treatments_by_name
 

@@ -1,4 +1,4 @@
-"""Treatment catalogue: each format's name, page height, U-tower features and true examination effect.
+"""Treatment catalogue: each treatment's name, page height, U-tower features and true examination effect.
 
 The simulator's click model reads `examination_multiplier`, the model's U tower reads `features`,
 and the auction reads `height`; this module is the one place all three come from.
@@ -16,7 +16,7 @@ class Treatment:
     """One UI treatment (ad format)."""
 
     name: str
-    height: int  # lines of page space the format takes
+    height: int  # lines of page space the treatment takes
     examination_multiplier: float  # true effect on the user's examination probability (text = 1)
     features: tuple[int, ...]  # binary features the U tower sees: (has_extensions, has_image)
 

@@ -81,7 +81,7 @@ else:
     st.subheader("Auction snapshots")
     minute = st.slider("Simulated minute", 0.0, float(output.scenario.run.duration_hours * 60.0), 0.0,
                        step=float(output.scenario.run.tick_minutes))
-    st.caption("The first queries of that tick: each shown ad with its slot, format, predicted and true CTR, "
+    st.caption("The first queries of that tick: each shown ad with its slot, treatment, predicted and true CTR, "
                "VCG price per click and whether the user clicked.")
     st.dataframe(auction_snapshot(output, minute), hide_index=True)
     with st.expander("Summary numbers"):

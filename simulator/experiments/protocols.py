@@ -19,7 +19,7 @@ from simulator.world.ground_truth import World
 
 
 def auction_revenue(seed: int, scenario_path: str | Path, ticks: int = 60) -> dict:
-    """VCG against GSP on the world's own queries (text format, true CTRs, no reserve): GSP at the same truthful
+    """VCG against GSP on the world's own queries (the text treatment, true CTRs, no reserve): GSP at the same truthful
     bids, and GSP at its lowest envy-free equilibrium bids B*.
 
     The click model is separable here (CTR = relevance × position effect), where two theorems hold page by

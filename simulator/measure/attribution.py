@@ -28,15 +28,15 @@ def _shown_counts(frame, contexts: np.ndarray, ads: np.ndarray, t: int, k: int) 
 
 
 def served_treatment(pctr: np.ndarray) -> np.ndarray:
-    """int[P, N]: the format the auction would give each probed candidate at the top — its highest-pCTR
+    """int[P, N]: the treatment the auction would give each probed candidate at the top — its highest-pCTR
     treatment there (without a height budget VCG takes each ad's best treatment: bid and reserve are per ad)."""
     return np.argmax(pctr[:, :, :, 0], axis=2)
 
 
 def _attribution(probes: dict, examination: np.ndarray, frame, half: float) -> dict:
     """Credit attribution and accuracy on rarely shown (query context, ad, treatment, position) cells, from the
-    probes of the second half: learned vs true position effect in the format the auction would serve each
-    candidate, treatment effects against the format served most, learned vs true ad quality there."""
+    probes of the second half: learned vs true position effect in the treatment the auction would serve each
+    candidate, treatment effects against the treatment served most, learned vs true ad quality there."""
     from scipy.stats import spearmanr
 
     late = probes["minute"] >= half  # the second half of simulated time
@@ -56,13 +56,13 @@ def _attribution(probes: dict, examination: np.ndarray, frame, half: float) -> d
     served = served_treatment(pctr)  # [P, N]
     at_served = np.take_along_axis(log_pctr, served[:, :, None, None], axis=2)[:, :, 0, :]  # [P, N, K]
     true_at_served = np.log(examination[served])  # [P, N, K]
-    learned_position = at_served[:, :, 1:] - at_served[:, :, :1]  # vs the top, in the served format
+    learned_position = at_served[:, :, 1:] - at_served[:, :, :1]  # vs the top, in the served treatment
     true_position = true_at_served[:, :, 1:] - true_at_served[:, :, :1]
     result["position_effect_error"] = float(np.abs(learned_position - true_position)[valid].mean())
     result["learned_position_effect"] = np.exp(learned_position[valid].mean(axis=0)).tolist()
     result["true_position_effect"] = np.exp(true_position[valid].mean(axis=0)).tolist()
     counts = np.bincount(frame["treatment"].to_numpy().astype(np.int64), minlength=t)
-    reference = int(np.argmax(counts))  # the format the auction served most
+    reference = int(np.argmax(counts))  # the treatment the auction served most
     others = [f for f in range(t) if f != reference]
     learned_treatment = log_pctr[:, :, others, 0] - log_pctr[:, :, reference:reference + 1, 0]  # at the top
     true_treatment = np.log(examination[others, 0] / examination[reference, 0])
@@ -72,7 +72,7 @@ def _attribution(probes: dict, examination: np.ndarray, frame, half: float) -> d
     result["treatment_effect_reference"] = reference
     result["treatment_effect_formats"] = others
     result["served_share_by_treatment"] = (counts / max(counts.sum(), 1)).tolist()
-    # ad quality: each ad's mean log CTR at (served format, top) over its probe appearances, learned vs true
+    # ad quality: each ad's mean log CTR at (served treatment, top) over its probe appearances, learned vs true
     true_top = np.log(np.maximum(np.take_along_axis(truth[:, :, :, 0], served[:, :, None], axis=2)[:, :, 0], 1e-9))
     ad, learned, true = ads[valid], at_served[:, :, 0][valid], true_top[valid]
     _, index, appearances = np.unique(ad, return_inverse=True, return_counts=True)
@@ -87,8 +87,8 @@ def _attribution(probes: dict, examination: np.ndarray, frame, half: float) -> d
 def feedback_loop(probes: dict, examination: np.ndarray, frame, scenario) -> dict:
     """The feedback-loop failure: does an ad underestimated early stay underestimated?
 
-    Per ad, the mean log(pCTR / true CTR) at the top in the format the auction would serve it (its
-    highest-pCTR format there) over its probe appearances in an early window (5–25 % of the run) and the
+    Per ad, the mean log(pCTR / true CTR) at the top in the treatment the auction would serve it (its
+    highest-pCTR treatment there) over its probe appearances in an early window (5–25 % of the run) and the
     last quarter. Underestimated = below −log 1.5. The hypothesis it tests: an underestimated ad is shown
     less (show rate: its impressions between the windows per candidate appearance), so its error is
     corrected slowly, while an overestimated one is shown and its clicks correct it.

@@ -33,11 +33,11 @@ METRIC_DOC = {
     "error_never_shown": "mean |log(pCTR / true CTR)| on probed (query context, ad, treatment, position) cells never "
                          "shown in the run",
     "error_rarely_shown": "same, shown 1–9 times", "error_often_shown": "same, shown ≥ 10 times",
-    "position_effect_error": "mean |log(learned / true)| of CTR(p) / CTR(top) in the format the auction would serve "
-                             "each probed ad (its highest-pCTR format at the top)",
-    "treatment_effect_error": "mean |log(learned / true)| of CTR(t, top) / CTR(format served most, top)",
+    "position_effect_error": "mean |log(learned / true)| of CTR(p) / CTR(top) in the treatment the auction would serve "
+                             "each probed ad (its highest-pCTR treatment at the top)",
+    "treatment_effect_error": "mean |log(learned / true)| of CTR(t, top) / CTR(treatment served most, top)",
     "quality_rank_correlation": "Spearman correlation over ads of learned vs true quality (mean log CTR at the top, "
-                                "in the format served, over the ad's probes in the second half)",
+                                "in the treatment served, over the ad's probes in the second half)",
     "stuck_underestimated": "of the ads underestimated early (pCTR < true / 1.5 in the 5–25 % window), the share "
                             "still underestimated in the last quarter",
     "stuck_overestimated": "the same for overestimated ads (pCTR > 1.5 × true), the comparison for the stuck share",

@@ -86,9 +86,9 @@ def attribution_figure(results: list[dict], seeds: list[int], arms: list[str]):
         axis.set_xticks(x + width * len(arms) / 2, labels)
         axis.legend(fontsize=8)
     reference = baseline_row["treatment_names"][baseline_row["treatment_effect_reference"]]
-    left.set(ylabel="CTR(slot) / CTR(top), in the format served",
+    left.set(ylabel="CTR(slot) / CTR(top), in the treatment served",
              title="Learned vs true position effect (mean, 95 % t-interval over seeds)")
-    right.set(ylabel=f"CTR(format) / CTR({reference}: served most), top slot", title="Learned vs true treatment effect")
+    right.set(ylabel=f"CTR(treatment) / CTR({reference}: served most), top slot", title="Learned vs true treatment effect")
     figure.tight_layout()
     return figure
 

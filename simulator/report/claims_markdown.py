@@ -64,13 +64,13 @@ def _irreproducibility_section(results: list[dict], seeds: list[int], arms: list
 
 
 def _attribution_section(results: list[dict], seeds: list[int], arms: list[str]) -> list[str]:
-    """Learned against true position and format effects, and errors by exposure."""
+    """Learned against true position and treatment effects, and errors by exposure."""
     lines = ["## Credit attribution", "",
-             "Does the model blame the ad or the slot? Learned vs true CTR(slot)/CTR(top) in the format the auction "
-             "would serve each probed ad, CTR(format)/CTR(format served most) at the top, from the probes of the "
-             "second half; errors on (query context, ad, format, position) cells by how often they were shown; the "
+             "Does the model blame the ad or the slot? Learned vs true CTR(slot)/CTR(top) in the treatment the auction "
+             "would serve each probed ad, CTR(treatment)/CTR(treatment served most) at the top, from the probes of the "
+             "second half; errors on (query context, ad, treatment, position) cells by how often they were shown; the "
              "rank correlation of learned vs true ad quality; and "
-             "misspecified models: `unfactorized` (one tower, position and format as inputs), `no_position` (the "
+             "misspecified models: `unfactorized` (one tower, position and treatment as inputs), `no_position` (the "
              "position feature removed), `tau_exp` (τ = exp, which matches the world's product-form click model; "
              "the baseline's sigmoid does not).", ""]
     lines += _arm_table(results, seeds, arms,

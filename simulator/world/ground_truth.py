@@ -2,7 +2,7 @@
 
 True CTR(q, a, t, p) = relevance(q, a) × examination(t, p), with
 relevance = sigmoid(base + advertiser quality + ad quality + topic match + intent) and
-examination = position_effect[p] × treatment multiplier[t] / max multiplier (so the best format at
+examination = position_effect[p] × treatment multiplier[t] / max multiplier (so the best treatment at
 the top is examined with probability 1). Everything here is known to the world, so the oracle CTR of
 every shown ad can be logged beside its click.
 """
