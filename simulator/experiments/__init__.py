@@ -1,3 +1,2 @@
-"""Experiments: arms (a name and config overrides), studies that are not arms, cells (an arm or study on a
-seed) run in parallel and cached, paired replays of two systems, the papers' claims as pre-registered tests,
-and scenario sweeps."""
+"""Experiments as data: studies read from TOML (arms, claims, tables), the protocols that are not arms, cells run
+by one runner (local processes or Ray) and cached, paired replays of two systems, and scenario sweeps."""

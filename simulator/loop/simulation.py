@@ -19,19 +19,18 @@ import numpy as np
 import simpy
 from flax import nnx
 
-from auction import AuctionOutcome, pad_rows, preferred_batch, resolve_ties, vcg_batch
-from auction.reserves import RESERVE_KINDS
-from models import Examples, Scorer
-from models.metrics import log_loss
+from auction import pad_rows
+from models import Scorer
 from simulator.config import Scenario
 from simulator.loop import checkpoint
-from simulator.loop.builders import build_trainer, training_order
+from simulator.loop.auctioneer import Auctioneer
+from simulator.loop.builders import build_trainer
 from simulator.loop.records import (ImpressionLog, PendingLog, ProbeRecord, Progress, PvChunk, TrainingDiverged,
                                     Unscored, chunk_bounds, query_context)
 from simulator.loop.results import RunOutput
 from simulator.loop.state import RunState, StateError, Wakeup, pytree_templates
-from simulator.loop.tick import (check_divergence, exploration_factors, probe_record, recent_pv_logloss,
-                                 shown_and_clicked)
+from simulator.loop.tick import (add_pv, check_divergence, exploration_factors, pop_ready, probe_record,
+                                 recent_pv_logloss, shown_and_clicked, split_scored)
 from simulator.world.ground_truth import QueryBatch, World, true_ctr
 
 _oracle_ctr = jax.jit(true_ctr)
@@ -61,13 +60,7 @@ class Simulation:
             self.trainer = build_trainer(scenario, self.world)
             self.scorer = Scorer(self.trainer)
             self.deployed = self.trainer.snapshot()
-        a = scenario.auction
-        budget = a.page_height_budget or None
-        self._reserves = RESERVE_KINDS[a.reserve_kind].per_candidate
-        self._auction_options = dict(mode=a.reserve_mode, space_budget=budget,
-                                     heights=tuple(map(float, self.world.treatment_heights)) if budget else None)
-        self._chunk_rows = preferred_batch(scenario.world.num_positions, scenario.world.candidates_per_query,
-                                           self._auction_options["heights"], budget)
+        self.auctioneer = Auctioneer.from_config(scenario, self.world.treatment_heights)
         self.deploy_version = 0
         self.rows: list[dict] = []
         self.log = ImpressionLog()
@@ -169,7 +162,7 @@ class Simulation:
         clock = time.perf_counter
         explore = exploration_factors(self.scenario.auction, self.scenario.run.seed, self._queries, batch)
         in_flight = []
-        for start, stop, size in chunk_bounds(batch.size, self._chunk_rows):
+        for start, stop, size in chunk_bounds(batch.size, self.auctioneer.chunk_rows):
             started = clock()
             if self.oracle:
                 ctr = _oracle_ctr(pad_rows(batch.relevance[start:stop], size), self.world.examination)
@@ -179,23 +172,20 @@ class Simulation:
                 ctr = jax.block_until_ready(ctr)
             scored = clock()
             bid, reserve = pad_rows(batch.bid[start:stop], size), pad_rows(batch.reserve[start:stop], size)
-            reserve = self._reserves(reserve, ctr)
-            ranked = ctr if explore is None else ctr * pad_rows(explore[start:stop], size)[:, :, None, None]
-            outcome = vcg_batch(ranked, bid, reserve, **self._auction_options)
+            outcome, inputs = self.auctioneer.start(ctr, bid, reserve,
+                                                    None if explore is None else pad_rows(explore[start:stop], size))
             if self.sync_stages:
                 outcome = jax.block_until_ready(outcome)
             self._timers["scoring"] += scored - started
             self._timers["auction"] += clock() - scored
-            in_flight.append((stop - start, outcome, (ranked, bid, reserve), ctr))
+            in_flight.append((stop - start, outcome, inputs, ctr))
         return in_flight
 
     def _settle(self, minute: float, batch: QueryBatch, in_flight: list) -> dict:
         """Collect the auction outcomes, draw clicks from the true CTR, log impressions; the tick's metric row."""
         clock = time.perf_counter
         waited = clock()
-        parts = [resolve_ties(AuctionOutcome(*(np.asarray(c)[:rows] for c in outcome)), *inputs, **self._auction_options)
-                 for rows, outcome, inputs, _ in in_flight]
-        outcome = AuctionOutcome(*(np.concatenate(column) for column in zip(*parts)))
+        outcome = self.auctioneer.finish(in_flight)
         after_auction = clock()
         self._timers["auction"] += after_auction - waited  # time not hidden behind the next tick's draw
         context = query_context(batch, self.scenario.world.num_intents)  # for the probes and the log
@@ -219,40 +209,24 @@ class Simulation:
 
     def _train_available(self, minute: float, flush: bool) -> None:
         """Train on every log whose training delay has passed (all of them with `flush`); record PV metrics."""
-        ready, truths = [], []
-        while self._pending and (flush or self._pending[0].available_minute <= minute):
-            _, examples, true_ctr = self._pending.popleft()
-            ready.append(examples)
-            truths.append(true_ctr)
-        examples = Examples.concat(ready) if ready else None
-        if examples is not None:
-            true_ctr = np.concatenate(truths)
-            if self.scenario.train.shuffle_seed:
-                order = training_order(examples.query, self.scenario.train.shuffle_seed)
-                examples, true_ctr = examples.take(order), true_ctr[order]
-            self._unscored.append(Unscored(examples.label, examples.weight, true_ctr, examples.query))
+        examples, unscored = pop_ready(self._pending, minute, flush, self.scenario.train.shuffle_seed)
+        if unscored is not None:
+            self._unscored.append(unscored)
         started = time.perf_counter()
         if self.oracle:
-            scored = sum(len(label) for label, *_ in self._unscored)
-            predictions = None
+            predictions, scored = None, sum(len(waiting.label) for waiting in self._unscored)
         else:
             predictions, scored = self.trainer.train(examples, flush=flush)
         self._timers["training"] += time.perf_counter() - started
         if scored == 0:
             return
-        columns = [np.concatenate(column) for column in zip(*self._unscored)]
-        self._unscored = [Unscored(*(c[scored:] for c in columns))] if scored < len(columns[0]) else []
-        label, weight, truth, query = (c[:scored] for c in columns)
-        predictions = truth if predictions is None else predictions
-        self.pv.append(PvChunk(minute, predictions, label, truth, weight, query))
+        done, self._unscored = split_scored(self._unscored, scored)
+        chunk = PvChunk(minute, done.truth if predictions is None else predictions, done.label, done.truth,
+                        done.weight, done.query)
+        self.pv.append(chunk)
         self._trained += scored
-        row = self.rows[-1]
-        row["trained_examples"] = row.get("trained_examples", 0) + scored
-        total_weight = float(weight.sum())
-        row["trained_weight"] = row.get("trained_weight", 0.0) + total_weight
-        row["pv_loss_sum"] = row.get("pv_loss_sum", 0.0) + total_weight * log_loss(predictions, label, weight)
-        row["oracle_loss_sum"] = row.get("oracle_loss_sum", 0.0) + total_weight * log_loss(truth, label, weight)
-        check_divergence(self.scenario.train, minute, predictions, self._trained, self.rows, self.oracle)
+        add_pv(self.rows[-1], chunk)
+        check_divergence(self.scenario.train, minute, chunk.prediction, self._trained, self.rows, self.oracle)
 
     # ---- running -------------------------------------------------------------------------------
     def run(self, checkpoint_dir: str | Path | None = None) -> RunOutput:

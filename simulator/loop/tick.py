@@ -1,11 +1,13 @@
-"""The pure parts of a tick's work: exploration noise, what was shown and clicked, the probes kept, the divergence
-check, recent PV loss.
+"""The pure parts of a tick's work: exploration noise, what was shown and clicked, the probes kept, the logs ready for
+training, the PV bookkeeping, the divergence check, recent PV loss.
 
 Each is a function of the tick's arrays and the run's counters, with no state of its own, so the loop's state
 stays in `Simulation` (and `RunState`) alone.
 """
 
 from __future__ import annotations
+
+import collections
 
 import numpy as np
 
@@ -15,8 +17,8 @@ from models import Examples
 from models.config import TrainConfig
 from models.metrics import log_loss
 from simulator.config import Scenario
-from simulator.loop.builders import sampling_rates, uniform_hash
-from simulator.loop.records import PendingLog, ProbeRecord, PvChunk, TrainingDiverged
+from simulator.loop.builders import sampling_rates, training_order, uniform_hash
+from simulator.loop.records import PendingLog, ProbeRecord, PvChunk, TrainingDiverged, Unscored
 from simulator.world.ground_truth import QueryBatch
 
 EXPLORATION_STREAM = 0xE7  # spawn key of the exploration generator (the world's streams use 0xAD)
@@ -128,3 +130,38 @@ def recent_pv_logloss(pv: list[PvChunk], examples: float = 20_000) -> float:
         if count >= examples:
             break
     return losses / count if count else float("nan")
+
+
+def pop_ready(pending: collections.deque[PendingLog], minute: float, flush: bool,
+              shuffle_seed: int) -> tuple[Examples | None, Unscored | None]:
+    """Take from `pending` every log whose training delay has passed (all of them with `flush`), in training order
+    (`train.shuffle_seed` > 0 shuffles whole queries), and what progressive validation keeps of them."""
+    ready, truths = [], []
+    while pending and (flush or pending[0].available_minute <= minute):
+        _, examples, true_ctr = pending.popleft()
+        ready.append(examples)
+        truths.append(true_ctr)
+    if not ready:
+        return None, None
+    examples, true_ctr = Examples.concat(ready), np.concatenate(truths)
+    if shuffle_seed:
+        order = training_order(examples.query, shuffle_seed)
+        examples, true_ctr = examples.take(order), true_ctr[order]
+    return examples, Unscored(examples.label, examples.weight, true_ctr, examples.query)
+
+
+def split_scored(unscored: list[Unscored], scored: int) -> tuple[Unscored, list[Unscored]]:
+    """The first `scored` examples waiting for their PV predictions, and the rest (still waiting)."""
+    columns = [np.concatenate(column) for column in zip(*unscored)]
+    rest = [Unscored(*(c[scored:] for c in columns))] if scored < len(columns[0]) else []
+    return Unscored(*(c[:scored] for c in columns)), rest
+
+
+def add_pv(row: dict, chunk: PvChunk) -> None:
+    """Add a PV chunk's examples, weight and weighted log-loss sums (the model's and the oracle's) to a tick's row."""
+    total_weight = float(chunk.weight.sum())
+    row["trained_examples"] = row.get("trained_examples", 0) + len(chunk.label)
+    row["trained_weight"] = row.get("trained_weight", 0.0) + total_weight
+    row["pv_loss_sum"] = row.get("pv_loss_sum", 0.0) + total_weight * log_loss(chunk.prediction, chunk.label, chunk.weight)
+    row["oracle_loss_sum"] = row.get("oracle_loss_sum", 0.0) + total_weight * log_loss(chunk.truth, chunk.label,
+                                                                                        chunk.weight)
