@@ -50,19 +50,19 @@ class AuctionInstance:
         n, t, k = self.num_ads, len(kinds), self.num_positions
         ctr = np.zeros((1, n, t, k), np.float32)
         available = np.zeros((1, n, t), bool)
-        format_of = np.full((n, t), -1, np.int32)
+        own_index = np.full((n, t), -1, np.int32)
         for ad in range(n):
             for f, (name, h) in enumerate(zip(self.treatment_names[ad], self.heights[ad])):
                 ctr[0, ad, index[(name, h)]] = self.ctr[ad][f]
                 available[0, ad, index[(name, h)]] = True
-                format_of[ad, index[(name, h)]] = f
+                own_index[ad, index[(name, h)]] = f
         return {
             "ctr": ctr,
             "bid": np.asarray([self.bids], np.float32),
             "reserve": np.asarray([self.reserves], np.float32),
             "available": available,
             "heights": np.asarray([h for _, h in kinds], np.float32),
-            "format_of": format_of,
+            "own_index": own_index,
         }
 
 

@@ -150,7 +150,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """`adfloor report [STUDY]` and `adfloor experiment STUDY`: run a study's cells (cached) and write its report."""
-    import dataclasses
     import shutil
 
     from simulator.experiments.study import load_study, study_file
@@ -158,11 +157,13 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     study = load_study(args.study or study_file("claims"))
     if args.scenario:
-        study = dataclasses.replace(study, scenario=Path(args.scenario).resolve())
+        study = study.on_scenario(args.scenario)
     seeds, hours, arms = study.plan(args.quick, args.seeds, args.first_seed, args.hours)
     arms = args.arms or arms
-    default_out = Path("runs/report-quick") if args.quick else Path("docs/results") if args.study is None \
-        else Path("runs") / study.name
+    if args.study is None:  # the claims report
+        default_out = Path("runs/report-quick" if args.quick else "docs/results")
+    else:
+        default_out = Path("runs") / (study.name + ("-quick" if args.quick else ""))
     out = Path(args.out) if args.out else default_out
     cache = Path(args.cache)
     if args.fresh:
@@ -198,9 +199,11 @@ def _runner_arguments(parser: argparse.ArgumentParser) -> None:
 def _study_arguments(parser: argparse.ArgumentParser, quick_help: str) -> None:
     """The flags `report` and `experiment` share."""
     parser.add_argument("--quick", action="store_true", help=quick_help)
-    parser.add_argument("--scenario", help="run every arm on this scenario instead of the study's")
+    parser.add_argument("--scenario", help="run every arm on this scenario (a shipped name or a .toml file) instead "
+                                            "of the study's")
     parser.add_argument("--seeds", type=int, help="number of seeds from --first-seed (default: the study's)")
-    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--first-seed", type=int, help="the first of --seeds seeds (default 0; alone: the study's "
+                                                        "number of seeds from here)")
     parser.add_argument("--hours", type=float, help="simulated hours per run (default: the study's)")
     parser.add_argument("--arms", nargs="+", help="only these arms (and the baseline)")
     _runner_arguments(parser)
@@ -290,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "(the claims study: 3 seeds × 0.5 h, under 10 min on 2 cores); writes to runs/report-quick")
     exp = commands.add_parser("experiment", help="run a study file (arms, seeds, claims, tables) and write its report")
     exp.add_argument("study", help="study TOML file (format: docs/studies.md; e.g. studies/example.toml)")
-    exp.add_argument("--out", help="output folder (default runs/<study name>)")
+    exp.add_argument("--out", help="output folder (default runs/<study name>, runs/<study name>-quick with --quick)")
     _study_arguments(exp, "the study's [quick] seeds and hours, its claims' and sections' arms only")
     app = commands.add_parser("app", help="start the Streamlit app on 127.0.0.1")
     app.add_argument("--port", type=int, default=8501)

@@ -194,11 +194,11 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 
 
 def shipped(folder: str) -> Path:
-    """Where the files the package ships live ("scenarios", "studies"): the source checkout's top-level folder, or
-    in an installed wheel the package data it became (`simulator/<folder>`, pyproject.toml's package-dir)."""
+    """Where the files the package ships live ("scenarios", "studies"): in an installed wheel the package data they
+    became (`simulator/<folder>`, pyproject.toml's package-dir), else the source checkout's top-level folder."""
     here = Path(__file__).resolve().parent
-    checkout = here.parent / folder
-    return checkout if checkout.is_dir() else here / folder
+    installed = here / folder
+    return installed if installed.is_dir() else here.parent / folder
 
 
 SCENARIOS = shipped("scenarios")
@@ -222,12 +222,12 @@ def read_toml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"scenario file {str(path)!r}: not UTF-8 text") from None
 
 
-def load(path: str | Path | None = None, overrides: list[str] | None = None, seed: int | None = None) -> Scenario:
-    """Load a scenario file or a shipped scenario by name ("default", "smoke"), or the defaults without either;
-    apply overrides and an optional seed, validate."""
-    if path is not None and not str(path).endswith(".toml") and scenario_file(str(path)).is_file():
+def load(path: str | Path | dict | None = None, overrides: list[str] | None = None, seed: int | None = None) -> Scenario:
+    """Load a scenario file, a shipped scenario by name ("default", "smoke"), a file's raw tables (a dict, as a
+    worker on another machine gets them) or the defaults; apply overrides and an optional seed, validate."""
+    if isinstance(path, (str, Path)) and not str(path).endswith(".toml") and scenario_file(str(path)).is_file():
         path = scenario_file(str(path))
-    data = read_toml(path) if path is not None else {}
+    data = path if isinstance(path, dict) else read_toml(path) if path is not None else {}
     extra = list(overrides or [])
     if seed is not None:
         extra.append(f"run.seed={seed}")

@@ -33,7 +33,7 @@ def test_batched_matches_reference_case(case, mode):
     dense = instance.to_dense()
     out = _batched(dense, instance.space_budget, mode)
     expected = case["expected"][MODES[mode]]
-    shown = [(p, int(a), int(dense["format_of"][a, t])) for p, (a, t) in enumerate(zip(out.ad[0], out.treatment[0])) if a >= 0]
+    shown = [(p, int(a), int(dense["own_index"][a, t])) for p, (a, t) in enumerate(zip(out.ad[0], out.treatment[0])) if a >= 0]
     assert shown == [(x["position"], x["ad"], x["format"]) for x in expected["allocation"]]
     scale = max(expected["welfare"], 1e-30)
     for p, ad, _ in shown:

@@ -285,7 +285,7 @@ def test_attribution_reads_the_served_format_and_counts_cells_per_query_context(
     result = _attribution(probes, examination, frame, half=5.0)  # probes at minute 10: the second half
     assert result["position_effect_error"] == pytest.approx(0.0, abs=1e-12)
     assert result["learned_position_effect"] == pytest.approx([0.5])
-    assert result["treatment_effect_reference"] == 1 and result["treatment_effect_formats"] == [0]
+    assert result["treatment_effect_reference"] == 1 and result["treatment_effect_others"] == [0]
     assert result["learned_treatment_effect"] == pytest.approx([0.5]) and result["treatment_effect_error"] == pytest.approx(0)
     # error is 0 everywhere but at the text format's second slot (pCTR 0.045 against 0.025 on both probes); shown
     # ≥ 10 times: only (context 0, ad 7, format 1, top), whose error is 0; the other 7 cells were never shown

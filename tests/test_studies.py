@@ -60,7 +60,7 @@ def test_the_claims_study_is_the_report_it_replaced():
     study = load_study(study_file("claims"))
     assert len(study.claims) == 14 and len(study.tables) == 12 and len(study.arms) == 37
     assert study.auction and study.batch_scaling.epochs == 6 and set(study.frontiers) == {"smelu", "deep"}
-    assert (study.seeds, study.hours, study.quick_seeds, study.quick_hours) == ((0, 1, 2, 3, 4), 24.0, 3, 0.5)
+    assert (study.seeds, study.hours, study.quick_seeds, study.quick_hours) == ((0, 1, 2, 3, 4), 24.0, (0, 1, 2), 0.5)
     explained = [c.id for c in study.claims if c.why_not]  # studies/claims_why.md, read when the study loads
     assert len(explained) == 13 and "Table 3's measure" in next(c.why_not for c in study.claims
                                                                  if c.id == "bias_constraints_cut_churn")
@@ -84,6 +84,13 @@ def test_the_claims_study_is_the_report_it_replaced():
     ("[arms.baseline]\n", "", r"arms\.baseline: required"),
     ("[arms.rank]", "[arms.auction]", r"arms\.auction: the name is taken by a protocol"),
     ('id = "c"', 'id = "c"\nmargin = -1', r"claims\[0\]\.margin: expected a number ≥ 0"),
+    ('id = "c"', 'id = "my claim"', r"claims\[0\]\.id: 'my claim': use letters, digits"),
+    ('"baseline.per_query_auc"', '"baseline.pd"', r"'baseline\.pd': arm 'baseline' runs no replica, so it has no pd"),
+    ('"rank.per_query_auc"', '"rank.test_auc"', r"test_auc is a batch-scaling protocol number"),
+    ('"rank.per_query_auc"', '"rank.component_spread"', r"arm 'rank' is no ensemble"),
+    ("[arms.baseline]\n", '[arms.baseline]\nnuisance = "order"\n', r"arms\.baseline\.nuisance: only an arm with replica"),
+    ('arms = ["baseline", "rank"]', 'arms = ["rank"]', r"tables\[0\]\.arms: a table compares at least two arms"),
+    ('scenario = "', 'scenario = "nowhere.toml"\n#', r"scenario: no such scenario 'nowhere\.toml'"),
 ])
 def test_a_typo_is_a_one_line_error_naming_its_place(tmp_path, old, new, message):
     assert old in STUDY
@@ -98,8 +105,46 @@ def test_explanations_are_read_and_must_name_claims(tmp_path):
     assert study.claims[0].why_not == "The world has no such effect."
     with pytest.raises(StudyError, match="explanations: section 'd' names no claim"):
         load_study(_study(tmp_path, text, why="## d\n\nA reason for a claim that is not there.\n"))
+    with pytest.raises(StudyError, match="explanations: section 'my-claim' names no claim"):  # any heading counts
+        load_study(_study(tmp_path, text, why="## c\n\nA reason.\n\n## my-claim\n\nA typo's reason.\n"))
     with pytest.raises(StudyError, match="explanations: no such file"):
         load_study(_study(tmp_path, text.replace("why.md", "gone.md")))
+
+
+def test_the_seeds_hours_and_arms_a_run_uses(tmp_path):
+    study = load_study(_study(tmp_path, STUDY.replace("seeds = 2", "seeds = [3, 7]") + "[quick]\nseeds = [5, 9]\nhours = 0.05\n"))
+    assert study.plan() == ([3, 7], 0.1, None)  # the study's own
+    assert study.plan(quick=True) == ([5, 9], 0.05, ["baseline", "rank"])  # its [quick] seeds, not a count of them
+    assert study.plan(seeds=3) == ([0, 1, 2], 0.1, None) and study.plan(seeds=2, first_seed=0) == ([0, 1], 0.1, None)
+    assert study.plan(first_seed=10, hours=2.0) == ([10, 11], 2.0, None)  # the study's number of seeds, from 10
+    with pytest.raises(StudyError, match="at least 2 seeds"):
+        study.plan(seeds=1)
+    with pytest.raises(StudyError, match="--quick: the study .* has no \\[quick\\] table"):
+        load_study(_study(tmp_path)).plan(quick=True)
+
+
+def test_a_cell_key_holds_the_whole_arm_and_the_scenario(tmp_path):
+    from simulator.experiments.cells import Cell
+
+    study = load_study(_study(tmp_path))
+    single = dataclasses.replace(study, arms={**study.arms, "rank": dataclasses.replace(study.arms["rank"], replica=False)})
+    order = dataclasses.replace(study, arms={**study.arms, "rank": dataclasses.replace(study.arms["rank"], nuisance="order")})
+    keys = {Cell("rank", 0, 0.1).key(s) for s in (study, single, order, study.on_scenario("default"))}
+    assert len(keys) == 4  # a cached replica arm never answers for a single one, nor one scenario for another
+    assert Cell("rank", 0, 0.1).key(study) == Cell("rank", 0, 0.1).key(load_study(_study(tmp_path)))
+    with pytest.raises(StudyError, match="--scenario: no such scenario 'nowhere'"):
+        study.on_scenario("nowhere")
+
+
+def test_a_worker_that_dies_is_a_recorded_failure():
+    import os
+
+    from simulator.experiments.runner import Job, run_jobs
+
+    outcomes = []
+    counts = run_jobs([Job("dies", "a cell whose process exits", os._exit, (3,))], finished=lambda job: False,
+                      store=outcomes.append, workers=1)
+    assert counts["failed"] == 1 and outcomes[0].failed and "worker lost" in outcomes[0].error
 
 
 def test_a_user_study_runs_from_the_cli_cached_and_resumable(tmp_path, capsys):

@@ -33,6 +33,10 @@ def test_plan_crosses_grid_random_draws_and_seeds(tmp_path):
     rates = {dict(c.overrides)["train.learning_rate"] for c in sweep.cells}
     assert len(rates) == 3 and all(0.01 <= r <= 0.1 for r in rates)
     assert len({c.cell_id for c in sweep.cells}) == len(sweep.cells)
+    # a changed [set] table (or base scenario) gives new cell ids: finished cells of the old one are not reused
+    edited = plan(_sweep_file(tmp_path, text.replace('"run.duration_hours" = 0.2', '"run.duration_hours" = 0.3')))
+    assert [dict(c.overrides) for c in edited.cells] == [dict(c.overrides) for c in sweep.cells]
+    assert not {c.cell_id for c in edited.cells} & {c.cell_id for c in sweep.cells}
 
 
 @pytest.mark.parametrize("text, field", [

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from models.trainer import Examples
+from simulator import config
 from simulator.experiments.protocols import auction_revenue, batch_scaling
 from simulator.experiments.runner import Job, Outcome, run_jobs
 from simulator.experiments.study import Arm, Study
@@ -19,9 +20,9 @@ from simulator.measure.irreproducibility import irreproducibility
 from simulator.measure.runs import clipped_share, component_spread, run_metrics
 
 
-def run_arm(arm: Arm, seed: int, hours: float, scenario_path: str | Path) -> dict:
+def run_arm(arm: Arm, seed: int, hours: float, scenario: str | Path | dict) -> dict:
     """Run one arm on one seed (and, for replica arms, its replica and open-loop control); return its numbers."""
-    scenario, replica_scenario = arm.scenarios(seed, hours, scenario_path)
+    scenario, replica_scenario = arm.scenarios(seed, hours, scenario)
     started = time.perf_counter()
     measures_trainer = scenario.model.ensemble_size > 1 or scenario.train.cowclip  # needs the logs afterwards
     simulation = Simulation(scenario, sync_stages=True, keep_training_logs=arm.replica or measures_trainer)
@@ -44,8 +45,9 @@ def run_arm(arm: Arm, seed: int, hours: float, scenario_path: str | Path) -> dic
 # Part of every cell's cache key: bump it when a measurement's definition or the loop's results change, so a
 # cache never serves numbers computed under old definitions (2: issue #14 — padding steps, the monotone
 # auction rule, PD on fixed example sets, Table 3's ads/query churn, the final window in simulated time; 3: the
-# "second half" windows in simulated time, PD over time weighted by examples).
-MEASUREMENTS_VERSION = 3
+# "second half" windows in simulated time, PD over time weighted by examples; 4: studies as data — the key holds
+# whether the arm runs a replica, and the treatment-effect result says treatment_effect_others).
+MEASUREMENTS_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -58,9 +60,10 @@ class Cell:
     hours: float
 
     def key(self, study: Study) -> str:
-        """The cache id: the arm's overrides, the hours and the scenario's text (and the measurements' version)."""
+        """The cache id: the arm's whole definition (overrides, replica, nuisance), the hours and the scenario's text
+        (and the measurements' version): two studies share a cell only where they would compute the same numbers."""
         arm = study.arms.get(self.arm)
-        overrides = () if arm is None else (*arm.overrides, *(() if arm.nuisance == "init" else (arm.nuisance,)))
+        overrides = () if arm is None else (*arm.overrides, f"replica={arm.replica}", f"nuisance={arm.nuisance}")
         if self.arm == "batch_scaling":
             overrides = (*(f"{name}: {' '.join(o)}" for name, o in study.batch_scaling.settings.items()),
                          f"epochs {study.batch_scaling.epochs}")
@@ -69,14 +72,16 @@ class Cell:
         return f"{self.arm}-seed{self.seed}-{digest.hexdigest()[:10]}"
 
     def job(self, study: Study) -> Job:
-        label = f"{self.arm:17s} seed {self.seed}"
+        """The cell as the runner's job; it carries the scenario's tables, not its path, so a worker on another
+        machine needs no copy of the file."""
+        label, tables = f"{self.arm:17s} seed {self.seed}", config.read_toml(study.scenario)
         if self.arm == "auction":
-            return Job(self.key(study), label, auction_revenue, (self.seed, study.scenario))
+            return Job(self.key(study), label, auction_revenue, (self.seed, tables))
         if self.arm == "batch_scaling":
             scaling = study.batch_scaling
-            return Job(self.key(study), label, batch_scaling,
-                       (self.seed, self.hours, scaling.epochs, scaling.settings, study.scenario))
-        return Job(self.key(study), label, run_arm, (study.arms[self.arm], self.seed, self.hours, study.scenario))
+            return Job(self.key(study), label, batch_scaling, (self.seed, self.hours, scaling.epochs, scaling.settings,
+                                                               tables))
+        return Job(self.key(study), label, run_arm, (study.arms[self.arm], self.seed, self.hours, tables))
 
 
 def _cell_line(result: dict) -> str:

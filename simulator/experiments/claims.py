@@ -6,6 +6,7 @@ not testable) and the sanity checks. A study file declares its claims (`study.lo
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -181,8 +182,10 @@ def evaluate(claims: tuple[Claim, ...], results: list[dict], seeds: list[int]) -
 
 
 # ---- reading claims from a study file ------------------------------------------------------------------------
-def measure_from_toml(spec: Any, where: str, rows: set[str], label: bool = False) -> tuple[Measure, str]:
-    """A measure table such as {log_ratio = ["smelu.pd", "baseline.pd"]} (and its `label` where one is needed)."""
+def measure_from_toml(spec: Any, where: str, rows: dict[str, Callable[[str], str]],
+                      label: bool = False) -> tuple[Measure, str]:
+    """A measure table such as {log_ratio = ["smelu.pd", "baseline.pd"]} (and its `label` where one is needed);
+    `rows` says for each arm why it lacks a metric ("" where it has it)."""
     allowed = (*MEASURES, "label") if label else tuple(MEASURES)
     spec = check_keys(spec, where, allowed, ("label",) if label else ())
     ops = [key for key in spec if key in MEASURES]
@@ -200,6 +203,8 @@ def measure_from_toml(spec: Any, where: str, rows: set[str], label: bool = False
             raise StudyError(f"{where}.{op}: unknown arm {arm!r} in {ref!r}; arms: {', '.join(sorted(rows))}")
         if metric not in METRIC_DOC:
             raise StudyError(f"{where}.{op}: unknown metric {metric!r} in {ref!r} (metrics: measure/definitions.py)")
+        if rows[arm](metric):
+            raise StudyError(f"{where}.{op}: {ref!r}: {rows[arm](metric)}")
         refs.append((arm, metric))
     label_text = spec.get("label", "")
     if label and not isinstance(label_text, str):
@@ -207,11 +212,13 @@ def measure_from_toml(spec: Any, where: str, rows: set[str], label: bool = False
     return Measure(op, tuple(refs)), label_text
 
 
-def claim_from_toml(data: Any, where: str, rows: set[str], why: dict[str, str]) -> Claim:
+def claim_from_toml(data: Any, where: str, rows: dict[str, Callable[[str], str]], why: dict[str, str]) -> Claim:
     data = check_keys(data, where, ("id", "claim", "source", "effect", "expect", "measure", "margin", "control",
                                      "acts", "side"), ("id", "claim", "source", "effect", "expect", "measure"))
     for key in ("id", "claim", "source", "effect"):
         typed(data[key], f"{where}.{key}", str, "a string")
+    if not re.fullmatch(r"[\w.]+", data["id"]):
+        raise StudyError(f"{where}.id: {data['id']!r}: use letters, digits, _ and . only (it names files and headings)")
     if data["expect"] not in EXPECTS:
         raise StudyError(f"{where}.expect: {data['expect']!r} is not allowed; allowed: {', '.join(EXPECTS)}")
     margin = typed(data.get("margin", 0.0), f"{where}.margin", (int, float), "a number ≥ 0")

@@ -18,7 +18,7 @@ from simulator.measure.runs import clipped_share
 from simulator.world.ground_truth import World
 
 
-def auction_revenue(seed: int, scenario_path: str | Path, ticks: int = 60) -> dict:
+def auction_revenue(seed: int, scenario_path: str | Path | dict, ticks: int = 60) -> dict:
     """VCG against GSP on the world's own queries (the text treatment, true CTRs, no reserve): GSP at the same truthful
     bids, and GSP at its lowest envy-free equilibrium bids B*.
 
@@ -84,7 +84,7 @@ def offline_rows(results: list[dict]) -> list[dict]:
 
 
 def batch_scaling(seed: int, hours: float, epochs: int, settings: dict[str, tuple[str, ...]],
-                  scenario_path: str | Path) -> dict:
+                  scenario_path: str | Path | dict) -> dict:
     """Train each setting for `epochs` shuffled passes over the baseline's logs of `hours` (all but the last
     tenth) and score it on the last tenth after every epoch: test AUC, per-query AUC, log loss over the oracle's."""
 

@@ -74,11 +74,20 @@ def _execute(job: Job) -> Outcome:
         return Outcome(job, error=f"{type(err).__name__}: {err}", traceback=traceback.format_exc())
 
 
+def _lost(job: Job, err: BaseException) -> Outcome:
+    """A cell whose worker died (killed for memory, crashed) instead of returning: a failure like any other."""
+    return Outcome(job, error=f"worker lost: {type(err).__name__}: {err}", traceback=traceback.format_exc())
+
+
 def _local(jobs: list[Job], workers: int) -> Iterator[Outcome]:
     context = multiprocessing.get_context("spawn")  # JAX is multithreaded: never fork it
     with concurrent.futures.ProcessPoolExecutor(max(1, min(workers, len(jobs))), mp_context=context) as pool:
-        for future in concurrent.futures.as_completed([pool.submit(_execute, job) for job in jobs]):
-            yield future.result()
+        futures = {pool.submit(_execute, job): job for job in jobs}
+        for future in concurrent.futures.as_completed(futures):
+            try:
+                yield future.result()
+            except Exception as err:  # BrokenProcessPool: this and every cell still queued fail, and are recorded
+                yield _lost(futures[future], err)
 
 
 def _ray(jobs: list[Job], workers: int, address: str | None) -> Iterator[Outcome]:
@@ -96,10 +105,14 @@ def _ray(jobs: list[Job], workers: int, address: str | None) -> Iterator[Outcome
         ray.init(address=address, **options)
     try:
         task = ray.remote(num_cpus=1)(_execute)
-        pending = [task.remote(job) for job in jobs]
+        by_ref = {task.remote(job): job for job in jobs}
+        pending = list(by_ref)
         while pending:
             done, pending = ray.wait(pending, num_returns=1)
-            yield ray.get(done[0])
+            try:
+                yield ray.get(done[0])
+            except Exception as err:  # a crashed worker or a lost node
+                yield _lost(by_ref[done[0]], err)
     finally:
         if started_here:
             ray.shutdown()

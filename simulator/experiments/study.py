@@ -12,7 +12,8 @@ primary's logs).
 
 from __future__ import annotations
 
-import re
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from simulator.config import ConfigError, scenario_file
 from simulator.experiments.checks import StudyError, check_keys, strings, typed
 from simulator.experiments.claims import Claim, claim_from_toml, evaluate
 from simulator.experiments.protocols import OFFLINE, PROTOCOL_CELLS
-from simulator.measure.definitions import METRIC_DOC
+from simulator.measure.definitions import METRIC_DOC, OFFLINE_METRICS, REPLICA_METRICS
 
 STUDIES = config.shipped("studies")
 REPLICA_INIT_SEED = 1
@@ -41,7 +42,7 @@ class Arm:
     replica: bool = False  # also run a nuisance-seed replica and the open-loop control
     nuisance: str = "init"  # what the replica changes: "init" (model.init_seed 0 → 1) or "order" (train.shuffle_seed 1 → 2)
 
-    def scenarios(self, seed: int, hours: float, scenario_path: str | Path) -> tuple:
+    def scenarios(self, seed: int, hours: float, scenario_path: str | Path | dict) -> tuple:
         """The primary's scenario and, for replica arms, the replica's (None otherwise)."""
         order = ("train.shuffle_seed=1",) if self.nuisance == "order" else ()
         primary = config.load(scenario_path, [*self.overrides, *order, f"run.duration_hours={hours}"], seed=seed)
@@ -90,7 +91,7 @@ class Study:
     frontiers: dict[str, Frontier] = field(default_factory=dict)
     attribution_arms: tuple[str, ...] = ()  # the credit-attribution section and figure
     feedback_arms: tuple[str, ...] = ()  # the feedback-loop section and figure
-    quick_seeds: int | None = None  # `--quick`: this many seeds, these hours, the claims' and sections' arms
+    quick_seeds: tuple[int, ...] | None = None  # `--quick`: these seeds and hours, the claims' and sections' arms
     quick_hours: float | None = None
 
     @property
@@ -106,17 +107,26 @@ class Study:
     def evaluate(self, results: list[dict], seeds: list[int]) -> list[dict]:
         return evaluate(self.claims, results, seeds)
 
-    def plan(self, quick: bool = False, seeds: int | None = None, first_seed: int = 0,
+    def plan(self, quick: bool = False, seeds: int | None = None, first_seed: int | None = None,
              hours: float | None = None) -> tuple[list[int], float, list[str] | None]:
-        """The seeds, hours and arms (None: all) of a run: the study's own, its [quick] ones, or those given."""
+        """The seeds, hours and arms (None: all) of a run: the study's own (or with `quick` its [quick] ones), or
+        `seeds` seeds from `first_seed` (0 unless given); `first_seed` alone moves the study's count of seeds there."""
         if quick and self.quick_seeds is None:
             raise StudyError(f"--quick: the study {str(self.path)!r} has no [quick] table")
-        count = seeds if seeds is not None else self.quick_seeds if quick else len(self.seeds) if first_seed else None
-        chosen = list(range(first_seed, first_seed + count)) if count is not None else list(self.seeds)
+        own = list(self.quick_seeds if quick else self.seeds)
+        count = seeds if seeds is not None else len(own) if first_seed is not None else None
+        chosen = own if count is None else list(range(first_seed or 0, (first_seed or 0) + count))
         if len(chosen) < 2:
             raise StudyError("--seeds: need at least 2 seeds for an interval (the claims study uses 5)")
         hours = hours if hours is not None else (self.quick_hours or self.hours) if quick else self.hours
         return chosen, hours, self.quick_arms if quick else None
+
+    def on_scenario(self, value: str) -> Study:
+        """The same study on another scenario (a shipped name or a .toml path), its arms re-checked there."""
+        scenario = scenario_path(value, Path.cwd(), "--scenario")
+        for arm in self.arms.values():
+            _check_overrides(arm.overrides, scenario, f"--scenario {value}: arms.{arm.name}.overrides")
+        return dataclasses.replace(self, scenario=scenario)
 
 
 # ---- reading and checking a study file ------------------------------------------------------------------------
@@ -149,11 +159,38 @@ def _expand(overrides: tuple[str, ...], groups: dict[str, tuple[str, ...]], wher
     return tuple(expanded)
 
 
-def _check_overrides(overrides: tuple[str, ...], scenario: Path, where: str) -> None:
+def _check_overrides(overrides: tuple[str, ...], scenario: Path, where: str) -> config.Scenario:
     try:
-        config.load(scenario, list(overrides))
+        return config.load(scenario, list(overrides))
     except ConfigError as err:
         raise StudyError(f"{where}: {err}") from None
+
+
+def scenario_path(value: str, base: Path, where: str) -> Path:
+    """A study's scenario: a shipped name ("default", "smoke") or a .toml path relative to `base`."""
+    path = (base / value).resolve() if value.endswith(".toml") else scenario_file(value)
+    if not path.is_file():
+        raise StudyError(f"{where}: no such scenario {value!r} (a shipped name such as \"smoke\", or a .toml file)")
+    return path
+
+
+def _arm_lacks(arm: Arm, scenario: config.Scenario) -> Callable[[str], str]:
+    """Why an arm's results lack a metric ("" where they have it)."""
+    def lacks(metric: str) -> str:
+        if metric in REPLICA_METRICS and not arm.replica:
+            return f"arm {arm.name!r} runs no replica, so it has no {metric} (set replica = true)"
+        if metric in ("test_auc", "test_per_query_auc", "test_logloss_gap", "steps"):
+            return f"{metric} is a batch-scaling protocol number (rows offline_<setting>), not an arm's"
+        if metric == "component_spread" and scenario.model.ensemble_size < 2:
+            return f"arm {arm.name!r} is no ensemble (model.ensemble_size < 2), so it has no component_spread"
+        if metric == "clipped_share" and not scenario.train.cowclip:
+            return f"arm {arm.name!r} does not use CowClip, so it has no clipped_share"
+        return ""
+    return lacks
+
+
+def _offline_lacks(metric: str) -> str:
+    return "" if metric in OFFLINE_METRICS else f"a batch-scaling row has only {', '.join(OFFLINE_METRICS)}"
 
 
 def _explanations(path: Path, where: str) -> dict[str, str]:
@@ -162,9 +199,8 @@ def _explanations(path: Path, where: str) -> dict[str, str]:
         raise StudyError(f"{where}: no such file {str(path)!r}")
     sections, current = {}, None
     for line in path.read_text().splitlines():
-        heading = re.fullmatch(r"## `?([\w.]+)`?\s*", line)
-        if heading:
-            current = heading.group(1)
+        if line.startswith("## "):
+            current = line[3:].strip().strip("`")
             sections[current] = []
         elif current is not None and line.strip():
             sections[current].append(line.strip())
@@ -182,25 +218,26 @@ def load_study(path: str | Path) -> Study:
     data = check_keys(data, where, ("name", "description", "scenario", "seeds", "hours", "quick", "explanations",
                                      "groups", "arms", "protocols", "report", "frontiers", "tables", "claims"),
                        ("scenario", "seeds", "hours", "arms"))
-    scenario_name = typed(data["scenario"], f"{where}: scenario", str, "a scenario file or a shipped name")
-    scenario = (path.parent / scenario_name).resolve() if scenario_name.endswith(".toml") else scenario_file(scenario_name)
-    if not scenario.is_file():
-        raise StudyError(f"{where}: scenario: no such scenario {scenario_name!r}")
+    scenario = scenario_path(typed(data["scenario"], f"{where}: scenario", str, "a scenario file or a shipped name"),
+                             path.parent, f"{where}: scenario")
     quick = check_keys(data.get("quick", {}), f"{where}: quick", ("seeds", "hours"))
     groups = {name: strings(items, f"{where}: groups.{name}")
               for name, items in check_keys(data.get("groups", {}), f"{where}: groups", tuple(data.get("groups", {}))).items()}
-    arms = {}
+    arms, lacks = {}, {}
     for name, spec in typed(data["arms"], f"{where}: arms", dict, "a table of arms").items():
         at = f"{where}: arms.{name}"
         if name in PROTOCOL_CELLS or name.startswith(OFFLINE):
             raise StudyError(f"{at}: the name is taken by a protocol")
         spec = check_keys(spec, at, ("overrides", "replica", "nuisance"))
         overrides = _expand(strings(spec.get("overrides", []), f"{at}.overrides"), groups, f"{at}.overrides")
-        _check_overrides(overrides, scenario, f"{at}.overrides")
+        arm_scenario = _check_overrides(overrides, scenario, f"{at}.overrides")
         if spec.get("nuisance", "init") not in NUISANCES:
             raise StudyError(f"{at}.nuisance: {spec['nuisance']!r} is not allowed; allowed: {', '.join(NUISANCES)}")
-        arms[name] = Arm(name, overrides, typed(spec.get("replica", False), f"{at}.replica", bool, "true or false"),
-                         spec.get("nuisance", "init"))
+        replica = typed(spec.get("replica", False), f"{at}.replica", bool, "true or false")
+        if "nuisance" in spec and not replica:
+            raise StudyError(f"{at}.nuisance: only an arm with replica = true has a nuisance")
+        arms[name] = Arm(name, overrides, replica, spec.get("nuisance", "init"))
+        lacks[name] = _arm_lacks(arms[name], arm_scenario)
     if "baseline" not in arms:
         raise StudyError(f"{where}: arms.baseline: required (every arm is compared on the baseline's traffic)")
     protocols = check_keys(data.get("protocols", {}), f"{where}: protocols", PROTOCOL_CELLS)
@@ -216,7 +253,8 @@ def load_study(path: str | Path) -> Study:
         if epochs < 1 or not settings:
             raise StudyError(f"{at}: needs epochs ≥ 1 and at least one setting")
         batch_scaling = BatchScaling(settings, epochs)
-    rows = set(arms) | {OFFLINE + name for name in (batch_scaling.settings if batch_scaling else ())}
+    lacks.update({OFFLINE + name: _offline_lacks for name in (batch_scaling.settings if batch_scaling else ())})
+    rows = set(lacks)
 
     def known_arms(items: Any, at: str, allowed: set[str] = rows) -> tuple[str, ...]:
         names = strings(items, at)
@@ -233,6 +271,9 @@ def load_study(path: str | Path) -> Study:
         frontiers[name] = Frontier(typed(spec["title"], f"{at}.title", str, "a string"),
                                    {label: known_arms(items, f"{at}.lines.{label}", set(arms))
                                     for label, items in typed(spec["lines"], f"{at}.lines", dict, "a table").items()})
+        single = [a for arms_ in frontiers[name].lines.values() for a in arms_ if not arms[a].replica]
+        if single:
+            raise StudyError(f"{at}.lines: arm {single[0]!r} runs no replica, so it has no PD to draw")
     tables = []
     for index, spec in enumerate(typed(data.get("tables", []), f"{where}: tables", list, "a list of tables")):
         at = f"{where}: tables[{index}]"
@@ -241,11 +282,13 @@ def load_study(path: str | Path) -> Study:
         unknown = [m for m in metrics if m not in METRIC_DOC]
         if unknown:
             raise StudyError(f"{at}.metrics: unknown metric {unknown[0]!r} (metrics: measure/definitions.py)")
-        tables.append(Table(typed(spec["title"], f"{at}.title", str, "a string"), known_arms(spec["arms"], f"{at}.arms"),
-                            metrics))
+        table_arms = known_arms(spec["arms"], f"{at}.arms")
+        if len(table_arms) < 2:
+            raise StudyError(f"{at}.arms: a table compares at least two arms (each against the first)")
+        tables.append(Table(typed(spec["title"], f"{at}.title", str, "a string"), table_arms, metrics))
     why = _explanations((path.parent / data["explanations"]).resolve(), f"{where}: explanations") \
         if "explanations" in data else {}
-    claims = tuple(claim_from_toml(spec, f"{where}: claims[{i}]", rows, why)
+    claims = tuple(claim_from_toml(spec, f"{where}: claims[{i}]", lacks, why)
                    for i, spec in enumerate(typed(data.get("claims", []), f"{where}: claims", list, "a list of claims")))
     ids = [claim.id for claim in claims]
     repeated = sorted({i for i in ids if ids.count(i) > 1})
@@ -263,5 +306,5 @@ def load_study(path: str | Path) -> Study:
         batch_scaling=batch_scaling, frontiers=frontiers,
         attribution_arms=known_arms(report.get("attribution_arms", []), f"{where}: report.attribution_arms", set(arms)),
         feedback_arms=known_arms(report.get("feedback_arms", []), f"{where}: report.feedback_arms", set(arms)),
-        quick_seeds=len(_seeds(quick["seeds"], f"{where}: quick.seeds")) if "seeds" in quick else None,
+        quick_seeds=_seeds(quick["seeds"], f"{where}: quick.seeds") if "seeds" in quick else None,
         quick_hours=_hours(quick["hours"], f"{where}: quick.hours") if "hours" in quick else None)

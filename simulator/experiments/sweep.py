@@ -13,7 +13,7 @@ A sweep file (TOML):
     "train.learning_rate" = {log_uniform = [0.01, 0.1]}   # or {uniform = [a, b]} or {choice = [...]}
 
 Each cell writes cells/<id>/ (config.toml, metrics.parquet, summary.json, or error.json); a re-run skips
-cells that finished. `ticks.parquet` (a row per cell per tick) and `cells.parquet` (a row per cell:
+cells that finished (a cell's id covers its overrides, its seed, the base scenario's text and the [set] table). `ticks.parquet` (a row per cell per tick) and `cells.parquet` (a row per cell:
 parameters, status, summary) collect them.
 """
 
@@ -41,14 +41,16 @@ SAMPLERS = ("uniform", "log_uniform", "choice")
 
 @dataclass(frozen=True)
 class Cell:
-    """One run of a sweep: its overrides (section.key → value) and seed."""
+    """One run of a sweep: its overrides (section.key → value) and seed, and `scope`, a digest of the base scenario's
+    text and the shared overrides, so a finished cell is reused only while they are unchanged."""
 
     overrides: tuple[tuple[str, Any], ...]
     seed: int
+    scope: str = ""
 
     @property
     def cell_id(self) -> str:
-        text = json.dumps([list(self.overrides), self.seed], sort_keys=True, default=str)
+        text = json.dumps([list(self.overrides), self.seed, self.scope], sort_keys=True, default=str)
         return f"{zlib.crc32(text.encode()):08x}"
 
 
@@ -91,7 +93,8 @@ def plan(path: str | Path) -> SweepPlan:
         seeds = list(range(base_scenario.run.seed, base_scenario.run.seed + seeds))
     if not isinstance(seeds, list) or not all(isinstance(s, int) and s >= 0 for s in seeds):
         raise ConfigError("sweep.seeds: expected a count ≥ 1 or a list of seeds ≥ 0")
-    cells = tuple(Cell(tuple(s), seed) for s in settings for seed in seeds)
+    scope = f"{zlib.crc32(json.dumps([base.read_text(), list(shared)], default=str).encode()):08x}"
+    cells = tuple(Cell(tuple(s), seed, scope) for s in settings for seed in seeds)
     for cell in cells:
         scenario_for(base, shared, cell)  # validate now: a typo fails before hours of work, not in a worker
     return SweepPlan(base, shared, cells)

@@ -70,7 +70,7 @@ def _attribution(probes: dict, examination: np.ndarray, frame, half: float) -> d
     result["learned_treatment_effect"] = np.exp(learned_treatment[valid].mean(axis=0)).tolist()
     result["true_treatment_effect"] = np.exp(true_treatment).tolist()
     result["treatment_effect_reference"] = reference
-    result["treatment_effect_formats"] = others
+    result["treatment_effect_others"] = others
     result["served_share_by_treatment"] = (counts / max(counts.sum(), 1)).tolist()
     # ad quality: each ad's mean log CTR at (served treatment, top) over its probe appearances, learned vs true
     true_top = np.log(np.maximum(np.take_along_axis(truth[:, :, :, 0], served[:, :, None], axis=2)[:, :, 0], 1e-9))

@@ -49,3 +49,11 @@ METRIC_DOC = {
     "shown_calibration_vs_truth": "Σ pCTR / Σ true CTR − 1 over shown ads, second half (serving-time predictions)",
     "trained_examples": "examples the trainer consumed",
 }
+
+# Numbers only some rows of a study have (a claim that reads one elsewhere is an error when its study loads):
+# replica arms' irreproducibility numbers, and the batch-scaling protocol's rows ("offline_<setting>"), which have
+# these and no others.
+REPLICA_METRICS = tuple(f"{name}{suffix}" for name in ("pd", "pd_impressions", "pd_shown_either", "ad_set_churn",
+                                                       "winner_churn", "ads_query_churn", "revenue_gap", "welfare_gap")
+                        for suffix in ("", "_open_loop"))
+OFFLINE_METRICS = ("test_auc", "test_per_query_auc", "test_logloss_gap", "steps", "training_seconds", "clipped_share")

@@ -76,7 +76,7 @@ def attribution_figure(results: list[dict], seeds: list[int], arms: list[str]):
     for axis, key, truth, labels in ((left, "learned_position_effect", true_position,
                                       [f"slot {p + 2}" for p in range(len(true_position))]),
                                      (right, "learned_treatment_effect", true_treatment,
-                                      [baseline_row["treatment_names"][f] for f in baseline_row["treatment_effect_formats"]])):
+                                      [baseline_row["treatment_names"][f] for f in baseline_row["treatment_effect_others"]])):
         x = np.arange(len(truth))
         axis.bar(x, truth, width, color="black", label="true")
         for i, arm in enumerate(arms, 1):

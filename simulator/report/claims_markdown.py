@@ -36,7 +36,9 @@ def _table3(results: list[dict], seeds: list[int]) -> list[str]:
     columns = [("position-slice bias", "bias_position_maxabs"), ("treatment-slice bias", "bias_treatment_maxabs"),
                ("pCTR-decile bias", "bias_pctr_decile_maxabs"), ("PV log loss", "pv_logloss"),
                ("ads/query churn", "ads_query_churn"), ("PD", "pd"), ("ad-set churn (not in the paper)", "ad_set_churn")]
-    cells = [fmt_interval(*interval([percent_change(by[("bias", s)][key], by[("baseline", s)][key]) for s in seeds]))
+    nan = float("nan")  # a number an arm lacks (no replica: no churn) is a "–" cell
+    cells = [fmt_interval(*interval([percent_change(by[("bias", s)].get(key, nan), by[("baseline", s)].get(key, nan))
+                                     for s in seeds]))
              + " %" for _, key in columns]
     return ["### Bias constraints in the form of Factory Floor's Table 3", "",
             "% change with bias constraints over the same system without them (negative is better; the paper: "
@@ -49,7 +51,8 @@ def _table3(results: list[dict], seeds: list[int]) -> list[str]:
 def _irreproducibility_section(results: list[dict], seeds: list[int], arms: list[str]) -> list[str]:
     """Closed- and open-loop irreproducibility of the replica arms, and its figure."""
     lines = ["## System irreproducibility", "",
-             "Two systems identical but for the nuisance seed (`model.init_seed` 0 vs 1), on the same traffic. "
+             "Two systems identical but for the nuisance seed (`model.init_seed` 0 vs 1; for `order` arms the "
+             "training order, `train.shuffle_seed` 1 vs 2), on the same traffic. "
              "Closed loop: each trains on the logs its own auctions produced. Open loop (control): the replica "
              "trains on the primary's logs. Whole-run numbers (mean ± 95 % half-width over seeds):", ""]
     lines += _arm_table(results, seeds, arms,
@@ -99,7 +102,7 @@ def _feedback_section(results: list[dict], seeds: list[int], arms: list[str]) ->
                         ["tracked_ads", "underestimated_early_share", "stuck_underestimated", "stuck_overestimated",
                          "show_rate_underestimated", "show_rate_others", "welfare", "revenue"])
     by = {(r["arm"], r["seed"]): r for r in results}
-    for arm in arms[1:]:
+    for arm in (a for a in arms if a != "baseline"):
         if all((arm, s) in by and ("baseline", s) in by for s in seeds):
             costs = [f"{metric} {fmt_interval(*interval([percent_change(by[(arm, s)][metric], by[('baseline', s)][metric]) for s in seeds]))} %"
                      for metric in ("welfare", "revenue")]
@@ -112,17 +115,19 @@ def _verdict_word(entry: dict, yes: str, no: str, untestable: str) -> str:
 
 
 def claims_markdown(study: Study, entries: list[dict], results: list[dict], seeds: list[int], hours: float,
-                    command: str, scenario_name: str = "default.toml") -> str:
+                    command: str, scenario: str = "scenarios/default.toml") -> str:
     """The study's report: its claims' verdicts, then the measurement sections whose arms it has."""
     reproduced = sum(e["reproduced"] for e in entries)
     lines = [f"# {study.description or study.name}", "",
              f"Produced by `{command}`: {len(seeds)} seeds ({', '.join(map(str, seeds))}), {hours:g} simulated hours "
-             f"of `scenarios/{scenario_name}` per run; every arm of a seed sees the same queries and click noise "
+             f"of `{scenario}` per run; every arm of a seed sees the same queries and click noise "
              "(paired replays), so each effect is a paired difference or ratio per seed. Interval: 95 % t-interval "
              "of the mean over seeds. A claim is reproduced when the interval lies on the claimed side of 0 (or, for "
              "non-inferiority, above −margin).", "",
-             f"**{reproduced} of {len(entries)} claims reproduced.** Figure: [claims.png](claims.png).", "",
-             "| claim | source | measured effect | mean [95 % interval] | reproduced |", "|---|---|---|---|---|"]
+             f"**{reproduced} of {len(entries)} claims reproduced.** Figure: [claims.png](claims.png)." if entries
+             else "This study has no claims (or none whose arms ran on every seed); its tables are in models.md.", ""]
+    if entries:
+        lines += ["| claim | source | measured effect | mean [95 % interval] | reproduced |", "|---|---|---|---|---|"]
     for e in entries:
         lines.append(f"| {e['claim']} (`{e['id']}`) | {e['source']} | {e['effect']} | {fmt(e['mean'])} "
                      f"[{fmt(e['ci95'][0])}, {fmt(e['ci95'][1])}] | {_verdict_word(e, '**yes**', '**no**', '**not testable here**')} |")
@@ -132,7 +137,7 @@ def claims_markdown(study: Study, entries: list[dict], results: list[dict], seed
                   + "; ".join(f"`{c['id']}` " + {True: "passed", False: "**FAILED**", None: "not run"}[c["passed"]]
                               for c in checks) + ".",
                   *(f"- `{c['id']}`: {c['statement']}" for c in checks)]
-    lines += ["", "![claims](claims.png)", "", "## Each claim", ""]
+    lines += ["", "![claims](claims.png)", "", "## Each claim", ""] if entries else []
     for e in entries:
         lines += [f"### `{e['id']}` — {_verdict_word(e, 'reproduced', 'not reproduced', 'not testable here')}", "",
                   f"{e['claim']} ({e['source']}). Effect: {e['effect']}: {fmt(e['mean'])} "

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from simulator import config
 from simulator.experiments.cells import Cell, run_cells
 from simulator.experiments.protocols import offline_rows, sanity_checks
 from simulator.experiments.study import Study
@@ -95,6 +96,8 @@ def report(study: Study, out: str | Path, seeds: list[int], hours: float, arms: 
     arm_results = [r for r in rows if r["arm"] != "auction"]
     auctions = [r for r in results if r["arm"] == "auction"]
     scenario_name = Path(study.scenario).name
+    shipped = Path(study.scenario).parent == config.SCENARIOS
+    scenario = f"scenarios/{scenario_name}" if shipped else str(study.scenario)  # as the report names it
     figures = _figures(study, entries, results, arm_results, seeds, hours)
     (out / "claims.json").write_text(json.dumps({"command": command, "code": code_version(), "study": study.name,
                                                  "scenario": scenario_name, "seeds": seeds, "hours": hours,
@@ -102,12 +105,12 @@ def report(study: Study, out: str | Path, seeds: list[int], hours: float, arms: 
                                                  "sanity_checks": sanity_checks(auctions) if study.auction else [],
                                                  "auction_comparison": auctions, "failed_cells": failures,
                                                  "figures": list(figures)}, indent=1, default=float) + "\n")
-    (out / "claims.md").write_text(claims_markdown(study, entries, results, seeds, hours, command, scenario_name))
+    (out / "claims.md").write_text(claims_markdown(study, entries, results, seeds, hours, command, scenario))
     (out / "models.json").write_text(json.dumps({"seeds": seeds, "hours": hours, "command": command,
                                                  "results": arm_results,
                                                  "batch_scaling": [r for r in results if r["arm"] == "batch_scaling"]},
                                                 indent=1, default=float) + "\n")
-    (out / "models.md").write_text(models_report(study, arm_results, seeds, hours, command, scenario_name))
+    (out / "models.md").write_text(models_report(study, arm_results, seeds, hours, command, scenario))
     for name, figure in figures.items():
         figure.savefig(out / f"{name}.png", dpi=100)
     if progress:

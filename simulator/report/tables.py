@@ -33,12 +33,12 @@ def _overrides(study: Study, arm: str) -> tuple[str, ...]:
 
 
 def models_report(study: Study, results: list[dict], seeds: list[int], hours: float, command: str,
-                  scenario_name: str = "default.toml") -> str:
+                  scenario: str = "scenarios/default.toml") -> str:
     """docs/results/models.md: each table of the study, its arms against the first, mean ± 95 % interval and paired Δ."""
     by = {(r["arm"], r["seed"]): r for r in results}
     lines = ["# Model techniques: paired experiments", "",
              f"Produced by `{command}` ({len(seeds)} seed(s): {', '.join(map(str, seeds))}; "
-             f"{hours:g} simulated hours of `scenarios/{scenario_name}` per run). Every arm of a seed sees the same "
+             f"{hours:g} simulated hours of `{scenario}` per run). Every arm of a seed sees the same "
              "traffic and user noise as the baseline of that seed. Cells: mean ± 95 % t-interval half-width over "
              "seeds; Δ = paired difference to the section's first arm (same seed), mean ± half-width.", ""]
     for table in study.tables:
