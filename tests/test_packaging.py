@@ -15,9 +15,9 @@ DATA_PACKAGES = {"simulator.scenarios": "scenarios", "simulator.studies": "studi
 
 def test_the_wheel_lists_every_package_and_ships_the_scenarios_and_studies():
     setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
-    code = {".".join(init.parent.relative_to(ROOT).parts)
+    code = {".".join(source.parent.relative_to(ROOT).parts)  # every folder of Python files is a package
             for top in ("auction", "models", "simulator", "ui_treatments", "dashboards")
-            for init in (ROOT / top).rglob("__init__.py")}
+            for source in (ROOT / top).rglob("*.py") if "__pycache__" not in source.parts}
     assert set(setuptools["packages"]) == code | set(DATA_PACKAGES)  # a package left out is missing from the wheel
     assert setuptools["package-dir"] == DATA_PACKAGES
     assert {"*.toml"} <= set(setuptools["package-data"]["simulator.studies"])

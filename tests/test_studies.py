@@ -150,7 +150,7 @@ def test_a_worker_that_dies_is_a_recorded_failure():
 def test_a_user_study_runs_from_the_cli_cached_and_resumable(tmp_path, capsys):
     """The shipped example: its claim, table and figures; a re-run is all cache; a lost cell is all a re-run runs."""
     out, cache = tmp_path / "out", tmp_path / "cache"
-    args = ["experiment", str(study_file("example")), "--hours", "0.1", "--out", str(out), "--cache", str(cache)]
+    args = ["experiment", str(study_file("example")), "--hours", "0.05", "--out", str(out), "--cache", str(cache)]
     assert main(args) == 0
     first = json.loads((out / "claims.json").read_text())
     assert first["study"] == "example" and [c["id"] for c in first["claims"]] == ["rank_loss_lifts_per_query_auc"]
@@ -178,7 +178,8 @@ def test_a_failed_cell_is_recorded_and_the_rest_still_report(tmp_path, backend, 
     study = load_study(_study(tmp_path))
     broken = dataclasses.replace(study, arms={"baseline": study.arms["baseline"],
                                               "rank": Arm("rank", ("train.batch_size=0",))})
-    entries, failures = report(broken, tmp_path / "out", [0, 1], 0.1, cache_dir=tmp_path / "cache", backend=backend)
+    entries, failures = report(broken, tmp_path / "out", [0, 1], 0.05, arms=["rank"], cache_dir=tmp_path / "cache",
+                               backend=backend)
     assert len(failures) == 2 and all("train.batch_size" in error for error in failures.values())
     assert entries == []  # the claim's arm failed: no verdict, rather than a made-up one
     assert len(list((tmp_path / "cache").glob("*.error.json"))) == 2 and len(list((tmp_path / "cache").glob("*.json"))) == 4

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import multiprocessing
+import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
@@ -92,8 +93,6 @@ def _local(jobs: list[Job], workers: int) -> Iterator[Outcome]:
 
 def _ray(jobs: list[Job], workers: int, address: str | None) -> Iterator[Outcome]:
     """Cells as Ray tasks on a local Ray instance (`workers` CPUs) or on the cluster at `address`."""
-    import tempfile
-
     import ray  # optional: only this backend needs it
 
     started_here = not ray.is_initialized()

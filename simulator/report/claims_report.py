@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,8 +28,6 @@ from simulator.report.tables import models_report
 # ---- the whole report ------------------------------------------------------------------------------------------
 def code_version() -> str | None:
     """The git commit of the code that wrote the report (with "+changes" when the tree differs), if known."""
-    import subprocess
-
     root = Path(__file__).resolve().parent.parent
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
