@@ -222,11 +222,18 @@ def read_toml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"scenario file {str(path)!r}: not UTF-8 text") from None
 
 
+def find_scenario(value: str | Path, base: Path | None = None) -> Path:
+    """A shipped scenario when `value` names one ("default", "smoke"), else the file `value` (relative to `base`)."""
+    if not str(value).endswith(".toml") and scenario_file(str(value)).is_file():
+        return scenario_file(str(value))
+    return base / value if base is not None else Path(value)
+
+
 def load(path: str | Path | dict | None = None, overrides: list[str] | None = None, seed: int | None = None) -> Scenario:
     """Load a scenario file, a shipped scenario by name ("default", "smoke"), a file's raw tables (a dict, as a
     worker on another machine gets them) or the defaults; apply overrides and an optional seed, validate."""
-    if isinstance(path, (str, Path)) and not str(path).endswith(".toml") and scenario_file(str(path)).is_file():
-        path = scenario_file(str(path))
+    if isinstance(path, (str, Path)):
+        path = find_scenario(path)
     data = path if isinstance(path, dict) else read_toml(path) if path is not None else {}
     extra = list(overrides or [])
     if seed is not None:

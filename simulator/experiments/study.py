@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from simulator import config
-from simulator.config import ConfigError, scenario_file
+from simulator.config import ConfigError
 from simulator.experiments.checks import StudyError, check_keys, strings, typed
 from simulator.experiments.claims import Claim, claim_from_toml, evaluate
 from simulator.experiments.protocols import OFFLINE, PROTOCOL_CELLS
-from simulator.measure.definitions import METRIC_DOC, OFFLINE_METRICS, REPLICA_METRICS
+from simulator.measure.definitions import METRIC_DOC, OFFLINE_METRICS, PROTOCOL_METRICS, REPLICA_METRICS
 
 STUDIES = config.shipped("studies")
 REPLICA_INIT_SEED = 1
@@ -168,8 +168,8 @@ def _check_overrides(overrides: tuple[str, ...], scenario: Path, where: str) -> 
 
 def scenario_path(value: str, base: Path, where: str) -> Path:
     """A study's scenario: a shipped name ("default", "smoke") or a .toml path relative to `base`."""
-    path = (base / value).resolve() if value.endswith(".toml") else scenario_file(value)
-    if not path.is_file():
+    path = config.find_scenario(value, base).resolve()
+    if path.suffix != ".toml" or not path.is_file():
         raise StudyError(f"{where}: no such scenario {value!r} (a shipped name such as \"smoke\", or a .toml file)")
     return path
 
@@ -179,7 +179,7 @@ def _arm_lacks(arm: Arm, scenario: config.Scenario) -> Callable[[str], str]:
     def lacks(metric: str) -> str:
         if metric in REPLICA_METRICS and not arm.replica:
             return f"arm {arm.name!r} runs no replica, so it has no {metric} (set replica = true)"
-        if metric in ("test_auc", "test_per_query_auc", "test_logloss_gap", "steps"):
+        if metric in PROTOCOL_METRICS:
             return f"{metric} is a batch-scaling protocol number (rows offline_<setting>), not an arm's"
         if metric == "component_spread" and scenario.model.ensemble_size < 2:
             return f"arm {arm.name!r} is no ensemble (model.ensemble_size < 2), so it has no component_spread"

@@ -56,4 +56,5 @@ METRIC_DOC = {
 REPLICA_METRICS = tuple(f"{name}{suffix}" for name in ("pd", "pd_impressions", "pd_shown_either", "ad_set_churn",
                                                        "winner_churn", "ads_query_churn", "revenue_gap", "welfare_gap")
                         for suffix in ("", "_open_loop"))
-OFFLINE_METRICS = ("test_auc", "test_per_query_auc", "test_logloss_gap", "steps", "training_seconds", "clipped_share")
+PROTOCOL_METRICS = ("test_auc", "test_per_query_auc", "test_logloss_gap", "steps")  # no arm has these
+OFFLINE_METRICS = (*PROTOCOL_METRICS, "training_seconds", "clipped_share")
