@@ -13,32 +13,62 @@ Two reserve semantics (static `mode`):
 - `filter`: ads with bid ≤ reserve are dropped; maximise Σ bid·ctr and charge the threshold (Myerson)
   payment W*(ad i bidding its reserve) − (others' welfare in A*).
 
-Why enumeration is exact. Group the (ad, treatment) choices: without a budget a group is an ad's best
-treatment at a position; with a budget a group is one treatment (all ads' variants of one treatment have
-the same height). Any optimum — also with an ad removed or lowered to its reserve — places at each
-position an ad from the top K+1 of its group's list there: were it not, one of those K+1 is unused,
-fits the same height and is worth at least as much. So every slate over the top-(K+1) lists (with a
-budget: over treatment patterns whose heights fit) contains every optimum the payments need. Slate
-objectives are 0/1 matmuls; "no ad twice" and "slate contains ad i" are tests on the list entries.
+How it is solved. `auction.slate_dp` finds the optimum, the best page without each shown ad and (filter)
+the best page with it bidding its reserve by dynamic programming over the candidates, with the set of
+positions filled and the height used as state; its docstring proves it exact. Nothing is enumerated: the
+cost grows linearly in candidates and in the budget's lines, and as 2^K in positions (K ≤ 8).
 
-Exact ties between optimal slates are flagged (`tied`); `solve_batch` resolves those queries with the
-reference solver's tie-break rules, so both solvers return the same allocation.
+Optima that are not unique are flagged (`tied`); `solve_batch` resolves those queries with the reference
+solver's tie-break rules, so both solvers return the same allocation.
 """
 
 from __future__ import annotations
 
 import functools
-import itertools
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from auction.assignment import assignment_vcg
 from auction.reserves import ReserveMode
+from auction.slate_dp import MAX_POSITIONS, dp_vcg, height_levels
 
-# Bits per word of the slate bit sets (int32 without the sign bit).
-_WORD = 31
+
+# Budget-free, cost semantics: the DP up to this many positions (2^K ≤ 16 states is cheaper than the
+# assignment solver's phases, measured in benchmarks/auction.py), the assignment solver above.
+DP_MAX_POSITIONS = 4
+
+
+def uses_assignment(num_positions: int, space_budget: float | None, mode: ReserveMode) -> bool:
+    """Whether the `fast` solver is the assignment solver (else the DP)."""
+    return space_budget is None and mode == "cost" and num_positions > DP_MAX_POSITIONS
+
+
+def shortlist(weight: jax.Array, ctr: jax.Array, usable: jax.Array, budgeted: bool) -> tuple[jax.Array, jax.Array]:
+    """The candidates any optimum the payments need can use: those in the top K + 1 of some group's list at some
+    position (a group is a treatment with a budget, the best treatment without). Were an optimum — also without
+    an ad or with it at its reserve — to place another ad there, one of those K + 1 is unused, is not the
+    changed ad, fits the same height and is worth at least as much. Ties go to the lower index, as in the
+    reference's tie-break, so its slate is kept too.
+
+    Returns the first M = K + 4 such candidates int32[B, M] (padded with others, in index order) and
+    whether a query had more (bool[B]: re-solved on every candidate).
+    """
+    batch, num_ads, num_treatments, num_positions = ctr.shape
+    size = min(num_ads, num_positions + 4)
+    if size == num_ads:
+        return jnp.broadcast_to(jnp.arange(num_ads, dtype=jnp.int32), (batch, num_ads)), jnp.zeros(batch, bool)
+    value = jnp.where(usable[..., None], weight[:, :, None, None] * ctr, -jnp.inf)
+    if not budgeted:
+        value = jnp.max(value, axis=2, keepdims=True)
+    columns = jnp.moveaxis(value, 1, 3).reshape(batch, -1, num_ads)  # [B, G·K, N]
+    top_value, top_index = jax.lax.top_k(columns, num_positions + 1)
+    hits = (top_index[..., None] == jnp.arange(num_ads)) & jnp.isfinite(top_value)[..., None]
+    member = jnp.any(hits, axis=(1, 2))
+    order = jnp.argsort(~member, axis=1, stable=True).astype(jnp.int32)[:, :size]
+    return jnp.sort(order, axis=1), jnp.sum(member, axis=1) > size
 
 
 class AuctionOutcome(NamedTuple):
@@ -47,7 +77,8 @@ class AuctionOutcome(NamedTuple):
     ad: int32[B, K] candidate index shown at position k; treatment: int32[B, K];
     ctr: float32[B, K] the auction's CTR of the shown ad (after the monotone rule); payment: float32[B, K] expected payment
     per page view; price_per_click: float32[B, K]; objective: float32[B] Σ (bid − reserve)·ctr;
-    tied: bool[B] the optimum was not unique (resolved by `solve_batch`).
+    tied: bool[B] the optimum was not unique, or the query had more candidates than
+    the shortlist (both re-solved exactly by `solve_batch`).
     """
 
     ad: jax.Array
@@ -59,198 +90,67 @@ class AuctionOutcome(NamedTuple):
     tied: jax.Array
 
 
-class SlateTables(NamedTuple):
-    """Static enumeration of slates over list entries e = (group·K + position)·C + choice.
-
-    entries int32[M, K] (−1 = empty; shortest slates first), member float32[E, M], bits int32[W, M]
-    (entry bit sets), pair_index int32[P, 2] / pair_member float32[P, M] (entry pairs a slate picks
-    together; only without a budget, where they are few).
-    """
-
-    entries: np.ndarray
-    member: np.ndarray
-    bits: np.ndarray
-    pair_index: np.ndarray
-    pair_member: np.ndarray
+# The kernel's solvers, fastest first: `fast` (budget-free cost semantics above DP_MAX_POSITIONS: the assignment
+# solver, ties flagged within a float32 tolerance; otherwise the DP), `dp` (the DP on the shortlist, ties flagged
+# on exact float equality), `tie_break` (the DP on the shortlist with the reference's tie-break), `tie_break_all`
+# (the same on every candidate, for queries whose shortlist is longer than the kernel's).
+SOLVERS = ("fast", "dp", "tie_break", "tie_break_all")
 
 
-@functools.lru_cache(maxsize=None)
-def slate_tables(num_positions: int, choices: int, group_heights: tuple[float, ...] | None,
-                 space_budget: float | None) -> SlateTables:
-    """Every feasible slate: per position a group (treatment) and a choice in that group's list."""
-    groups = 1 if group_heights is None else len(group_heights)
-    rows = []
-    for length in range(num_positions + 1):
-        for pattern in itertools.product(range(groups), repeat=length):
-            if space_budget is not None and sum(group_heights[g] for g in pattern) > space_budget * (1 + 1e-9):
-                continue
-            for combo in itertools.product(range(choices), repeat=length):
-                rows.append([(g * num_positions + p) * choices + c for p, (g, c) in enumerate(zip(pattern, combo))]
-                            + [-1] * (num_positions - length))
-    entries = np.asarray(rows, dtype=np.int32)
-    num_entries = groups * num_positions * choices
-    member = np.zeros((num_entries, len(rows)), np.float32)
-    for m, row in enumerate(rows):
-        member[[e for e in row if e >= 0], m] = 1.0
-    words = -(-num_entries // _WORD)
-    bits = np.zeros((words, len(rows)), np.int64)
-    for e in range(num_entries):
-        bits[e // _WORD] |= member[e].astype(np.int64) << (e % _WORD)
-    if space_budget is None:
-        pairs = [(p * choices + c, q * choices + d) for p, q in itertools.combinations(range(num_positions), 2)
-                 for c in range(choices) for d in range(choices)]
-        pair_index = np.asarray(pairs, np.int32).reshape(-1, 2)
-        pair_member = member[pair_index[:, 0]] * member[pair_index[:, 1]]
-    else:
-        pair_index, pair_member = np.zeros((0, 2), np.int32), np.zeros((0, len(rows)), np.float32)
-    return SlateTables(entries, member, bits.astype(np.int32), pair_index, pair_member)
-
-
-def _first_index(mask: jax.Array, axis: int = -1) -> jax.Array:
-    """Index of the first True along `axis` (a min-reduce: much faster than argmax on XLA:CPU)."""
-    size = mask.shape[axis]
-    shape = [1] * mask.ndim
-    shape[axis] = size
-    index = jnp.arange(size, dtype=jnp.int32).reshape(shape)
-    return jnp.min(jnp.where(mask, index, size), axis=axis)
-
-
-def _top_k(x: jax.Array, k: int) -> tuple[jax.Array, jax.Array]:
-    """Largest k along the last axis, ties to the lower index (k rounds of max; faster than lax.top_k on CPU)."""
-    index = jnp.arange(x.shape[-1], dtype=jnp.int32)
-    values, indices = [], []
-    for _ in range(k):
-        top = jnp.max(x, axis=-1)
-        at = _first_index(x == top[..., None])
-        values.append(top)
-        indices.append(at)
-        x = jnp.where(index == at[..., None], -jnp.inf, x)
-    return jnp.stack(values, axis=-1), jnp.stack(indices, axis=-1)
-
-
-def _entry_bits(mask: jax.Array, words: int) -> jax.Array:
-    """Bit sets int32[..., W] of the True entries of mask bool[..., E]."""
-    shifts = jnp.left_shift(jnp.int32(1), jnp.arange(_WORD, dtype=jnp.int32))
-    sets = []
-    for w in range(words):
-        part = mask[..., w * _WORD:(w + 1) * _WORD]
-        sets.append(jnp.sum(jnp.where(part, shifts[: part.shape[-1]], 0), axis=-1))
-    return jnp.stack(sets, axis=-1)
-
-
-def _any_shared(slate_bits: jax.Array, sets: jax.Array) -> jax.Array:
-    """bool[..., M]: slate m picks an entry of `sets` int32[..., W] (slate_bits int32[W, M])."""
-    shared = jnp.zeros(sets.shape[:-1] + slate_bits.shape[1:], dtype=bool)
-    for w in range(slate_bits.shape[0]):
-        shared |= (slate_bits[w] & sets[..., w, None]) != 0
-    return shared
-
-
-def _break_ties(is_best: jax.Array, top_value: jax.Array, top_ad: jax.Array, *, tables: SlateTables,
-                num_positions: int, choices: int) -> jax.Array:
-    """Among optimal slates apply the reference tie-break: fewer ads, then larger contributions from the
-    top down, then smaller (ad, treatment) from the top down. Returns the chosen slate index per query."""
-    entries = tables.entries
-    lengths = jnp.asarray((entries >= 0).sum(axis=1))
-    keep = is_best & (lengths == jnp.min(jnp.where(is_best, lengths, num_positions + 1), axis=1, keepdims=True))
-    picks = [(jnp.asarray(entries[:, p] >= 0), jnp.asarray(np.maximum(entries[:, p], 0))) for p in range(num_positions)]
-    for used, entry in picks:
-        contribution = jnp.where(used, top_value[:, entry], 0.0)
-        keep &= contribution == jnp.max(jnp.where(keep, contribution, -jnp.inf), axis=1, keepdims=True)
-    big = jnp.iinfo(jnp.int32).max
-    for used, entry in picks:
-        for key in (jnp.where(used, top_ad[:, entry], -1), jnp.broadcast_to(entry // (num_positions * choices), keep.shape)):
-            keep &= key == jnp.min(jnp.where(keep, key, big), axis=1, keepdims=True)
-    return _first_index(keep)
-
-
-@functools.partial(jax.jit, static_argnames=("heights", "space_budget", "mode", "break_ties"))
+@functools.partial(jax.jit, static_argnames=("heights", "space_budget", "mode", "solver"))
 def vcg_batch(ctr: jax.Array, bid: jax.Array, reserve: jax.Array, available: jax.Array | None = None, *,
               heights: tuple[float, ...] | None = None, space_budget: float | None = None,
-              mode: ReserveMode = "cost", break_ties: bool = False) -> AuctionOutcome:
+              mode: ReserveMode = "cost", solver: str = "fast") -> AuctionOutcome:
     """Run one VCG auction per query (the jitted kernel; `solve_batch` is the entry point).
 
-    Without `break_ties` an exactly tied optimum is resolved by slate order and flagged in `tied`;
-    with it the reference tie-break rules are applied (slower, so `solve_batch` reruns only tied queries).
+    `solver` (SOLVERS): `fast` and `dp` resolve an optimum that may not be unique arbitrarily and flag it in
+    `tied`; the `tie_break` ones apply the reference's rules (slower, so `solve_batch` reruns only flagged
+    queries) and flag whether the optimum was tied.
 
-    ctr: float32[B, N, T, K] CTR of candidate n in treatment t at position k (made non-increasing along k); bid, reserve: float32[B, N]
-    per click (bid ≤ reserve is ineligible: pad with bid 0); available: bool[B, N, T] (default all);
-    heights: the T treatments' heights and space_budget the page's (static; None = no budget).
+    ctr: float32[B, N, T, K] CTR of candidate n in treatment t at position k (made non-increasing along k),
+    K ≤ 8; bid, reserve: float32[B, N] per click (bid ≤ reserve is ineligible: pad with bid 0); available:
+    bool[B, N, T] (default all); heights: the T treatments' heights in whole lines and space_budget the
+    page's (static; None = no budget).
     """
     batch, num_ads, num_treatments, num_positions = ctr.shape
-    ctr = jax.lax.cummin(ctr, axis=3)  # the monotone rule (module docstring)
+    if num_positions > MAX_POSITIONS:
+        raise ValueError(f"num_positions: at most {MAX_POSITIONS}, got {num_positions}")
     if space_budget is not None and (heights is None or len(heights) != num_treatments):
         raise ValueError(f"heights: need one height per treatment ({num_treatments}) with a space budget")
-    choices = min(num_positions + 1, num_ads)
-    weight = bid - reserve if mode == "cost" else bid
-    adjusted = weight[:, :, None, None] * ctr
+    lines, levels = height_levels(heights, space_budget, num_positions)
+    ctr = jax.lax.cummin(ctr, axis=3)  # the monotone rule (module docstring)
     usable = (bid > reserve)[:, :, None] if available is None else (bid > reserve)[:, :, None] & available
-    adjusted = jnp.where(usable[..., None], adjusted, -jnp.inf)  # [B, N, T, K]
-    if space_budget is None:
-        group_value = jnp.max(adjusted, axis=2, keepdims=True)  # best treatment per (ad, position)
-        group_treatment = _first_index(adjusted == group_value, axis=2)[:, :, None, :]
+    usable = jnp.broadcast_to(usable, (batch, num_ads, num_treatments))
+    weight = bid - reserve if mode == "cost" else bid
+    if solver == "tie_break_all":
+        keep = jnp.broadcast_to(jnp.arange(num_ads, dtype=jnp.int32), (batch, num_ads))
+        overflow = jnp.zeros(batch, bool)
     else:
-        group_value = adjusted
-        group_treatment = jnp.broadcast_to(jnp.arange(num_treatments)[None, None, :, None], adjusted.shape)
-    top_value, top_ad = _top_k(jnp.moveaxis(group_value, 1, 3), choices)  # [B, G, K, C]
-    top_value, top_ad = top_value.reshape(batch, -1), top_ad.reshape(batch, -1)  # [B, E]
-
-    tables = slate_tables(num_positions, choices, heights if space_budget is not None else None, space_budget)
-    member = jnp.asarray(tables.member)
-    slate_bits = jnp.asarray(tables.bits)
-    eligible = top_value > -jnp.inf
-    welfare = jnp.where(eligible, top_value, 0.0) @ member  # [B, M]
-    infeasible = ((~eligible).astype(jnp.float32) @ member) > 0
-    if space_budget is None:
-        pair_index = jnp.asarray(tables.pair_index)
-        repeats = (top_ad[:, pair_index[:, 0]] == top_ad[:, pair_index[:, 1]]).astype(jnp.float32)
-        infeasible |= (repeats @ jnp.asarray(tables.pair_member)) > 0
+        keep, overflow = shortlist(weight, ctr, usable, space_budget is not None)
+    pick = lambda x: jnp.take_along_axis(x, keep.reshape(keep.shape + (1,) * (x.ndim - 2)), axis=1)  # noqa: E731
+    if solver == "fast" and uses_assignment(num_positions, space_budget, mode):
+        ad, treatment, counterfactual, tied = assignment_vcg(pick(ctr), pick(bid), pick(reserve), pick(usable))
     else:
-        # the ad each slate places at position p, as K arrays [B, M] (an empty position holds −1 − p)
-        slate_ads = [jnp.where(jnp.asarray(tables.entries[:, p] >= 0),
-                               jnp.take(top_ad, jnp.asarray(np.maximum(tables.entries[:, p], 0)), axis=1), -1 - p)
-                     for p in range(num_positions)]
-        for p, q in itertools.combinations(range(num_positions), 2):
-            infeasible |= slate_ads[p] == slate_ads[q]
-    welfare = jnp.where(infeasible, -jnp.inf, welfare)
-
-    best_welfare = jnp.max(welfare, axis=1)
-    is_best = welfare == best_welfare[:, None]
-    tied = jnp.sum(is_best, axis=1) > 1
-    if break_ties:
-        best_index = _break_ties(is_best, top_value, top_ad, tables=tables, num_positions=num_positions, choices=choices)
-    else:
-        best_index = _first_index(is_best)
-    best_entries = jnp.asarray(tables.entries)[best_index]  # [B, K]
-    shown = best_entries >= 0
+        ad, treatment, counterfactual, tied = dp_vcg(pick(ctr), pick(bid), pick(reserve), pick(usable), heights=lines,
+                                                     levels=levels, mode=mode, break_ties=solver.startswith("tie_break"))
+    ad = jnp.where(ad >= 0, jnp.take_along_axis(keep, jnp.maximum(ad, 0), axis=1), -1)
+    if not solver.startswith("tie_break"):
+        tied = tied | overflow  # a longer shortlist than the kernel's: rerun on every candidate
+    shown = ad >= 0
     rows = jnp.arange(batch)[:, None]
-    safe_entry = jnp.maximum(best_entries, 0)
-    shown_ad = jnp.where(shown, top_ad[rows, safe_entry], -1)
-    shown_value = jnp.where(shown, top_value[rows, safe_entry], 0.0)
     positions = jnp.arange(num_positions)[None, :]
-    safe_ad = jnp.maximum(shown_ad, 0)
-    group = safe_entry // (num_positions * choices)
-    treatment = group_treatment[rows, safe_ad, 0 if space_budget is None else group, positions]
+    safe_ad = jnp.maximum(ad, 0)
     own_ctr = jnp.where(shown, ctr[rows, safe_ad, treatment, positions], 0.0)
-    own_reserve = reserve[rows, safe_ad]
+    own_bid, own_reserve = bid[rows, safe_ad], reserve[rows, safe_ad]
+    own_value = jnp.where(shown, (own_bid - own_reserve if mode == "cost" else own_bid) * own_ctr, 0.0)
     # Others' objective in A*, summed directly (not W' − own) to avoid cancellation in float32.
-    others = jnp.sum(jnp.where(~jnp.eye(num_positions, dtype=bool)[None], shown_value[:, None, :], 0.0), axis=2)
-
-    holds = top_ad[:, None, :] == shown_ad[:, :, None]  # [B, K, E]: entry holds shown ad k
-    if mode == "cost":
-        contains = _any_shared(slate_bits, _entry_bits(holds, slate_bits.shape[0]))  # [B, K, M]
-        without = jnp.max(jnp.where(contains, -jnp.inf, welfare[:, None, :]), axis=2)
-        payment = own_reserve * own_ctr + without - others
-    else:
-        given_up = 1.0 - own_reserve / jnp.where(shown, bid[rows, safe_ad], 1.0)  # share of its value at its reserve
-        lowered = jnp.where(holds & eligible[:, None, :], top_value[:, None, :], 0.0) * given_up[..., None]
-        at_reserve = jnp.max(welfare[:, None, :] - jnp.einsum("bke,em->bkm", lowered, member), axis=2)
-        payment = at_reserve - others
+    others = jnp.sum(jnp.where(~jnp.eye(num_positions, dtype=bool)[None], own_value[:, None, :], 0.0), axis=2)
+    payment = counterfactual - others + (own_reserve * own_ctr if mode == "cost" else 0.0)
     payment = jnp.where(shown, payment, 0.0)
     price = jnp.where(shown & (own_ctr > 0), payment / jnp.where(own_ctr > 0, own_ctr, 1.0), 0.0)
-    objective = jnp.sum(jnp.where(shown, (bid[rows, safe_ad] - own_reserve) * own_ctr, 0.0), axis=1)
+    objective = jnp.sum(jnp.where(shown, (own_bid - own_reserve) * own_ctr, 0.0), axis=1)
     return AuctionOutcome(
-        ad=shown_ad.astype(jnp.int32),
+        ad=ad.astype(jnp.int32),
         treatment=jnp.where(shown, treatment, 0).astype(jnp.int32),
         ctr=own_ctr,
         payment=payment,
@@ -262,14 +162,11 @@ def vcg_batch(ctr: jax.Array, bid: jax.Array, reserve: jax.Array, available: jax
 
 def preferred_batch(num_positions: int, num_candidates: int, heights: tuple[float, ...] | None = None,
                     space_budget: float | None = None) -> int:
-    """Queries per kernel call that keep the [batch, slates] arrays within ~4 MB (cache): 128 to 1,024.
-
-    Larger batches run several times slower per query once those arrays leave the cache.
-    """
-    slates = slate_tables(num_positions, min(num_positions + 1, num_candidates),
-                          heights if space_budget is not None else None, space_budget).entries.shape[0]
-    rows = 1 << max(int(2**20 // slates).bit_length() - 1, 0)
-    return int(min(max(rows, 128), 1024))
+    """Queries per kernel call that keep the DP's prefix and suffix states within ~8 MB: 64 to 1,024."""
+    _, levels = height_levels(heights, space_budget, num_positions)
+    per_query = 3 * (num_candidates + 1) * (1 << num_positions) * levels * 4
+    rows = 1 << max(int(2**23 // per_query).bit_length() - 1, 0)
+    return int(min(max(rows, 64), 1024))
 
 
 def solve_batch(ctr, bid, reserve, available=None, *, heights: tuple[float, ...] | None = None,
@@ -298,23 +195,43 @@ def pad_rows(array: np.ndarray, rows: int) -> np.ndarray:
     return np.concatenate([array, np.zeros((rows - array.shape[0], *array.shape[1:]), array.dtype)])
 
 
-MIN_TIE_ROWS = 64  # tied queries are re-solved in batches of 64, 128, 256, ... rows (the tied rows repeated)
+MIN_TIE_ROWS = 8  # tied queries are re-solved in batches of 8, 16, 32, ... rows (the tied rows repeated)
+
+
+@functools.partial(jax.jit, static_argnames=("budgeted", "mode"))
+def shortlist_overflows(ctr, bid, reserve, available, *, budgeted: bool, mode: ReserveMode) -> jax.Array:
+    """bool[B]: the query has more candidates than the kernel's shortlist (`shortlist`)."""
+    usable = (bid > reserve)[:, :, None] & available
+    return shortlist(bid - reserve if mode == "cost" else bid, jax.lax.cummin(ctr, axis=3), usable, budgeted)[1]
 
 
 def resolve_ties(outcome: AuctionOutcome, ctr, bid, reserve, available=None, **options) -> AuctionOutcome:
-    """Solve the queries flagged `tied` again with the reference tie-break rules (numpy outcome in and out).
+    """Solve the queries flagged `tied` again (numpy outcome in and out): after the assignment solver first with
+    the DP, whose flags are exact float ties, then the rows still flagged with the reference tie-break rules
+    (on every candidate where the shortlist is too short).
 
     Ties are rare with real-valued CTRs that fall along positions (flat CTRs, such as an untrained model's
     under the monotone rule, tie every order of a slate), so only those rows rerun, padded to a power of two
     of at least `MIN_TIE_ROWS` so that few shapes compile.
     """
-    tied = np.flatnonzero(outcome.tied)
-    if tied.size == 0:
-        return outcome
-    rows = np.resize(tied, max(1 << int(tied.size - 1).bit_length(), MIN_TIE_ROWS))
-    again = vcg_batch(*(None if a is None else np.asarray(a)[rows] for a in (ctr, bid, reserve, available)),
-                      break_ties=True, **options)
+    ctr, bid, reserve = (np.asarray(a) for a in (ctr, bid, reserve))
+    available = np.ones(ctr.shape[:3], bool) if available is None else np.asarray(available)
+    arrays = (ctr, bid, reserve, available)
+    mode, budget = options.get("mode", "cost"), options.get("space_budget")
     patched = [np.array(column) for column in outcome]
-    for column, fixed in zip(patched, again):
-        column[tied] = np.asarray(fixed)[: tied.size]
+
+    def rerun(rows: np.ndarray, solver: str) -> None:
+        padded = np.resize(rows, max(1 << int(rows.size - 1).bit_length(), MIN_TIE_ROWS))
+        again = vcg_batch(*(a[padded] for a in arrays), solver=solver, **options)
+        for column, fixed in zip(patched, again):
+            column[rows] = np.asarray(fixed)[: rows.size]
+
+    if uses_assignment(ctr.shape[3], budget, mode) and patched[6].any():
+        rerun(np.flatnonzero(patched[6]), "dp")
+    tied = np.flatnonzero(patched[6])
+    if tied.size:
+        long = np.asarray(shortlist_overflows(*(a[tied] for a in arrays), budgeted=budget is not None, mode=mode))
+        for rows, solver in ((tied[~long], "tie_break"), (tied[long], "tie_break_all")):
+            if rows.size:
+                rerun(rows, solver)
     return AuctionOutcome(*patched)

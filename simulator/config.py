@@ -46,7 +46,7 @@ class WorldConfig:
     ad_arrivals_per_hour: float = config_field(8.0, lo=0.0, hi=1e6, doc="new ads (cold start); as many leave on average")
     candidates_per_query: int = config_field(20, lo=1, hi=256, doc="ads retrieved per query")
     same_topic_share: float = config_field(0.75, lo=0.0, hi=1.0, doc="share of candidates from the query's own topic")
-    num_positions: int = config_field(4, lo=1, hi=5, doc="ad slots K; ≤ 5 because the exact auction enumerates (K+1)^K slates")
+    num_positions: int = config_field(4, lo=1, hi=8, doc="ad slots K; ≤ 8 (the exact auction's DP has 2^K states)")
     position_effects: list = config_field([1.0, 0.65, 0.45, 0.3], doc="true examination per position, top first")
     treatments: list = config_field(["text", "text_extensions", "image"], item_choices=tuple(t.name for t in CATALOGUE),
                                            doc="treatment names from ui_treatments")

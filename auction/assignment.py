@@ -1,0 +1,209 @@
+"""Exact VCG without a height budget as an assignment problem: the Hungarian method, batched, polynomial in K.
+
+Without a budget each candidate takes its best treatment at each position, and the page is a maximum-weight
+matching of the K positions (rows) to the N candidates plus K empty slots (columns worth 0; a candidate that
+may not be shown is worth −inf). The Hungarian method (Kuhn–Munkres, shortest augmenting paths with
+potentials u, v; the dense O(K²·(N + K)) form) adds one row per phase; a phase that starts with r rows matched
+ends within r + 1 steps, so every loop has a fixed count and runs batched over queries (lanes) with a
+"done" mask instead of Python per query.
+
+Counterfactuals from the optimum's potentials. Removing a shown ad's column (cost semantics: the best page
+without it), lowering its column to its reserve (filter semantics: the best page with it bidding its
+reserve) or forbidding one matched edge all keep the potentials dual-feasible and the rest of the matching
+tight, so one more phase for the row that lost its column gives the new optimum (the standard re-optimisation
+argument). Each shown ad costs one phase.
+
+Ties. The optimum is unique exactly when forbidding each of its K matched edges (an empty position: every
+empty slot, i.e. forcing an ad there) lowers the objective: any other matching lacks one of those edges.
+Otherwise the query is flagged `tied` and `auction.vcg` re-solves it with the reference tie-break. A unique
+optimum has no gaps: with CTRs non-increasing along positions moving an ad up into a gap would tie it.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from auction.slate_dp import groups
+
+
+class Matching(NamedTuple):
+    """Hungarian state per lane: potentials u float32[L, R+1], v float32[L, C+1]; p int32[L, C+1] the row
+    matched to each column (0 = free; row and column 0 are the method's sentinels)."""
+
+    u: jax.Array
+    v: jax.Array
+    p: jax.Array
+
+
+def _pick(x: jax.Array, index: jax.Array) -> jax.Array:
+    """x[lane, index[lane]] for x [L, M] and index int[L]."""
+    return jnp.take_along_axis(x, index[:, None], axis=1)[:, 0]
+
+
+def _phase(cost: jax.Array, state: Matching, row: jax.Array, active: jax.Array, steps: int) -> tuple[Matching, jax.Array]:
+    """Match `row` int32[L] (where `active`) by one shortest augmenting path; cost float32[L, R+1, C+1].
+
+    `steps` bounds the columns the path visits (rows already matched + 1). Returns the new state and
+    whether a finite path existed (False: every free column costs +inf for that row).
+    """
+    lanes, columns = state.p.shape
+    column_index = jnp.arange(columns)[None, :]
+    rows = state.u.shape[1]
+    p = state.p.at[:, 0].set(jnp.where(active, row, 0))
+    u, v = state.u, state.v
+    minv = jnp.full((lanes, columns), jnp.inf, cost.dtype)
+    way = jnp.zeros((lanes, columns), jnp.int32)
+    used = jnp.zeros((lanes, columns), bool)
+    in_tree = jnp.zeros((lanes, rows), bool)
+    column = jnp.zeros(lanes, jnp.int32)  # j0
+    done = ~active
+    feasible = active
+
+    def step(_, carry):
+        p, u, v, minv, way, used, in_tree, column, done, feasible = carry
+        live = ~done
+        used = used | ((column_index == column[:, None]) & live[:, None])
+        from_row = _pick(p, column)
+        in_tree = in_tree | ((jnp.arange(rows)[None, :] == from_row[:, None]) & live[:, None])
+        row_cost = jnp.take_along_axis(cost, from_row[:, None, None], axis=1)[:, 0]  # [L, C+1]
+        reduced = row_cost - _pick(u, from_row)[:, None] - v
+        free = ~used & (column_index > 0)
+        improve = free & (reduced < minv) & live[:, None]
+        minv = jnp.where(improve, reduced, minv)
+        way = jnp.where(improve, column[:, None], way)
+        candidates = jnp.where(free, minv, jnp.inf)
+        delta = jnp.min(candidates, axis=1)
+        found = jnp.isfinite(delta)
+        feasible = feasible & (done | found)
+        delta = jnp.where(live & found, delta, 0.0)
+        next_column = jnp.min(jnp.where(candidates == delta[:, None], column_index, columns), axis=1)
+        u = u + jnp.where(in_tree, delta[:, None], 0.0)
+        v = v - jnp.where(used, delta[:, None], 0.0)
+        minv = jnp.where(free, minv - delta[:, None], minv)
+        moving = live & found
+        column = jnp.where(moving, next_column, column)
+        done = done | ~found | (_pick(p, column) == 0)
+        return p, u, v, minv, way, used, in_tree, column, done, feasible
+
+    carry = (p, u, v, minv, way, used, in_tree, column, done, feasible)
+    p, u, v, minv, way, used, in_tree, column, done, feasible = jax.lax.fori_loop(0, steps, step, carry)
+    column = jnp.where(feasible & active, column, 0)
+    lane = jnp.arange(lanes)
+
+    def augment(_, carry):
+        p, column = carry
+        moving = column != 0
+        previous = _pick(way, column)
+        p = p.at[lane, column].set(jnp.where(moving, _pick(p, previous), _pick(p, column)))
+        return p, jnp.where(moving, previous, 0)
+
+    p, _ = jax.lax.fori_loop(0, steps, augment, (p, column))
+    return Matching(u, v, p.at[:, 0].set(0)), feasible
+
+
+def _matched_columns(p: jax.Array, rows: int) -> jax.Array:
+    """The column matched to each row 1..R, int32[L, R] (from p, the row of each column)."""
+    lanes, columns = p.shape
+    index = jnp.broadcast_to(jnp.arange(columns, dtype=jnp.int32)[None, :], p.shape)
+    by_row = jnp.zeros((lanes, rows + 1), jnp.int32).at[jnp.arange(lanes)[:, None], p].set(index)
+    return by_row[:, 1:]
+
+
+def _page_value(value: jax.Array, matched: jax.Array) -> jax.Array:
+    """Σ over rows of the matched column's value, value float32[L, R+1, C+1] (the objective, in position order)."""
+    return jnp.sum(jnp.take_along_axis(value[:, 1:, :], matched[:, :, None], axis=2)[:, :, 0], axis=1)
+
+
+@jax.jit
+def _solve(value: jax.Array) -> Matching:
+    """Hungarian method on value float32[L, R+1, C+1] (maximised; −inf = forbidden), rows added one per phase."""
+    lanes, rows, columns = value.shape
+    state = Matching(jnp.zeros((lanes, rows), value.dtype), jnp.zeros((lanes, columns), value.dtype),
+                     jnp.zeros((lanes, columns), jnp.int32))
+    active = jnp.ones(lanes, bool)
+    for r in range(1, rows):
+        state, _ = _phase(-value, state, jnp.full(lanes, r, jnp.int32), active, r)
+    return state
+
+
+def page_matrix(value: jax.Array) -> jax.Array:
+    """value float32[B, N, 1, K] per candidate and position → the matching's values float32[B, K+1, N+K+1]:
+    row 1 + k is position k, column 1 + n candidate n, columns N+1..N+K the empty slots (worth 0)."""
+    batch, num_ads, _, num_positions = value.shape
+    ads = jnp.moveaxis(value[:, :, 0, :], 1, 2)  # [B, K, N]
+    page = jnp.concatenate([ads, jnp.zeros((batch, num_positions, num_positions), value.dtype)], axis=2)
+    page = jnp.pad(page, ((0, 0), (1, 0), (1, 0)))
+    return page.at[:, 0, :].set(0.0)
+
+
+def _unique(page: jax.Array, state: Matching, matched: jax.Array, num_ads: int) -> jax.Array:
+    """Whether the optimum is the only optimal slate, read off the optimal potentials (module docstring).
+
+    Edges whose reduced cost is within a float32 tolerance of 0 count as tight. Nodes: the K rows and Z, the
+    free columns. x → y means "y takes x's column" (Z: a free column), y → Z "y's column is left free"
+    (its potential is 0). A cycle is another optimal matching; it is another slate unless every row in it
+    only swaps one empty slot for another.
+    """
+    batch, rows, columns = page.shape
+    num_positions = rows - 1
+    finite = jnp.isfinite(page)
+    scale = jnp.max(jnp.where(finite, jnp.abs(page), 0.0), axis=(1, 2))
+    tolerance = (16 * jnp.finfo(page.dtype).eps * jnp.maximum(scale, jnp.finfo(page.dtype).tiny))[:, None, None]
+    reduced = -page - state.u[:, :, None] - state.v[:, None, :]
+    tight = finite & (jnp.abs(reduced) <= tolerance)  # [B, R+1, C+1]
+    tight = tight[:, 1:, 1:]  # rows 1..K, columns 1..C
+    column_slot = jnp.arange(1, columns) > num_ads  # [C]
+    own_slot = matched > num_ads  # [B, K]
+    is_free = state.p[:, 1:] == 0  # [B, C]
+    # row x's column taken by row y: tight[y, col(x)]
+    takes = jnp.take_along_axis(tight, jnp.broadcast_to((matched - 1)[:, None, :], (batch, num_positions, num_positions)), axis=2)
+    takes = jnp.swapaxes(takes, 1, 2) & ~jnp.eye(num_positions, dtype=bool)[None]  # [B, x, y]
+    real_take = takes & ~(own_slot[:, :, None] & own_slot[:, None, :])
+    from_free = tight & is_free[:, None, :]  # [B, y, f]
+    enter_any = jnp.any(from_free, axis=2)
+    enter_real = jnp.any(from_free & ~(column_slot[None, None, :] & own_slot[:, :, None]), axis=2)
+    leave = jnp.abs(jnp.take_along_axis(state.v[:, 1:], matched - 1, axis=1)) <= tolerance[:, :, 0]  # [B, K]
+    nodes = num_positions + 1  # rows, then Z
+    edges = jnp.zeros((batch, nodes, nodes), bool)
+    edges = edges.at[:, :num_positions, :num_positions].set(takes)
+    edges = edges.at[:, num_positions, :num_positions].set(enter_any).at[:, :num_positions, num_positions].set(leave)
+    real = jnp.zeros((batch, nodes, nodes), bool)
+    real = real.at[:, :num_positions, :num_positions].set(real_take).at[:, num_positions, :num_positions].set(enter_real)
+    reach = edges
+    for _ in range(max(nodes - 1, 1).bit_length()):
+        reach = reach | (jnp.einsum("bxy,byz->bxz", reach.astype(jnp.int32), reach.astype(jnp.int32)) > 0)
+    # a real edge x → y closes a cycle when y reaches x
+    return ~jnp.any(real & jnp.swapaxes(reach, 1, 2), axis=(1, 2))
+
+
+@jax.jit
+def assignment_vcg(ctr: jax.Array, bid: jax.Array, reserve: jax.Array, usable: jax.Array):
+    """VCG without a budget, reserve as a cost (module docstring): ad, treatment, the best objective without each
+    shown ad, tied — the results of `slate_dp.dp_vcg`."""
+    batch, num_ads, num_treatments, num_positions = ctr.shape
+    value, treatment = groups(ctr, bid - reserve, usable, budgeted=False)
+    page = page_matrix(value)
+    state = _solve(page)
+    matched = _matched_columns(state.p, num_positions)  # [B, K] column per position
+    is_ad = (matched >= 1) & (matched <= num_ads)
+    ad = jnp.where(is_ad, matched - 1, -1)
+    rows = jnp.arange(batch)[:, None]
+    positions = jnp.arange(num_positions)[None, :]
+    shown_treatment = jnp.where(is_ad, treatment[rows, jnp.maximum(ad, 0), 0, positions], 0)
+    tied = ~_unique(page, state, matched, num_ads)
+
+    # One lane per (query, position): the best page without the ad shown there (its column forbidden, its row
+    # re-matched by one phase).
+    lanes = batch * num_positions
+    repeat = lambda x: jnp.repeat(x, num_positions, axis=0)  # noqa: E731
+    lane_row = jnp.tile(jnp.arange(1, num_positions + 1, dtype=jnp.int32), batch)
+    lane_column = matched.reshape(-1)
+    own_column = jnp.arange(num_ads + num_positions + 1)[None, None, :] == lane_column[:, None, None]
+    lane_value = jnp.where(own_column, -jnp.inf, repeat(page)).at[:, 0, :].set(0.0)
+    lane_state = Matching(repeat(state.u), repeat(state.v), repeat(state.p).at[jnp.arange(lanes), lane_column].set(0))
+    lane_state, feasible = _phase(-lane_value, lane_state, lane_row, is_ad.reshape(-1), num_positions)
+    without = _page_value(lane_value, _matched_columns(lane_state.p, num_positions))
+    return ad, shown_treatment, jnp.where(feasible, without, -jnp.inf).reshape(batch, num_positions), tied

@@ -1,0 +1,285 @@
+"""Exact VCG by dynamic programming over the candidates, with the page height budget: no slate is enumerated.
+
+Values. Each (ad, group) has a value at each position: with a height budget a group is a treatment (its
+height is the treatment's, the same for every ad); without one there is one group, the ad's best treatment
+at that position (ties to the lower treatment), of height 0. Ineligible pairs are worth −inf.
+
+States. After the first n candidates, `best[P, h]` is the best objective of any placement of those ads into
+positions ⊆ P (a bit set over the K positions) with height ≤ h (whole lines; H + 1 levels, H the budget).
+One step adds a candidate: it stays out, or takes a free position k of P with a group of height d from
+`best[P − k, h − d]`. Both "⊆" and "≤" make `best` monotone, so the complement of a state is the rest of
+the page: the best objective without candidate i is max over (P, h) of prefix_i[P, h] + suffix_i[~P, H − h],
+where prefix_i holds candidates < i and suffix_i those > i — one DP forward, one backward, and a sum of two
+reversed arrays per shown ad (~P is the reversed index, H − h the reversed level). The filter semantics'
+threshold payment, the best welfare with ad i bidding its reserve, adds ad i at its lowered value to
+prefix_i with one more step before the same sum.
+
+Why placements with gaps do no harm. The states allow positions to be skipped, the reference solver's
+slates do not. CTRs are non-increasing along positions (`auction.vcg` applies the rule), so moving an ad
+up into a gap never lowers the objective: every optimum value is reached by a gap-free placement, and the
+tie-break below prefers it (the moved ad's contribution moves to an earlier position, or it contributed 0
+and fewer ads win).
+
+Ties. The forward pass counts the optimal placements (saturating at 2). A unique optimum is gap-free and is
+read back from the recorded choices. When it is not unique, `break_ties` replaces each state's value with
+the reference's whole sort key — objective, −(ads shown), the contribution at each position, −(ad,
+treatment) at each position — compared lexicographically. That key is additive over disjoint positions and
+ads, so the best key of a state extends to the best key of every larger state and the DP stays exact; the
+final state's key holds the reference's slate.
+
+Cost per query: N·K·G·2^K·(H+1) steps (~20·4·1·16 without a budget at K = 4); the budget-free path of
+`auction.vcg` uses the assignment solver, which is polynomial in K, and comes here only for ties.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from auction.reserves import ReserveMode
+
+MAX_POSITIONS = 8  # 2^K states per height level
+MAX_HEIGHT_LEVELS = 512  # page budget in whole lines + 1
+
+
+class Groups(NamedTuple):
+    """Per query b, candidate n, group g, position k: value float32 (−inf = not placeable), treatment int32,
+    ctr float32 (after the monotone rule); heights: the groups' heights (static); levels: H + 1."""
+
+    value: jax.Array
+    treatment: jax.Array
+    ctr: jax.Array
+    heights: tuple[int, ...]
+    levels: int
+
+
+def height_levels(heights: tuple[float, ...] | None, space_budget: float | None,
+                  num_positions: int) -> tuple[tuple[int, ...], int]:
+    """The groups' heights as whole lines and the number of height levels the states need (budget + 1, or 1).
+
+    Raises ValueError naming the field for heights or budgets that are negative, NaN or not whole lines.
+    """
+    if space_budget is None:
+        return (0,), 1
+    if not heights:
+        raise ValueError("heights: need one height per treatment with a space budget")
+    if not (space_budget >= 0 and math.isfinite(space_budget)):
+        raise ValueError(f"space_budget: must be a finite number ≥ 0, got {space_budget!r}")
+    lines = []
+    for t, h in enumerate(heights):
+        if not (h >= 0 and math.isfinite(h)) or h != round(h):
+            raise ValueError(f"heights[{t}]: must be a whole number of lines ≥ 0, got {h!r}")
+        lines.append(int(round(h)))
+    budget = int(math.floor(space_budget + 1e-9))
+    levels = min(budget, num_positions * max(lines)) + 1  # more height than K tallest ads is never needed
+    if levels > MAX_HEIGHT_LEVELS:
+        raise ValueError(f"space_budget: at most {MAX_HEIGHT_LEVELS - 1} lines, got {space_budget:g}")
+    return tuple(lines), levels
+
+
+def groups(ctr: jax.Array, weight: jax.Array, usable: jax.Array, budgeted: bool) -> tuple[jax.Array, jax.Array]:
+    """Values float32[B, N, G, K] (weight × ctr, −inf where not usable) and the treatment of each group."""
+    value = jnp.where(usable[..., None], weight[:, :, None, None] * ctr, -jnp.inf)
+    num_treatments = ctr.shape[2]
+    if budgeted:
+        treatment = jnp.broadcast_to(jnp.arange(num_treatments, dtype=jnp.int32)[None, None, :, None], value.shape)
+        return value, treatment
+    best = jnp.max(value, axis=2, keepdims=True)
+    index = jnp.arange(num_treatments, dtype=jnp.int32)[None, None, :, None]
+    treatment = jnp.min(jnp.where(value == best, index, num_treatments), axis=2, keepdims=True)
+    return best, jnp.minimum(treatment, num_treatments - 1)
+
+
+def _sources(state: jax.Array, k: int, lines: int, fill, fields: bool = False) -> jax.Array:
+    """For every state (P, h): state[P − k, h − lines] where position k ∈ P and h ≥ lines, else `fill`.
+
+    state [..., 2^K, H+1] (or [..., 2^K, H+1, F] with `fields`: a sort key per state rides along).
+    """
+    tail = 1 if fields else 0
+    masks, levels = state.shape[state.ndim - 2 - tail: state.ndim - tail]
+    lead = state.shape[: state.ndim - 2 - tail]
+    split = state.reshape(*lead, masks >> (k + 1), 2, 1 << k, levels, *state.shape[state.ndim - tail:])
+    without = jnp.take(split, 0, axis=len(lead) + 1)  # [..., hi, lo, H+1(, F)]: states lacking position k
+    level_axis = without.ndim - 1 - tail
+    if lines >= levels:
+        without = jnp.full_like(without, fill)
+    elif lines:
+        pad = jnp.full(without.shape[:level_axis] + (lines,) + without.shape[level_axis + 1:], fill, without.dtype)
+        kept = jax.lax.slice_in_dim(without, 0, levels - lines, axis=level_axis)
+        without = jnp.concatenate([pad, kept], axis=level_axis)
+    return jnp.stack([jnp.full_like(without, fill), without], axis=len(lead) + 1).reshape(state.shape)
+
+
+def forward_step(best: jax.Array, count: jax.Array, value: jax.Array, heights: tuple[int, ...]):
+    """Add one candidate (value float32[..., G, K]) to states best float32[..., 2^K, H+1] with their optimum
+    counts (≤ 2). Returns the new states, counts and choices (0 = left out, 1 + k·G + g)."""
+    num_positions = value.shape[-1]
+    new_best, new_count = best, count
+    choice = jnp.zeros(best.shape, jnp.int32)
+    for k in range(num_positions):
+        for g, lines in enumerate(heights):
+            candidate = _sources(best, k, lines, -jnp.inf) + value[..., g, k][..., None, None]
+            source_count = _sources(count, k, lines, 0)
+            better = candidate > new_best
+            equal = candidate == new_best
+            choice = jnp.where(better, 1 + k * len(heights) + g, choice)
+            new_count = jnp.where(better, source_count, jnp.where(equal, jnp.minimum(new_count + source_count, 2), new_count))
+            new_best = jnp.maximum(new_best, candidate)
+    return new_best, new_count, choice
+
+
+def value_step(best: jax.Array, value: jax.Array, heights: tuple[int, ...]) -> jax.Array:
+    """`forward_step` without counts or choices (the backward pass and the filter semantics' lowered ad)."""
+    new_best = best
+    for k in range(value.shape[-1]):
+        for g, lines in enumerate(heights):
+            new_best = jnp.maximum(new_best, _sources(best, k, lines, -jnp.inf) + value[..., g, k][..., None, None])
+    return new_best
+
+
+def _beats(a: jax.Array, b: jax.Array) -> jax.Array:
+    """a's key is lexicographically larger than b's (keys float32[..., F], first field most significant)."""
+    equal = (a == b).astype(jnp.int32)
+    before_equal = jnp.concatenate([jnp.ones_like(equal[..., :1]), jnp.cumprod(equal, axis=-1)[..., :-1]], axis=-1)
+    return jnp.any((before_equal == 1) & (a > b), axis=-1)
+
+
+def sort_key_step(key: jax.Array, value: jax.Array, pick: jax.Array, heights: tuple[int, ...]) -> jax.Array:
+    """Add one candidate to states holding the reference's sort key key[..., 2^K, H+1, 2 + 2K]: objective,
+    −(ads shown), contribution by position, −(1 + ad·T + treatment) by position (0 = empty). value and pick
+    are float32[..., G, K]."""
+    num_positions = value.shape[-1]
+    fields = key.shape[-1]
+    best = key
+    for k in range(num_positions):
+        for g, lines in enumerate(heights):
+            v, p = value[..., g, k], pick[..., g, k]
+            delta = jnp.zeros(v.shape + (fields,), key.dtype)
+            delta = delta.at[..., 0].set(v).at[..., 1].set(-1.0).at[..., 2 + k].set(v).at[..., 2 + num_positions + k].set(-p)
+            candidate = _sources(key, k, lines, -jnp.inf, fields=True) + delta[..., None, None, :]
+            candidate = jnp.where(jnp.isfinite(v)[..., None, None, None], candidate, -jnp.inf)
+            best = jnp.where(_beats(candidate, best)[..., None], candidate, best)
+    return best
+
+
+class Placement(NamedTuple):
+    """The chosen slate per query: ad int32[B, K] (−1 empty), group int32[B, K], tied bool[B]."""
+
+    ad: jax.Array
+    group: jax.Array
+    tied: jax.Array
+
+
+def _scan_forward(value: jax.Array, heights: tuple[int, ...], levels: int):
+    """Prefix states float32[N + 1, B, 2^K, H+1] (prefix[n]: candidates < n), final counts and choices."""
+    batch, _, _, num_positions = value.shape
+    start = jnp.zeros((batch, 1 << num_positions, levels), jnp.float32)
+
+    def step(carry, ad_value):
+        best, count = carry
+        best, count, choice = forward_step(best, count, ad_value, heights)
+        return (best, count), (best, choice)
+
+    (_, count), (states, choices) = jax.lax.scan(step, (start, jnp.ones(start.shape, jnp.int32)),
+                                                 jnp.moveaxis(value, 1, 0))
+    return jnp.concatenate([start[None], states]), count, choices
+
+
+def _scan_backward(value: jax.Array, heights: tuple[int, ...], levels: int) -> jax.Array:
+    """Suffix states float32[N + 1, B, 2^K, H+1] (suffix[n]: candidates ≥ n)."""
+    batch, _, _, num_positions = value.shape
+    start = jnp.zeros((batch, 1 << num_positions, levels), jnp.float32)
+
+    def step(best, ad_value):
+        best = value_step(best, ad_value, heights)
+        return best, best
+
+    _, states = jax.lax.scan(step, start, jnp.moveaxis(value, 1, 0), reverse=True)
+    return jnp.concatenate([states, start[None]])
+
+
+def _trace_back(choices: jax.Array, heights: tuple[int, ...], levels: int, num_positions: int) -> tuple[jax.Array, jax.Array]:
+    """Read the optimum back from the choices int32[N, B, 2^K, H+1]: ad and group per position."""
+    num_ads, batch = choices.shape[:2]
+    lines = jnp.asarray(heights, jnp.int32)
+    rows = jnp.arange(batch)
+
+    def step(carry, n):
+        mask, level, ad, group = carry
+        c = choices[n, rows, mask, level]
+        used = c > 0
+        k, g = (c - 1) // len(heights), (c - 1) % len(heights)
+        at = (jnp.arange(num_positions)[None, :] == k[:, None]) & used[:, None]
+        ad = jnp.where(at, n, ad)
+        group = jnp.where(at, g[:, None], group)
+        mask = jnp.where(used, mask ^ (1 << jnp.maximum(k, 0)), mask)
+        level = jnp.where(used, level - lines[jnp.maximum(g, 0)], level)
+        return (mask, level, ad, group), None
+
+    full = jnp.full(batch, (1 << num_positions) - 1, jnp.int32)
+    start = (full, jnp.full(batch, levels - 1, jnp.int32), jnp.full((batch, num_positions), -1, jnp.int32),
+             jnp.zeros((batch, num_positions), jnp.int32))
+    (_, _, ad, group), _ = jax.lax.scan(step, start, jnp.arange(num_ads - 1, -1, -1))
+    return ad, group
+
+
+def _sort_key_placement(value: jax.Array, treatment: jax.Array, heights: tuple[int, ...], levels: int,
+                        num_treatments: int) -> tuple[jax.Array, jax.Array]:
+    """The reference's slate from the lexicographic DP: ad and treatment per position."""
+    batch, num_ads, _, num_positions = value.shape
+    pick = (1 + jnp.arange(num_ads)[None, :, None, None] * num_treatments + treatment).astype(jnp.float32)
+    start = jnp.zeros((batch, 1 << num_positions, levels, 2 + 2 * num_positions), jnp.float32)
+
+    def step(key, inputs):
+        ad_value, ad_pick = inputs
+        return sort_key_step(key, ad_value, ad_pick, heights), None
+
+    key, _ = jax.lax.scan(step, start, (jnp.moveaxis(value, 1, 0), jnp.moveaxis(pick, 1, 0)))
+    picks = -key[:, -1, -1, 2 + num_positions:].astype(jnp.int32)  # [B, K]: 1 + ad·T + treatment, 0 = empty
+    shown = picks > 0
+    return jnp.where(shown, (picks - 1) // num_treatments, -1), jnp.where(shown, (picks - 1) % num_treatments, 0)
+
+
+def _complement_best(prefix: jax.Array, suffix: jax.Array) -> jax.Array:
+    """max over (P, h) of prefix[..., P, h] + suffix[..., ~P, H − h]: the best page from two disjoint ad sets."""
+    return jnp.max(prefix + suffix[..., ::-1, ::-1], axis=(-2, -1))
+
+
+@functools.partial(jax.jit, static_argnames=("heights", "levels", "mode", "break_ties"))
+def dp_vcg(ctr: jax.Array, bid: jax.Array, reserve: jax.Array, usable: jax.Array, *, heights: tuple[int, ...],
+           levels: int, mode: ReserveMode, break_ties: bool):
+    """VCG for a batch by the DP (module docstring). ctr float32[B, N, T, K] (monotone); bid, reserve float32[B, N];
+    usable bool[B, N, T]; heights: the treatments' lines (or (0,) without a budget); levels: H + 1.
+
+    Returns (ad, treatment, own value, counterfactual, tied): the counterfactual per position is the best
+    objective without the ad (cost) or with it bidding its reserve (filter).
+    """
+    batch, num_ads, num_treatments, num_positions = ctr.shape
+    budgeted = levels > 1 or heights != (0,)
+    weight = bid - reserve if mode == "cost" else bid
+    value, treatment = groups(ctr, weight, usable, budgeted)
+    prefix, count, choices = _scan_forward(value, heights, levels)
+    tied = count[:, -1, -1] > 1
+    if break_ties:
+        ad, shown_treatment = _sort_key_placement(value, treatment, heights, levels, num_treatments)
+    else:
+        ad, group = _trace_back(choices, heights, levels, num_positions)
+        rows = jnp.arange(batch)[:, None]
+        positions = jnp.arange(num_positions)[None, :]
+        shown_treatment = jnp.where(ad >= 0, treatment[rows, jnp.maximum(ad, 0), group, positions], 0)
+    suffix = _scan_backward(value, heights, levels)
+    safe_ad = jnp.maximum(ad, 0)
+    rows = jnp.arange(batch)[:, None]
+    own_prefix = jnp.moveaxis(prefix, 0, 1)[rows, safe_ad]  # [B, K, 2^K, H+1]: candidates before the shown ad
+    own_suffix = jnp.moveaxis(suffix, 0, 1)[rows, safe_ad + 1]  # candidates after it
+    if mode == "filter":
+        lowered = jnp.where(jnp.isfinite(value), (reserve[:, :, None, None] * jnp.where(usable[..., None], ctr, 0.0)), -jnp.inf)
+        if not budgeted:
+            lowered = jnp.max(lowered, axis=2, keepdims=True)
+        own_prefix = value_step(own_prefix, lowered[rows, safe_ad], heights)
+    counterfactual = _complement_best(own_prefix, own_suffix)
+    return ad, shown_treatment, counterfactual, tied

@@ -1,0 +1,93 @@
+"""The solvers beyond what enumeration reaches: K = 6–8 against an independent formulation, and their input errors.
+
+Without a height budget the page is a rectangular assignment problem; `scipy.optimize.linear_sum_assignment`
+solves it (and, once per shown ad, without that ad) independently of both batched solvers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.optimize import linear_sum_assignment
+
+from auction import solve_batch
+from auction.vcg import vcg_batch
+
+
+def _scipy_vcg(ctr: np.ndarray, bid: np.ndarray, reserve: np.ndarray) -> tuple[float, dict[int, float]]:
+    """Best objective Σ (bid − reserve)·ctr and each shown ad's VCG payment for one query ctr[N, T, K]."""
+    num_ads, _, num_positions = ctr.shape
+    value = np.where((bid > reserve)[:, None], (bid - reserve)[:, None] * np.minimum.accumulate(ctr, axis=2).max(axis=1), -1e30)
+
+    def best(excluded: int | None) -> tuple[float, dict[int, int]]:
+        page = np.concatenate([value.T, np.zeros((num_positions, num_positions))], axis=1)  # positions × (ads, empty)
+        if excluded is not None:
+            page[:, excluded] = -1e30
+        rows, columns = linear_sum_assignment(page, maximize=True)
+        placed = {int(c): int(r) for r, c in zip(rows, columns) if c < num_ads and page[r, c] > -1e29}
+        return float(sum(page[r, c] for r, c in zip(rows, columns) if page[r, c] > -1e29)), placed
+
+    objective, placed = best(None)
+    payments = {}
+    for ad, position in placed.items():
+        own = value[ad, position]
+        payments[ad] = float(reserve[ad] * (own / (bid[ad] - reserve[ad])) + best(ad)[0] - (objective - own))
+    return objective, payments
+
+
+@pytest.mark.parametrize("num_positions", [6, 7, 8])
+def test_vcg_beyond_enumeration_matches_linear_sum_assignment(num_positions):
+    rng = np.random.default_rng(num_positions)
+    batch, num_ads, num_treatments = 48, 14, 3
+    ctr = (rng.uniform(0.01, 0.3, (batch, num_ads, num_treatments, 1)) * rng.uniform(0.3, 1.0, (batch, num_ads, 1, num_positions))
+           ).astype(np.float32)  # non-separable: each ad its own decay, some rising (the monotone rule applies)
+    bid = rng.lognormal(0.0, 0.6, (batch, num_ads)).astype(np.float32)
+    bid[:, :3] = 0.0  # zero bids never show
+    reserve = np.where(rng.random((batch, 1)) < 0.5, 0.4, 0.0).astype(np.float32) * np.ones_like(bid)
+    out = solve_batch(ctr, bid, reserve)
+    for q in range(batch):
+        objective, payments = _scipy_vcg(ctr[q].astype(np.float64), bid[q].astype(np.float64), reserve[q].astype(np.float64))
+        assert float(out.objective[q]) == pytest.approx(objective, rel=1e-5)
+        shown = {int(a): k for k, a in enumerate(out.ad[q]) if a >= 0}
+        assert set(shown) == set(payments), q
+        for ad, k in shown.items():
+            assert float(out.payment[q, k]) == pytest.approx(payments[ad], rel=1e-4, abs=1e-6 * objective)
+            assert float(out.price_per_click[q, k]) >= reserve[q, ad] * (1 - 1e-5)
+
+
+def test_solvers_agree_at_every_k_on_ties_and_budgets():
+    """The assignment solver and the DP (with and without a binding budget) give the same auction at K = 5–8."""
+    rng = np.random.default_rng(11)
+    for num_positions in (5, 8):
+        ctr = (rng.integers(1, 9, (64, 10, 3, num_positions)) / 16.0).astype(np.float32)  # dyadic: exact ties
+        bid = rng.choice([0.0, 1.0, 2.0, 3.0], (64, 10)).astype(np.float32)
+        reserve = np.zeros_like(bid)
+        fast = solve_batch(ctr, bid, reserve)
+        dp = vcg_batch(ctr, bid, reserve, solver="tie_break_all")
+        assert np.array_equal(fast.ad, np.asarray(dp.ad)) and np.array_equal(fast.treatment, np.asarray(dp.treatment))
+        assert np.allclose(fast.payment, np.asarray(dp.payment), rtol=1e-5, atol=1e-6)
+        assert fast.tied.any()  # exact ties were exercised
+        budget = solve_batch(ctr, bid, reserve, heights=(3.0, 4.0, 6.0), space_budget=20.0)
+        heights = np.where(budget.ad >= 0, np.asarray([3, 4, 6])[budget.treatment], 0).sum(axis=1)
+        assert heights.max() <= 20 and (budget.objective <= fast.objective + 1e-6).all()
+        assert (budget.objective < fast.objective - 1e-6).any()  # the budget binds somewhere
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    (dict(heights=(3.0, -1.0, 6.0), space_budget=13.0), "heights[1]"),
+    (dict(heights=(3.0, float("nan"), 6.0), space_budget=13.0), "heights[1]"),
+    (dict(heights=(3.0, 4.5, 6.0), space_budget=13.0), "heights[1]"),
+    (dict(heights=(3.0, 4.0, 6.0), space_budget=float("nan")), "space_budget"),
+    (dict(heights=(3.0, 4.0, 6.0), space_budget=-2.0), "space_budget"),
+    (dict(heights=(3.0, 4.0), space_budget=13.0), "heights"),
+])
+def test_bad_heights_and_budgets_name_the_field(options, message):
+    ctr, bid = np.full((1, 4, 3, 3), 0.1, np.float32), np.ones((1, 4), np.float32)
+    with pytest.raises(ValueError, match=message.replace("[", r"\[")):
+        solve_batch(ctr, bid, np.zeros_like(bid), **options)
+
+
+def test_more_positions_than_the_solvers_take_is_an_error():
+    ctr, bid = np.full((1, 12, 1, 9), 0.1, np.float32), np.ones((1, 12), np.float32)
+    with pytest.raises(ValueError, match="num_positions: at most 8"):
+        solve_batch(ctr, bid, np.zeros_like(bid))
