@@ -7,16 +7,16 @@ potentials u, v; the dense O(K²·(N + K)) form) adds one row per phase; a phase
 ends within r + 1 steps, so every loop has a fixed count and runs batched over queries (lanes) with a
 "done" mask instead of Python per query.
 
-Counterfactuals from the optimum's potentials. Removing a shown ad's column (cost semantics: the best page
-without it), lowering its column to its reserve (filter semantics: the best page with it bidding its
-reserve) or forbidding one matched edge all keep the potentials dual-feasible and the rest of the matching
-tight, so one more phase for the row that lost its column gives the new optimum (the standard re-optimisation
-argument). Each shown ad costs one phase.
+Counterfactuals from the optimum's potentials (cost semantics only). Forbidding a shown ad's column keeps the
+potentials dual-feasible and the rest of the matching tight, and every other free column keeps potential 0,
+so one more phase for the row that lost its column gives the best page without the ad. Each shown ad costs
+one phase. (Lowering a column instead, as the filter semantics would need, can leave the vacated column free
+with a negative potential, which breaks optimality: the filter semantics go to the DP.)
 
-Ties. The optimum is unique exactly when forbidding each of its K matched edges (an empty position: every
-empty slot, i.e. forcing an ad there) lowers the objective: any other matching lacks one of those edges.
-Otherwise the query is flagged `tied` and `auction.vcg` re-solves it with the reference tie-break. A unique
-optimum has no gaps: with CTRs non-increasing along positions moving an ad up into a gap would tie it.
+Ties. Another optimal matching is a cycle of tight edges (reduced cost within `slate_dp.tie_tolerance`)
+through the rows and the free columns (`_unique`); the query is then flagged `tied` and `auction.vcg`
+re-solves it with the reference tie-break. A unique optimum has no gaps: with CTRs non-increasing along
+positions moving an ad up into a gap would tie it.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from auction.slate_dp import groups
+from auction.slate_dp import groups, tie_tolerance
 
 
 class Matching(NamedTuple):
@@ -150,8 +150,7 @@ def _unique(page: jax.Array, state: Matching, matched: jax.Array, num_ads: int) 
     batch, rows, columns = page.shape
     num_positions = rows - 1
     finite = jnp.isfinite(page)
-    scale = jnp.max(jnp.where(finite, jnp.abs(page), 0.0), axis=(1, 2))
-    tolerance = (16 * jnp.finfo(page.dtype).eps * jnp.maximum(scale, jnp.finfo(page.dtype).tiny))[:, None, None]
+    tolerance = tie_tolerance(page)[:, None, None]
     reduced = -page - state.u[:, :, None] - state.v[:, None, :]
     tight = finite & (jnp.abs(reduced) <= tolerance)  # [B, R+1, C+1]
     tight = tight[:, 1:, 1:]  # rows 1..K, columns 1..C

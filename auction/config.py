@@ -1,4 +1,4 @@
-"""The auction's config section ([auction]): reserves, their semantics, the page height budget, exploration.
+"""The auction's config section ([auction]): mechanism, reserves, their semantics, the page height budget, exploration.
 
 The reserve choices are read from their registries (`auction.reserves`). `simulator.config` composes this
 section with the others and validates each field from its metadata (the convention of
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from auction.mechanisms import MECHANISMS
 from auction.reserves import RESERVE_KINDS, RESERVE_MODES
 
 
@@ -19,6 +20,9 @@ def _field(default, **meta):
 
 @dataclass(frozen=True)
 class AuctionConfig:
+    mechanism: str = _field("vcg", choices=tuple(MECHANISMS),
+                            doc="pricing of the welfare-maximising page: vcg (truthful), gsp (threshold prices: the "
+                                "least bid that keeps an ad's clicks), first_price (pay your bid)")
     reserve: float = _field(0.3, lo=0.0, hi=1e6, doc="per-click reserve (uniform); the base of per-advertiser reserves; "
                                                     "the score reserve R when quality-weighted")
     reserve_kind: str = _field("uniform", choices=tuple(RESERVE_KINDS),

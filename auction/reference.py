@@ -14,7 +14,7 @@ payment could otherwise be negative. With the rule every payment is ≥ reserve 
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 
 from auction.instance import AuctionInstance, InstanceError
@@ -171,6 +171,14 @@ def solve(instance: AuctionInstance, mode: ReserveMode = "cost", exact: bool = T
                    counterfactual)
 
 
+def first_price(instance: AuctionInstance, mode: ReserveMode = "cost", exact: bool = True) -> Outcome:
+    """First price: the page `solve` chooses, each shown ad paying its own bid per click."""
+    outcome = solve(instance, mode, exact)
+    prices = {ad: float(instance.bids[ad]) for ad, _ in outcome.slate.picks}
+    payments = {ad: prices[ad] * float(ctr) for (ad, _), ctr in zip(outcome.slate.picks, outcome.slate.ctrs)}
+    return replace(outcome, mechanism="first_price", payments=payments, prices=prices)
+
+
 def gsp(instance: AuctionInstance, exact: bool = True) -> Outcome:
     """GSP for single-treatment separable inputs: rank by bid × quality, pay next eligible score / own quality ≥ reserve."""
     bids, reserves, ctr, _, _ = _numbers(instance, exact)
@@ -229,6 +237,8 @@ def explain(outcome: Outcome, instance: AuctionInstance) -> str:
         elif outcome.mechanism == "vcg_filter":
             why = (f"  Pays {price:.6g}/click = {payment:.6g} per view: the best welfare if it bid only its reserve "
                    f"({outcome.counterfactual[ad]:.6g}) minus the others' welfare with it.")
+        elif outcome.mechanism == "first_price":
+            why = f"  Pays its bid, {price:.6g}/click = {payment:.6g} per view (first price)."
         else:
             why = f"  Pays {price:.6g}/click: the next eligible ad's score over its own quality, at least the reserve."
         lines += [head, why]

@@ -20,15 +20,18 @@ up into a gap never lowers the objective: every optimum value is reached by a ga
 tie-break below prefers it (the moved ad's contribution moves to an earlier position, or it contributed 0
 and fewer ads win).
 
-Ties. The forward pass counts the optimal placements (saturating at 2). A unique optimum is gap-free and is
+Ties. The forward pass counts the placements within a float32 tolerance of the optimum (`tie_tolerance`;
+saturating at 2): the same values summed in another order can round apart, and the reference, in exact
+arithmetic, sees a tie there. A unique optimum is gap-free and is
 read back from the recorded choices. When it is not unique, `break_ties` replaces each state's value with
 the reference's whole sort key — objective, −(ads shown), the contribution at each position, −(ad,
 treatment) at each position — compared lexicographically. That key is additive over disjoint positions and
-ads, so the best key of a state extends to the best key of every larger state and the DP stays exact; the
-final state's key holds the reference's slate.
+ads, so the best key of a state extends to the best key of every larger state and the DP stays exact (the
+objectives compare equal within the same tolerance; contributions are single products and compare exactly);
+the final state's key holds the reference's slate.
 
-Cost per query: N·K·G·2^K·(H+1) steps (~20·4·1·16 without a budget at K = 4); the budget-free path of
-`auction.vcg` uses the assignment solver, which is polynomial in K, and comes here only for ties.
+Cost per query: N·K·G·2^K·(H+1) steps (~20·4·1·16 without a budget at K = 4); budget-free pages with
+K > 4 (cost semantics) go to the assignment solver, which is polynomial in K, and come here only for ties.
 """
 
 from __future__ import annotations
@@ -114,21 +117,55 @@ def _sources(state: jax.Array, k: int, lines: int, fill, fields: bool = False) -
     return jnp.stack([jnp.full_like(without, fill), without], axis=len(lead) + 1).reshape(state.shape)
 
 
-def forward_step(best: jax.Array, count: jax.Array, value: jax.Array, heights: tuple[int, ...]):
-    """Add one candidate (value float32[..., G, K]) to states best float32[..., 2^K, H+1] with their optimum
-    counts (≤ 2). Returns the new states, counts and choices (0 = left out, 1 + k·G + g)."""
-    num_positions = value.shape[-1]
-    new_best, new_count = best, count
-    choice = jnp.zeros(best.shape, jnp.int32)
-    for k in range(num_positions):
-        for g, lines in enumerate(heights):
-            candidate = _sources(best, k, lines, -jnp.inf) + value[..., g, k][..., None, None]
-            source_count = _sources(count, k, lines, 0)
-            better = candidate > new_best
-            equal = candidate == new_best
-            choice = jnp.where(better, 1 + k * len(heights) + g, choice)
-            new_count = jnp.where(better, source_count, jnp.where(equal, jnp.minimum(new_count + source_count, 2), new_count))
-            new_best = jnp.maximum(new_best, candidate)
+def _halves(state: jax.Array, k: int) -> tuple[jax.Array, jax.Array]:
+    """The states without and with position k, each [..., 2^(K−k−1), 2^k, H+1] (state [..., 2^K, H+1])."""
+    lead = state.shape[:-2]
+    masks, levels = state.shape[-2:]
+    split = state.reshape(*lead, masks >> (k + 1), 2, 1 << k, levels)
+    return jnp.take(split, 0, axis=len(lead) + 1), jnp.take(split, 1, axis=len(lead) + 1)
+
+
+def _join(without: jax.Array, with_k: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+    return jnp.stack([without, with_k], axis=without.ndim - 2).reshape(shape)
+
+
+def _shift(x: jax.Array, lines: int, fill) -> jax.Array:
+    """x[..., h − lines] along the last axis, `fill` below 0."""
+    levels = x.shape[-1]
+    if lines >= levels:
+        return jnp.full_like(x, fill)
+    if not lines:
+        return x
+    return jnp.concatenate([jnp.full(x.shape[:-1] + (lines,), fill, x.dtype), x[..., : levels - lines]], axis=-1)
+
+
+def forward_step(best: jax.Array, count: jax.Array, value: jax.Array, heights: tuple[int, ...], tolerance: jax.Array):
+    """Add one candidate (value float32[..., G, K]) to states best float32[..., 2^K, H+1] with the number (≤ 2) of
+    placements within `tolerance` float32[...] of each state's optimum. Returns the new states, counts and
+    choices (0 = left out, 1 + k·G + g)."""
+    tolerance = tolerance[..., None, None, None]
+    new_best, new_count, choice = best, count, jnp.zeros(best.shape, jnp.int32)
+    for k in range(value.shape[-1]):
+        source, _ = _halves(best, k)
+        source_count, _ = _halves(count, k)
+        gain = gain_count = gain_choice = None
+        for g, lines in enumerate(heights):  # the candidate's best group at k, per state
+            candidate = _shift(source, lines, -jnp.inf) + value[..., g, k][..., None, None, None]
+            candidate_count = _shift(source_count, lines, 0)
+            if gain is None:
+                gain, gain_count, gain_choice = candidate, candidate_count, jnp.full(candidate.shape, 1 + k * len(heights), jnp.int32)
+                continue
+            better, equal = candidate > gain, jnp.abs(candidate - gain) <= tolerance
+            gain_choice = jnp.where(better, 1 + k * len(heights) + g, gain_choice)
+            gain_count = jnp.where(equal, jnp.minimum(gain_count + candidate_count, 2), jnp.where(better, candidate_count, gain_count))
+            gain = jnp.maximum(gain, candidate)
+        (off, on), (off_count, on_count), (off_choice, on_choice) = (_halves(x, k) for x in (new_best, new_count, choice))
+        better, equal = gain > on, jnp.abs(gain - on) <= tolerance
+        on_choice = jnp.where(better, gain_choice, on_choice)
+        on_count = jnp.where(equal, jnp.minimum(on_count + gain_count, 2), jnp.where(better, gain_count, on_count))
+        new_best = _join(off, jnp.maximum(on, gain), best.shape)
+        new_count = _join(off_count, on_count, best.shape)
+        choice = _join(off_choice, on_choice, best.shape)
     return new_best, new_count, choice
 
 
@@ -136,19 +173,26 @@ def value_step(best: jax.Array, value: jax.Array, heights: tuple[int, ...]) -> j
     """`forward_step` without counts or choices (the backward pass and the filter semantics' lowered ad)."""
     new_best = best
     for k in range(value.shape[-1]):
-        for g, lines in enumerate(heights):
-            new_best = jnp.maximum(new_best, _sources(best, k, lines, -jnp.inf) + value[..., g, k][..., None, None])
+        source, _ = _halves(best, k)
+        gain = functools.reduce(jnp.maximum, [_shift(source, lines, -jnp.inf) + value[..., g, k][..., None, None, None]
+                                              for g, lines in enumerate(heights)])
+        off, on = _halves(new_best, k)
+        new_best = _join(off, jnp.maximum(on, gain), best.shape)
     return new_best
 
 
-def _beats(a: jax.Array, b: jax.Array) -> jax.Array:
-    """a's key is lexicographically larger than b's (keys float32[..., F], first field most significant)."""
-    equal = (a == b).astype(jnp.int32)
+def _beats(a: jax.Array, b: jax.Array, tolerance: jax.Array) -> jax.Array:
+    """a's key is lexicographically larger than b's (keys float32[..., F], first field most significant); the
+    objectives (field 0, sums whose float32 rounding depends on the order) count as equal within `tolerance`."""
+    same_objective = jnp.abs(a[..., 0] - b[..., 0]) <= tolerance
+    equal = (a[..., 1:] == b[..., 1:]).astype(jnp.int32)
     before_equal = jnp.concatenate([jnp.ones_like(equal[..., :1]), jnp.cumprod(equal, axis=-1)[..., :-1]], axis=-1)
-    return jnp.any((before_equal == 1) & (a > b), axis=-1)
+    later = jnp.any((before_equal == 1) & (a[..., 1:] > b[..., 1:]), axis=-1)
+    return jnp.where(same_objective, later, a[..., 0] > b[..., 0])
 
 
-def sort_key_step(key: jax.Array, value: jax.Array, pick: jax.Array, heights: tuple[int, ...]) -> jax.Array:
+def sort_key_step(key: jax.Array, value: jax.Array, pick: jax.Array, heights: tuple[int, ...],
+                  tolerance: jax.Array) -> jax.Array:
     """Add one candidate to states holding the reference's sort key key[..., 2^K, H+1, 2 + 2K]: objective,
     −(ads shown), contribution by position, −(1 + ad·T + treatment) by position (0 = empty). value and pick
     are float32[..., G, K]."""
@@ -162,7 +206,7 @@ def sort_key_step(key: jax.Array, value: jax.Array, pick: jax.Array, heights: tu
             delta = delta.at[..., 0].set(v).at[..., 1].set(-1.0).at[..., 2 + k].set(v).at[..., 2 + num_positions + k].set(-p)
             candidate = _sources(key, k, lines, -jnp.inf, fields=True) + delta[..., None, None, :]
             candidate = jnp.where(jnp.isfinite(v)[..., None, None, None], candidate, -jnp.inf)
-            best = jnp.where(_beats(candidate, best)[..., None], candidate, best)
+            best = jnp.where(_beats(candidate, best, tolerance[..., None, None])[..., None], candidate, best)
     return best
 
 
@@ -174,14 +218,23 @@ class Placement(NamedTuple):
     tied: jax.Array
 
 
+def tie_tolerance(value: jax.Array) -> jax.Array:
+    """float32[B]: objectives this close count as tied — K² float32 ulps of the query's largest value, a bound on
+    how far two orders of summing the same K values can round apart (value float32[B, ..., K], −inf ignored)."""
+    num_positions = value.shape[-1]
+    largest = jnp.max(jnp.where(jnp.isfinite(value), jnp.abs(value), 0.0), axis=tuple(range(1, value.ndim)))
+    return num_positions**2 * jnp.finfo(jnp.float32).eps * largest
+
+
 def _scan_forward(value: jax.Array, heights: tuple[int, ...], levels: int):
     """Prefix states float32[N + 1, B, 2^K, H+1] (prefix[n]: candidates < n), final counts and choices."""
     batch, _, _, num_positions = value.shape
     start = jnp.zeros((batch, 1 << num_positions, levels), jnp.float32)
+    tolerance = tie_tolerance(value)
 
     def step(carry, ad_value):
         best, count = carry
-        best, count, choice = forward_step(best, count, ad_value, heights)
+        best, count, choice = forward_step(best, count, ad_value, heights, tolerance)
         return (best, count), (best, choice)
 
     (_, count), (states, choices) = jax.lax.scan(step, (start, jnp.ones(start.shape, jnp.int32)),
@@ -233,10 +286,11 @@ def _sort_key_placement(value: jax.Array, treatment: jax.Array, heights: tuple[i
     batch, num_ads, _, num_positions = value.shape
     pick = (1 + jnp.arange(num_ads)[None, :, None, None] * num_treatments + treatment).astype(jnp.float32)
     start = jnp.zeros((batch, 1 << num_positions, levels, 2 + 2 * num_positions), jnp.float32)
+    tolerance = tie_tolerance(value)
 
     def step(key, inputs):
         ad_value, ad_pick = inputs
-        return sort_key_step(key, ad_value, ad_pick, heights), None
+        return sort_key_step(key, ad_value, ad_pick, heights, tolerance), None
 
     key, _ = jax.lax.scan(step, start, (jnp.moveaxis(value, 1, 0), jnp.moveaxis(pick, 1, 0)))
     picks = -key[:, -1, -1, 2 + num_positions:].astype(jnp.int32)  # [B, K]: 1 + ad·T + treatment, 0 = empty
@@ -249,14 +303,56 @@ def _complement_best(prefix: jax.Array, suffix: jax.Array) -> jax.Array:
     return jnp.max(prefix + suffix[..., ::-1, ::-1], axis=(-2, -1))
 
 
-@functools.partial(jax.jit, static_argnames=("heights", "levels", "mode", "break_ties"))
+def _forced_rest(prefix: jax.Array, suffix: jax.Array, k: int, lines: int) -> jax.Array:
+    """The others' best objective with the ad fixed at position k in a group of `lines` height: max over the
+    states (A ∌ k, h) of prefix[A, h] + suffix[~A − k, H − lines − h] (prefix, suffix [..., 2^K, H+1])."""
+    levels = prefix.shape[-1]
+    if lines >= levels:
+        return jnp.full(prefix.shape[:-2], -jnp.inf, prefix.dtype)
+    lead = prefix.shape[:-2]
+    masks = prefix.shape[-2]
+
+    def without_k(x):
+        split = x.reshape(*lead, masks >> (k + 1), 2, 1 << k, levels)
+        return jnp.take(split, 0, axis=len(lead) + 1).reshape(*lead, masks >> 1, levels)[..., : levels - lines]
+
+    return jnp.max(without_k(prefix) + without_k(suffix)[..., ::-1, ::-1], axis=(-2, -1))
+
+
+def threshold_weight(own_prefix: jax.Array, own_suffix: jax.Array, option_ctr: jax.Array, own_ctr: jax.Array,
+                     heights: tuple[int, ...]) -> jax.Array:
+    """The smallest weight (bid − reserve, or bid) at which each shown ad still gets at least its clicks, others
+    fixed: GSP's price generalised to treatments and budgets (`auction.reference._line_threshold`).
+
+    Each placement u of the ad — absent (0 clicks, the others' best without it) or at (position, group) with
+    option_ctr [..., K, G] (−inf = not placeable) — is a line rest_u + w·c_u in the ad's weight w. It keeps
+    ≥ c* clicks iff some line with c ≥ c* is highest: w* = min over those of the max crossing with the rest.
+    """
+    num_positions = option_ctr.shape[-2]
+    rest = jnp.stack([_forced_rest(own_prefix, own_suffix, k, lines) for k in range(num_positions)
+                      for lines in heights], axis=-1)  # [..., K·G]
+    clicks = option_ctr.reshape(option_ctr.shape[:-2] + (-1,))
+    rest = jnp.where(jnp.isfinite(clicks), rest, -jnp.inf)
+    clicks = jnp.where(jnp.isfinite(clicks), clicks, 0.0)
+    rest = jnp.concatenate([_complement_best(own_prefix, own_suffix)[..., None], rest], axis=-1)  # absent first
+    clicks = jnp.concatenate([jnp.zeros_like(clicks[..., :1]), clicks], axis=-1)
+    upper = (clicks >= own_ctr[..., None]) & jnp.isfinite(rest)
+    lower = (clicks < own_ctr[..., None]) & jnp.isfinite(rest)
+    gap = clicks[..., :, None] - clicks[..., None, :]  # [..., u, l]
+    crossing = (rest[..., None, :] - rest[..., :, None]) / jnp.where(gap > 0, gap, 1.0)
+    crossing = jnp.where(lower[..., None, :], crossing, -jnp.inf)
+    return jnp.min(jnp.where(upper, jnp.max(crossing, axis=-1), jnp.inf), axis=-1)
+
+
+@functools.partial(jax.jit, static_argnames=("heights", "levels", "mode", "break_ties", "thresholds"))
 def dp_vcg(ctr: jax.Array, bid: jax.Array, reserve: jax.Array, usable: jax.Array, *, heights: tuple[int, ...],
-           levels: int, mode: ReserveMode, break_ties: bool):
+           levels: int, mode: ReserveMode, break_ties: bool, thresholds: bool = False):
     """VCG for a batch by the DP (module docstring). ctr float32[B, N, T, K] (monotone); bid, reserve float32[B, N];
     usable bool[B, N, T]; heights: the treatments' lines (or (0,) without a budget); levels: H + 1.
 
-    Returns (ad, treatment, own value, counterfactual, tied): the counterfactual per position is the best
-    objective without the ad (cost) or with it bidding its reserve (filter).
+    Returns (ad, treatment, counterfactual, tied, threshold): the counterfactual per position is the best
+    objective without the ad (cost) or with it bidding its reserve (filter); with `thresholds`, the
+    threshold weight of each shown ad (`threshold_weight`), else zeros.
     """
     batch, num_ads, num_treatments, num_positions = ctr.shape
     budgeted = levels > 1 or heights != (0,)
@@ -276,10 +372,19 @@ def dp_vcg(ctr: jax.Array, bid: jax.Array, reserve: jax.Array, usable: jax.Array
     rows = jnp.arange(batch)[:, None]
     own_prefix = jnp.moveaxis(prefix, 0, 1)[rows, safe_ad]  # [B, K, 2^K, H+1]: candidates before the shown ad
     own_suffix = jnp.moveaxis(suffix, 0, 1)[rows, safe_ad + 1]  # candidates after it
+    threshold = jnp.zeros(ad.shape, jnp.float32)
+    if thresholds:
+        positions = jnp.arange(num_positions)[None, :]
+        own_treatment_ctr = ctr[rows, safe_ad]  # [B, K(shown), T, K']
+        own_group_treatment = treatment[rows, safe_ad]  # [B, K, G, K']
+        option_ctr = jnp.take_along_axis(own_treatment_ctr, own_group_treatment, axis=2)  # [B, K, G, K']
+        option_ctr = jnp.where(jnp.isfinite(value[rows, safe_ad]), option_ctr, -jnp.inf)
+        own_ctr = ctr[rows, safe_ad, shown_treatment, positions]
+        threshold = threshold_weight(own_prefix, own_suffix, jnp.swapaxes(option_ctr, -1, -2), own_ctr, heights)
     if mode == "filter":
         lowered = jnp.where(jnp.isfinite(value), (reserve[:, :, None, None] * jnp.where(usable[..., None], ctr, 0.0)), -jnp.inf)
         if not budgeted:
             lowered = jnp.max(lowered, axis=2, keepdims=True)
         own_prefix = value_step(own_prefix, lowered[rows, safe_ad], heights)
     counterfactual = _complement_best(own_prefix, own_suffix)
-    return ad, shown_treatment, counterfactual, tied
+    return ad, shown_treatment, counterfactual, tied, threshold

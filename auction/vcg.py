@@ -32,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from auction.assignment import assignment_vcg
+from auction.mechanisms import MECHANISMS, Shown
 from auction.reserves import ReserveMode
 from auction.slate_dp import MAX_POSITIONS, dp_vcg, height_levels
 
@@ -41,9 +42,10 @@ from auction.slate_dp import MAX_POSITIONS, dp_vcg, height_levels
 DP_MAX_POSITIONS = 4
 
 
-def uses_assignment(num_positions: int, space_budget: float | None, mode: ReserveMode) -> bool:
-    """Whether the `fast` solver is the assignment solver (else the DP)."""
-    return space_budget is None and mode == "cost" and num_positions > DP_MAX_POSITIONS
+def uses_assignment(num_positions: int, space_budget: float | None, mode: ReserveMode, mechanism: str = "vcg") -> bool:
+    """Whether the `fast` solver is the assignment solver (else the DP, which also gives GSP's thresholds)."""
+    return (space_budget is None and mode == "cost" and num_positions > DP_MAX_POSITIONS
+            and not MECHANISMS[mechanism].needs_thresholds)
 
 
 def shortlist(weight: jax.Array, ctr: jax.Array, usable: jax.Array, budgeted: bool) -> tuple[jax.Array, jax.Array]:
@@ -91,19 +93,20 @@ class AuctionOutcome(NamedTuple):
 
 
 # The kernel's solvers, fastest first: `fast` (budget-free cost semantics above DP_MAX_POSITIONS: the assignment
-# solver, ties flagged within a float32 tolerance; otherwise the DP), `dp` (the DP on the shortlist, ties flagged
-# on exact float equality), `tie_break` (the DP on the shortlist with the reference's tie-break), `tie_break_all`
-# (the same on every candidate, for queries whose shortlist is longer than the kernel's).
-SOLVERS = ("fast", "dp", "tie_break", "tie_break_all")
+# solver; otherwise the DP; ties flagged within `slate_dp.tie_tolerance`), `tie_break` (the DP on the shortlist
+# with the reference's tie-break), `tie_break_all` (the same on every candidate, for queries whose shortlist is
+# longer than the kernel's).
+SOLVERS = ("fast", "tie_break", "tie_break_all")
 
 
-@functools.partial(jax.jit, static_argnames=("heights", "space_budget", "mode", "solver"))
+@functools.partial(jax.jit, static_argnames=("heights", "space_budget", "mode", "solver", "mechanism"))
 def vcg_batch(ctr: jax.Array, bid: jax.Array, reserve: jax.Array, available: jax.Array | None = None, *,
               heights: tuple[float, ...] | None = None, space_budget: float | None = None,
-              mode: ReserveMode = "cost", solver: str = "fast") -> AuctionOutcome:
-    """Run one VCG auction per query (the jitted kernel; `solve_batch` is the entry point).
+              mode: ReserveMode = "cost", solver: str = "fast", mechanism: str = "vcg") -> AuctionOutcome:
+    """Run one auction per query (the jitted kernel; `solve_batch` is the entry point): the welfare-maximising
+    page, priced by `mechanism` (`auction.mechanisms.MECHANISMS`; VCG by default).
 
-    `solver` (SOLVERS): `fast` and `dp` resolve an optimum that may not be unique arbitrarily and flag it in
+    `solver` (SOLVERS): `fast` resolves an optimum that may not be unique arbitrarily and flags it in
     `tied`; the `tie_break` ones apply the reference's rules (slower, so `solve_batch` reruns only flagged
     queries) and flag whether the optimum was tied.
 
@@ -113,6 +116,9 @@ def vcg_batch(ctr: jax.Array, bid: jax.Array, reserve: jax.Array, available: jax
     page's (static; None = no budget).
     """
     batch, num_ads, num_treatments, num_positions = ctr.shape
+    if mechanism not in MECHANISMS:
+        raise ValueError(f"mechanism: {mechanism!r} is not one of {', '.join(MECHANISMS)}")
+    thresholds = MECHANISMS[mechanism].needs_thresholds
     if num_positions > MAX_POSITIONS:
         raise ValueError(f"num_positions: at most {MAX_POSITIONS}, got {num_positions}")
     if space_budget is not None and (heights is None or len(heights) != num_treatments):
@@ -128,11 +134,13 @@ def vcg_batch(ctr: jax.Array, bid: jax.Array, reserve: jax.Array, available: jax
     else:
         keep, overflow = shortlist(weight, ctr, usable, space_budget is not None)
     pick = lambda x: jnp.take_along_axis(x, keep.reshape(keep.shape + (1,) * (x.ndim - 2)), axis=1)  # noqa: E731
-    if solver == "fast" and uses_assignment(num_positions, space_budget, mode):
+    if solver == "fast" and uses_assignment(num_positions, space_budget, mode, mechanism):
         ad, treatment, counterfactual, tied = assignment_vcg(pick(ctr), pick(bid), pick(reserve), pick(usable))
+        threshold = jnp.zeros(ad.shape, jnp.float32)
     else:
-        ad, treatment, counterfactual, tied = dp_vcg(pick(ctr), pick(bid), pick(reserve), pick(usable), heights=lines,
-                                                     levels=levels, mode=mode, break_ties=solver.startswith("tie_break"))
+        ad, treatment, counterfactual, tied, threshold = dp_vcg(
+            pick(ctr), pick(bid), pick(reserve), pick(usable), heights=lines, levels=levels, mode=mode,
+            break_ties=solver.startswith("tie_break"), thresholds=thresholds)
     ad = jnp.where(ad >= 0, jnp.take_along_axis(keep, jnp.maximum(ad, 0), axis=1), -1)
     if not solver.startswith("tie_break"):
         tied = tied | overflow  # a longer shortlist than the kernel's: rerun on every candidate
@@ -145,8 +153,10 @@ def vcg_batch(ctr: jax.Array, bid: jax.Array, reserve: jax.Array, available: jax
     own_value = jnp.where(shown, (own_bid - own_reserve if mode == "cost" else own_bid) * own_ctr, 0.0)
     # Others' objective in A*, summed directly (not W' − own) to avoid cancellation in float32.
     others = jnp.sum(jnp.where(~jnp.eye(num_positions, dtype=bool)[None], own_value[:, None, :], 0.0), axis=2)
-    payment = counterfactual - others + (own_reserve * own_ctr if mode == "cost" else 0.0)
-    payment = jnp.where(shown, payment, 0.0)
+    vcg_payment = counterfactual - others + (own_reserve * own_ctr if mode == "cost" else 0.0)
+    threshold_bid = threshold + (own_reserve if mode == "cost" else 0.0)
+    priced = Shown(own_ctr, own_bid, own_reserve, vcg_payment, threshold_bid)
+    payment = jnp.where(shown, MECHANISMS[mechanism].payment(priced), 0.0)
     price = jnp.where(shown & (own_ctr > 0), payment / jnp.where(own_ctr > 0, own_ctr, 1.0), 0.0)
     objective = jnp.sum(jnp.where(shown, (own_bid - own_reserve) * own_ctr, 0.0), axis=1)
     return AuctionOutcome(
@@ -162,27 +172,27 @@ def vcg_batch(ctr: jax.Array, bid: jax.Array, reserve: jax.Array, available: jax
 
 def preferred_batch(num_positions: int, num_candidates: int, heights: tuple[float, ...] | None = None,
                     space_budget: float | None = None) -> int:
-    """Queries per kernel call that keep the DP's prefix and suffix states within ~8 MB: 64 to 1,024."""
+    """Queries per kernel call that keep the DP's prefix and suffix states within ~32 MB: 64 to 1,024 (measured best)."""
     _, levels = height_levels(heights, space_budget, num_positions)
     per_query = 3 * (num_candidates + 1) * (1 << num_positions) * levels * 4
-    rows = 1 << max(int(2**23 // per_query).bit_length() - 1, 0)
+    rows = 1 << max(int(2**25 // per_query).bit_length() - 1, 0)
     return int(min(max(rows, 64), 1024))
 
 
 def solve_batch(ctr, bid, reserve, available=None, *, heights: tuple[float, ...] | None = None,
-                space_budget: float | None = None, mode: ReserveMode = "cost") -> AuctionOutcome:
-    """Exact VCG for a batch (arguments as `vcg_batch`), as numpy arrays, ties broken as the reference does.
+                space_budget: float | None = None, mode: ReserveMode = "cost", mechanism: str = "vcg") -> AuctionOutcome:
+    """Exact auctions for a batch (arguments as `vcg_batch`), as numpy arrays, ties broken as the reference does.
 
     Runs the kernel in chunks of `preferred_batch` queries, or one chunk of the next power of two for fewer
     queries (padded with empty queries), so a caller with a varying batch size compiles few shapes.
     """
-    options = dict(heights=heights, space_budget=space_budget, mode=mode)
+    options = dict(heights=heights, space_budget=space_budget, mode=mode, mechanism=mechanism)
     arrays = [None if a is None else np.asarray(a) for a in (ctr, bid, reserve, available)]
     total = arrays[0].shape[0]
     size = min(preferred_batch(arrays[0].shape[3], arrays[0].shape[1], heights, space_budget),
                1 << max(total - 1, 0).bit_length())
     parts = []
-    for start in range(0, total, size):
+    for start in range(0, max(total, 1), size):  # an empty batch runs one empty chunk: empty arrays out
         chunk = [None if a is None else pad_rows(a[start:start + size], size) for a in arrays]
         outcome = AuctionOutcome(*(np.asarray(x) for x in vcg_batch(*chunk, **options)))
         rows = min(size, total - start)
@@ -206,9 +216,8 @@ def shortlist_overflows(ctr, bid, reserve, available, *, budgeted: bool, mode: R
 
 
 def resolve_ties(outcome: AuctionOutcome, ctr, bid, reserve, available=None, **options) -> AuctionOutcome:
-    """Solve the queries flagged `tied` again (numpy outcome in and out): after the assignment solver first with
-    the DP, whose flags are exact float ties, then the rows still flagged with the reference tie-break rules
-    (on every candidate where the shortlist is too short).
+    """Solve the queries flagged `tied` again with the reference tie-break rules (numpy outcome in and out), on
+    every candidate where the shortlist is too short.
 
     Ties are rare with real-valued CTRs that fall along positions (flat CTRs, such as an untrained model's
     under the monotone rule, tie every order of a slate), so only those rows rerun, padded to a power of two
@@ -226,8 +235,6 @@ def resolve_ties(outcome: AuctionOutcome, ctr, bid, reserve, available=None, **o
         for column, fixed in zip(patched, again):
             column[rows] = np.asarray(fixed)[: rows.size]
 
-    if uses_assignment(ctr.shape[3], budget, mode) and patched[6].any():
-        rerun(np.flatnonzero(patched[6]), "dp")
     tied = np.flatnonzero(patched[6])
     if tied.size:
         long = np.asarray(shortlist_overflows(*(a[tied] for a in arrays), budgeted=budget is not None, mode=mode))

@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from auction.mechanisms import MECHANISMS
 from auction.reserves import RESERVE_MODES
 from simulator.compile_cache import enable_compilation_cache
 from simulator.config import ConfigError, scenario_file
@@ -218,7 +219,7 @@ def cmd_auction(args: argparse.Namespace) -> int:
     import json
 
     from auction.instance import InstanceError, from_json
-    from auction.reference import explain, gsp, solve
+    from auction.reference import explain, first_price, gsp, solve
 
     try:
         data = json.loads(Path(args.instance).read_text())
@@ -228,7 +229,12 @@ def cmd_auction(args: argparse.Namespace) -> int:
         raise ConfigError(f"instance file {args.instance!r}: bad JSON: {err}") from None
     try:
         instance = from_json(data)
-        outcome = gsp(instance) if args.mechanism == "gsp" else solve(instance, args.reserve_mode)
+        if args.mechanism == "gsp":
+            outcome = gsp(instance)
+        elif args.mechanism == "first_price":
+            outcome = first_price(instance, args.reserve_mode)
+        else:
+            outcome = solve(instance, args.reserve_mode)
     except InstanceError as err:
         raise ConfigError(str(err)) from None
     print(json.dumps(outcome.as_json(instance), indent=2))
@@ -280,7 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.set_defaults(handler=cmd_sweep)
     auction = commands.add_parser("auction", help="run one auction from a JSON instance (shared/auction_cases schema)")
     auction.add_argument("instance", help="JSON file: an instance, or a case with an 'input' key")
-    auction.add_argument("--mechanism", choices=["vcg", "gsp"], default="vcg")
+    auction.add_argument("--mechanism", choices=tuple(MECHANISMS), default="vcg",
+                         help="vcg (default); gsp: separable single-treatment GSP; first_price: the VCG page, pay your bid")
     auction.add_argument("--reserve-mode", choices=RESERVE_MODES, default="cost",
                          help="cost: reserve as a per-click seller cost (default); filter: eligibility threshold")
     auction.add_argument("--explain", action="store_true", help="also print a human-readable account")

@@ -85,3 +85,15 @@ def test_explain_states_the_monotone_rule_and_which_ctrs_it_changed(tmp_path, ca
     falling = {**instance, "ctr": [[[0.5, 0.1]], [[0.4, 0.01]]]}
     assert main(["auction", _write(tmp_path, falling, "falling.json"), "--explain"]) == 0
     assert "every CTR here already was" in capsys.readouterr().out
+
+
+def test_first_price_charges_the_bid_on_the_vcg_page(tmp_path, capsys):
+    case = _case("rich_knapsack_mixed_formats")
+    assert main(["auction", _write(tmp_path, case), "--mechanism", "first_price", "--explain"]) == 0
+    out = capsys.readouterr().out
+    result = json.loads(out[: out.rindex("}") + 1])
+    assert [(a["position"], a["ad"]) for a in result["allocation"]] == [(0, 0), (1, 1), (2, 2)]
+    for ad in result["ads"]:
+        if ad["shown"]:
+            assert ad["price_per_click"] == pytest.approx(case["input"]["ads"][ad["ad"]]["bid"], rel=1e-12)
+    assert "(first price)" in out

@@ -91,3 +91,29 @@ def test_more_positions_than_the_solvers_take_is_an_error():
     ctr, bid = np.full((1, 12, 1, 9), 0.1, np.float32), np.ones((1, 12), np.float32)
     with pytest.raises(ValueError, match="num_positions: at most 8"):
         solve_batch(ctr, bid, np.zeros_like(bid))
+
+
+@pytest.mark.parametrize("num_positions", [3, 5])
+def test_identical_ads_tie_although_float32_sums_round_apart(num_positions):
+    """Two identical ads swapped give the same objective in exact arithmetic; summed in another order in float32
+    they can differ by an ulp. The tie must still be seen and broken to the lower index (a reviewer's case)."""
+    from auction.instance import from_dense
+    from auction.reference import solve
+
+    rng = np.random.default_rng(5)
+    batch, num_ads = 48, 6
+    quality = rng.uniform(0.05, 0.9, (batch, num_ads)).astype(np.float32)
+    quality[:, 2] = quality[:, 1]  # ad 2 is a copy of ad 1
+    effects = np.sort(rng.uniform(0.05, 1.0, (batch, 1, num_positions)), axis=-1)[..., ::-1]
+    ctr = (quality[:, :, None] * effects).astype(np.float32)[:, :, None, :]
+    bid = np.ones((batch, num_ads), np.float32)
+    out = solve_batch(ctr, bid, np.zeros_like(bid))
+    for q in range(batch):
+        reference = solve(from_dense(ctr[q], bid[q], np.zeros(num_ads, np.float32)), "cost", exact=False)
+        assert [int(a) for a in out.ad[q] if a >= 0] == [a for a, _ in reference.slate.picks], q
+    assert out.tied.mean() > 0.5
+
+
+def test_an_empty_batch_gives_empty_outcomes():
+    out = solve_batch(np.zeros((0, 3, 1, 2), np.float32), np.zeros((0, 3), np.float32), np.zeros((0, 3), np.float32))
+    assert out.ad.shape == (0, 2) and out.payment.shape == (0, 2)

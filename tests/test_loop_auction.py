@@ -45,3 +45,14 @@ def test_per_advertiser_reserves_differ_by_advertiser(smoke_scenario):
     assert world.advertiser_reserve.std() > 0.05
     batch = world.queries(0.0, 1.0)
     assert np.array_equal(batch.reserve[batch.valid], world.advertiser_reserve[batch.features[..., 3]][batch.valid])
+
+
+def test_mechanisms_price_the_same_pages_in_the_loop(smoke_scenario):
+    """With the true CTRs every mechanism shows the same pages; per impression VCG ≤ GSP ≤ first price (the bid)."""
+    logs = {m: _run(smoke_scenario, model__oracle=True, auction__mechanism=m).log.frame()
+            for m in ("vcg", "gsp", "first_price")}
+    keys = ["query", "position", "ad_id", "treatment"]
+    assert all(logs[m][keys].equals(logs["vcg"][keys]) for m in logs)
+    vcg, gsp, first = (logs[m]["price_per_click"].to_numpy() for m in ("vcg", "gsp", "first_price"))
+    assert (gsp >= vcg * (1 - 1e-5)).all() and (first >= gsp * (1 - 1e-5)).all()
+    assert (gsp > vcg * 1.01).mean() > 0.2 and (first > gsp * 1.01).mean() > 0.2  # the switch acts

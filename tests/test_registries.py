@@ -13,6 +13,7 @@ import pytest
 from flax import nnx
 
 from auction.config import AuctionConfig
+from auction.mechanisms import MECHANISMS
 from auction.reserves import RESERVE_KINDS, RESERVE_MODES
 from models import CtrModel, FeatureSpec, TowerShape, TrainConfig, make_optimizer
 from models.activations import ACTIVATIONS, activation_from_config
@@ -29,6 +30,7 @@ REGISTRIES = {
     (ModelConfig, "normalization"): NORMALIZATIONS, (ModelConfig, "architecture"): ARCHITECTURES,
     (TrainConfig, "optimizer"): OPTIMIZERS, (TrainConfig, "loss_curriculum"): CURRICULA,
     (AuctionConfig, "reserve_kind"): RESERVE_KINDS, (AuctionConfig, "reserve_mode"): RESERVE_MODES,
+    (AuctionConfig, "mechanism"): MECHANISMS,
 }
 
 
@@ -47,6 +49,9 @@ def test_list_choices_and_the_cli_are_the_registries(capsys):
     with pytest.raises(SystemExit):
         main(["auction", "case.json", "--reserve-mode", "bogus"])
     assert "(choose from " + ", ".join(f"'{mode}'" for mode in RESERVE_MODES) + ")" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["auction", "case.json", "--mechanism", "bogus"])
+    assert "(choose from " + ", ".join(f"'{name}'" for name in MECHANISMS) + ")" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("name", ACTIVATIONS)

@@ -1,5 +1,6 @@
-"""The auction stage of a tick: per-candidate reserves and VCG on the (possibly explored) pCTRs, started on the
-solver's preferred chunk size so JAX runs it asynchronously, then ties resolved on the host by the reference rules."""
+"""The auction stage of a tick: per-candidate reserves and the auction (VCG, GSP or first price) on the (possibly
+explored) pCTRs, started on the solver's preferred chunk size so JAX runs it asynchronously, then ties resolved on
+the host by the reference rules."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from simulator.config import Scenario
 @dataclass(frozen=True)
 class Auctioneer:
     reserves: Callable  # (reserve[B, N], ctr[B, N, T, K]) → the per-candidate reserve the auction applies
-    options: dict  # the solver's reserve mode, page budget and treatment heights
+    options: dict  # the solver's reserve mode, page budget, treatment heights and mechanism
     chunk_rows: int  # queries per solver call
 
     @classmethod
@@ -25,11 +26,11 @@ class Auctioneer:
         budget = a.page_height_budget or None
         heights = tuple(map(float, treatment_heights)) if budget else None
         return cls(RESERVE_KINDS[a.reserve_kind].per_candidate,
-                   dict(mode=a.reserve_mode, space_budget=budget, heights=heights),
+                   dict(mode=a.reserve_mode, space_budget=budget, heights=heights, mechanism=a.mechanism),
                    preferred_batch(scenario.world.num_positions, scenario.world.candidates_per_query, heights, budget))
 
     def start(self, ctr, bid, reserve, explore: np.ndarray | None) -> tuple[AuctionOutcome, tuple]:
-        """VCG on one padded chunk (asynchronous under JAX): its outcome and the inputs it ranked on."""
+        """The auction on one padded chunk (asynchronous under JAX): its outcome and the inputs it ranked on."""
         reserve = self.reserves(reserve, ctr)
         ranked = ctr if explore is None else ctr * explore[:, :, None, None]
         return vcg_batch(ranked, bid, reserve, **self.options), (ranked, bid, reserve)
