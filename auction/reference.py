@@ -239,10 +239,13 @@ def explain(outcome: Outcome, instance: AuctionInstance) -> str:
                    f"({outcome.counterfactual[ad]:.6g}) minus the others' welfare with it.")
         elif outcome.mechanism == "first_price":
             why = f"  Pays its bid, {price:.6g}/click = {payment:.6g} per view (first price)."
+        elif outcome.mechanism == "gsp_threshold":
+            why = (f"  Pays its threshold price, {price:.6g}/click = {payment:.6g} per view: the least bid that keeps its "
+                   "clicks on this page, at least the reserve (GSP generalised to treatments).")
         else:
             why = f"  Pays {price:.6g}/click: the next eligible ad's score over its own quality, at least the reserve."
         lines += [head, why]
-        if outcome.mechanism != "gsp":
+        if outcome.mechanism not in ("gsp", "gsp_threshold"):
             lines.append(f"  Keeps this placement down to a bid of {outcome.threshold_prices[ad]:.6g}/click (threshold price).")
     unshown = [a for a in range(instance.num_ads) if a not in {a for a, _ in outcome.slate.picks}]
     if unshown:

@@ -219,7 +219,8 @@ def cmd_auction(args: argparse.Namespace) -> int:
     import json
 
     from auction.instance import InstanceError, from_json
-    from auction.reference import explain, first_price, gsp, solve
+    from auction.instance_solver import solve_instance
+    from auction.reference import explain
 
     try:
         data = json.loads(Path(args.instance).read_text())
@@ -229,15 +230,10 @@ def cmd_auction(args: argparse.Namespace) -> int:
         raise ConfigError(f"instance file {args.instance!r}: bad JSON: {err}") from None
     try:
         instance = from_json(data)
-        if args.mechanism == "gsp":
-            outcome = gsp(instance)
-        elif args.mechanism == "first_price":
-            outcome = first_price(instance, args.reserve_mode)
-        else:
-            outcome = solve(instance, args.reserve_mode)
+        outcome, solver = solve_instance(instance, args.mechanism, args.reserve_mode)
     except InstanceError as err:
         raise ConfigError(str(err)) from None
-    print(json.dumps(outcome.as_json(instance), indent=2))
+    print(json.dumps({"solver": solver, **outcome.as_json(instance)}, indent=2))
     if args.explain:
         print(explain(outcome, instance))
     return 0
@@ -284,10 +280,12 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--out", help="output folder (default: runs/sweep-<name>); re-running skips finished cells")
     sweep.add_argument("--quiet", action="store_true")
     sweep.set_defaults(handler=cmd_sweep)
-    auction = commands.add_parser("auction", help="run one auction from a JSON instance (shared/auction_cases schema)")
+    auction = commands.add_parser("auction", help="run one auction from a JSON instance (shared/auction_cases "
+                                   "schema): the exact enumeration while slates are few, the batched solver (K ≤ 8) beyond")
     auction.add_argument("instance", help="JSON file: an instance, or a case with an 'input' key")
     auction.add_argument("--mechanism", choices=tuple(MECHANISMS), default="vcg",
-                         help="vcg (default); gsp: separable single-treatment GSP; first_price: the VCG page, pay your bid")
+                         help="vcg (default); gsp: rank by score with one treatment per ad, threshold prices on the VCG page "
+                              "with several; first_price: the VCG page, pay your bid")
     auction.add_argument("--reserve-mode", choices=RESERVE_MODES, default="cost",
                          help="cost: reserve as a per-click seller cost (default); filter: eligibility threshold")
     auction.add_argument("--explain", action="store_true", help="also print a human-readable account")

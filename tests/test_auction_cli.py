@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
+from auction.instance import from_json
+from auction.instance_solver import batched_outcome, slate_bound
+from auction.reference import solve
 from simulator.cli import main
 from tests.conftest import AUCTION_CASES
-
 
 
 def _case(name: str) -> dict:
@@ -97,3 +100,57 @@ def test_first_price_charges_the_bid_on_the_vcg_page(tmp_path, capsys):
         if ad["shown"]:
             assert ad["price_per_click"] == pytest.approx(case["input"]["ads"][ad["ad"]]["bid"], rel=1e-12)
     assert "(first price)" in out
+
+
+def _large_instance(num_positions: int, space_budget=None, text_height=2) -> dict:
+    """20 ads × 3 formats: far too many slates to enumerate at K = 8."""
+    rng = np.random.default_rng(num_positions)
+    effects = [0.8**p for p in range(num_positions)]
+    formats = [("text", text_height), ("ext", 3), ("image", 4)]
+    quality = rng.uniform(0.02, 0.2, 20)
+    return {"num_positions": num_positions, "space_budget": space_budget,
+            "ads": [{"bid": float(b), "reserve_per_click": 0.3, "formats": [{"name": n, "height": h} for n, h in formats]}
+                    for b in rng.uniform(0.5, 3.0, 20)],
+            "ctr": [[[float(q * m * e) for e in effects] for m in (1.0, 1.2, 1.5)] for q in quality]}
+
+
+@pytest.mark.parametrize("case", AUCTION_CASES[::3], ids=[c["id"] for c in AUCTION_CASES[::3]])
+def test_the_batched_path_gives_the_references_outcome(case):
+    """What `adfloor auction` prints for instances too large to enumerate, checked where both can run."""
+    instance = from_json(case)
+    if instance.num_positions > 8 or (instance.space_budget is not None
+                                      and any(h != round(h) for hs in instance.heights for h in hs)):
+        pytest.skip("outside the batched solver's inputs")
+    for mode in ("cost", "filter"):
+        reference, batched = solve(instance, mode), batched_outcome(instance, mode)
+        assert batched.slate.picks == reference.slate.picks, mode
+        for field in ("payments", "prices", "threshold_prices", "counterfactual"):
+            got, want = getattr(batched, field), getattr(reference, field)
+            assert got.keys() == want.keys()
+            assert all(got[a] == pytest.approx(want[a], rel=1e-4, abs=1e-5) for a in want), (mode, field)
+
+
+@pytest.mark.parametrize("mechanism", ["vcg", "gsp", "first_price"])
+@pytest.mark.parametrize("space_budget", [None, 16])
+def test_eight_slots_of_twenty_ads_go_to_the_batched_solver(tmp_path, capsys, mechanism, space_budget):
+    data = _large_instance(8, space_budget)
+    assert slate_bound(from_json(data)) > 10**9
+    assert main(["auction", _write(tmp_path, data), "--mechanism", mechanism, "--explain"]) == 0
+    out = capsys.readouterr().out
+    result = json.loads(out[: out.rindex("}") + 1])
+    assert result["solver"] == "batched" and len(result["allocation"]) == (8 if space_budget is None else 5)
+    if space_budget is not None:
+        assert sum(data["ads"][a["ad"]]["formats"][a["format"]]["height"] for a in result["allocation"]) <= 16
+    for ad in result["ads"]:
+        if ad["shown"]:
+            bid, reserve = data["ads"][ad["ad"]]["bid"], data["ads"][ad["ad"]]["reserve_per_click"]
+            assert reserve - 1e-6 <= ad["price_per_click"] <= bid + 1e-6
+    assert "Position 7: ad" in out if space_budget is None else "Position 4: ad" in out
+
+
+@pytest.mark.parametrize(("data", "needle"), [(_large_instance(9), "instance.num_positions: at most 8"),
+                                              (_large_instance(8, 16, text_height=1.5), "heights")])
+def test_instances_the_batched_solver_cannot_take_exit_2(tmp_path, capsys, data, needle):
+    assert main(["auction", _write(tmp_path, data)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and needle in err[0]
