@@ -85,8 +85,9 @@ def height_levels(heights: tuple[float, ...] | None, space_budget: float | None,
 
 
 def groups(ctr: jax.Array, weight: jax.Array, usable: jax.Array, budgeted: bool) -> tuple[jax.Array, jax.Array]:
-    """Values float32[B, N, G, K] (weight × ctr, −inf where not usable) and the treatment of each group."""
-    value = jnp.where(usable[..., None], weight[:, :, None, None] * ctr, -jnp.inf)
+    """Values float32[B, N, G, K] (weight × ctr, −inf where not usable: usable bool[B, N, T, K]) and the treatment
+    of each group."""
+    value = jnp.where(usable, weight[:, :, None, None] * ctr, -jnp.inf)
     num_treatments = ctr.shape[2]
     if budgeted:
         treatment = jnp.broadcast_to(jnp.arange(num_treatments, dtype=jnp.int32)[None, None, :, None], value.shape)
@@ -348,7 +349,7 @@ def threshold_weight(own_prefix: jax.Array, own_suffix: jax.Array, option_ctr: j
 def dp_vcg(ctr: jax.Array, bid: jax.Array, reserve: jax.Array, usable: jax.Array, *, heights: tuple[int, ...],
            levels: int, mode: ReserveMode, break_ties: bool, thresholds: bool = False):
     """VCG for a batch by the DP (module docstring). ctr float32[B, N, T, K] (monotone); bid, reserve float32[B, N];
-    usable bool[B, N, T]; heights: the treatments' lines (or (0,) without a budget); levels: H + 1.
+    usable bool[B, N, T, K] (False: the ad may not take the treatment there); heights: the treatments' lines (or (0,) without a budget); levels: H + 1.
 
     Returns (ad, treatment, counterfactual, tied, threshold): the counterfactual per position is the best
     objective without the ad (cost) or with it bidding its reserve (filter); with `thresholds`, the
@@ -382,7 +383,7 @@ def dp_vcg(ctr: jax.Array, bid: jax.Array, reserve: jax.Array, usable: jax.Array
         own_ctr = ctr[rows, safe_ad, shown_treatment, positions]
         threshold = threshold_weight(own_prefix, own_suffix, jnp.swapaxes(option_ctr, -1, -2), own_ctr, heights)
     if mode == "filter":
-        lowered = jnp.where(jnp.isfinite(value), (reserve[:, :, None, None] * jnp.where(usable[..., None], ctr, 0.0)), -jnp.inf)
+        lowered = jnp.where(jnp.isfinite(value), (reserve[:, :, None, None] * jnp.where(usable, ctr, 0.0)), -jnp.inf)
         if not budgeted:
             lowered = jnp.max(lowered, axis=2, keepdims=True)
         own_prefix = value_step(own_prefix, lowered[rows, safe_ad], heights)

@@ -62,7 +62,7 @@ def shortlist(weight: jax.Array, ctr: jax.Array, usable: jax.Array, budgeted: bo
     size = min(num_ads, num_positions + 4)
     if size == num_ads:
         return jnp.broadcast_to(jnp.arange(num_ads, dtype=jnp.int32), (batch, num_ads)), jnp.zeros(batch, bool)
-    value = jnp.where(usable[..., None], weight[:, :, None, None] * ctr, -jnp.inf)
+    value = jnp.where(usable, weight[:, :, None, None] * ctr, -jnp.inf)
     if not budgeted:
         value = jnp.max(value, axis=2, keepdims=True)
     columns = jnp.moveaxis(value, 1, 3).reshape(batch, -1, num_ads)  # [B, G·K, N]
@@ -71,6 +71,16 @@ def shortlist(weight: jax.Array, ctr: jax.Array, usable: jax.Array, budgeted: bo
     member = jnp.any(hits, axis=(1, 2))
     order = jnp.argsort(~member, axis=1, stable=True).astype(jnp.int32)[:, :size]
     return jnp.sort(order, axis=1), jnp.sum(member, axis=1) > size
+
+
+def _usable(bid, reserve, available, page_positions, shape) -> jax.Array:
+    """bool[B, N, T, K]: eligible (bid > reserve), the treatment available, the position on the query's page."""
+    usable = (bid > reserve)[:, :, None, None]
+    if available is not None:
+        usable = usable & available[..., None]
+    if page_positions is not None:
+        usable = usable & (jnp.arange(shape[3])[None, :] < page_positions[:, None])[:, None, None, :]
+    return jnp.broadcast_to(usable, shape)
 
 
 class AuctionOutcome(NamedTuple):
@@ -100,8 +110,8 @@ SOLVERS = ("fast", "tie_break", "tie_break_all")
 
 
 @functools.partial(jax.jit, static_argnames=("heights", "space_budget", "mode", "solver", "mechanism"))
-def vcg_batch(ctr: jax.Array, bid: jax.Array, reserve: jax.Array, available: jax.Array | None = None, *,
-              heights: tuple[float, ...] | None = None, space_budget: float | None = None,
+def vcg_batch(ctr: jax.Array, bid: jax.Array, reserve: jax.Array, available: jax.Array | None = None,
+              page_positions: jax.Array | None = None, *, heights: tuple[float, ...] | None = None, space_budget: float | None = None,
               mode: ReserveMode = "cost", solver: str = "fast", mechanism: str = "vcg") -> AuctionOutcome:
     """Run one auction per query (the jitted kernel; `solve_batch` is the entry point): the welfare-maximising
     page, priced by `mechanism` (`auction.mechanisms.MECHANISMS`; VCG by default).
@@ -112,7 +122,8 @@ def vcg_batch(ctr: jax.Array, bid: jax.Array, reserve: jax.Array, available: jax
 
     ctr: float32[B, N, T, K] CTR of candidate n in treatment t at position k (made non-increasing along k),
     K ≤ 8; bid, reserve: float32[B, N] per click (bid ≤ reserve is ineligible: pad with bid 0); available:
-    bool[B, N, T] (default all); heights: the T treatments' heights in whole lines and space_budget the
+    bool[B, N, T] (default all); page_positions: int32[B] the positions each query's page has, the first ones
+    (default K: a phone's page has fewer than a desktop's); heights: the T treatments' heights in whole lines and space_budget the
     page's (static; None = no budget).
     """
     batch, num_ads, num_treatments, num_positions = ctr.shape
@@ -125,8 +136,7 @@ def vcg_batch(ctr: jax.Array, bid: jax.Array, reserve: jax.Array, available: jax
         raise ValueError(f"heights: need one height per treatment ({num_treatments}) with a space budget")
     lines, levels = height_levels(heights, space_budget, num_positions)
     ctr = jax.lax.cummin(ctr, axis=3)  # the monotone rule (module docstring)
-    usable = (bid > reserve)[:, :, None] if available is None else (bid > reserve)[:, :, None] & available
-    usable = jnp.broadcast_to(usable, (batch, num_ads, num_treatments))
+    usable = _usable(bid, reserve, available, page_positions, ctr.shape)
     weight = bid - reserve if mode == "cost" else bid
     if solver == "tie_break_all":
         keep = jnp.broadcast_to(jnp.arange(num_ads, dtype=jnp.int32), (batch, num_ads))
@@ -179,7 +189,7 @@ def preferred_batch(num_positions: int, num_candidates: int, heights: tuple[floa
     return int(min(max(rows, 64), 1024))
 
 
-def solve_batch(ctr, bid, reserve, available=None, *, heights: tuple[float, ...] | None = None,
+def solve_batch(ctr, bid, reserve, available=None, page_positions=None, *, heights: tuple[float, ...] | None = None,
                 space_budget: float | None = None, mode: ReserveMode = "cost", mechanism: str = "vcg") -> AuctionOutcome:
     """Exact auctions for a batch (arguments as `vcg_batch`), as numpy arrays, ties broken as the reference does.
 
@@ -187,7 +197,7 @@ def solve_batch(ctr, bid, reserve, available=None, *, heights: tuple[float, ...]
     queries (padded with empty queries), so a caller with a varying batch size compiles few shapes.
     """
     options = dict(heights=heights, space_budget=space_budget, mode=mode, mechanism=mechanism)
-    arrays = [None if a is None else np.asarray(a) for a in (ctr, bid, reserve, available)]
+    arrays = [None if a is None else np.asarray(a) for a in (ctr, bid, reserve, available, page_positions)]
     total = arrays[0].shape[0]
     size = min(preferred_batch(arrays[0].shape[3], arrays[0].shape[1], heights, space_budget),
                1 << max(total - 1, 0).bit_length())
@@ -209,13 +219,14 @@ MIN_TIE_ROWS = 8  # tied queries are re-solved in batches of 8, 16, 32, ... rows
 
 
 @functools.partial(jax.jit, static_argnames=("budgeted", "mode"))
-def shortlist_overflows(ctr, bid, reserve, available, *, budgeted: bool, mode: ReserveMode) -> jax.Array:
+def shortlist_overflows(ctr, bid, reserve, available, page_positions, *, budgeted: bool, mode: ReserveMode) -> jax.Array:
     """bool[B]: the query has more candidates than the kernel's shortlist (`shortlist`)."""
-    usable = (bid > reserve)[:, :, None] & available
+    usable = _usable(bid, reserve, available, page_positions, ctr.shape)
     return shortlist(bid - reserve if mode == "cost" else bid, jax.lax.cummin(ctr, axis=3), usable, budgeted)[1]
 
 
-def resolve_ties(outcome: AuctionOutcome, ctr, bid, reserve, available=None, **options) -> AuctionOutcome:
+def resolve_ties(outcome: AuctionOutcome, ctr, bid, reserve, available=None, page_positions=None,
+                 **options) -> AuctionOutcome:
     """Solve the queries flagged `tied` again with the reference tie-break rules (numpy outcome in and out), on
     every candidate where the shortlist is too short.
 
@@ -225,7 +236,8 @@ def resolve_ties(outcome: AuctionOutcome, ctr, bid, reserve, available=None, **o
     """
     ctr, bid, reserve = (np.asarray(a) for a in (ctr, bid, reserve))
     available = np.ones(ctr.shape[:3], bool) if available is None else np.asarray(available)
-    arrays = (ctr, bid, reserve, available)
+    page_positions = np.full(ctr.shape[0], ctr.shape[3], np.int32) if page_positions is None else np.asarray(page_positions)
+    arrays = (ctr, bid, reserve, available, page_positions)
     mode, budget = options.get("mode", "cost"), options.get("space_budget")
     patched = [np.array(column) for column in outcome]
 
