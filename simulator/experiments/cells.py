@@ -27,7 +27,7 @@ def run_arm(arm: Arm, seed: int, hours: float, scenario: str | Path | dict) -> d
     measures_trainer = scenario.model.ensemble_size > 1 or scenario.train.cowclip  # needs the logs afterwards
     simulation = Simulation(scenario, sync_stages=True, keep_training_logs=arm.replica or measures_trainer)
     output = simulation.run()
-    result = {"arm": arm.name, "seed": seed, **run_metrics(output, simulation.world.examination)}
+    result = {"arm": arm.name, "seed": seed, **run_metrics(output, simulation.world.page_examination)}
     if measures_trainer and output.training_logs:
         logged = Examples.concat([entry[1] for entry in output.training_logs])
         if scenario.model.ensemble_size > 1:

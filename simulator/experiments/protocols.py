@@ -30,7 +30,7 @@ def auction_revenue(seed: int, scenario_path: str | Path | dict, ticks: int = 60
     scenario = config.load(scenario_path, seed=seed)
     world = World(scenario)
     world.reset(seed)
-    effects = world.examination[0].astype(np.float64)
+    effects = world.page_examination[0, 0, :world.page_positions[0]].astype(np.float64)  # the first device's page
     vcg_revenue, gsp_revenue, equilibrium_revenue = [], [], []
     for minute in range(ticks):
         batch = world.queries(float(minute), 1.0)

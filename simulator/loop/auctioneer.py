@@ -29,11 +29,14 @@ class Auctioneer:
                    dict(mode=a.reserve_mode, space_budget=budget, heights=heights, mechanism=a.mechanism),
                    preferred_batch(scenario.world.num_positions, scenario.world.candidates_per_query, heights, budget))
 
-    def start(self, ctr, bid, reserve, explore: np.ndarray | None) -> tuple[AuctionOutcome, tuple]:
-        """The auction on one padded chunk (asynchronous under JAX): its outcome and the inputs it ranked on."""
+    def start(self, ctr, bid, reserve, explore: np.ndarray | None,
+              page_positions: np.ndarray | None = None) -> tuple[AuctionOutcome, tuple]:
+        """The auction on one padded chunk (asynchronous under JAX): its outcome and the inputs it ranked on.
+        `page_positions` int32[B]: each query's page length (None: all K)."""
         reserve = self.reserves(reserve, ctr)
         ranked = ctr if explore is None else ctr * explore[:, :, None, None]
-        return vcg_batch(ranked, bid, reserve, **self.options), (ranked, bid, reserve)
+        inputs = (ranked, bid, reserve, None, page_positions)
+        return vcg_batch(*inputs, **self.options), inputs
 
     def finish(self, in_flight: list) -> AuctionOutcome:
         """The chunks' outcomes (rows, outcome, inputs, …) on the host, ties resolved, as one batch's outcome."""

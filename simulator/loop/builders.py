@@ -16,7 +16,7 @@ def build_model(scenario: Scenario, world: World, width_multiplier: int = 1, see
     w, m = scenario.world, scenario.model
     spec = FeatureSpec(w.num_topics, w.num_intents, w.num_advertisers, m.ad_buckets, m.cross_buckets)
     key = jax.random.key(m.init_seed + 7919 * scenario.run.seed + 104_729 * seed_offset)
-    return CtrModel.from_config(m, spec, world.treatment_features, w.num_positions, width_multiplier=width_multiplier,
+    return CtrModel.from_config(m, spec, world.treatment_features, world.num_slots, width_multiplier=width_multiplier,
                                 rngs=nnx.Rngs(params=key))
 
 

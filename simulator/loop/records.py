@@ -48,7 +48,7 @@ def query_context(batch: QueryBatch, num_intents: int) -> np.ndarray:
 class ImpressionLog:
     """Every shown ad of the run in time order, column by column (what churn and attribution metrics read)."""
 
-    COLUMNS = ("minute", "query", "context", "position", "treatment", "ad_id", "click", "true_ctr", "pctr",
+    COLUMNS = ("minute", "query", "context", "device", "position", "treatment", "ad_id", "click", "true_ctr", "pctr",
                "price_per_click")
 
     def __init__(self) -> None:
@@ -62,14 +62,15 @@ class ImpressionLog:
         return np.concatenate(self._parts[name]) if self._parts[name] else np.zeros(0)
 
     def frame(self) -> pd.DataFrame:
-        """All impressions as a DataFrame (query = the query's number in the run, position 0 = top)."""
+        """All impressions as a DataFrame (query = the query's number in the run, device = index in world.devices,
+        position 0 = the page's top)."""
         return pd.DataFrame({name: self.column(name) for name in self.COLUMNS})
 
 
 class ProbeRecord(NamedTuple):
     """One tick's probed queries (every `run.probe_every`-th): the tick's minute[n], query number[n],
     pCTR[n, N, T, K] of every candidate, treatment and position, valid[n, N], candidates[n, N] (ad ids),
-    relevance[n, N] (the world's truth) and query context[n]."""
+    relevance[n, N] (the world's truth), query context[n] and device[n]."""
 
     minute: np.ndarray
     query: np.ndarray
@@ -78,6 +79,7 @@ class ProbeRecord(NamedTuple):
     candidates: np.ndarray
     relevance: np.ndarray
     context: np.ndarray
+    device: np.ndarray
 
 
 class PendingLog(NamedTuple):

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import simpy
 from flax import nnx
@@ -34,6 +35,12 @@ from simulator.loop.tick import (add_pv, check_divergence, exploration_factors, 
 from simulator.world.ground_truth import QueryBatch, World, true_ctr
 
 _oracle_ctr = jax.jit(true_ctr)
+
+
+@jax.jit
+def _at_slots(ctr: jax.Array, slots: jax.Array) -> jax.Array:
+    """CTRs over the world's slots [B, N, T, S] → at each query's page positions [B, N, T, K] (slots int32[B, K])."""
+    return jnp.take_along_axis(ctr, slots[:, None, None, :], axis=3)
 
 
 class Simulation:
@@ -168,12 +175,16 @@ class Simulation:
                 ctr = _oracle_ctr(pad_rows(batch.relevance[start:stop], size), self.world.examination)
             else:
                 ctr = self.scorer(self.deployed, pad_rows(batch.features[start:stop], size))
+            page = None
+            if self.world.num_devices > 1:  # CTRs over every device's slots → at this page's positions
+                ctr = _at_slots(ctr, pad_rows(self.world.slots(batch)[start:stop], size))
+                page = pad_rows(self.world.page_positions[batch.device[start:stop]], size)
             if self.sync_stages:
                 ctr = jax.block_until_ready(ctr)
             scored = clock()
             bid, reserve = pad_rows(batch.bid[start:stop], size), pad_rows(batch.reserve[start:stop], size)
             outcome, inputs = self.auctioneer.start(ctr, bid, reserve,
-                                                    None if explore is None else pad_rows(explore[start:stop], size))
+                                                    None if explore is None else pad_rows(explore[start:stop], size), page)
             if self.sync_stages:
                 outcome = jax.block_until_ready(outcome)
             self._timers["scoring"] += scored - started
@@ -194,7 +205,8 @@ class Simulation:
         if probes is not None:
             self.probes.append(probes)
         entry, impressions, row = shown_and_clicked(minute, batch, outcome, np.concatenate(host_ctr), context,
-                                                    self.world.examination, self._queries, self.scenario)
+                                                    self.world.examination, self.world.slots(batch), self._queries,
+                                                    self.scenario)
         if self.training_logs is not None:
             self.training_logs.append(entry)
         if self._external_logs is None:

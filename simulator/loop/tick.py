@@ -40,29 +40,32 @@ def exploration_factors(auction: AuctionConfig, seed: int, first_query: int, bat
 
 
 def shown_and_clicked(minute: float, batch: QueryBatch, outcome: AuctionOutcome, model_ctr: np.ndarray,
-                      context: np.ndarray, examination: np.ndarray, first_query: int,
+                      context: np.ndarray, examination: np.ndarray, slots: np.ndarray, first_query: int,
                       scenario: Scenario) -> tuple[PendingLog, dict[str, np.ndarray], dict]:
     """What the tick's auctions showed and users clicked (clicks drawn from the true CTR with the batch's
     noise): the logs for training (sampled, importance-weighted), the impression log's columns, the metric row.
 
     `model_ctr` is the model's own pCTR[B, N, T, K]: not the auction's (perturbed on explored queries and made
-    non-increasing along positions), so calibration measures the model.
+    non-increasing along positions), so calibration measures the model. `examination` is over the world's slots
+    [T, S], `slots` int32[B, K] the slot of each page position: the model learns the slot as its position.
     """
     query, position = np.nonzero(outcome.ad >= 0)
     candidate = outcome.ad[query, position]
     chosen = outcome.treatment[query, position]
-    true_ctr = batch.relevance[query, candidate] * examination[chosen, position]
+    slot = slots[query, position]
+    true_ctr = batch.relevance[query, candidate] * examination[chosen, slot]
     pctr = model_ctr[query, candidate, chosen, position]
     click = (batch.click_noise[query, candidate] < true_ctr).astype(np.float32)
     price = outcome.price_per_click[query, position]
-    examples = Examples(batch.features[query, candidate], chosen.astype(np.int32), position.astype(np.int32), click,
+    examples = Examples(batch.features[query, candidate], chosen.astype(np.int32), slot.astype(np.int32), click,
                         query=first_query + query)
     keep_rate = sampling_rates(scenario.data, click, position, pctr)
     kept = keep_rate >= uniform_hash(first_query + query, position)  # same data for every model: no RNG state
     examples = Examples(*(column[kept] for column in examples._replace(weight=1.0 / keep_rate)))
     entry = PendingLog(minute + scenario.train.training_delay_minutes, examples, true_ctr[kept])
     impressions = dict(minute=np.full(len(click), minute, np.float32), query=first_query + query,
-                       context=context[query], position=position.astype(np.int8), treatment=chosen.astype(np.int8),
+                       context=context[query], device=batch.device[query].astype(np.int8),
+                       position=position.astype(np.int8), treatment=chosen.astype(np.int8),
                        ad_id=batch.candidates[query, candidate], click=click.astype(np.int8), true_ctr=true_ctr,
                        pctr=pctr, price_per_click=price)
     row = {
@@ -83,7 +86,7 @@ def probe_record(every: int, first_query: int, minute: float, batch: QueryBatch,
                  context: np.ndarray) -> ProbeRecord | None:
     """Every `every`-th query's pCTR of every candidate, treatment and position (None when none is due).
 
-    `model_ctr` holds the tick's chunks of pCTR[rows, N, T, K]. Paired runs see the same queries and
+    `model_ctr` holds the tick's chunks of pCTR[rows, N, T, K] (at the query's page positions). Paired runs see the same queries and
     candidates, so these are predictions on the same examples.
     """
     if not every:
@@ -96,7 +99,7 @@ def probe_record(every: int, first_query: int, minute: float, batch: QueryBatch,
     chunk = np.searchsorted(offsets, chosen, side="right") - 1
     pctr = np.concatenate([model_ctr[c][chosen[chunk == c] - offsets[c]] for c in np.unique(chunk)])
     return ProbeRecord(np.full(chosen.size, minute, np.float32), number[chosen], pctr, batch.valid[chosen],
-                       batch.candidates[chosen], batch.relevance[chosen], context[chosen])
+                       batch.candidates[chosen], batch.relevance[chosen], context[chosen], batch.device[chosen])
 
 
 def check_divergence(train: TrainConfig, minute: float, predictions: np.ndarray, trained: int, rows: list[dict],

@@ -62,8 +62,10 @@ def _slice_bias(values: np.ndarray, prediction: np.ndarray, truth: np.ndarray, w
         return predicted / true - 1.0
 
 
-def run_metrics(output, examination: np.ndarray) -> dict:
-    """Every number the reports use, from one run's output (`examination` = the world's [T, K] effects)."""
+def run_metrics(output, page_examination: np.ndarray) -> dict:
+    """Every number the reports use, from one run's output. `page_examination` is the world's [D, T, K]
+    examination at each device's page positions; credit attribution and the feedback-loop study read the first
+    device's pages (the probes and impressions of its queries), where position effects mean one thing."""
     s = output.summary()
     pv = output.pv_arrays()
     frame = output.log.frame()
@@ -86,16 +88,26 @@ def run_metrics(output, examination: np.ndarray) -> dict:
     # per-position / per-treatment bias on shown ads (serving-time pCTR against the true CTR), second half
     shown = frame[frame["minute"] >= half]
     metrics["shown_calibration_vs_truth"] = float(shown["pctr"].sum() / shown["true_ctr"].sum() - 1)
-    for column, size in (("position", output.scenario.world.num_positions), ("treatment", examination.shape[0])):
+    for column, size in (("position", output.scenario.world.num_positions), ("treatment", page_examination.shape[1])):
         bias = _slice_bias(shown[column].to_numpy().astype(np.int64), shown["pctr"].to_numpy(),
                            shown["true_ctr"].to_numpy(), np.ones(len(shown)), size)
         metrics[f"bias_{column}"] = bias.tolist()
         metrics[f"bias_{column}_maxabs"] = float(np.nanmax(np.abs(bias)))
     metrics["treatment_names"] = list(output.scenario.world.treatments)
-    probes = output.probe_arrays()
+    probes, examination = first_device(output.probe_arrays(), page_examination)
+    frame = frame[frame["device"] == 0]
     metrics.update(_attribution(probes, examination, frame, half))
     metrics.update(feedback_loop(probes, examination, frame, output.scenario))
     return metrics
+
+
+def first_device(probes: dict, page_examination: np.ndarray) -> tuple[dict, np.ndarray]:
+    """The probes of the first device's queries, cut to its page's positions, and its examination [T, K₀]."""
+    positions = int(np.count_nonzero(page_examination[0, 0]))
+    mine = probes["device"] == 0
+    probes = {name: column[mine] for name, column in probes.items()}
+    probes["pctr"] = probes["pctr"][..., :positions]
+    return probes, page_examination[0, :, :positions]
 
 
 SPREAD_EXAMPLES = 20_000  # the last logged examples the components' spread is measured on

@@ -1,10 +1,15 @@
 """The ground-truth world: advertisers, ads, queries, retrieval and the user click model.
 
-True CTR(q, a, t, p) = relevance(q, a) × examination(t, p), with
+True CTR(q, a, t, p) = relevance(q, a) × examination(t, slot), with
 relevance = sigmoid(base + advertiser quality + ad quality + topic match + intent) and
-examination = position_effect[p] × treatment multiplier[t] / max multiplier (so the best treatment at
+examination = position_effect[slot] × treatment multiplier[t] / max multiplier (so the best treatment at
 the top is examined with probability 1). Everything here is known to the world, so the oracle CTR of
 every shown ad can be logged beside its click.
+
+Pages. Each query is on a device, and each device has its own page: its positions (top slots, then bottom
+slots) with their own position effects. The slots of every device's page are numbered one after another
+(the world's S slots; with one device, slot = position): examination is [T, S], `slot_of[device, position]`
+says which slot a page position is, and the model sees the slot as its position feature.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ def diurnal_rate(traffic: TrafficConfig, minute: float) -> float:
 class QueryBatch:
     """One tick of queries with their retrieved candidates.
 
-    topic, intent: int32[B]; candidates: int32[B, N] indices into the world's ad arrays;
+    topic, intent, device: int32[B]; candidates: int32[B, N] indices into the world's ad arrays;
     valid: bool[B, N] (False where retrieval ran out of ads); features: int32[B, N, F] (FEATURE_FIELDS);
     relevance: float32[B, N] true relevance; bid, reserve: float32[B, N] per click (0 where invalid; the
     reserve is the score reserve R when reserves are quality-weighted);
@@ -48,6 +53,7 @@ class QueryBatch:
     bid: np.ndarray
     reserve: np.ndarray
     click_noise: np.ndarray
+    device: np.ndarray
 
     @property
     def size(self) -> int:
@@ -80,8 +86,23 @@ class World:
         self.treatment_heights = arrays["height"]
         self.treatment_features = arrays["features"]
         multiplier = arrays["examination"] / arrays["examination"].max()
-        position = np.asarray(self.config.position_effects, dtype=np.float32)
-        self.examination = (multiplier[:, None] * position[None, :]).astype(np.float32)  # [T, K]
+        layouts = self.config.layouts()
+        effects = np.concatenate([np.asarray(e, np.float32) for e in layouts])
+        self.examination = (multiplier[:, None] * effects[None, :]).astype(np.float32)  # [T, S]
+        self.num_slots = int(effects.size)
+        self.page_positions = np.array([len(e) for e in layouts], np.int32)  # [D] positions of each device's page
+        first = np.concatenate([[0], np.cumsum(self.page_positions)[:-1]])
+        positions = np.arange(self.config.num_positions)
+        # [D, K]: the slot of each page position (past a page's end its last slot; the auction never fills those)
+        self.slot_of = (first[:, None] + np.minimum(positions[None, :], self.page_positions[:, None] - 1)).astype(np.int32)
+        on_page = positions[None, :] < self.page_positions[:, None]
+        # [D, T, K]: examination at each device's page positions, 0 past its end
+        self.page_examination = np.where(on_page[:, None, :], np.moveaxis(self.examination[:, self.slot_of], 1, 0), 0.0
+                                         ).astype(np.float32)
+        self.is_top_slot = np.concatenate([np.arange(n) < top for n, top in zip(self.page_positions,
+                                                                               self.config.top_positions())])  # [S]
+        self._device_cdf = np.cumsum(self.config.device_shares)
+        self.num_devices = len(layouts)
 
     def reset(self, seed: int) -> None:
         """Draw advertisers, the initial ads and topic popularity; split the traffic and click streams."""
@@ -177,7 +198,15 @@ class World:
         bid = np.where(valid, self.ad_bid[ad], np.float32(0.0))
         reserve = np.where(valid, self.advertiser_reserve[features[..., 3]], np.float32(0.0))
         click_noise = self._click_rng.random(ad.shape, dtype=np.float32)
-        return QueryBatch(topic, intent, ad, valid, features, relevance, bid, reserve, click_noise)
+        device = np.zeros(count, np.int32)
+        if len(self._device_cdf) > 1:  # drawn last, so a one-device world's streams are as they were
+            device = np.minimum(np.searchsorted(self._device_cdf, rng.random(count), side="right"),
+                                len(self._device_cdf) - 1).astype(np.int32)
+        return QueryBatch(topic, intent, ad, valid, features, relevance, bid, reserve, click_noise, device)
+
+    def slots(self, batch: QueryBatch) -> np.ndarray:
+        """int32[B, K]: the slot of each of the batch's page positions."""
+        return self.slot_of[batch.device]
 
     def _retrieve(self, topic: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """Candidates per query: a random window of its topic's active ads plus a window of another topic's.
@@ -205,3 +234,4 @@ class World:
 def true_ctr(relevance, examination):
     """relevance[B, N] × examination[T, K] → CTR[B, N, T, K]; numpy or jax arrays (jit it on hot paths)."""
     return relevance[:, :, None, None] * examination[None, None, :, :]
+
