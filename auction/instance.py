@@ -40,12 +40,13 @@ class AuctionInstance:
     def to_dense(self) -> dict[str, np.ndarray]:
         """Dense arrays for the batched solver (batch of one), each ad's treatments unified into one treatment axis.
 
-        Treatments are the distinct (name, height) pairs across ads; an ad lacking one gets
-        available = False there. Returns ctr float32[1, N, T, K], bid/reserve float32[1, N],
+        Treatments are the distinct (name, height) pairs across ads, in the order they first appear (ads that list
+        the same treatments in the same order keep their own indices, so the batched solver's ties between an
+        ad's equally good treatments go where the reference's do); an ad lacking one gets available = False there. Returns ctr float32[1, N, T, K], bid/reserve float32[1, N],
         available bool[1, N, T], heights float32[T] and the (ad, treatment) → the ad's own treatment index map.
         """
-        kinds = sorted({(name, h) for names, hs in zip(self.treatment_names, self.heights) for name, h in zip(names, hs)},
-                       key=lambda k: (k[1], k[0]))
+        kinds = list(dict.fromkeys((name, h) for names, hs in zip(self.treatment_names, self.heights)
+                                   for name, h in zip(names, hs)))
         index = {k: t for t, k in enumerate(kinds)}
         n, t, k = self.num_ads, len(kinds), self.num_positions
         ctr = np.zeros((1, n, t, k), np.float32)

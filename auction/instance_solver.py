@@ -1,5 +1,5 @@
 """One instance solved exactly in the affordable way: the reference's rational enumeration while the slates
-are few, the batched solver (float32 DP or assignment, K ≤ 8) beyond. `adfloor auction` and the app use it.
+are few, the batched solver (float32 DP or assignment, K ≤ 8) beyond: what `adfloor auction` runs.
 
 Both return the reference's `Outcome`, so `explain` and the JSON schema are the same whichever solved it.
 """
@@ -19,6 +19,7 @@ from auction.slate_dp import MAX_POSITIONS
 from auction.vcg import solve_batch
 
 ENUMERATION_LIMIT = 20_000  # feasible slates (an upper bound) the reference may enumerate: ~1 s in rational arithmetic
+STATE_BYTES_LIMIT = 2**31  # the DP's prefix and suffix states on every candidate (a shortlist overflow's rerun)
 
 
 def slate_bound(instance: AuctionInstance) -> int:
@@ -41,21 +42,30 @@ def threshold_gsp(outcome: Outcome) -> Outcome:
 def solve_instance(instance: AuctionInstance, mechanism: str = "vcg", mode: ReserveMode = "cost") -> tuple[Outcome, str]:
     """The outcome under `mechanism` and the solver that found it ("reference" or "batched").
 
-    GSP on single-treatment instances is the classic rank-by-score rule (`reference.gsp`, which needs separable
-    CTRs); with several treatments it is threshold pricing on VCG's page (`threshold_gsp`). Raises InstanceError.
+    GSP on single-treatment instances is the classic rank-by-score rule at any size (`reference.gsp`: no
+    enumeration; it needs separable CTRs); with several treatments it is threshold pricing on VCG's page
+    (`threshold_gsp`), as in the loop. Raises InstanceError.
     """
     if mechanism not in MECHANISMS:
         raise InstanceError(f"mechanism: {mechanism!r} is not one of {', '.join(MECHANISMS)}")
     if mode not in RESERVE_MODES:
         raise InstanceError(f"reserve mode: {mode!r} is not allowed; allowed: {', '.join(RESERVE_MODES)}")
-    single = all(len(names) == 1 for names in instance.treatment_names)
+    if mechanism == "gsp" and all(len(names) == 1 for names in instance.treatment_names):
+        return gsp(instance), "reference"
     if enumerable(instance):
         if mechanism == "gsp":
-            return (gsp(instance) if single else threshold_gsp(solve(instance, mode))), "reference"
+            return threshold_gsp(solve(instance, mode)), "reference"
         return (first_price if mechanism == "first_price" else solve)(instance, mode), "reference"
     if instance.num_positions > MAX_POSITIONS:
         raise InstanceError(f"instance.num_positions: at most {MAX_POSITIONS} for an instance too large to enumerate "
                             f"(~{slate_bound(instance):.2g} slates), got {instance.num_positions}")
+    tallest = max(max(heights) for heights in instance.heights)
+    budget = instance.space_budget
+    levels = 1 if budget is None else int(min(budget, instance.num_positions * tallest)) + 1
+    state_bytes = 3 * (instance.num_ads + 1) * (1 << instance.num_positions) * levels * 4
+    if state_bytes > STATE_BYTES_LIMIT:
+        raise InstanceError(f"instance: too large for the batched solver (~{state_bytes / 2**30:.1f} GiB of DP states "
+                            f"for {instance.num_ads} ads, {instance.num_positions} positions and {levels} height levels)")
     outcome = batched_outcome(instance, mode)
     if mechanism == "gsp":
         return threshold_gsp(outcome), "batched"
@@ -78,6 +88,7 @@ def batched_outcome(instance: AuctionInstance, mode: ReserveMode = "cost") -> Ou
     except ValueError as err:
         raise InstanceError(f"instance: {err}") from None
     shown = [(k, int(a)) for k, a in enumerate(vcg.ad[0]) if a >= 0]
+    threshold_of = {int(a): float(p) for a, p in zip(thresholds.ad[0], thresholds.price_per_click[0]) if a >= 0}
     picks = tuple((ad, int(dense["own_index"][ad, vcg.treatment[0, k]])) for k, ad in shown)
     ctrs = tuple(float(vcg.ctr[0, k]) for k, _ in shown)
     weight = [b - r if mode == "cost" else b for b, r in zip(instance.bids, instance.reserves)]
@@ -86,7 +97,7 @@ def batched_outcome(instance: AuctionInstance, mode: ReserveMode = "cost") -> Ou
     for (k, ad), ctr, own in zip(shown, ctrs, contributions):
         payments[ad] = float(vcg.payment[0, k])
         prices[ad] = float(vcg.price_per_click[0, k])
-        threshold_prices[ad] = float(thresholds.price_per_click[0, k]) if ctr > 0 else instance.reserves[ad]
+        threshold_prices[ad] = threshold_of.get(ad, instance.reserves[ad]) if ctr > 0 else instance.reserves[ad]
         others = sum(contributions) - own
         counterfactual[ad] = payments[ad] + others - (instance.reserves[ad] * ctr if mode == "cost" else 0.0)
     welfare = float(np.sum([instance.bids[ad] * c for (ad, _), c in zip(picks, ctrs)]))

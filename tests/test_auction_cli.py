@@ -154,3 +154,31 @@ def test_instances_the_batched_solver_cannot_take_exit_2(tmp_path, capsys, data,
     assert main(["auction", _write(tmp_path, data)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and needle in err[0]
+
+
+def test_an_ads_equally_good_treatments_tie_to_its_first_listed_in_both_paths():
+    """Treatments keep each ad's own order in the dense arrays, so the batched path breaks this tie as the reference."""
+    data = {"num_positions": 2, "ads": [{"bid": 1.0, "formats": [{"name": "zeta", "height": 1}, {"name": "alpha", "height": 1}]},
+                                        {"bid": 0.5, "formats": [{"name": "zeta", "height": 1}, {"name": "alpha", "height": 1}]}],
+            "ctr": [[[0.2, 0.1], [0.2, 0.1]], [[0.3, 0.2], [0.1, 0.05]]]}
+    instance = from_json(data)
+    assert batched_outcome(instance).slate.picks == solve(instance).slate.picks == ((0, 0), (1, 0))
+
+
+def test_gsp_with_one_treatment_is_the_classic_rule_at_any_size(tmp_path, capsys):
+    data = _large_instance(8)
+    data["ads"] = [{**ad, "formats": ad["formats"][:1]} for ad in data["ads"]]
+    data["ctr"] = [rows[:1] for rows in data["ctr"]]
+    assert main(["auction", _write(tmp_path, data), "--mechanism", "gsp"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    bids = [ad["bid"] * data["ctr"][ad_index][0][0] for ad_index, ad in enumerate(data["ads"])]
+    assert result["solver"] == "reference"
+    assert [a["ad"] for a in result["allocation"]] == sorted(range(20), key=lambda a: -bids[a])[:8]  # rank by score
+
+
+def test_an_instance_too_large_for_the_dp_states_exits_2(tmp_path, capsys):
+    data = _large_instance(8, space_budget=400, text_height=60)  # 401 height levels
+    data["ads"], data["ctr"] = data["ads"] * 150, data["ctr"] * 150  # 3,000 ads: ~3.7 GiB of states
+    assert main(["auction", _write(tmp_path, data)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "too large for the batched solver" in err[0]

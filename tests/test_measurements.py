@@ -354,5 +354,5 @@ def test_second_half_windows_are_the_second_half_of_simulated_time(smoke_output)
         prediction = truth if minute >= 0.5 * minutes else 2 * truth
         chunks.append(PvChunk(minute, prediction, label, truth, np.ones(count, np.float32), np.arange(count)))
     output = dataclasses.replace(smoke_output, pv=chunks)
-    examination = np.ones((len(output.scenario.world.treatments), output.scenario.world.num_positions))
+    examination = np.ones((1, len(output.scenario.world.treatments), output.scenario.world.num_positions))
     assert run_metrics(output, examination)["calibration_vs_truth"] == pytest.approx(0.0, abs=1e-9)

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 import simulator
+from auction import AuctionOutcome
 from simulator.config import ConfigError
+from simulator.loop.tick import shown_and_clicked
 from simulator.measure.runs import run_metrics
 from simulator.world.ground_truth import World
 from tests.conftest import SMOKE
@@ -32,16 +34,48 @@ def test_each_device_has_its_own_slots_and_share_of_queries():
     assert abs(share - 0.55) < 4 * np.sqrt(0.55 * 0.45 / devices.size), share
 
 
+# What the smoke world (seed 3) drew in its first three ticks before devices existed (commit b05f867): size, Σ candidate
+# indices, Σ click noise, Σ relevance.
+DRAWN_BEFORE_DEVICES = [(386, 594328, 3882.4798063635826, 1101.5642850111471),
+                        (369, 571663, 3705.151849627495, 988.4340385547839),
+                        (372, 577869, 3666.3259177803993, 1060.4004879116546)]
+
+
 def test_one_device_world_draws_what_it_drew_before_devices_existed():
     """The device draw comes last and only with several devices: one device leaves every stream as it was."""
-    plain = World(simulator.load(SMOKE))
-    named = World(simulator.load(SMOKE, overrides=['world.devices=["phone"]', "world.top_slots=[2]"]))
-    for world in (plain, named):
+    for overrides in ([], ['world.devices=["phone"]', "world.top_slots=[2]"]):
+        world = World(simulator.load(SMOKE, overrides=overrides))
         world.reset(3)
-    for minute in range(3):
-        a, b = plain.queries(float(minute), 1.0), named.queries(float(minute), 1.0)
-        assert np.array_equal(a.candidates, b.candidates) and np.array_equal(a.click_noise, b.click_noise)
-        assert not a.device.any() and not b.device.any()
+        for minute, (size, candidates, noise, relevance) in enumerate(DRAWN_BEFORE_DEVICES):
+            batch = world.queries(float(minute), 1.0)
+            assert (batch.size, int(batch.candidates.sum())) == (size, candidates) and not batch.device.any()
+            assert float(batch.click_noise.astype(np.float64).sum()) == pytest.approx(noise, rel=1e-12)
+            assert float(batch.relevance.astype(np.float64).sum()) == pytest.approx(relevance, rel=1e-12)
+
+
+def test_the_true_ctr_of_a_shown_ad_is_its_devices_position_effect():
+    """Every position of every page filled with candidate p at position p: the logged true CTR is relevance × the
+    treatment's multiplier × the position effect the scenario gives that device at p (read from the config)."""
+    scenario = simulator.load(SMOKE, overrides=TWO_DEVICES)
+    world = World(scenario)
+    world.reset(0)
+    batch = world.queries(0.0, 1.0)
+    positions = np.arange(7)
+    on_page = positions[None, :] < world.page_positions[batch.device][:, None]
+    ad = np.where(on_page, positions[None, :], -1).astype(np.int32)
+    treatment = np.full(ad.shape, 2, np.int32)
+    zeros = np.zeros(ad.shape, np.float32)
+    outcome = AuctionOutcome(ad, treatment, zeros, zeros, zeros, np.zeros(batch.size, np.float32), np.zeros(batch.size, bool))
+    model_ctr = np.zeros((*batch.candidates.shape, 3, 7), np.float32)
+    _, impressions, _ = shown_and_clicked(0.0, batch, outcome, model_ctr, np.zeros(batch.size, np.int32),
+                                          world.examination, world.slots(batch), 0, scenario)
+    effects = scenario.world.layouts()
+    multiplier = world.examination[2, 0]  # slot 0: the desktop's top, effect 1
+    query = impressions["query"]
+    expected = [batch.relevance[q, p] * multiplier * effects[d][p]
+                for q, p, d in zip(query, impressions["position"], impressions["device"])]
+    assert len(query) == on_page.sum() and set(impressions["device"]) == {0, 1}
+    np.testing.assert_allclose(impressions["true_ctr"], expected, rtol=1e-6)
 
 
 @pytest.mark.parametrize(("overrides", "needle"), [
@@ -80,7 +114,8 @@ def test_pages_fill_top_first_and_the_truth_is_the_devices_slot(two_device_runs)
     assert (frame["position"] >= np.take(TOP, frame["device"])).any()  # bottom positions are used
     # the oracle's pCTR at a page position is the true CTR of the device's slot there, for every impression
     np.testing.assert_allclose(frame["pctr"], frame["true_ctr"], rtol=1e-6)
-    assert frame["true_ctr"][frame["device"] == 1].max() <= simulation.world.examination[:, 7:].max()
+    bottom = frame["position"] >= np.take(TOP, frame["device"])
+    assert output.summary()["bottom_impression_share"] == pytest.approx(bottom.mean())
 
 
 def test_the_learned_model_sees_every_devices_slots_and_the_run_is_measured(two_device_runs):

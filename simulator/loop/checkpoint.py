@@ -20,7 +20,7 @@ from simulator import config as config_module
 from simulator.config import Scenario
 from simulator.loop.state import RunState, flatten, unflatten
 
-FORMAT_VERSION = 3  # 3: the run's state as one flattened RunState
+FORMAT_VERSION = 4  # 3: the run's state as one flattened RunState; 4: queries, probes and impressions carry the device
 
 
 class CheckpointError(ValueError):

@@ -93,6 +93,7 @@ class RunOutput:
             "clicks": int(frame["clicks"].sum()),
             "ctr": float(frame["clicks"].sum() / max(frame["impressions"].sum(), 1)),
             "ads_per_query": float(frame["impressions"].sum() / max(frame["queries"].sum(), 1)),
+            "bottom_impression_share": self._bottom_share(),
             "revenue": float(frame["revenue"].sum()),
             "expected_revenue": float(frame["expected_revenue"].sum()),
             "welfare": float(frame["welfare"].sum()),
@@ -116,6 +117,12 @@ class RunOutput:
         }
         summary["final_window_gap"] = summary["final_window_pv_logloss"] / summary["final_window_oracle_logloss"] - 1.0
         return summary
+
+    def _bottom_share(self) -> float:
+        """Share of impressions in the bottom positions of their device's page (below `world.top_slots`)."""
+        position, device = self.log.column("position"), self.log.column("device").astype(np.int64)
+        top = np.asarray(self.scenario.world.top_positions())[device]
+        return float(np.mean(position >= top)) if position.size else 0.0
 
     def write(self, out_dir: str | Path, impressions: bool = False) -> Path:
         """Write config.toml, metrics.parquet and summary.json into `out_dir` (the figure: `report.figures`).

@@ -14,6 +14,8 @@ METRIC_DOC = {
     "ad_set_churn": "share of queries whose shown ad set differs between the replicas",
     "ad_set_churn_open_loop": "the same, when the replica trains on the primary's logs (open loop)",
     "winner_churn": "share of queries whose top ad differs between the replicas",
+    "bottom_impression_share": "share of impressions in the bottom positions of their device's page (below "
+                               "world.top_slots; slates fill from the top, so only under a full top)",
     "ads_query_churn": "mean |ads shown by one replica − by the other| per query / mean ads per query (Table 3's "
                             "ads/query churn)",
     "revenue_gap": "|revenue of the replica − of the primary| / revenue of the primary (closed loop)",

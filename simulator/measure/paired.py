@@ -79,8 +79,10 @@ def prediction_difference(a: RunOutput, b: RunOutput, over: str = "probe_cells"
         raise ValueError("prediction difference: the two runs probed different queries")
     if pa["query"].size == 0:
         return np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64)
-    if over == "probe_cells":
-        cells = np.broadcast_to(pa["valid"][:, :, None, None], pa["pctr"].shape)
+    if over == "probe_cells":  # every valid candidate × treatment × position of the query's page
+        page = np.array([len(effects) for effects in a.scenario.world.layouts()])[pa["device"].astype(np.int64)]
+        on_page = np.arange(pa["pctr"].shape[3])[None, :] < page[:, None]
+        cells = pa["valid"][:, :, None, None] & on_page[:, None, None, :]
     elif over == "primary_impressions":
         cells = _shown_cells(a, pa)
     else:
