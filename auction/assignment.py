@@ -150,7 +150,7 @@ def _unique(page: jax.Array, state: Matching, matched: jax.Array, num_ads: int) 
     batch, rows, columns = page.shape
     num_positions = rows - 1
     finite = jnp.isfinite(page)
-    tolerance = tie_tolerance(page)[:, None, None]
+    tolerance = tie_tolerance(page, num_positions)[:, None, None]  # the page's K, not its N + K + 1 columns
     reduced = -page - state.u[:, :, None] - state.v[:, None, :]
     tight = finite & (jnp.abs(reduced) <= tolerance)  # [B, R+1, C+1]
     tight = tight[:, 1:, 1:]  # rows 1..K, columns 1..C

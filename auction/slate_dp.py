@@ -219,10 +219,11 @@ class Placement(NamedTuple):
     tied: jax.Array
 
 
-def tie_tolerance(value: jax.Array) -> jax.Array:
+def tie_tolerance(value: jax.Array, num_positions: int | None = None) -> jax.Array:
     """float32[B]: objectives this close count as tied — K² float32 ulps of the query's largest value, a bound on
-    how far two orders of summing the same K values can round apart (value float32[B, ..., K], −inf ignored)."""
-    num_positions = value.shape[-1]
+    how far two orders of summing the same K values can round apart (value float32[B, ..., K], −inf ignored;
+    `num_positions`: K, when the last axis is not the positions)."""
+    num_positions = value.shape[-1] if num_positions is None else num_positions
     largest = jnp.max(jnp.where(jnp.isfinite(value), jnp.abs(value), 0.0), axis=tuple(range(1, value.ndim)))
     return num_positions**2 * jnp.finfo(jnp.float32).eps * largest
 
