@@ -121,14 +121,15 @@ def _hand_made_pair(smoke_output):
         query = np.array([q for q, ads in enumerate(slates) for _ in ads])
         position = np.array([p for ads in slates for p in range(len(ads))])
         zeros = np.zeros(len(query))
-        log.append(minute=zeros, query=query, context=zeros.astype(int), position=position, treatment=zeros.astype(int),
+        log.append(minute=zeros, query=query, context=zeros.astype(int), device=zeros.astype(int), position=position,
+                   treatment=zeros.astype(int),
                    ad_id=np.array([a for ads in slates for a in ads]), click=zeros, true_ctr=zeros, pctr=zeros,
                    price_per_click=zeros)
         pctr = np.full((2, 2, 1, k), 0.1, np.float32)
         for (row, candidate, position_), value in changes.items():
             pctr[row, candidate, 0, position_] = value
         probes = [(np.zeros(2, np.float32), np.array([0, 2]), pctr, np.ones((2, 2), bool), np.array([[10, 11], [13, 14]]),
-                   np.full((2, 2), 0.1, np.float32), np.zeros(2, np.int32))]
+                   np.full((2, 2), 0.1, np.float32), np.zeros(2, np.int32), np.zeros(2, np.int32))]
         return dataclasses.replace(smoke_output, log=log, probes=probes, queries=3)
 
     a = run([[10, 11], [12], [13]], {})
