@@ -13,7 +13,7 @@ import numpy as np
 
 from auction.instance import AuctionInstance, InstanceError
 from auction.mechanisms import MECHANISMS
-from auction.reference import Outcome, Slate, first_price, gsp, solve
+from auction.reference import Outcome, Slate, first_price, gsp, pay_the_bid, solve
 from auction.reserves import RESERVE_MODES, ReserveMode
 from auction.slate_dp import MAX_POSITIONS
 from auction.vcg import solve_batch
@@ -69,11 +69,7 @@ def solve_instance(instance: AuctionInstance, mechanism: str = "vcg", mode: Rese
     outcome = batched_outcome(instance, mode)
     if mechanism == "gsp":
         return threshold_gsp(outcome), "batched"
-    if mechanism == "first_price":
-        prices = {ad: instance.bids[ad] for ad, _ in outcome.slate.picks}
-        payments = {ad: prices[ad] * ctr for (ad, _), ctr in zip(outcome.slate.picks, outcome.slate.ctrs)}
-        return replace(outcome, mechanism="first_price", payments=payments, prices=prices), "batched"
-    return outcome, "batched"
+    return (pay_the_bid(outcome, instance) if mechanism == "first_price" else outcome), "batched"
 
 
 def batched_outcome(instance: AuctionInstance, mode: ReserveMode = "cost") -> Outcome:

@@ -173,7 +173,11 @@ def solve(instance: AuctionInstance, mode: ReserveMode = "cost", exact: bool = T
 
 def first_price(instance: AuctionInstance, mode: ReserveMode = "cost", exact: bool = True) -> Outcome:
     """First price: the page `solve` chooses, each shown ad paying its own bid per click."""
-    outcome = solve(instance, mode, exact)
+    return pay_the_bid(solve(instance, mode, exact), instance)
+
+
+def pay_the_bid(outcome: Outcome, instance: AuctionInstance) -> Outcome:
+    """The outcome's page, each shown ad paying its own bid per click (first price)."""
     prices = {ad: float(instance.bids[ad]) for ad, _ in outcome.slate.picks}
     payments = {ad: prices[ad] * float(ctr) for (ad, _), ctr in zip(outcome.slate.picks, outcome.slate.ctrs)}
     return replace(outcome, mechanism="first_price", payments=payments, prices=prices)

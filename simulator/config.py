@@ -93,9 +93,13 @@ class WorldConfig:
             if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= len(effects):
                 raise ValueError(f"top_slots: {device}'s must be an integer from 1 to its {len(effects)} positions, got {top!r}")
 
+    def page_lengths(self) -> list[int]:
+        """Each device's page positions (top and bottom)."""
+        return [len(effects) for effects in self.layouts()]
+
     def top_positions(self) -> list[int]:
         """Each device's positions above the results."""
-        return list(self.top_slots) or [len(effects) for effects in self.layouts()]
+        return list(self.top_slots) or self.page_lengths()
 
 @dataclass(frozen=True)
 class Scenario:

@@ -80,7 +80,7 @@ def prediction_difference(a: RunOutput, b: RunOutput, over: str = "probe_cells"
     if pa["query"].size == 0:
         return np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64)
     if over == "probe_cells":  # every valid candidate × treatment × position of the query's page
-        page = np.array([len(effects) for effects in a.scenario.world.layouts()])[pa["device"].astype(np.int64)]
+        page = np.array(a.scenario.world.page_lengths())[pa["device"].astype(np.int64)]
         on_page = np.arange(pa["pctr"].shape[3])[None, :] < page[:, None]
         cells = pa["valid"][:, :, None, None] & on_page[:, None, None, :]
     elif over == "primary_impressions":

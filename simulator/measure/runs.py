@@ -94,16 +94,15 @@ def run_metrics(output, page_examination: np.ndarray) -> dict:
         metrics[f"bias_{column}"] = bias.tolist()
         metrics[f"bias_{column}_maxabs"] = float(np.nanmax(np.abs(bias)))
     metrics["treatment_names"] = list(output.scenario.world.treatments)
-    probes, examination = first_device(output.probe_arrays(), page_examination)
+    probes, examination = first_device(output.probe_arrays(), page_examination, output.scenario.world.page_lengths()[0])
     frame = frame[frame["device"] == 0]
     metrics.update(_attribution(probes, examination, frame, half))
     metrics.update(feedback_loop(probes, examination, frame, output.scenario))
     return metrics
 
 
-def first_device(probes: dict, page_examination: np.ndarray) -> tuple[dict, np.ndarray]:
-    """The probes of the first device's queries, cut to its page's positions, and its examination [T, K₀]."""
-    positions = int(np.count_nonzero(page_examination[0, 0]))
+def first_device(probes: dict, page_examination: np.ndarray, positions: int) -> tuple[dict, np.ndarray]:
+    """The probes of the first device's queries, cut to its page's `positions`, and its examination [T, K₀]."""
     mine = probes["device"] == 0
     probes = {name: column[mine] for name, column in probes.items()}
     probes["pctr"] = probes["pctr"][..., :positions]

@@ -90,7 +90,7 @@ class World:
         effects = np.concatenate([np.asarray(e, np.float32) for e in layouts])
         self.examination = (multiplier[:, None] * effects[None, :]).astype(np.float32)  # [T, S]
         self.num_slots = int(effects.size)
-        self.page_positions = np.array([len(e) for e in layouts], np.int32)  # [D] positions of each device's page
+        self.page_positions = np.array(self.config.page_lengths(), np.int32)  # [D] positions of each device's page
         first = np.concatenate([[0], np.cumsum(self.page_positions)[:-1]])
         positions = np.arange(self.config.num_positions)
         # [D, K]: the slot of each page position (past a page's end its last slot; the auction never fills those)
