@@ -50,7 +50,7 @@ def _phase(cost: jax.Array, state: Matching, row: jax.Array, active: jax.Array, 
     whether a finite path existed (False: every free column costs +inf for that row).
     """
     lanes, columns = state.p.shape
-    column_index = jnp.arange(columns)[None, :]
+    column_index = jnp.arange(columns, dtype=jnp.int32)[None, :]
     rows = state.u.shape[1]
     p = state.p.at[:, 0].set(jnp.where(active, row, 0))
     u, v = state.u, state.v
@@ -142,7 +142,7 @@ def page_matrix(value: jax.Array) -> jax.Array:
 def _unique(page: jax.Array, state: Matching, matched: jax.Array, num_ads: int) -> jax.Array:
     """Whether the optimum is the only optimal slate, read off the optimal potentials (module docstring).
 
-    Edges whose reduced cost is within a float32 tolerance of 0 count as tight. Nodes: the K rows and Z, the
+    Edges whose reduced cost is within a rounding tolerance (of the dtype) of 0 count as tight. Nodes: the K rows and Z, the
     free columns. x → y means "y takes x's column" (Z: a free column), y → Z "y's column is left free"
     (its potential is 0). A cycle is another optimal matching; it is another slate unless every row in it
     only swaps one empty slot for another.

@@ -20,9 +20,9 @@ up into a gap never lowers the objective: every optimum value is reached by a ga
 tie-break below prefers it (the moved ad's contribution moves to an earlier position, or it contributed 0
 and fewer ads win).
 
-Ties. The forward pass counts the placements within a float32 tolerance of the optimum (`tie_tolerance`;
-saturating at 2): the same values summed in another order can round apart, and the reference, in exact
-arithmetic, sees a tie there. A unique optimum is gap-free and is
+Ties. The forward pass counts the placements within a rounding tolerance of the optimum (`tie_tolerance`, in
+the inputs' dtype: float32, or float64 when `auction.vcg` re-solves near-ties; saturating at 2): the same
+values summed in another order can round apart, and the reference, in exact arithmetic, sees a tie there. A unique optimum is gap-free and is
 read back from the recorded choices. When it is not unique, `break_ties` replaces each state's value with
 the reference's whole sort key — objective, −(ads shown), the contribution at each position, −(ad,
 treatment) at each position — compared lexicographically. That key is additive over disjoint positions and
@@ -220,18 +220,18 @@ class Placement(NamedTuple):
 
 
 def tie_tolerance(value: jax.Array, num_positions: int | None = None) -> jax.Array:
-    """float32[B]: objectives this close count as tied — K² float32 ulps of the query's largest value, a bound on
-    how far two orders of summing the same K values can round apart (value float32[B, ..., K], −inf ignored;
+    """[B]: objectives this close count as tied — K² ulps (of value's dtype) of the query's largest value, a bound
+    on how far two orders of summing the same K values can round apart (value float[B, ..., K], −inf ignored;
     `num_positions`: K, when the last axis is not the positions)."""
     num_positions = value.shape[-1] if num_positions is None else num_positions
     largest = jnp.max(jnp.where(jnp.isfinite(value), jnp.abs(value), 0.0), axis=tuple(range(1, value.ndim)))
-    return num_positions**2 * jnp.finfo(jnp.float32).eps * largest
+    return num_positions**2 * jnp.finfo(value.dtype).eps * largest
 
 
 def _scan_forward(value: jax.Array, heights: tuple[int, ...], levels: int):
     """Prefix states float32[N + 1, B, 2^K, H+1] (prefix[n]: candidates < n), final counts and choices."""
     batch, _, _, num_positions = value.shape
-    start = jnp.zeros((batch, 1 << num_positions, levels), jnp.float32)
+    start = jnp.zeros((batch, 1 << num_positions, levels), value.dtype)
     tolerance = tie_tolerance(value)
 
     def step(carry, ad_value):
@@ -247,7 +247,7 @@ def _scan_forward(value: jax.Array, heights: tuple[int, ...], levels: int):
 def _scan_backward(value: jax.Array, heights: tuple[int, ...], levels: int) -> jax.Array:
     """Suffix states float32[N + 1, B, 2^K, H+1] (suffix[n]: candidates ≥ n)."""
     batch, _, _, num_positions = value.shape
-    start = jnp.zeros((batch, 1 << num_positions, levels), jnp.float32)
+    start = jnp.zeros((batch, 1 << num_positions, levels), value.dtype)
 
     def step(best, ad_value):
         best = value_step(best, ad_value, heights)
@@ -278,7 +278,7 @@ def _trace_back(choices: jax.Array, heights: tuple[int, ...], levels: int, num_p
     full = jnp.full(batch, (1 << num_positions) - 1, jnp.int32)
     start = (full, jnp.full(batch, levels - 1, jnp.int32), jnp.full((batch, num_positions), -1, jnp.int32),
              jnp.zeros((batch, num_positions), jnp.int32))
-    (_, _, ad, group), _ = jax.lax.scan(step, start, jnp.arange(num_ads - 1, -1, -1))
+    (_, _, ad, group), _ = jax.lax.scan(step, start, jnp.arange(num_ads - 1, -1, -1, dtype=jnp.int32))
     return ad, group
 
 
@@ -286,8 +286,8 @@ def _sort_key_placement(value: jax.Array, treatment: jax.Array, heights: tuple[i
                         num_treatments: int) -> tuple[jax.Array, jax.Array]:
     """The reference's slate from the lexicographic DP: ad and treatment per position."""
     batch, num_ads, _, num_positions = value.shape
-    pick = (1 + jnp.arange(num_ads)[None, :, None, None] * num_treatments + treatment).astype(jnp.float32)
-    start = jnp.zeros((batch, 1 << num_positions, levels, 2 + 2 * num_positions), jnp.float32)
+    pick = (1 + jnp.arange(num_ads)[None, :, None, None] * num_treatments + treatment).astype(value.dtype)
+    start = jnp.zeros((batch, 1 << num_positions, levels, 2 + 2 * num_positions), value.dtype)
     tolerance = tie_tolerance(value)
 
     def step(key, inputs):
@@ -374,7 +374,7 @@ def dp_vcg(ctr: jax.Array, bid: jax.Array, reserve: jax.Array, usable: jax.Array
     rows = jnp.arange(batch)[:, None]
     own_prefix = jnp.moveaxis(prefix, 0, 1)[rows, safe_ad]  # [B, K, 2^K, H+1]: candidates before the shown ad
     own_suffix = jnp.moveaxis(suffix, 0, 1)[rows, safe_ad + 1]  # candidates after it
-    threshold = jnp.zeros(ad.shape, jnp.float32)
+    threshold = jnp.zeros(ad.shape, ctr.dtype)
     if thresholds:
         positions = jnp.arange(num_positions)[None, :]
         own_treatment_ctr = ctr[rows, safe_ad]  # [B, K(shown), T, K']

@@ -18,8 +18,9 @@ the best page with it bidding its reserve by dynamic programming over the candid
 positions filled and the height used as state; its docstring proves it exact. Nothing is enumerated: the
 cost grows linearly in candidates and in the budget's lines, and as 2^K in positions (K ≤ 8).
 
-Optima that are not unique are flagged (`tied`); `solve_batch` resolves those queries with the reference
-solver's tie-break rules, so both solvers return the same allocation.
+Optima that are not unique within float32 rounding are flagged (`tied`); `solve_batch` solves those queries
+again in float64 (the same kernels; most float32 near-ties are no ties there) and the ones still tied with the
+reference solver's tie-break rules, so both solvers return the same allocation.
 """
 
 from __future__ import annotations
@@ -89,8 +90,8 @@ class AuctionOutcome(NamedTuple):
     ad: int32[B, K] candidate index shown at position k; treatment: int32[B, K];
     ctr: float32[B, K] the auction's CTR of the shown ad (after the monotone rule); payment: float32[B, K] expected payment
     per page view; price_per_click: float32[B, K]; objective: float32[B] Σ (bid − reserve)·ctr;
-    tied: bool[B] the optimum was not unique, or the query had more candidates than
-    the shortlist (both re-solved exactly by `solve_batch`).
+    tied: bool[B] the optimum was not unique within the dtype's rounding, or the query had more candidates
+    than the shortlist (both re-solved exactly by `solve_batch`; in its outcome: not unique in float64).
     """
 
     ad: jax.Array
@@ -146,7 +147,7 @@ def vcg_batch(ctr: jax.Array, bid: jax.Array, reserve: jax.Array, available: jax
     pick = lambda x: jnp.take_along_axis(x, keep.reshape(keep.shape + (1,) * (x.ndim - 2)), axis=1)  # noqa: E731
     if solver == "fast" and uses_assignment(num_positions, space_budget, mode, mechanism):
         ad, treatment, counterfactual, tied = assignment_vcg(pick(ctr), pick(bid), pick(reserve), pick(usable))
-        threshold = jnp.zeros(ad.shape, jnp.float32)
+        threshold = jnp.zeros(ad.shape, ctr.dtype)
     else:
         ad, treatment, counterfactual, tied, threshold = dp_vcg(
             pick(ctr), pick(bid), pick(reserve), pick(usable), heights=lines, levels=levels, mode=mode,
@@ -227,30 +228,39 @@ def shortlist_overflows(ctr, bid, reserve, available, page_positions, *, budgete
 
 def resolve_ties(outcome: AuctionOutcome, ctr, bid, reserve, available=None, page_positions=None,
                  **options) -> AuctionOutcome:
-    """Solve the queries flagged `tied` again with the reference tie-break rules (numpy outcome in and out), on
-    every candidate where the shortlist is too short.
+    """Solve the queries flagged `tied` again (numpy outcome in and out): first in float64, where the float32
+    kernel's near-ties are mostly told apart (its tolerance must cover float32 rounding), then the rows still
+    tied with the reference tie-break rules, on every candidate where the shortlist is too short.
 
     Ties are rare with real-valued CTRs that fall along positions (flat CTRs, such as an untrained model's
     under the monotone rule, tie every order of a slate), so only those rows rerun, padded to a power of two
     of at least `MIN_TIE_ROWS` so that few shapes compile.
     """
-    ctr, bid, reserve = (np.asarray(a) for a in (ctr, bid, reserve))
+    float64 = lambda a: np.asarray(a, np.float64)  # noqa: E731
+    ctr, bid, reserve = float64(ctr), float64(bid), float64(reserve)
     available = np.ones(ctr.shape[:3], bool) if available is None else np.asarray(available)
     page_positions = np.full(ctr.shape[0], ctr.shape[3], np.int32) if page_positions is None else np.asarray(page_positions)
     arrays = (ctr, bid, reserve, available, page_positions)
     mode, budget = options.get("mode", "cost"), options.get("space_budget")
     patched = [np.array(column) for column in outcome]
 
-    def rerun(rows: np.ndarray, solver: str) -> None:
+    def rerun(rows: np.ndarray, solver: str) -> np.ndarray:
+        """Re-solve `rows` with `solver`, patch them in, and return which of them are still tied."""
         padded = np.resize(rows, max(1 << int(rows.size - 1).bit_length(), MIN_TIE_ROWS))
         again = vcg_batch(*(a[padded] for a in arrays), solver=solver, **options)
         for column, fixed in zip(patched, again):
             column[rows] = np.asarray(fixed)[: rows.size]
+        return np.asarray(again.tied)[: rows.size]
 
     tied = np.flatnonzero(patched[6])
-    if tied.size:
-        long = np.asarray(shortlist_overflows(*(a[tied] for a in arrays), budgeted=budget is not None, mode=mode))
-        for rows, solver in ((tied[~long], "tie_break"), (tied[long], "tie_break_all")):
-            if rows.size:
-                rerun(rows, solver)
+    with jax.enable_x64(True):
+        if tied.size:
+            long = np.asarray(shortlist_overflows(*(a[tied] for a in arrays), budgeted=budget is not None, mode=mode))
+            short = tied[~long]
+            tied = np.concatenate([short[rerun(short, "fast")], tied[long]]) if short.size else tied
+        if tied.size:
+            long = np.asarray(shortlist_overflows(*(a[tied] for a in arrays), budgeted=budget is not None, mode=mode))
+            for rows, solver in ((tied[~long], "tie_break"), (tied[long], "tie_break_all")):
+                if rows.size:
+                    rerun(rows, solver)
     return AuctionOutcome(*patched)

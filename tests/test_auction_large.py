@@ -117,3 +117,27 @@ def test_identical_ads_tie_although_float32_sums_round_apart(num_positions):
 def test_an_empty_batch_gives_empty_outcomes():
     out = solve_batch(np.zeros((0, 3, 1, 2), np.float32), np.zeros((0, 3), np.float32), np.zeros((0, 3), np.float32))
     assert out.ad.shape == (0, 2) and out.payment.shape == (0, 2)
+
+
+@pytest.mark.parametrize("num_positions", [2, 8])
+def test_a_float32_near_tie_that_is_no_tie_takes_the_exact_optimum(num_positions):
+    """The last ad bids one float32 ulp above its reserve: showing it adds ~1e-9, inside the float32 kernel's tie
+    tolerance, so the kernel flags a tie, but the exact optimum shows it (a tie-break would show fewer ads)."""
+    from auction.instance import from_dense
+    from auction.reference import solve
+
+    effects = np.linspace(1.0, 0.4, num_positions)
+    ctr = (0.1 * np.ones((1, num_positions, 1, 1)) * effects).astype(np.float32)
+    reserve = np.full((1, num_positions), 0.3, np.float32)
+    bid = np.linspace(2.0, 1.0, num_positions).astype(np.float32)[None]
+    bid[0, -1] = np.nextafter(reserve[0, -1], np.float32(1.0))
+    assert vcg_batch(ctr, bid, reserve).tied[0]
+    out = solve_batch(ctr, bid, reserve)
+    assert [int(a) for a in out.ad[0]] == list(range(num_positions))
+    if num_positions == 2:
+        expected = solve(from_dense(ctr[0], bid[0], reserve[0]), "cost", exact=True)
+        assert [a for a, _ in expected.slate.picks] == [0, 1]
+        assert np.allclose(out.payment[0], [expected.payments[0], expected.payments[1]], rtol=1e-6)
+    else:
+        _, payments = _scipy_vcg(ctr[0].astype(np.float64), bid[0].astype(np.float64), reserve[0].astype(np.float64))
+        assert np.allclose(out.payment[0], [payments[a] for a in range(num_positions)], rtol=1e-5)
