@@ -20,17 +20,25 @@ up into a gap never lowers the objective: every optimum value is reached by a ga
 tie-break below prefers it (the moved ad's contribution moves to an earlier position, or it contributed 0
 and fewer ads win).
 
-Ties. The forward pass counts the placements within a rounding tolerance of the optimum (`tie_tolerance`, in
-the inputs' dtype: float32, or float64 when `auction.vcg` re-solves near-ties; saturating at 2): the same
-values summed in another order can round apart, and the reference, in exact arithmetic, sees a tie there. A unique optimum is gap-free and is
-read back from the recorded choices. When it is not unique, `break_ties` replaces each state's value with
+Reading the optimum. The same prefix and suffix states give, for every candidate and each of its choices
+(out, or position k in group g), the best objective of the placements that make that choice (`choice_values`):
+max over the states without k of prefix_i + value + suffix_i on the rest of the page. In a unique optimum
+each candidate's best choice is its own, so the slate is read off those argmaxes; no choices are recorded
+in the forward pass.
+
+Ties. Another placement within a rounding tolerance of the optimum (`tie_tolerance`, in the inputs' dtype:
+float32, or float64 when `auction.vcg` re-solves near-ties) differs from it in some candidate's choice, so
+that candidate's second-best choice value is as close to its best: the query is flagged. The same values
+summed in another order can round apart, and the reference, in exact arithmetic, sees a tie there. A unique
+optimum is gap-free. When it is not unique, `break_ties` replaces each state's value with
 the reference's whole sort key — objective, −(ads shown), the contribution at each position, −(ad,
 treatment) at each position — compared lexicographically. That key is additive over disjoint positions and
 ads, so the best key of a state extends to the best key of every larger state and the DP stays exact (the
 objectives compare equal within the same tolerance; contributions are single products and compare exactly);
 the final state's key holds the reference's slate.
 
-Cost per query: N·K·G·2^K·(H+1) steps (~20·4·1·16 without a budget at K = 4); budget-free pages with
+Cost per query: 2·N·K·G·2^K·(H+1) steps, forward and backward (the shortlist's N = K + 4: ~8·4·1·16 without a budget
+at K = 4), and N·K·G·2^(K−1)·(H+1) for the choice values; budget-free pages with
 K > 4 (cost semantics) go to the assignment solver, which is polynomial in K, and come here only for ties.
 """
 
@@ -140,38 +148,9 @@ def _shift(x: jax.Array, lines: int, fill) -> jax.Array:
     return jnp.concatenate([jnp.full(x.shape[:-1] + (lines,), fill, x.dtype), x[..., : levels - lines]], axis=-1)
 
 
-def forward_step(best: jax.Array, count: jax.Array, value: jax.Array, heights: tuple[int, ...], tolerance: jax.Array):
-    """Add one candidate (value float32[..., G, K]) to states best float32[..., 2^K, H+1] with the number (≤ 2) of
-    placements within `tolerance` float32[...] of each state's optimum. Returns the new states, counts and
-    choices (0 = left out, 1 + k·G + g)."""
-    tolerance = tolerance[..., None, None, None]
-    new_best, new_count, choice = best, count, jnp.zeros(best.shape, jnp.int32)
-    for k in range(value.shape[-1]):
-        source, _ = _halves(best, k)
-        source_count, _ = _halves(count, k)
-        gain = gain_count = gain_choice = None
-        for g, lines in enumerate(heights):  # the candidate's best group at k, per state
-            candidate = _shift(source, lines, -jnp.inf) + value[..., g, k][..., None, None, None]
-            candidate_count = _shift(source_count, lines, 0)
-            if gain is None:
-                gain, gain_count, gain_choice = candidate, candidate_count, jnp.full(candidate.shape, 1 + k * len(heights), jnp.int32)
-                continue
-            better, equal = candidate > gain, jnp.abs(candidate - gain) <= tolerance
-            gain_choice = jnp.where(better, 1 + k * len(heights) + g, gain_choice)
-            gain_count = jnp.where(equal, jnp.minimum(gain_count + candidate_count, 2), jnp.where(better, candidate_count, gain_count))
-            gain = jnp.maximum(gain, candidate)
-        (off, on), (off_count, on_count), (off_choice, on_choice) = (_halves(x, k) for x in (new_best, new_count, choice))
-        better, equal = gain > on, jnp.abs(gain - on) <= tolerance
-        on_choice = jnp.where(better, gain_choice, on_choice)
-        on_count = jnp.where(equal, jnp.minimum(on_count + gain_count, 2), jnp.where(better, gain_count, on_count))
-        new_best = _join(off, jnp.maximum(on, gain), best.shape)
-        new_count = _join(off_count, on_count, best.shape)
-        choice = _join(off_choice, on_choice, best.shape)
-    return new_best, new_count, choice
-
-
 def value_step(best: jax.Array, value: jax.Array, heights: tuple[int, ...]) -> jax.Array:
-    """`forward_step` without counts or choices (the backward pass and the filter semantics' lowered ad)."""
+    """Add one candidate (value float[..., G, K]) to states best float[..., 2^K, H+1]: it stays out or takes a free
+    position with one of its groups."""
     new_best = best
     for k in range(value.shape[-1]):
         source, _ = _halves(best, k)
@@ -228,24 +207,9 @@ def tie_tolerance(value: jax.Array, num_positions: int | None = None) -> jax.Arr
     return num_positions**2 * jnp.finfo(value.dtype).eps * largest
 
 
-def _scan_forward(value: jax.Array, heights: tuple[int, ...], levels: int):
-    """Prefix states float32[N + 1, B, 2^K, H+1] (prefix[n]: candidates < n), final counts and choices."""
-    batch, _, _, num_positions = value.shape
-    start = jnp.zeros((batch, 1 << num_positions, levels), value.dtype)
-    tolerance = tie_tolerance(value)
-
-    def step(carry, ad_value):
-        best, count = carry
-        best, count, choice = forward_step(best, count, ad_value, heights, tolerance)
-        return (best, count), (best, choice)
-
-    (_, count), (states, choices) = jax.lax.scan(step, (start, jnp.ones(start.shape, jnp.int32)),
-                                                 jnp.moveaxis(value, 1, 0))
-    return jnp.concatenate([start[None], states]), count, choices
-
-
-def _scan_backward(value: jax.Array, heights: tuple[int, ...], levels: int) -> jax.Array:
-    """Suffix states float32[N + 1, B, 2^K, H+1] (suffix[n]: candidates ≥ n)."""
+def _scan_states(value: jax.Array, heights: tuple[int, ...], levels: int, reverse: bool) -> jax.Array:
+    """States float[N + 1, B, 2^K, H+1] over the candidates: prefix (entry n: candidates < n) or, with `reverse`,
+    suffix (entry n: candidates ≥ n)."""
     batch, _, _, num_positions = value.shape
     start = jnp.zeros((batch, 1 << num_positions, levels), value.dtype)
 
@@ -253,33 +217,33 @@ def _scan_backward(value: jax.Array, heights: tuple[int, ...], levels: int) -> j
         best = value_step(best, ad_value, heights)
         return best, best
 
-    _, states = jax.lax.scan(step, start, jnp.moveaxis(value, 1, 0), reverse=True)
-    return jnp.concatenate([states, start[None]])
+    _, states = jax.lax.scan(step, start, jnp.moveaxis(value, 1, 0), reverse=reverse)
+    return jnp.concatenate([states, start[None]] if reverse else [start[None], states])
 
 
-def _trace_back(choices: jax.Array, heights: tuple[int, ...], levels: int, num_positions: int) -> tuple[jax.Array, jax.Array]:
-    """Read the optimum back from the choices int32[N, B, 2^K, H+1]: ad and group per position."""
-    num_ads, batch = choices.shape[:2]
-    lines = jnp.asarray(heights, jnp.int32)
-    rows = jnp.arange(batch)
+def choice_values(prefix: jax.Array, suffix: jax.Array, value: jax.Array, heights: tuple[int, ...]) -> jax.Array:
+    """[B, N, 1 + K·G]: the best objective with each candidate left out (first) or placed at position k in group g
+    (1 + k·G + g; −inf where it cannot be): the others' best around it, from the prefix and suffix states."""
+    before, after = jnp.moveaxis(prefix[:-1], 0, 1), jnp.moveaxis(suffix[1:], 0, 1)  # [B, N, 2^K, H+1]
+    placed = [_forced_rest(before, after, k, lines) + value[:, :, g, k]
+              for k in range(value.shape[-1]) for g, lines in enumerate(heights)]
+    return jnp.stack([_complement_best(before, after)] + placed, axis=-1)
 
-    def step(carry, n):
-        mask, level, ad, group = carry
-        c = choices[n, rows, mask, level]
-        used = c > 0
-        k, g = (c - 1) // len(heights), (c - 1) % len(heights)
-        at = (jnp.arange(num_positions)[None, :] == k[:, None]) & used[:, None]
-        ad = jnp.where(at, n, ad)
-        group = jnp.where(at, g[:, None], group)
-        mask = jnp.where(used, mask ^ (1 << jnp.maximum(k, 0)), mask)
-        level = jnp.where(used, level - lines[jnp.maximum(g, 0)], level)
-        return (mask, level, ad, group), None
 
-    full = jnp.full(batch, (1 << num_positions) - 1, jnp.int32)
-    start = (full, jnp.full(batch, levels - 1, jnp.int32), jnp.full((batch, num_positions), -1, jnp.int32),
-             jnp.zeros((batch, num_positions), jnp.int32))
-    (_, _, ad, group), _ = jax.lax.scan(step, start, jnp.arange(num_ads - 1, -1, -1, dtype=jnp.int32))
-    return ad, group
+def read_placement(choices: jax.Array, num_groups: int, num_positions: int, tolerance: jax.Array) -> Placement:
+    """The optimum from the choice values [B, N, 1 + K·G] (`choice_values`): each candidate's best choice. Another
+    placement within `tolerance` [B] of the optimum makes some candidate's second-best choice that close to its
+    best: the query is `tied` (its slate may then be inconsistent; `auction.vcg` re-solves it)."""
+    best = jnp.argmax(choices, axis=-1)  # [B, N]; equal values go to the lower choice, "out" first
+    top = jnp.max(choices, axis=-1)
+    second = jnp.max(jnp.where(jnp.arange(choices.shape[-1]) == best[..., None], -jnp.inf, choices), axis=-1)
+    tied = jnp.any(second >= top - tolerance[:, None], axis=1)
+    position, group = (best - 1) // num_groups, (best - 1) % num_groups
+    at = (best > 0)[..., None] & (position[..., None] == jnp.arange(num_positions))  # [B, N, K]
+    candidates = jnp.arange(choices.shape[1], dtype=jnp.int32)[None, :, None]
+    ad = jnp.max(jnp.where(at, candidates, -1), axis=1)
+    shown_group = jnp.max(jnp.where(at, group[..., None], 0), axis=1).astype(jnp.int32)
+    return Placement(ad, shown_group, tied)
 
 
 def _sort_key_placement(value: jax.Array, treatment: jax.Array, heights: tuple[int, ...], levels: int,
@@ -360,16 +324,16 @@ def dp_vcg(ctr: jax.Array, bid: jax.Array, reserve: jax.Array, usable: jax.Array
     budgeted = levels > 1 or heights != (0,)
     weight = bid - reserve if mode == "cost" else bid
     value, treatment = groups(ctr, weight, usable, budgeted)
-    prefix, count, choices = _scan_forward(value, heights, levels)
-    tied = count[:, -1, -1] > 1
+    prefix = _scan_states(value, heights, levels, reverse=False)
+    suffix = _scan_states(value, heights, levels, reverse=True)
+    ad, group, tied = read_placement(choice_values(prefix, suffix, value, heights), len(heights), num_positions,
+                                     tie_tolerance(value))
     if break_ties:
         ad, shown_treatment = _sort_key_placement(value, treatment, heights, levels, num_treatments)
     else:
-        ad, group = _trace_back(choices, heights, levels, num_positions)
         rows = jnp.arange(batch)[:, None]
         positions = jnp.arange(num_positions)[None, :]
         shown_treatment = jnp.where(ad >= 0, treatment[rows, jnp.maximum(ad, 0), group, positions], 0)
-    suffix = _scan_backward(value, heights, levels)
     safe_ad = jnp.maximum(ad, 0)
     rows = jnp.arange(batch)[:, None]
     own_prefix = jnp.moveaxis(prefix, 0, 1)[rows, safe_ad]  # [B, K, 2^K, H+1]: candidates before the shown ad

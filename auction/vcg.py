@@ -228,9 +228,10 @@ def shortlist_overflows(ctr, bid, reserve, available, page_positions, *, budgete
 
 def resolve_ties(outcome: AuctionOutcome, ctr, bid, reserve, available=None, page_positions=None,
                  **options) -> AuctionOutcome:
-    """Solve the queries flagged `tied` again (numpy outcome in and out): first in float64, where the float32
-    kernel's near-ties are mostly told apart (its tolerance must cover float32 rounding), then the rows still
-    tied with the reference tie-break rules, on every candidate where the shortlist is too short.
+    """Solve the queries flagged `tied` again (numpy outcome in and out) in float64, where the float32 kernel's
+    near-ties are mostly told apart (its tolerance must cover float32 rounding): with the reference tie-break
+    rules (on every candidate where the shortlist is too short) — for the assignment solver only after a
+    float64 fast pass, since its tie-break is the far slower DP.
 
     Ties are rare with real-valued CTRs that fall along positions (flat CTRs, such as an untrained model's
     under the monotone rule, tie every order of a slate), so only those rows rerun, padded to a power of two
@@ -244,22 +245,31 @@ def resolve_ties(outcome: AuctionOutcome, ctr, bid, reserve, available=None, pag
     mode, budget = options.get("mode", "cost"), options.get("space_budget")
     patched = [np.array(column) for column in outcome]
 
+    def padded(rows: np.ndarray) -> list[np.ndarray]:
+        """The arrays at `rows`, repeated up to a power of two of at least MIN_TIE_ROWS rows (few compiled shapes)."""
+        index = np.resize(rows, max(1 << int(rows.size - 1).bit_length(), MIN_TIE_ROWS))
+        return [a[index] for a in arrays]
+
+    def overflows(rows: np.ndarray) -> np.ndarray:
+        return np.asarray(shortlist_overflows(*padded(rows), budgeted=budget is not None, mode=mode))[: rows.size]
+
     def rerun(rows: np.ndarray, solver: str) -> np.ndarray:
         """Re-solve `rows` with `solver`, patch them in, and return which of them are still tied."""
-        padded = np.resize(rows, max(1 << int(rows.size - 1).bit_length(), MIN_TIE_ROWS))
-        again = vcg_batch(*(a[padded] for a in arrays), solver=solver, **options)
+        again = vcg_batch(*padded(rows), solver=solver, **options)
         for column, fixed in zip(patched, again):
             column[rows] = np.asarray(fixed)[: rows.size]
         return np.asarray(again.tied)[: rows.size]
 
     tied = np.flatnonzero(patched[6])
+    num_positions = ctr.shape[3]
     with jax.enable_x64(True):
-        if tied.size:
-            long = np.asarray(shortlist_overflows(*(a[tied] for a in arrays), budgeted=budget is not None, mode=mode))
+        # The DP's tie-break pass is as exact in float64 and costs about one fast pass: rerun it directly.
+        if tied.size and uses_assignment(num_positions, budget, mode, options.get("mechanism", "vcg")):
+            long = overflows(tied)
             short = tied[~long]
             tied = np.concatenate([short[rerun(short, "fast")], tied[long]]) if short.size else tied
         if tied.size:
-            long = np.asarray(shortlist_overflows(*(a[tied] for a in arrays), budgeted=budget is not None, mode=mode))
+            long = overflows(tied)
             for rows, solver in ((tied[~long], "tie_break"), (tied[long], "tie_break_all")):
                 if rows.size:
                     rerun(rows, solver)
