@@ -50,6 +50,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from auction.reserves import ReserveMode
 
@@ -126,39 +127,46 @@ def _sources(state: jax.Array, k: int, lines: int, fill, fields: bool = False) -
     return jnp.stack([jnp.full_like(without, fill), without], axis=len(lead) + 1).reshape(state.shape)
 
 
-def _halves(state: jax.Array, k: int) -> tuple[jax.Array, jax.Array]:
-    """The states without and with position k, each [..., 2^(K−k−1), 2^k, H+1] (state [..., 2^K, H+1])."""
-    lead = state.shape[:-2]
-    masks, levels = state.shape[-2:]
-    split = state.reshape(*lead, masks >> (k + 1), 2, 1 << k, levels)
-    return jnp.take(split, 0, axis=len(lead) + 1), jnp.take(split, 1, axis=len(lead) + 1)
+def _without(num_positions: int, k: int) -> np.ndarray:
+    """For every position set P (a bit set), P − k: a static gather index."""
+    return np.arange(1 << num_positions) & ~(1 << k)
 
 
-def _join(without: jax.Array, with_k: jax.Array, shape: tuple[int, ...]) -> jax.Array:
-    return jnp.stack([without, with_k], axis=without.ndim - 2).reshape(shape)
+def _holds(num_positions: int, k: int) -> np.ndarray:
+    """bool[2^K]: which position sets hold position k."""
+    return (np.arange(1 << num_positions) >> k) & 1 == 1
 
 
-def _shift(x: jax.Array, lines: int, fill) -> jax.Array:
-    """x[..., h − lines] along the last axis, `fill` below 0."""
-    levels = x.shape[-1]
-    if lines >= levels:
-        return jnp.full_like(x, fill)
-    if not lines:
-        return x
-    return jnp.concatenate([jnp.full(x.shape[:-1] + (lines,), fill, x.dtype), x[..., : levels - lines]], axis=-1)
+def _padding(heights: tuple[int, ...], levels: int) -> int:
+    """Leading −inf levels the states carry in the scan, so that "h − lines" is a slice: the tallest group that fits."""
+    return max([lines for lines in heights if lines < levels], default=0)
+
+
+def _pad(best: jax.Array, pad: int) -> jax.Array:
+    return jnp.concatenate([jnp.full(best.shape[:-1] + (pad,), -jnp.inf, best.dtype), best], axis=-1)
+
+
+def _padded_step(best: jax.Array, value: jax.Array, heights: tuple[int, ...], pad: int) -> jax.Array:
+    """`value_step` on states carrying `pad` leading −inf levels (best float[..., 2^K, pad + H+1]; the result is
+    unpadded): each position's sources are one gather over the sets and one slice over the levels per group."""
+    levels = best.shape[-1] - pad
+    num_positions = value.shape[-1]
+    new_best = best[..., pad:]
+    for k in range(num_positions):
+        source = jnp.take(best, _without(num_positions, k), axis=-2)
+        holds = _holds(num_positions, k)[:, None]
+        for g, lines in enumerate(heights):
+            if lines < levels:  # a taller group never fits
+                gain = source[..., pad - lines: pad - lines + levels] + value[..., g, k][..., None, None]
+                new_best = jnp.maximum(new_best, jnp.where(holds, gain, -jnp.inf))
+    return new_best
 
 
 def value_step(best: jax.Array, value: jax.Array, heights: tuple[int, ...]) -> jax.Array:
     """Add one candidate (value float[..., G, K]) to states best float[..., 2^K, H+1]: it stays out or takes a free
     position with one of its groups."""
-    new_best = best
-    for k in range(value.shape[-1]):
-        source, _ = _halves(best, k)
-        gain = functools.reduce(jnp.maximum, [_shift(source, lines, -jnp.inf) + value[..., g, k][..., None, None, None]
-                                              for g, lines in enumerate(heights)])
-        off, on = _halves(new_best, k)
-        new_best = _join(off, jnp.maximum(on, gain), best.shape)
-    return new_best
+    pad = _padding(heights, best.shape[-1])
+    return _padded_step(_pad(best, pad), value, heights, pad)
 
 
 def _beats(a: jax.Array, b: jax.Array, tolerance: jax.Array) -> jax.Array:
@@ -208,23 +216,23 @@ def tie_tolerance(value: jax.Array, num_positions: int | None = None) -> jax.Arr
 
 
 def _scan_states(value: jax.Array, heights: tuple[int, ...], levels: int, reverse: bool) -> jax.Array:
-    """States float[N + 1, B, 2^K, H+1] over the candidates: prefix (entry n: candidates < n) or, with `reverse`,
-    suffix (entry n: candidates ≥ n)."""
+    """The states around each candidate, float[N, B, 2^K, H+1]: entry n holds candidates < n, or with `reverse`
+    candidates > n."""
     batch, _, _, num_positions = value.shape
-    start = jnp.zeros((batch, 1 << num_positions, levels), value.dtype)
+    pad = _padding(heights, levels)
+    start = _pad(jnp.zeros((batch, 1 << num_positions, levels), value.dtype), pad)
 
-    def step(best, ad_value):
-        best = value_step(best, ad_value, heights)
-        return best, best
+    def step(padded, ad_value):  # the carry's own padding is reused: a fresh one makes XLA copy (~2.5× slower)
+        return jnp.concatenate([padded[..., :pad], _padded_step(padded, ad_value, heights, pad)], axis=-1), padded
 
     _, states = jax.lax.scan(step, start, jnp.moveaxis(value, 1, 0), reverse=reverse)
-    return jnp.concatenate([states, start[None]] if reverse else [start[None], states])
+    return states[..., pad:]
 
 
 def choice_values(prefix: jax.Array, suffix: jax.Array, value: jax.Array, heights: tuple[int, ...]) -> jax.Array:
     """[B, N, 1 + K·G]: the best objective with each candidate left out (first) or placed at position k in group g
     (1 + k·G + g; −inf where it cannot be): the others' best around it, from the prefix and suffix states."""
-    before, after = jnp.moveaxis(prefix[:-1], 0, 1), jnp.moveaxis(suffix[1:], 0, 1)  # [B, N, 2^K, H+1]
+    before, after = jnp.moveaxis(prefix, 0, 1), jnp.moveaxis(suffix, 0, 1)  # [B, N, 2^K, H+1]
     placed = [_forced_rest(before, after, k, lines) + value[:, :, g, k]
               for k in range(value.shape[-1]) for g, lines in enumerate(heights)]
     return jnp.stack([_complement_best(before, after)] + placed, axis=-1)
@@ -337,7 +345,7 @@ def dp_vcg(ctr: jax.Array, bid: jax.Array, reserve: jax.Array, usable: jax.Array
     safe_ad = jnp.maximum(ad, 0)
     rows = jnp.arange(batch)[:, None]
     own_prefix = jnp.moveaxis(prefix, 0, 1)[rows, safe_ad]  # [B, K, 2^K, H+1]: candidates before the shown ad
-    own_suffix = jnp.moveaxis(suffix, 0, 1)[rows, safe_ad + 1]  # candidates after it
+    own_suffix = jnp.moveaxis(suffix, 0, 1)[rows, safe_ad]  # candidates after it
     threshold = jnp.zeros(ad.shape, ctr.dtype)
     if thresholds:
         positions = jnp.arange(num_positions)[None, :]

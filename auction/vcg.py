@@ -230,8 +230,8 @@ def resolve_ties(outcome: AuctionOutcome, ctr, bid, reserve, available=None, pag
                  **options) -> AuctionOutcome:
     """Solve the queries flagged `tied` again (numpy outcome in and out) in float64, where the float32 kernel's
     near-ties are mostly told apart (its tolerance must cover float32 rounding): with the reference tie-break
-    rules (on every candidate where the shortlist is too short) — for the assignment solver only after a
-    float64 fast pass, since its tie-break is the far slower DP.
+    rules (on every candidate where the shortlist is too short) — after a float64 fast pass, which tells most
+    near-ties apart, wherever the tie-break is far slower than it (a height budget, or the assignment solver).
 
     Ties are rare with real-valued CTRs that fall along positions (flat CTRs, such as an untrained model's
     under the monotone rule, tie every order of a slate), so only those rows rerun, padded to a power of two
@@ -263,8 +263,9 @@ def resolve_ties(outcome: AuctionOutcome, ctr, bid, reserve, available=None, pag
     tied = np.flatnonzero(patched[6])
     num_positions = ctr.shape[3]
     with jax.enable_x64(True):
-        # The DP's tie-break pass is as exact in float64 and costs about one fast pass: rerun it directly.
-        if tied.size and uses_assignment(num_positions, budget, mode, options.get("mechanism", "vcg")):
+        # Without a budget the DP's tie-break pass costs about one fast pass (and is as exact in float64): run it
+        # directly. Elsewhere it costs ~20× one (the assignment solver's, and the sort keys over height levels).
+        if tied.size and (budget is not None or uses_assignment(num_positions, budget, mode, options.get("mechanism", "vcg"))):
             long = overflows(tied)
             short = tied[~long]
             tied = np.concatenate([short[rerun(short, "fast")], tied[long]]) if short.size else tied
