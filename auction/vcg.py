@@ -261,17 +261,19 @@ def resolve_ties(outcome: AuctionOutcome, ctr, bid, reserve, available=None, pag
         return np.asarray(again.tied)[: rows.size]
 
     tied = np.flatnonzero(patched[6])
+    if not tied.size:
+        return AuctionOutcome(*patched)
     num_positions = ctr.shape[3]
     with jax.enable_x64(True):
+        long = np.zeros(len(patched[6]), bool)
+        long[tied] = overflows(tied)  # the shortlist is too short: the tie-break runs on every candidate
         # Without a budget the DP's tie-break pass costs about one fast pass (and is as exact in float64): run it
-        # directly. Elsewhere it costs ~20× one (the assignment solver's, and the sort keys over height levels).
-        if tied.size and (budget is not None or uses_assignment(num_positions, budget, mode, options.get("mechanism", "vcg"))):
-            long = overflows(tied)
-            short = tied[~long]
-            tied = np.concatenate([short[rerun(short, "fast")], tied[long]]) if short.size else tied
+        # directly. Elsewhere it costs far more (~20× under a 16-line budget; the assignment solver's is the DP).
+        if budget is not None or uses_assignment(num_positions, budget, mode, options.get("mechanism", "vcg")):
+            short = tied[~long[tied]]
+            tied = np.concatenate([short[rerun(short, "fast")], tied[long[tied]]]) if short.size else tied
         if tied.size:
-            long = overflows(tied)
-            for rows, solver in ((tied[~long], "tie_break"), (tied[long], "tie_break_all")):
+            for rows, solver in ((tied[~long[tied]], "tie_break"), (tied[long[tied]], "tie_break_all")):
                 if rows.size:
                     rerun(rows, solver)
     return AuctionOutcome(*patched)
