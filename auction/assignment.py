@@ -43,8 +43,11 @@ def _pick(x: jax.Array, index: jax.Array) -> jax.Array:
     return jnp.take_along_axis(x, index[:, None], axis=1)[:, 0]
 
 
-def _phase(cost: jax.Array, state: Matching, row: jax.Array, active: jax.Array, steps: int) -> tuple[Matching, jax.Array]:
-    """Match `row` int32[L] (where `active`) by one shortest augmenting path; cost float32[L, R+1, C+1].
+def _phase(cost: jax.Array, state: Matching, row: jax.Array, active: jax.Array, steps: int,
+           query: jax.Array | None = None, banned: jax.Array | None = None) -> tuple[Matching, jax.Array]:
+    """Match `row` int32[L] (where `active`) by one shortest augmenting path; cost float32[L, R+1, C+1], or
+    float32[Q, R+1, C+1] shared by lanes with `query` int32[L] the query of each lane (not copied per lane).
+    `banned` int32[L]: a column the lane may not use (cost +inf).
 
     `steps` bounds the columns the path visits (rows already matched + 1). Returns the new state and
     whether a finite path existed (False: every free column costs +inf for that row).
@@ -68,7 +71,12 @@ def _phase(cost: jax.Array, state: Matching, row: jax.Array, active: jax.Array, 
         used = used | ((column_index == column[:, None]) & live[:, None])
         from_row = _pick(p, column)
         in_tree = in_tree | ((jnp.arange(rows)[None, :] == from_row[:, None]) & live[:, None])
-        row_cost = jnp.take_along_axis(cost, from_row[:, None, None], axis=1)[:, 0]  # [L, C+1]
+        if query is None:
+            row_cost = jnp.take_along_axis(cost, from_row[:, None, None], axis=1)[:, 0]  # [L, C+1]
+        else:
+            row_cost = cost[query, from_row]
+        if banned is not None:
+            row_cost = jnp.where(column_index == banned[:, None], jnp.inf, row_cost)
         reduced = row_cost - _pick(u, from_row)[:, None] - v
         free = ~used & (column_index > 0)
         improve = free & (reduced < minv) & live[:, None]
@@ -110,11 +118,6 @@ def _matched_columns(p: jax.Array, rows: int) -> jax.Array:
     index = jnp.broadcast_to(jnp.arange(columns, dtype=jnp.int32)[None, :], p.shape)
     by_row = jnp.zeros((lanes, rows + 1), jnp.int32).at[jnp.arange(lanes)[:, None], p].set(index)
     return by_row[:, 1:]
-
-
-def _page_value(value: jax.Array, matched: jax.Array) -> jax.Array:
-    """Σ over rows of the matched column's value, value float32[L, R+1, C+1] (the objective, in position order)."""
-    return jnp.sum(jnp.take_along_axis(value[:, 1:, :], matched[:, :, None], axis=2)[:, :, 0], axis=1)
 
 
 @jax.jit
@@ -194,15 +197,15 @@ def assignment_vcg(ctr: jax.Array, bid: jax.Array, reserve: jax.Array, usable: j
     shown_treatment = jnp.where(is_ad, treatment[rows, jnp.maximum(ad, 0), 0, positions], 0)
     tied = ~_unique(page, state, matched, num_ads)
 
-    # One lane per (query, position): the best page without the ad shown there (its column forbidden, its row
-    # re-matched by one phase).
+    # One lane per (query, position): the best page without the ad shown there (its column banned, its row
+    # re-matched by one phase); the lanes share their query's page.
     lanes = batch * num_positions
-    repeat = lambda x: jnp.repeat(x, num_positions, axis=0)  # noqa: E731
+    query = jnp.repeat(jnp.arange(batch, dtype=jnp.int32), num_positions)
     lane_row = jnp.tile(jnp.arange(1, num_positions + 1, dtype=jnp.int32), batch)
     lane_column = matched.reshape(-1)
-    own_column = jnp.arange(num_ads + num_positions + 1)[None, None, :] == lane_column[:, None, None]
-    lane_value = jnp.where(own_column, -jnp.inf, repeat(page)).at[:, 0, :].set(0.0)
+    repeat = lambda x: jnp.repeat(x, num_positions, axis=0)  # noqa: E731
     lane_state = Matching(repeat(state.u), repeat(state.v), repeat(state.p).at[jnp.arange(lanes), lane_column].set(0))
-    lane_state, feasible = _phase(-lane_value, lane_state, lane_row, is_ad.reshape(-1), num_positions)
-    without = _page_value(lane_value, _matched_columns(lane_state.p, num_positions))
-    return ad, shown_treatment, jnp.where(feasible, without, -jnp.inf).reshape(batch, num_positions), tied
+    lane_state, feasible = _phase(-page, lane_state, lane_row, is_ad.reshape(-1), num_positions, query, lane_column)
+    rematched = _matched_columns(lane_state.p, num_positions).reshape(batch, num_positions, num_positions)
+    without = jnp.sum(jnp.take_along_axis(page[:, None, 1:, :], rematched[..., None], axis=3)[..., 0], axis=2)
+    return ad, shown_treatment, jnp.where(feasible.reshape(batch, num_positions), without, -jnp.inf), tied

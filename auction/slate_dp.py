@@ -20,15 +20,16 @@ up into a gap never lowers the objective: every optimum value is reached by a ga
 tie-break below prefers it (the moved ad's contribution moves to an earlier position, or it contributed 0
 and fewer ads win).
 
-Reading the optimum. The same prefix and suffix states give, for every candidate and each of its choices
-(out, or position k in group g), the best objective of the placements that make that choice (`choice_values`):
-max over the states without k of prefix_i + value + suffix_i on the rest of the page. In a unique optimum
-each candidate's best choice is its own, so the slate is read off those argmaxes; no choices are recorded
+Reading the optimum. The prefix states are read back from the last candidate to the first (`trace_back`): with
+the positions still free and the height left (at first all of them), candidate n stays out if prefix_n there
+is the best, or takes the (position, group) whose value plus prefix_n on what it leaves is; the argmaxes
+recover the optimum exactly, since the scan computed each state from the same sums. No choices are recorded
 in the forward pass.
 
 Ties. Another placement within a rounding tolerance of the optimum (`tie_tolerance`, in the inputs' dtype:
-float32, or float64 when `auction.vcg` re-solves near-ties) differs from it in some candidate's choice, so
-that candidate's second-best choice value is as close to its best: the query is flagged. The same values
+float32, or float64 when `auction.vcg` re-solves near-ties) differs from it in some candidate's choice; at the
+last such candidate both leave the same free positions and height to the ones before it, so the trace-back sees
+a second choice as close to the best there: the query is flagged. The same values
 summed in another order can round apart, and the reference, in exact arithmetic, sees a tie there. A unique
 optimum is gap-free. When it is not unique, `break_ties` replaces each state's value with
 the reference's whole sort key — objective, −(ads shown), the contribution at each position, −(ad,
@@ -38,7 +39,7 @@ objectives compare equal within the same tolerance; contributions are single pro
 the final state's key holds the reference's slate.
 
 Cost per query: 2·N·K·G·2^K·(H+1) steps, forward and backward (the shortlist's N = K + 4: ~8·4·1·16 without a budget
-at K = 4), and N·K·G·2^(K−1)·(H+1) for the choice values; budget-free pages with
+at K = 4), and N·(1 + K·G) for the trace-back; budget-free pages with
 K > 4 (cost semantics) go to the assignment solver, which is polynomial in K, and come here only for ties.
 """
 
@@ -229,29 +230,41 @@ def _scan_states(value: jax.Array, heights: tuple[int, ...], levels: int, revers
     return states[..., pad:]
 
 
-def choice_values(prefix: jax.Array, suffix: jax.Array, value: jax.Array, heights: tuple[int, ...]) -> jax.Array:
-    """[B, N, 1 + K·G]: the best objective with each candidate left out (first) or placed at position k in group g
-    (1 + k·G + g; −inf where it cannot be): the others' best around it, from the prefix and suffix states."""
-    before, after = jnp.moveaxis(prefix, 0, 1), jnp.moveaxis(suffix, 0, 1)  # [B, N, 2^K, H+1]
-    placed = [_forced_rest(before, after, k, lines) + value[:, :, g, k]
-              for k in range(value.shape[-1]) for g, lines in enumerate(heights)]
-    return jnp.stack([_complement_best(before, after)] + placed, axis=-1)
-
-
-def read_placement(choices: jax.Array, num_groups: int, num_positions: int, tolerance: jax.Array) -> Placement:
-    """The optimum from the choice values [B, N, 1 + K·G] (`choice_values`): each candidate's best choice. Another
-    placement within `tolerance` [B] of the optimum makes some candidate's second-best choice that close to its
-    best: the query is `tied` (its slate may then be inconsistent; `auction.vcg` re-solves it)."""
-    best = jnp.argmax(choices, axis=-1)  # [B, N]; equal values go to the lower choice, "out" first
-    top = jnp.max(choices, axis=-1)
-    second = jnp.max(jnp.where(jnp.arange(choices.shape[-1]) == best[..., None], -jnp.inf, choices), axis=-1)
-    tied = jnp.any(second >= top - tolerance[:, None], axis=1)
-    position, group = (best - 1) // num_groups, (best - 1) % num_groups
-    at = (best > 0)[..., None] & (position[..., None] == jnp.arange(num_positions))  # [B, N, K]
-    candidates = jnp.arange(choices.shape[1], dtype=jnp.int32)[None, :, None]
-    ad = jnp.max(jnp.where(at, candidates, -1), axis=1)
-    shown_group = jnp.max(jnp.where(at, group[..., None], 0), axis=1).astype(jnp.int32)
-    return Placement(ad, shown_group, tied)
+def trace_back(prefix: jax.Array, value: jax.Array, heights: tuple[int, ...], tolerance: jax.Array) -> Placement:
+    """The optimum, read back from the prefix states (float[N, B, 2^K, H+1], `_scan_states`) from the last candidate
+    to the first: each one stays out or takes the (position, group) whose value plus the state it leaves is the
+    largest (ties to "out", then the lower position and group). A second choice within `tolerance` [B] of the
+    best at some step is another placement that close to the optimum: the query is `tied` (`auction.vcg`
+    re-solves it)."""
+    num_ads, batch, masks, levels = prefix.shape
+    num_groups, num_positions = value.shape[2:]
+    position = np.repeat(np.arange(num_positions), num_groups)  # choice 1 + k·G + g
+    lines = np.tile(np.asarray(heights), num_positions)
+    sets = jnp.full((batch, 1), masks - 1, jnp.int32)  # the positions still free, and the height left
+    level = jnp.full((batch, 1), levels - 1, jnp.int32)
+    ad = jnp.full((batch, num_positions), -1, jnp.int32)
+    group = jnp.zeros((batch, num_positions), jnp.int32)
+    tied = jnp.zeros(batch, bool)
+    for n in reversed(range(num_ads)):
+        fits = ((sets >> position) & 1 == 1) & (level >= lines)  # [B, K·G]
+        allowed = jnp.concatenate([jnp.ones_like(fits[:, :1]), fits], axis=1)  # "out" first
+        index = jnp.concatenate([sets * levels + level, (sets & ~(1 << position)) * levels + level - lines], axis=1)
+        gain = jnp.concatenate([jnp.zeros((batch, 1), value.dtype), jnp.swapaxes(value[:, n], 1, 2).reshape(batch, -1)], axis=1)
+        options = jnp.take_along_axis(prefix[n].reshape(batch, -1), jnp.where(allowed, index, 0), axis=1) + gain
+        options = jnp.where(allowed, options, -jnp.inf)
+        best = jnp.argmax(options, axis=1)
+        top = jnp.max(options, axis=1)
+        second = jnp.max(jnp.where(jnp.arange(options.shape[1]) == best[:, None], -jnp.inf, options), axis=1)
+        tied = tied | (second >= top - tolerance)
+        placed = (best > 0)[:, None]
+        chosen = jnp.maximum(best - 1, 0)
+        taken, used = jnp.asarray(position)[chosen][:, None], jnp.asarray(lines)[chosen][:, None]
+        at = placed & (jnp.arange(num_positions) == taken)  # [B, K]
+        ad = jnp.where(at, n, ad)
+        group = jnp.where(at, (chosen % num_groups)[:, None].astype(jnp.int32), group)
+        sets = jnp.where(placed, sets & ~(1 << taken), sets)
+        level = jnp.where(placed, level - used, level)
+    return Placement(ad, group, tied)
 
 
 def _sort_key_placement(value: jax.Array, treatment: jax.Array, heights: tuple[int, ...], levels: int,
@@ -334,8 +347,7 @@ def dp_vcg(ctr: jax.Array, bid: jax.Array, reserve: jax.Array, usable: jax.Array
     value, treatment = groups(ctr, weight, usable, budgeted)
     prefix = _scan_states(value, heights, levels, reverse=False)
     suffix = _scan_states(value, heights, levels, reverse=True)
-    ad, group, tied = read_placement(choice_values(prefix, suffix, value, heights), len(heights), num_positions,
-                                     tie_tolerance(value))
+    ad, group, tied = trace_back(prefix, value, heights, tie_tolerance(value))
     if break_ties:
         ad, shown_treatment = _sort_key_placement(value, treatment, heights, levels, num_treatments)
     else:
