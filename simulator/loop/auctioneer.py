@@ -27,7 +27,8 @@ class Auctioneer:
         heights = tuple(map(float, treatment_heights)) if budget else None
         return cls(RESERVE_KINDS[a.reserve_kind].per_candidate,
                    dict(mode=a.reserve_mode, space_budget=budget, heights=heights, mechanism=a.mechanism),
-                   preferred_batch(scenario.world.num_positions, scenario.world.candidates_per_query, heights, budget))
+                   preferred_batch(scenario.world.num_positions, scenario.world.candidates_per_query, heights, budget,
+                                   a.reserve_mode, a.mechanism))
 
     def start(self, ctr, bid, reserve, explore: np.ndarray | None,
               page_positions: np.ndarray | None = None) -> tuple[AuctionOutcome, tuple]:
