@@ -241,18 +241,22 @@ def resolve_ties(outcome: AuctionOutcome, ctr, bid, reserve, available=None, pag
     under the monotone rule, tie every order of a slate), so only those rows rerun, padded to a power of two
     of at least `MIN_TIE_ROWS` so that few shapes compile.
     """
-    float64 = lambda a: np.asarray(a, np.float64)  # noqa: E731
-    ctr, bid, reserve = float64(ctr), float64(bid), float64(reserve)
-    available = np.ones(ctr.shape[:3], bool) if available is None else np.asarray(available)
-    page_positions = np.full(ctr.shape[0], ctr.shape[3], np.int32) if page_positions is None else np.asarray(page_positions)
+    tied = np.flatnonzero(outcome.tied)
+    if not tied.size:
+        return outcome
+    batch, _, _, num_positions = np.shape(ctr)
     arrays = (ctr, bid, reserve, available, page_positions)
+    filler = (None, None, None, lambda rows: np.ones((rows, *np.shape(ctr)[1:3]), bool),
+              lambda rows: np.full(rows, num_positions, np.int32))
     mode, budget = options.get("mode", "cost"), options.get("space_budget")
     patched = [np.array(column) for column in outcome]
 
     def padded(rows: np.ndarray) -> list[np.ndarray]:
-        """The arrays at `rows`, repeated up to a power of two of at least MIN_TIE_ROWS rows (few compiled shapes)."""
+        """The arrays at `rows` (CTRs, bids and reserves in float64), repeated up to a power of two of at least
+        MIN_TIE_ROWS rows (few compiled shapes)."""
         index = np.resize(rows, max(1 << int(rows.size - 1).bit_length(), MIN_TIE_ROWS))
-        return [a[index] for a in arrays]
+        picked = [fill(index.size) if a is None else np.asarray(a)[index] for a, fill in zip(arrays, filler)]
+        return [a.astype(np.float64) for a in picked[:3]] + picked[3:]
 
     def overflows(rows: np.ndarray) -> np.ndarray:
         return np.asarray(shortlist_overflows(*padded(rows), budgeted=budget is not None, mode=mode))[: rows.size]
@@ -264,12 +268,8 @@ def resolve_ties(outcome: AuctionOutcome, ctr, bid, reserve, available=None, pag
             column[rows] = np.asarray(fixed)[: rows.size]
         return np.asarray(again.tied)[: rows.size]
 
-    tied = np.flatnonzero(patched[6])
-    if not tied.size:
-        return AuctionOutcome(*patched)
-    num_positions = ctr.shape[3]
     with jax.enable_x64(True):
-        long = np.zeros(len(patched[6]), bool)
+        long = np.zeros(batch, bool)
         long[tied] = overflows(tied)  # the shortlist is too short: the tie-break runs on every candidate
         # Without a budget the DP's tie-break pass costs about one fast pass (and is as exact in float64): run it
         # directly. Elsewhere it costs far more (~20× under a 16-line budget; the assignment solver's is the DP).
