@@ -43,8 +43,15 @@ from auction.slate_dp import MAX_POSITIONS, dp_vcg, height_levels
 DP_MAX_POSITIONS = 4
 
 
+def check_mechanism(mechanism: str) -> None:
+    """Raises ValueError naming the field for a mechanism that `auction.mechanisms.MECHANISMS` does not hold."""
+    if mechanism not in MECHANISMS:
+        raise ValueError(f"mechanism: {mechanism!r} is not one of {', '.join(MECHANISMS)}")
+
+
 def uses_assignment(num_positions: int, space_budget: float | None, mode: ReserveMode, mechanism: str = "vcg") -> bool:
     """Whether the `fast` solver is the assignment solver (else the DP, which also gives GSP's thresholds)."""
+    check_mechanism(mechanism)
     return (space_budget is None and mode == "cost" and num_positions > DP_MAX_POSITIONS
             and not MECHANISMS[mechanism].needs_thresholds)
 
@@ -128,8 +135,7 @@ def vcg_batch(ctr: jax.Array, bid: jax.Array, reserve: jax.Array, available: jax
     page's (static; None = no budget).
     """
     batch, num_ads, num_treatments, num_positions = ctr.shape
-    if mechanism not in MECHANISMS:
-        raise ValueError(f"mechanism: {mechanism!r} is not one of {', '.join(MECHANISMS)}")
+    check_mechanism(mechanism)
     thresholds = MECHANISMS[mechanism].needs_thresholds
     if num_positions > MAX_POSITIONS:
         raise ValueError(f"num_positions: at most {MAX_POSITIONS}, got {num_positions}")

@@ -59,7 +59,8 @@ def test_mechanisms_match_the_reference_on_random_instances(shape, mode):
     assert np.all(gsp.price_per_click[clicked] <= own_bid[clicked] + 1e-5)
 
 
-def test_an_unknown_mechanism_names_the_field():
-    ctr, bid = np.full((1, 3, 1, 2), 0.1, np.float32), np.ones((1, 3), np.float32)
+@pytest.mark.parametrize("num_positions", [2, 5])  # K = 5: the solver choice that sizes the chunks reads the name
+def test_an_unknown_mechanism_names_the_field(num_positions):
+    ctr, bid = np.full((1, 3, 1, num_positions), 0.1, np.float32), np.ones((1, 3), np.float32)
     with pytest.raises(ValueError, match="mechanism: 'second_price' is not one of vcg, gsp, first_price"):
         solve_batch(ctr, bid, np.zeros_like(bid), mechanism="second_price")
