@@ -12,7 +12,7 @@ from dataclasses import replace
 import numpy as np
 
 from auction.instance import AuctionInstance, InstanceError
-from auction.mechanisms import MECHANISMS
+from auction.mechanisms import check_mechanism
 from auction.reference import Outcome, Slate, first_price, gsp, pay_the_bid, solve
 from auction.reserves import RESERVE_MODES, ReserveMode
 from auction.slate_dp import MAX_POSITIONS
@@ -46,8 +46,7 @@ def solve_instance(instance: AuctionInstance, mechanism: str = "vcg", mode: Rese
     enumeration; it needs separable CTRs); with several treatments it is threshold pricing on VCG's page
     (`threshold_gsp`), as in the loop. Raises InstanceError.
     """
-    if mechanism not in MECHANISMS:
-        raise InstanceError(f"mechanism: {mechanism!r} is not one of {', '.join(MECHANISMS)}")
+    check_mechanism(mechanism, InstanceError)
     if mode not in RESERVE_MODES:
         raise InstanceError(f"reserve mode: {mode!r} is not allowed; allowed: {', '.join(RESERVE_MODES)}")
     if mechanism == "gsp" and all(len(names) == 1 for names in instance.treatment_names):

@@ -49,3 +49,9 @@ MECHANISMS = {
     "gsp": Mechanism(True, _gsp),
     "first_price": Mechanism(False, _first_price),
 }
+
+
+def check_mechanism(mechanism: str, error: type[ValueError] = ValueError) -> None:
+    """Raises `error` naming the field for a mechanism that MECHANISMS does not hold."""
+    if mechanism not in MECHANISMS:
+        raise error(f"mechanism: {mechanism!r} is not one of {', '.join(MECHANISMS)}")

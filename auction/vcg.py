@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from auction.assignment import assignment_vcg
-from auction.mechanisms import MECHANISMS, Shown
+from auction.mechanisms import MECHANISMS, Shown, check_mechanism
 from auction.reserves import ReserveMode
 from auction.slate_dp import MAX_POSITIONS, dp_vcg, height_levels
 
@@ -41,12 +41,6 @@ from auction.slate_dp import MAX_POSITIONS, dp_vcg, height_levels
 # Budget-free, cost semantics: the DP up to this many positions (2^K ≤ 16 states is cheaper than the
 # assignment solver's phases, measured in benchmarks/auction.py), the assignment solver above.
 DP_MAX_POSITIONS = 4
-
-
-def check_mechanism(mechanism: str) -> None:
-    """Raises ValueError naming the field for a mechanism that `auction.mechanisms.MECHANISMS` does not hold."""
-    if mechanism not in MECHANISMS:
-        raise ValueError(f"mechanism: {mechanism!r} is not one of {', '.join(MECHANISMS)}")
 
 
 def uses_assignment(num_positions: int, space_budget: float | None, mode: ReserveMode, mechanism: str = "vcg") -> bool:
