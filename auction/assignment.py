@@ -13,7 +13,7 @@ so one more phase for the row that lost its column gives the best page without t
 one phase. (Lowering a column instead, as the filter semantics would need, can leave the vacated column free
 with a negative potential, which breaks optimality: the filter semantics go to the DP.)
 
-Ties. Another optimal matching is a cycle of tight edges (reduced cost within `slate_dp.tie_tolerance`)
+Ties. Another optimal matching is a cycle of tight edges (reduced cost within `slate_ties.tie_tolerance`)
 through the rows and the free columns (`_unique`); the query is then flagged `tied` and `auction.vcg`
 re-solves it with the reference tie-break. A unique optimum has no gaps: with CTRs non-increasing along
 positions moving an ad up into a gap would tie it.
@@ -26,7 +26,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from auction.slate_dp import groups, tie_tolerance
+from auction.slate_dp import groups
+from auction.slate_ties import tie_tolerance
 
 
 class Matching(NamedTuple):

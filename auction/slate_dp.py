@@ -24,19 +24,8 @@ Reading the optimum. The prefix states are read back from the last candidate to 
 the positions still free and the height left (at first all of them), candidate n stays out if prefix_n there
 is the best, or takes the (position, group) whose value plus prefix_n on what it leaves is; the argmaxes
 recover the optimum exactly, since the scan computed each state from the same sums. No choices are recorded
-in the forward pass.
-
-Ties. Another placement within a rounding tolerance of the optimum (`tie_tolerance`, in the inputs' dtype:
-float32, or float64 when `auction.vcg` re-solves near-ties) differs from it in some candidate's choice; at the
-last such candidate both leave the same free positions and height to the ones before it, so the trace-back sees
-a second choice as close to the best there: the query is flagged. The same values
-summed in another order can round apart, and the reference, in exact arithmetic, sees a tie there. A unique
-optimum is gap-free. When it is not unique, `break_ties` replaces each state's value with
-the reference's whole sort key — objective, −(ads shown), the contribution at each position, −(ad,
-treatment) at each position — compared lexicographically. That key is additive over disjoint positions and
-ads, so the best key of a state extends to the best key of every larger state and the DP stays exact (the
-objectives compare equal within the same tolerance; contributions are single products and compare exactly);
-the final state's key holds the reference's slate.
+in the forward pass. A second choice within the rounding tolerance flags the query as tied; `auction.slate_ties`
+holds the tolerance and the lexicographic DP that re-solves it.
 
 Cost per query: 2·N·K·G·2^K·(H+1) steps, forward and backward (the shortlist's N = K + 4: ~8·4·1·16 without a budget
 at K = 4), and N·(1 + K·G) for the trace-back; budget-free pages with
@@ -54,6 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from auction.reserves import ReserveMode
+from auction.slate_ties import sort_key_placement, tie_tolerance
 
 MAX_POSITIONS = 8  # 2^K states per height level
 MAX_HEIGHT_LEVELS = 512  # page budget in whole lines + 1
@@ -108,26 +98,6 @@ def groups(ctr: jax.Array, weight: jax.Array, usable: jax.Array, budgeted: bool)
     return best, jnp.minimum(treatment, num_treatments - 1)
 
 
-def _sources(state: jax.Array, k: int, lines: int, fill, fields: bool = False) -> jax.Array:
-    """For every state (P, h): state[P − k, h − lines] where position k ∈ P and h ≥ lines, else `fill`.
-
-    state [..., 2^K, H+1] (or [..., 2^K, H+1, F] with `fields`: a sort key per state rides along).
-    """
-    tail = 1 if fields else 0
-    masks, levels = state.shape[state.ndim - 2 - tail: state.ndim - tail]
-    lead = state.shape[: state.ndim - 2 - tail]
-    split = state.reshape(*lead, masks >> (k + 1), 2, 1 << k, levels, *state.shape[state.ndim - tail:])
-    without = jnp.take(split, 0, axis=len(lead) + 1)  # [..., hi, lo, H+1(, F)]: states lacking position k
-    level_axis = without.ndim - 1 - tail
-    if lines >= levels:
-        without = jnp.full_like(without, fill)
-    elif lines:
-        pad = jnp.full(without.shape[:level_axis] + (lines,) + without.shape[level_axis + 1:], fill, without.dtype)
-        kept = jax.lax.slice_in_dim(without, 0, levels - lines, axis=level_axis)
-        without = jnp.concatenate([pad, kept], axis=level_axis)
-    return jnp.stack([jnp.full_like(without, fill), without], axis=len(lead) + 1).reshape(state.shape)
-
-
 def _without(num_positions: int, k: int) -> np.ndarray:
     """For every position set P (a bit set), P − k: a static gather index."""
     return np.arange(1 << num_positions) & ~(1 << k)
@@ -170,50 +140,12 @@ def value_step(best: jax.Array, value: jax.Array, heights: tuple[int, ...]) -> j
     return _padded_step(_pad(best, pad), value, heights, pad)
 
 
-def _beats(a: jax.Array, b: jax.Array, tolerance: jax.Array) -> jax.Array:
-    """a's key is lexicographically larger than b's (keys float32[..., F], first field most significant); the
-    objectives (field 0, sums whose float32 rounding depends on the order) count as equal within `tolerance`."""
-    same_objective = jnp.abs(a[..., 0] - b[..., 0]) <= tolerance
-    equal = (a[..., 1:] == b[..., 1:]).astype(jnp.int32)
-    before_equal = jnp.concatenate([jnp.ones_like(equal[..., :1]), jnp.cumprod(equal, axis=-1)[..., :-1]], axis=-1)
-    later = jnp.any((before_equal == 1) & (a[..., 1:] > b[..., 1:]), axis=-1)
-    return jnp.where(same_objective, later, a[..., 0] > b[..., 0])
-
-
-def sort_key_step(key: jax.Array, value: jax.Array, pick: jax.Array, heights: tuple[int, ...],
-                  tolerance: jax.Array) -> jax.Array:
-    """Add one candidate to states holding the reference's sort key key[..., 2^K, H+1, 2 + 2K]: objective,
-    −(ads shown), contribution by position, −(1 + ad·T + treatment) by position (0 = empty). value and pick
-    are float32[..., G, K]."""
-    num_positions = value.shape[-1]
-    fields = key.shape[-1]
-    best = key
-    for k in range(num_positions):
-        for g, lines in enumerate(heights):
-            v, p = value[..., g, k], pick[..., g, k]
-            delta = jnp.zeros(v.shape + (fields,), key.dtype)
-            delta = delta.at[..., 0].set(v).at[..., 1].set(-1.0).at[..., 2 + k].set(v).at[..., 2 + num_positions + k].set(-p)
-            candidate = _sources(key, k, lines, -jnp.inf, fields=True) + delta[..., None, None, :]
-            candidate = jnp.where(jnp.isfinite(v)[..., None, None, None], candidate, -jnp.inf)
-            best = jnp.where(_beats(candidate, best, tolerance[..., None, None])[..., None], candidate, best)
-    return best
-
-
 class Placement(NamedTuple):
     """The chosen slate per query: ad int32[B, K] (−1 empty), group int32[B, K], tied bool[B]."""
 
     ad: jax.Array
     group: jax.Array
     tied: jax.Array
-
-
-def tie_tolerance(value: jax.Array, num_positions: int | None = None) -> jax.Array:
-    """[B]: objectives this close count as tied — K² ulps (of value's dtype) of the query's largest value, a bound
-    on how far two orders of summing the same K values can round apart (value float[B, ..., K], −inf ignored;
-    `num_positions`: K, when the last axis is not the positions)."""
-    num_positions = value.shape[-1] if num_positions is None else num_positions
-    largest = jnp.max(jnp.where(jnp.isfinite(value), jnp.abs(value), 0.0), axis=tuple(range(1, value.ndim)))
-    return num_positions**2 * jnp.finfo(value.dtype).eps * largest
 
 
 def _scan_states(value: jax.Array, heights: tuple[int, ...], levels: int, reverse: bool) -> jax.Array:
@@ -265,24 +197,6 @@ def trace_back(prefix: jax.Array, value: jax.Array, heights: tuple[int, ...], to
         sets = jnp.where(placed, sets & ~(1 << taken), sets)
         level = jnp.where(placed, level - used, level)
     return Placement(ad, group, tied)
-
-
-def _sort_key_placement(value: jax.Array, treatment: jax.Array, heights: tuple[int, ...], levels: int,
-                        num_treatments: int) -> tuple[jax.Array, jax.Array]:
-    """The reference's slate from the lexicographic DP: ad and treatment per position."""
-    batch, num_ads, _, num_positions = value.shape
-    pick = (1 + jnp.arange(num_ads)[None, :, None, None] * num_treatments + treatment).astype(value.dtype)
-    start = jnp.zeros((batch, 1 << num_positions, levels, 2 + 2 * num_positions), value.dtype)
-    tolerance = tie_tolerance(value)
-
-    def step(key, inputs):
-        ad_value, ad_pick = inputs
-        return sort_key_step(key, ad_value, ad_pick, heights, tolerance), None
-
-    key, _ = jax.lax.scan(step, start, (jnp.moveaxis(value, 1, 0), jnp.moveaxis(pick, 1, 0)))
-    picks = -key[:, -1, -1, 2 + num_positions:].astype(jnp.int32)  # [B, K]: 1 + ad·T + treatment, 0 = empty
-    shown = picks > 0
-    return jnp.where(shown, (picks - 1) // num_treatments, -1), jnp.where(shown, (picks - 1) % num_treatments, 0)
 
 
 def _complement_best(prefix: jax.Array, suffix: jax.Array) -> jax.Array:
@@ -349,7 +263,7 @@ def dp_vcg(ctr: jax.Array, bid: jax.Array, reserve: jax.Array, usable: jax.Array
     suffix = _scan_states(value, heights, levels, reverse=True)
     ad, group, tied = trace_back(prefix, value, heights, tie_tolerance(value))
     if break_ties:
-        ad, shown_treatment = _sort_key_placement(value, treatment, heights, levels, num_treatments)
+        ad, shown_treatment = sort_key_placement(value, treatment, heights, levels, num_treatments)
     else:
         rows = jnp.arange(batch)[:, None]
         positions = jnp.arange(num_positions)[None, :]

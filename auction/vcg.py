@@ -105,7 +105,7 @@ class AuctionOutcome(NamedTuple):
 
 
 # The kernel's solvers, fastest first: `fast` (budget-free cost semantics above DP_MAX_POSITIONS: the assignment
-# solver; otherwise the DP; ties flagged within `slate_dp.tie_tolerance`), `tie_break` (the DP on the shortlist
+# solver; otherwise the DP; ties flagged within `slate_ties.tie_tolerance`), `tie_break` (the DP on the shortlist
 # with the reference's tie-break), `tie_break_all` (the same on every candidate, for queries whose shortlist is
 # longer than the kernel's).
 SOLVERS = ("fast", "tie_break", "tie_break_all")

@@ -27,7 +27,9 @@ ALLOWED = {
 # The stages inside simulator/, bottom up; a module may import its own stage and those below it. The package's
 # face (simulator/__init__.py: load, run) stands on the loop.
 STAGES = ("config", "world", "loop", "measure", "experiments", "report", "cli")
+# A stage's own config section (simulator/world/config.py) sits with the config it is composed into.
 STAGE_OF = {"simulator.config": "config", "simulator.compile_cache": "config", "simulator": "loop",
+            "simulator.world.config": "config", "simulator.commands": "cli",
             **{f"simulator.{stage}": stage for stage in STAGES}}
 
 
@@ -51,7 +53,7 @@ def imports(path: Path) -> set[str]:
 def stage(module: str) -> str | None:
     """The stage of a simulator module: its sub-package, or config for the base modules."""
     parts = module.split(".")
-    for depth in (2, 1):
+    for depth in (3, 2, 1):
         if ".".join(parts[:depth]) in STAGE_OF:
             return STAGE_OF[".".join(parts[:depth])]
     return None

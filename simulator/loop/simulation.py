@@ -9,7 +9,6 @@ snapshot live after the deploy delay.
 from __future__ import annotations
 
 import collections
-import itertools
 import time
 from pathlib import Path
 from typing import Callable
@@ -29,7 +28,8 @@ from simulator.loop.builders import build_trainer
 from simulator.loop.records import (ImpressionLog, PendingLog, ProbeRecord, Progress, PvChunk, TrainingDiverged,
                                     Unscored, chunk_bounds, query_context)
 from simulator.loop.results import RunOutput
-from simulator.loop.state import RunState, StateError, Wakeup, pytree_templates
+from simulator.loop.processes import Processes
+from simulator.loop.state import RunState, Wakeup, pytree_templates
 from simulator.loop.tick import (add_pv, check_divergence, exploration_factors, pop_ready, probe_record,
                                  recent_pv_logloss, shown_and_clicked, split_scored)
 from simulator.world.ground_truth import QueryBatch, World, true_ctr
@@ -77,19 +77,15 @@ class Simulation:
         self._unscored: list[Unscored] = []  # trained, PV predictions not back yet
         self._queries = 0
         self._trained = 0  # examples trained so far
-        self.env: simpy.Environment | None = None
-        self._kinds: dict = {}  # live simpy process → (kind, snapshot it deploys)
-        self._wakeups: dict = {}  # live simpy process → its next Wakeup, which it records itself
-        self._scheduled = itertools.count()  # the order wake-ups were scheduled in (equal-time events keep it)
+        self.processes: Processes | None = None  # the simpy environment, from the run's start
         self.upcoming: QueryBatch | None = None  # the next tick's queries, drawn while the auction runs
         self.started_wall: float | None = None
         self.resumed_wall_seconds = 0.0  # wall time spent before a resume
         self._timers = collections.Counter()
 
     # ---- the processes -------------------------------------------------------------------------
-    # Each process takes `wait`: None on a fresh start; on resume, the time until the wake-up it had recorded
-    # (`restore` re-creates the processes in the order their wake-ups were scheduled, with those records).
-    # Each sleeps through `_sleep`, which records its next wake-up: the run's state never reads simpy's queue.
+    # Each process takes `wait`: None on a fresh start; on resume, the time until the wake-up it had recorded.
+    # Each sleeps through `Processes.sleep`, which records its next wake-up.
     def traffic(self, env: simpy.Environment, wait: float | None = None):
         """Each tick: send the tick's queries to scoring and the auction, and while those run draw the next
         tick's queries (the world does not depend on auction outcomes), then settle clicks and logs."""
@@ -98,57 +94,38 @@ class Simulation:
         if wait is None:
             self.upcoming = self._draw(env.now, tick)
         else:
-            yield self._first_sleep(env, wait)
+            yield self.processes.first_sleep(wait)
         while True:
             batch = self.upcoming
             in_flight = self._dispatch(batch)
             self.upcoming = self._draw(env.now + tick, tick) if env.now + tick < end else None
             self.rows.append(self._settle(env.now, batch, in_flight))
-            yield self._sleep(env, tick)
+            yield self.processes.sleep(tick)
 
     def training(self, env: simpy.Environment, wait: float | None = None):
         tick = self.scenario.run.tick_minutes
-        yield self._first_sleep(env, tick if wait is None else wait)
+        yield self.processes.first_sleep(tick if wait is None else wait)
         while True:
             self._train_available(env.now, flush=False)
-            yield self._sleep(env, tick)
+            yield self.processes.sleep(tick)
 
     def deployment(self, env: simpy.Environment, wait: float | None = None):
         t = self.scenario.train
-        yield self._first_sleep(env, t.deploy_every_minutes if wait is None else wait)
+        yield self.processes.first_sleep(t.deploy_every_minutes if wait is None else wait)
         while True:
-            self._start(env, "go_live", t.deploy_delay_minutes, self.trainer.snapshot())
-            yield self._sleep(env, t.deploy_every_minutes)
+            self._start("go_live", t.deploy_delay_minutes, self.trainer.snapshot())
+            yield self.processes.sleep(t.deploy_every_minutes)
 
     def _go_live(self, env: simpy.Environment, wait: float, snapshot: nnx.State):
-        yield self._first_sleep(env, wait)
+        yield self.processes.first_sleep(wait)
         self.deployed = snapshot
         self.deploy_version += 1
-        del self._kinds[env.active_process], self._wakeups[env.active_process]  # done: nothing left to resume
+        self.processes.finish()
 
-    def _start(self, env: simpy.Environment, kind: str, wait: float | None = None, snapshot=None,
-               wakeup: Wakeup | None = None) -> None:
-        """Start one of the processes and remember its kind (and the snapshot it deploys); a restored process
-        starts with the wake-up it had recorded."""
-        if kind == "go_live":
-            process = env.process(self._go_live(env, wait, snapshot))
-        else:
-            process = env.process(getattr(self, kind)(env, wait))
-        self._kinds[process] = (kind, snapshot)
-        if wakeup is not None:
-            self._wakeups[process] = wakeup
-
-    def _first_sleep(self, env: simpy.Environment, minutes: float) -> simpy.Timeout:
-        """A process's first timeout: the wake-up restored with it, or a new one."""
-        if env.active_process in self._wakeups:
-            return env.timeout(minutes)
-        return self._sleep(env, minutes)
-
-    def _sleep(self, env: simpy.Environment, minutes: float) -> simpy.Timeout:
-        """The running process's timeout, with its wake-up recorded in the run's state."""
-        kind, snapshot = self._kinds[env.active_process]
-        self._wakeups[env.active_process] = Wakeup(env.now + minutes, next(self._scheduled), kind, snapshot)
-        return env.timeout(minutes)
+    def _start(self, kind: str, wait: float | None = None, snapshot=None, wakeup: Wakeup | None = None) -> None:
+        env = self.processes.env
+        process = self._go_live(env, wait, snapshot) if kind == "go_live" else getattr(self, kind)(env, wait)
+        self.processes.start(kind, process, snapshot, wakeup)
 
     # ---- the work of one tick --------------------------------------------------------------------
     def _draw(self, minute: float, tick: float) -> QueryBatch:
@@ -251,11 +228,11 @@ class Simulation:
         duration = run.duration_hours * 60.0
         if checkpoint_dir is not None and (self.training_logs is not None or self._external_logs is not None):
             raise checkpoint.CheckpointError("checkpoints: open-loop runs (shared training logs) cannot be checkpointed")
-        if self.env is None:  # a fresh start
-            self.env = simpy.Environment()
+        if self.processes is None:  # a fresh start
+            self.processes = Processes()
             for kind in ("traffic", "training") + (() if self.oracle else ("deployment",)):
-                self._start(self.env, kind)
-        env = self.env
+                self._start(kind)
+        env = self.processes.env
         every = run.checkpoint_every_minutes if checkpoint_dir is not None else 0.0
         next_checkpoint = (np.floor(env.now / every) + 1) * every if every else float("inf")
         started = self.started_wall = time.perf_counter()
@@ -292,17 +269,15 @@ class Simulation:
     # ---- the run's state -----------------------------------------------------------------------
     def state(self) -> RunState:
         """Everything the run has changed, as named data: between two events, resuming from it is exact."""
-        if self._kinds.keys() != self._wakeups.keys():
-            raise StateError("run state: a live process has no recorded wake-up (it must sleep through _sleep)")
         running = time.perf_counter() - self.started_wall if self.started_wall is not None else 0.0
         return RunState(
-            now=self.env.now if self.env is not None else 0.0, world=self.world.state(), upcoming=self.upcoming,
+            now=self.processes.env.now if self.processes is not None else 0.0, world=self.world.state(), upcoming=self.upcoming,
             trainer=None if self.oracle else self.trainer.state(), deployed=None if self.oracle else self.deployed,
             pending=list(self._pending), unscored=list(self._unscored), pv=list(self.pv),
             log={name: self.log.column(name) for name in self.log.COLUMNS}, probes=list(self.probes),
             rows=[dict(row) for row in self.rows], queries=self._queries, trained=self._trained,
             deploy_version=self.deploy_version, timers=dict(self._timers),
-            wakeups=sorted(self._wakeups.values(), key=lambda w: (w.minute, w.order)),
+            wakeups=self.processes.wakeups() if self.processes is not None else [],
             wall_seconds=self.resumed_wall_seconds + running)
 
     def restore(self, state: RunState) -> None:
@@ -321,11 +296,9 @@ class Simulation:
         self._queries, self._trained, self.deploy_version = state.queries, state.trained, state.deploy_version
         self._timers = collections.Counter(state.timers)
         self.resumed_wall_seconds = state.wall_seconds
-        self.env = simpy.Environment(initial_time=state.now)
-        self._kinds, self._wakeups = {}, {}
+        self.processes = Processes.resumed(state.now, state.wakeups)
         for wakeup in state.wakeups:  # in the order they were scheduled ⇒ the same order among equal times
-            self._start(self.env, wakeup.kind, wakeup.minute - state.now, wakeup.snapshot, wakeup)
-        self._scheduled = itertools.count(max((w.order for w in state.wakeups), default=-1) + 1)
+            self._start(wakeup.kind, wakeup.minute - state.now, wakeup.snapshot, wakeup)
 
     def pytree_templates(self) -> dict:
         """The structures this run's parameter and optimizer pytrees are saved and loaded on."""

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from auction.reserves import RESERVE_KINDS
-from simulator.config import AuctionConfig, Scenario, TrafficConfig, WorldConfig
+from simulator.config import AuctionConfig, Scenario
+from simulator.world.config import TrafficConfig, WorldConfig
 from ui_treatments import treatment_arrays, treatments_by_name
 
 # Columns of the raw query×ad feature array handed to the model.

@@ -1,0 +1,81 @@
+"""The world's sections of a scenario, owned by the world: its traffic over the day, and its entities, pages and
+click model. `simulator.config` composes them with the other packages' sections and validates them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from models.config import config_field
+from ui_treatments import CATALOGUE
+
+
+@dataclass(frozen=True)
+class TrafficConfig:
+    queries_per_minute: float = config_field(1000.0, lo=0.0, hi=1e7, doc="mean arrival rate over a day")
+    diurnal_amplitude: float = config_field(0.5, lo=0.0, hi=1.0, doc="rate = mean × (1 + a·cos(2π(h − peak)/24))")
+    peak_hour: float = config_field(20.0, lo=0.0, hi=24.0, doc="hour of the day with the highest rate")
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    num_topics: int = config_field(20, lo=1, hi=10_000, doc="query/ad topics; topic popularity is Zipf-like")
+    num_intents: int = config_field(4, lo=1, hi=100, doc="query intent levels; higher intent clicks more")
+    num_advertisers: int = config_field(100, lo=1, hi=1_000_000, doc="each has a topic, a quality and a value per click")
+    initial_ads: int = config_field(500, lo=1, hi=1_000_000, doc="ads live at the start")
+    ad_arrivals_per_hour: float = config_field(8.0, lo=0.0, hi=1e6, doc="new ads (cold start); as many leave on average")
+    candidates_per_query: int = config_field(20, lo=1, hi=256, doc="ads retrieved per query")
+    same_topic_share: float = config_field(0.75, lo=0.0, hi=1.0, doc="share of candidates from the query's own topic")
+    num_positions: int = config_field(4, lo=1, hi=8, doc="ad positions K of the longest page; ≤ 8 (the exact auction's DP "
+                                                       "has 2^K states)")
+    position_effects: list = config_field([1.0, 0.65, 0.45, 0.3], doc="true examination per position, top first: one "
+                                                                      "list, or one list per device (its page's positions)")
+    devices: list = config_field(["desktop"], doc="each query is on one device, with its own page layout")
+    device_shares: list = config_field([1.0], doc="share of queries per device (sums to 1)")
+    top_slots: list = config_field([], may_be_empty=True, doc="per device: positions above the results (empty: all); the "
+                                   "rest are below them, and slates fill from the top, so the bottom shows under a full top")
+    treatments: list = config_field(["text", "text_extensions", "image"], item_choices=tuple(t.name for t in CATALOGUE),
+                                           doc="treatment names from ui_treatments")
+    relevance_base: float = config_field(-3.3, lo=-20.0, hi=5.0, doc="logit of relevance for an average ad")
+    advertiser_quality_sd: float = config_field(0.6, lo=0.0, hi=5.0, doc="spread of advertiser quality (logit)")
+    ad_quality_sd: float = config_field(0.6, lo=0.0, hi=5.0, doc="spread of an ad's quality around its advertiser's (logit)")
+    topic_match_effect: float = config_field(1.2, lo=0.0, hi=10.0, doc="logit boost when query and ad topics match")
+    intent_effect: float = config_field(0.4, lo=0.0, hi=5.0, doc="logit gain per intent level")
+    bid_log_mean: float = config_field(0.0, lo=-10.0, hi=10.0, doc="bids per click are lognormal")
+    bid_log_sd: float = config_field(0.5, lo=0.0, hi=5.0, doc="spread of advertiser values (bids are truthful)")
+
+    def layouts(self) -> list[list[float]]:
+        """Each device's position effects (its page's positions, top first)."""
+        nested = bool(self.position_effects) and all(isinstance(x, list) for x in self.position_effects)
+        return [list(x) for x in self.position_effects] if nested else [list(self.position_effects)]
+
+    def check(self) -> None:
+        """Cross-field checks (ValueError "field: why")."""
+        layouts, devices = self.layouts(), len(self.devices)
+        if any(not isinstance(x, str) or not x for x in self.devices) or len(set(self.devices)) != devices:
+            raise ValueError(f"devices: distinct non-empty names, got {self.devices!r}")
+        for key in ("device_shares", "top_slots", "position_effects"):
+            count = len(getattr(self, key)) if key != "position_effects" else len(layouts)
+            if count != devices and not (key == "top_slots" and count == 0):
+                raise ValueError(f"{key}: one entry per device ({devices}: {', '.join(self.devices)}), got {count}")
+        shares = self.device_shares
+        if not all(isinstance(x, (int, float)) and not isinstance(x, bool) and x > 0 for x in shares) \
+                or abs(sum(shares) - 1.0) > 1e-6:
+            raise ValueError(f"device_shares: positive numbers that sum to 1, got {shares!r}")
+        for device, effects in zip(self.devices, layouts):
+            if not effects or not all(isinstance(x, (int, float)) and not isinstance(x, bool) and 0 < x <= 1 for x in effects):
+                raise ValueError(f"position_effects: {device}'s page needs numbers in (0, 1], got {effects!r}")
+        longest = max(len(effects) for effects in layouts)
+        if longest != self.num_positions:
+            what = "the longest page's positions" if devices > 1 else "its length"
+            raise ValueError(f"position_effects: needs {self.num_positions} numbers (num_positions), got {longest} ({what})")
+        for device, effects, top in zip(self.devices, layouts, self.top_slots):
+            if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= len(effects):
+                raise ValueError(f"top_slots: {device}'s must be an integer from 1 to its {len(effects)} positions, got {top!r}")
+
+    def page_lengths(self) -> list[int]:
+        """Each device's page positions (top and bottom)."""
+        return [len(effects) for effects in self.layouts()]
+
+    def top_positions(self) -> list[int]:
+        """Each device's positions above the results."""
+        return list(self.top_slots) or self.page_lengths()
