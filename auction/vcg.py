@@ -246,8 +246,6 @@ def resolve_ties(outcome: AuctionOutcome, ctr, bid, reserve, available=None, pag
         return outcome
     batch, _, _, num_positions = np.shape(ctr)
     arrays = (ctr, bid, reserve, available, page_positions)
-    filler = (None, None, None, lambda rows: np.ones((rows, *np.shape(ctr)[1:3]), bool),
-              lambda rows: np.full(rows, num_positions, np.int32))
     mode, budget = options.get("mode", "cost"), options.get("space_budget")
     patched = [np.array(column) for column in outcome]
 
@@ -255,7 +253,7 @@ def resolve_ties(outcome: AuctionOutcome, ctr, bid, reserve, available=None, pag
         """The arrays at `rows` (CTRs, bids and reserves in float64), repeated up to a power of two of at least
         MIN_TIE_ROWS rows (few compiled shapes)."""
         index = np.resize(rows, max(1 << int(rows.size - 1).bit_length(), MIN_TIE_ROWS))
-        picked = [fill(index.size) if a is None else np.asarray(a)[index] for a, fill in zip(arrays, filler)]
+        picked = [None if a is None else np.asarray(a)[index] for a in arrays]  # None: every treatment / the whole page
         return [a.astype(np.float64) for a in picked[:3]] + picked[3:]
 
     def overflows(rows: np.ndarray) -> np.ndarray:
