@@ -17,7 +17,7 @@ prefix_i with one more step before the same sum.
 Why placements with gaps do no harm. The states allow positions to be skipped, the reference solver's
 slates do not. CTRs are non-increasing along positions (`auction.vcg` applies the rule), so moving an ad
 up into a gap never lowers the objective: every optimum value is reached by a gap-free placement, and the
-tie-break below prefers it (the moved ad's contribution moves to an earlier position, or it contributed 0
+tie-break (`auction.slate_ties`) prefers it (the moved ad's contribution moves to an earlier position, or it contributed 0
 and fewer ads win).
 
 Reading the optimum. The prefix states are read back from the last candidate to the first (`trace_back`): with

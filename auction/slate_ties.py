@@ -1,5 +1,5 @@
-"""Ties in the slate DP (`auction.slate_dp`): which objectives count as equal, and the DP that breaks them as the
-reference solver does.
+"""Ties: which objectives count as equal (`tie_tolerance`, for the slate DP and the assignment solver alike), and
+the slate DP (`auction.slate_dp`) that breaks them as the reference solver does.
 
 Another placement within a rounding tolerance of the optimum (`tie_tolerance`, in the inputs' dtype:
 float32, or float64 when `auction.vcg` re-solves near-ties) differs from it in some candidate's choice; at the

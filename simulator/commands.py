@@ -1,6 +1,6 @@
 """What each `adfloor` command does, given its parsed arguments (`simulator.cli` holds the parser): a thin layer
-over `simulator.run` and friends. Each command imports the stages it drives when it runs (the loop, the
-plots, the study runner), so one command does not load every other's."""
+over `simulator.run` and friends. Each command imports what only it needs (the plots, the study report, the
+reference auction) when it runs."""
 
 from __future__ import annotations
 

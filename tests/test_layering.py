@@ -51,9 +51,12 @@ def imports(path: Path) -> set[str]:
 
 
 def stage(module: str) -> str | None:
-    """The stage of a simulator module: its sub-package, or config for the base modules."""
+    """The stage of a simulator module: the one STAGE_OF names for it or for its sub-package; None for a module
+    the table leaves out (a new base module must be placed)."""
+    if module == "simulator":
+        return STAGE_OF[module]
     parts = module.split(".")
-    for depth in (3, 2, 1):
+    for depth in (3, 2):
         if ".".join(parts[:depth]) in STAGE_OF:
             return STAGE_OF[".".join(parts[:depth])]
     return None

@@ -1,6 +1,6 @@
 """The run's simpy processes and the next wake-up of each, which the process records itself when it sleeps: the
-run's state reads these records, never simpy's private queue, and a restored run re-creates its processes from
-them in the order they were scheduled (equal-time events keep that order)."""
+run's state reads these records, never simpy's private queue, and `Simulation.restore` re-creates the processes
+from them in the order they were scheduled (equal-time events keep that order)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ class Processes:
     """A simpy environment and its live processes, each with its kind, the snapshot it deploys (go-live
     processes only) and its recorded next wake-up."""
 
-    def __init__(self, now: float = 0.0, next_order: int = 0):
+    def __init__(self, now: float = 0, next_order: int = 0):
         self.env = simpy.Environment(initial_time=now)
         self._kinds: dict[simpy.Process, tuple[str, Any]] = {}
         self._wakeups: dict[simpy.Process, Wakeup] = {}

@@ -116,7 +116,7 @@ class Simulation:
             self._start("go_live", t.deploy_delay_minutes, self.trainer.snapshot())
             yield self.processes.sleep(t.deploy_every_minutes)
 
-    def _go_live(self, env: simpy.Environment, wait: float, snapshot: nnx.State):
+    def _go_live(self, wait: float, snapshot: nnx.State):
         yield self.processes.first_sleep(wait)
         self.deployed = snapshot
         self.deploy_version += 1
@@ -124,7 +124,7 @@ class Simulation:
 
     def _start(self, kind: str, wait: float | None = None, snapshot=None, wakeup: Wakeup | None = None) -> None:
         env = self.processes.env
-        process = self._go_live(env, wait, snapshot) if kind == "go_live" else getattr(self, kind)(env, wait)
+        process = self._go_live(wait, snapshot) if kind == "go_live" else getattr(self, kind)(env, wait)
         self.processes.start(kind, process, snapshot, wakeup)
 
     # ---- the work of one tick --------------------------------------------------------------------
