@@ -29,24 +29,21 @@ def tie_tolerance(value: jax.Array, num_positions: int | None = None) -> jax.Arr
     return num_positions**2 * jnp.finfo(value.dtype).eps * largest
 
 
-def _sources(state: jax.Array, k: int, lines: int, fill, fields: bool = False) -> jax.Array:
-    """For every state (P, h): state[P − k, h − lines] where position k ∈ P and h ≥ lines, else `fill`.
-
-    state [..., 2^K, H+1] (or [..., 2^K, H+1, F] with `fields`: a sort key per state rides along).
-    """
-    tail = 1 if fields else 0
-    masks, levels = state.shape[state.ndim - 2 - tail: state.ndim - tail]
-    lead = state.shape[: state.ndim - 2 - tail]
-    split = state.reshape(*lead, masks >> (k + 1), 2, 1 << k, levels, *state.shape[state.ndim - tail:])
-    without = jnp.take(split, 0, axis=len(lead) + 1)  # [..., hi, lo, H+1(, F)]: states lacking position k
-    level_axis = without.ndim - 1 - tail
+def _sources(key: jax.Array, k: int, lines: int) -> jax.Array:
+    """For every state (P, h): key[P − k, h − lines] where position k ∈ P and h ≥ lines, else −inf
+    (key [..., 2^K, H+1, F]: a sort key per state)."""
+    masks, levels = key.shape[-3:-1]
+    lead = key.shape[:-3]
+    split = key.reshape(*lead, masks >> (k + 1), 2, 1 << k, levels, key.shape[-1])
+    without = jnp.take(split, 0, axis=len(lead) + 1)  # [..., hi, lo, H+1, F]: states lacking position k
+    level_axis = without.ndim - 2
     if lines >= levels:
-        without = jnp.full_like(without, fill)
+        without = jnp.full_like(without, -jnp.inf)
     elif lines:
-        pad = jnp.full(without.shape[:level_axis] + (lines,) + without.shape[level_axis + 1:], fill, without.dtype)
+        pad = jnp.full(without.shape[:level_axis] + (lines,) + without.shape[level_axis + 1:], -jnp.inf, without.dtype)
         kept = jax.lax.slice_in_dim(without, 0, levels - lines, axis=level_axis)
         without = jnp.concatenate([pad, kept], axis=level_axis)
-    return jnp.stack([jnp.full_like(without, fill), without], axis=len(lead) + 1).reshape(state.shape)
+    return jnp.stack([jnp.full_like(without, -jnp.inf), without], axis=len(lead) + 1).reshape(key.shape)
 
 
 def _beats(a: jax.Array, b: jax.Array, tolerance: jax.Array) -> jax.Array:
@@ -72,7 +69,7 @@ def sort_key_step(key: jax.Array, value: jax.Array, pick: jax.Array, heights: tu
             v, p = value[..., g, k], pick[..., g, k]
             delta = jnp.zeros(v.shape + (fields,), key.dtype)
             delta = delta.at[..., 0].set(v).at[..., 1].set(-1.0).at[..., 2 + k].set(v).at[..., 2 + num_positions + k].set(-p)
-            candidate = _sources(key, k, lines, -jnp.inf, fields=True) + delta[..., None, None, :]
+            candidate = _sources(key, k, lines) + delta[..., None, None, :]
             candidate = jnp.where(jnp.isfinite(v)[..., None, None, None], candidate, -jnp.inf)
             best = jnp.where(_beats(candidate, best, tolerance[..., None, None])[..., None], candidate, best)
     return best
