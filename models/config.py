@@ -13,7 +13,7 @@ from models.activations import ACTIVATIONS
 from models.ctr import ARCHITECTURES
 from models.layers import NORMALIZATIONS
 from models.losses import BIAS_SLICES, CURRICULA
-from models.optim import OPTIMIZERS
+from models.optim import COWCLIP_GRADIENTS, OPTIMIZERS
 from models.transfers import TRANSFERS
 
 
@@ -104,6 +104,10 @@ class TrainConfig:
     cowclip: bool = config_field(False, doc="CowClip: clip each Q-embedding row's gradient to cnt·max(r‖w‖, ζ)")
     cowclip_r: float = config_field(1.0, lo=0.0, hi=1000.0, doc="CowClip ratio r")
     cowclip_zeta: float = config_field(1e-4, lo=0.0, hi=100.0, doc="CowClip lower bound ζ")
+    cowclip_gradient: str = config_field("batch_mean", choices=tuple(COWCLIP_GRADIENTS),
+                                         doc="the gradient CowClip bounds: the batch-mean loss's (the paper's code) or "
+                                             "the summed per-example gradients (the paper's §3.1: each occurrence's at "
+                                             "most max(r‖w‖, ζ))")
     rank_loss_weight: float = config_field(0.0, lo=0.0, hi=0.99, doc="α₁: loss = α₁·RankNet (pairs of ads of the same query) "
                                                                       "+ (1 − α₁)·log loss")
     distillation_weight: float = config_field(0.0, lo=0.0, hi=1.0, doc="two-pass distillation: a teacher trains first on each "

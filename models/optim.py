@@ -129,30 +129,57 @@ def shampoo(learning_rate: float, *, block_size: int = 128, update_every: int = 
 
 
 # ---- CowClip -------------------------------------------------------------------------------------
-def cowclip(r: float = 1.0, zeta: float = 1e-4) -> optax.GradientTransformationExtraArgs:
-    """Clip each embedding row's gradient to cnt · max(r·‖w_row‖, ζ) (CowClip, Algorithm 1).
+class CowClipState(NamedTuple):
+    """Row-steps so far: embedding rows a step touched, and how many of them the clip cut (does it bind?)."""
 
-    `row_counts` (an extra argument) is a tree like the parameters: for an embedding table, how often
-    each row occurs in the batch; an empty array for leaves that are not clipped.
+    clipped: jax.Array
+    touched: jax.Array
+
+
+# Which gradient CowClip bounds by cnt · max(r‖w‖, ζ), given the loss is the batch's weighted mean: the factor that
+# turns the trainer's gradient into that one, from the batch's total weight.
+COWCLIP_GRADIENTS = {
+    # the paper's code (bytedance/LargeBatchCTR, clip.py on a mean-reduced loss): the batch-mean loss's gradient
+    "batch_mean": lambda batch_weight: 1.0,
+    # the paper's §3.1 (g_t = Σ_{x∈B} ∇L(w, x)) and §3.2 ("the bound is based on 1·∇L(w, x)"): each occurrence's
+    # gradient at most max(r‖w‖, ζ), i.e. the summed loss's gradient, the mean's × the batch's total weight
+    "example_sum": lambda batch_weight: batch_weight,
+}
+
+
+def cowclip(r: float = 1.0, zeta: float = 1e-4, gradient: str = "batch_mean") -> optax.GradientTransformationExtraArgs:
+    """Clip each embedding row's gradient to cnt · max(r·‖w_row‖, ζ) (CowClip, Algorithm 1), the gradient read as
+    `COWCLIP_GRADIENTS[gradient]` says; count the touched rows and the clipped ones in the state.
+
+    Extra arguments: `row_counts`, a tree like the parameters (for an embedding table, how often each row occurs in
+    the batch; an empty array for leaves that are not clipped), and `batch_weight`, the batch's total weight.
     """
+    to_bounded = COWCLIP_GRADIENTS[gradient]
 
     def init(params):
         del params
-        return optax.EmptyState()
+        return CowClipState(jnp.zeros([], jnp.float32), jnp.zeros([], jnp.float32))
 
-    def update(updates, state, params=None, *, row_counts=None, **extra):
+    def update(updates, state, params=None, *, row_counts=None, batch_weight=1.0, **extra):
         del extra
         if row_counts is None:
             raise ValueError("cowclip: needs row_counts (occurrences of each embedding row in the batch)")
+        scale = to_bounded(batch_weight)
+        clipped, touched = state
 
         def clip(g, w, counts):
+            nonlocal clipped, touched
             if counts.size == 0:
                 return g
             threshold = cowclip_threshold(w, counts, r, zeta)
-            norm = jnp.linalg.norm(g, axis=-1)
+            norm = jnp.linalg.norm(g, axis=-1) * scale
+            used = counts > 0
+            clipped = clipped + jnp.sum(used & (norm > threshold))
+            touched = touched + jnp.sum(used)
             return g * jnp.minimum(1.0, threshold / jnp.maximum(norm, 1e-30))[:, None]
 
-        return jax.tree.map(clip, updates, params, row_counts), state
+        clipped_updates = jax.tree.map(clip, updates, params, row_counts)
+        return clipped_updates, CowClipState(clipped, touched)
 
     return optax.GradientTransformationExtraArgs(init, update)
 
@@ -162,16 +189,13 @@ def cowclip_threshold(w: jax.Array, counts: jax.Array, r: float, zeta: float) ->
     return counts * jnp.maximum(r * jnp.linalg.norm(w, axis=-1), zeta)
 
 
-def cowclip_clipped_share(grads: Any, params: Any, row_counts: Any, r: float, zeta: float) -> float:
-    """Share of the embedding rows a batch touches whose gradient CowClip would clip (does the clip bind?)."""
-    clipped = touched = 0.0
-    for g, w, counts in zip(jax.tree.leaves(grads), jax.tree.leaves(params), jax.tree.leaves(row_counts)):
-        if counts.size == 0:
-            continue
-        used = counts > 0
-        clipped += float(jnp.sum(used & (jnp.linalg.norm(g, axis=-1) > cowclip_threshold(w, counts, r, zeta))))
-        touched += float(jnp.sum(used))
-    return clipped / touched if touched else float("nan")
+def cowclip_clipped_share(opt_state: Any) -> float:
+    """Share of the embedding row-steps so far that CowClip cut, from an optimizer state holding its counters
+    (nan without CowClip or before any step)."""
+    counters = [s for s in jax.tree.leaves(opt_state, is_leaf=lambda x: isinstance(x, CowClipState))
+                if isinstance(s, CowClipState)]
+    touched = sum(float(s.touched) for s in counters)
+    return sum(float(s.clipped) for s in counters) / touched if touched else float("nan")
 
 
 # ---- the trainer's optimizer ----------------------------------------------------------------------
@@ -230,5 +254,5 @@ def make_optimizer(config: Any) -> optax.GradientTransformationExtraArgs:
         embedding.insert(0, optax.add_decayed_weights(c.embedding_l2 * scale))
     chain = [optax.partition({"embedding": optax.chain(*embedding), "dense": dense}, parameter_labels)]
     if c.cowclip:
-        chain.insert(0, cowclip(c.cowclip_r, c.cowclip_zeta))
+        chain.insert(0, cowclip(c.cowclip_r, c.cowclip_zeta, c.cowclip_gradient))
     return optax.chain(*chain)

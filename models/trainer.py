@@ -21,7 +21,7 @@ from flax import nnx
 from models.ctr import CtrModel, embedding_ids
 from models.transfers import transfer
 from models.config import TrainConfig
-from models.losses import BIAS_SLICES, LossBatch, active_terms, curriculum_ramp, log_loss_term, total_loss
+from models.losses import BIAS_SLICES, LossBatch, active_terms, curriculum_ramp, total_loss
 from models.optim import has_key, make_optimizer, parameter_labels
 
 
@@ -163,7 +163,8 @@ class OnlineTrainer:
             (_, prediction), (grads, dual_grads) = jax.value_and_grad(objective, argnums=(0, 1), has_aux=True)(
                 params, duals, raw, treatment, position, label, weight, query, soft_label, ramp)
             updates, opt_state = self.optimizer.update(grads, opt_state, params,
-                                                       row_counts=self._row_counts(params, raw, weight))
+                                                       row_counts=self._row_counts(params, raw, weight),
+                                                       batch_weight=jnp.sum(weight))
             duals = duals + config.bias_learning_rate * dual_grads  # gradient ascent on the duals
             seen = seen + jnp.sum(weight > 0)
             return (optax.apply_updates(params, updates), opt_state, duals, seen), prediction
@@ -220,20 +221,6 @@ class OnlineTrainer:
     def predict(self, examples: Examples, chunk: int = 65_536) -> np.ndarray:
         """pCTR of the current parameters for each example, without training (held-out evaluation)."""
         return self._chunked(self._predict, examples, chunk)
-
-    def log_loss_gradients(self, examples: Examples) -> tuple:
-        """(gradient of the weighted log loss on these examples as one batch, each Q-embedding row's count in it):
-        what CowClip's clip sees on a step, for measuring whether it binds."""
-        batch = examples.filled()
-        weight = jnp.asarray(batch.weight)
-
-        def loss(params):
-            logits = nnx.merge(self.graphdef, params, self.constants).component_logits(
-                jnp.asarray(batch.raw), jnp.asarray(batch.treatment), jnp.asarray(batch.position))
-            return sum(log_loss_term(logits[:, e], jnp.asarray(batch.label), weight, self.kind)
-                       for e in range(logits.shape[-1]))
-
-        return jax.grad(loss)(self.params), self._row_counts(self.params, jnp.asarray(batch.raw), weight)
 
     def component_predict(self, examples: Examples, chunk: int = 65_536) -> np.ndarray:
         """Each ensemble component's pCTR float32[n, E] for each example (the spread anti-distillation acts on)."""

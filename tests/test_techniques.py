@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -328,14 +329,32 @@ def test_shampoo_beats_adagrad_on_an_ill_conditioned_regression():
 
 
 def test_cowclip_clips_each_row_to_count_times_its_weight_norm():
-    w = {"table": jnp.array([[3.0, 4.0], [0.0, 0.0], [0.3, 0.4]]), "dense": jnp.ones(2)}
-    g = {"table": jnp.array([[30.0, 40.0], [1.0, 0.0], [0.03, 0.04]]), "dense": jnp.full(2, 100.0)}
-    counts = {"table": jnp.array([2.0, 1.0, 1.0]), "dense": jnp.zeros(0)}
-    clipped, _ = cowclip(r=1.0, zeta=0.1).update(g, optax.EmptyState(), w, row_counts=counts)
+    w = {"table": jnp.array([[3.0, 4.0], [0.0, 0.0], [0.3, 0.4], [1.0, 0.0]]), "dense": jnp.ones(2)}
+    g = {"table": jnp.array([[30.0, 40.0], [1.0, 0.0], [0.03, 0.04], [0.0, 0.0]]), "dense": jnp.full(2, 100.0)}
+    counts = {"table": jnp.array([2.0, 1.0, 1.0, 0.0]), "dense": jnp.zeros(0)}
+    transform = cowclip(r=1.0, zeta=0.1)
+    clipped, state = transform.update(g, transform.init(w), w, row_counts=counts)
     np.testing.assert_allclose(np.linalg.norm(clipped["table"][0]), 2 * 5.0, rtol=1e-5)  # cnt · r‖w‖ = 10 < 50
     np.testing.assert_allclose(np.linalg.norm(clipped["table"][1]), 0.1, rtol=1e-5)  # ζ floor for a zero row
     np.testing.assert_allclose(clipped["table"][2], g["table"][2])  # within bound: untouched
     np.testing.assert_allclose(clipped["dense"], g["dense"])  # not an embedding: untouched
+    assert (float(state.clipped), float(state.touched)) == (2.0, 3.0)  # rows 0 and 1 cut, of the 3 the batch touched
+    _, state = transform.update(g, state, w, row_counts=counts)
+    assert (float(state.clipped), float(state.touched)) == (4.0, 6.0)  # counted over steps
+
+
+def test_cowclip_example_sum_bounds_each_occurrences_gradient():
+    """Read as the paper's §3.1 writes it, the bound is on the summed per-example gradients: the mean loss's gradient
+    × the batch's weight. A row within the bound as a batch mean is cut as a sum, to the same bound in sum units."""
+    w = {"table": jnp.array([[0.3, 0.4]])}
+    g = {"table": jnp.array([[0.003, 0.004]])}  # norm 0.005 ≤ cnt · r‖w‖ = 0.5 as a mean; 0.005 × 1000 = 5 as a sum
+    counts = {"table": jnp.array([1.0])}
+    as_mean, _ = cowclip(r=1.0, zeta=0.0).update(g, cowclip().init(w), w, row_counts=counts, batch_weight=1000.0)
+    np.testing.assert_allclose(as_mean["table"], g["table"])
+    transform = cowclip(r=1.0, zeta=0.0, gradient="example_sum")
+    as_sum, state = transform.update(g, transform.init(w), w, row_counts=counts, batch_weight=1000.0)
+    np.testing.assert_allclose(1000.0 * np.linalg.norm(as_sum["table"][0]), 0.5, rtol=1e-5)
+    assert float(state.clipped) == 1.0
 
 
 def test_cowclip_in_the_trainer_bounds_embedding_updates():
@@ -354,16 +373,24 @@ def test_cowclip_in_the_trainer_bounds_embedding_updates():
     assert embedding_change(True) < 0.1 * embedding_change(False)
 
 
-def test_clipped_share_says_whether_the_clip_binds():
-    """The share of touched embedding rows whose gradient exceeds cnt · max(r‖w‖, ζ): all at a tiny r, none at a huge one."""
-    from models.optim import cowclip_clipped_share
+def test_clipped_share_counts_every_step_of_the_training():
+    """The share of touched embedding row-steps the clip cut, over all of training: all at a tiny r, none at a huge
+    one. At the paper's r = 1, its CowClip init (σ = 0.01) and a 4K batch the batch-mean reading cannot bind (a row's
+    mean gradient is ~cnt/B of an example's, far below cnt·‖w‖); the per-example reading binds on some rows, not all."""
+    from simulator.measure.runs import clipped_share
 
-    examples = _examples(np.random.default_rng(12), 512)
-    trainer = OnlineTrainer(_model(), TrainConfig(batch_size=512))
-    grads, counts = trainer.log_loss_gradients(examples)
-    touched = cowclip_clipped_share(grads, trainer.params, counts, r=1e-9, zeta=0.0)
-    assert touched == 1.0 and cowclip_clipped_share(grads, trainer.params, counts, r=1e6, zeta=0.0) == 0.0
-    assert 0.0 <= cowclip_clipped_share(grads, trainer.params, counts, r=1.0, zeta=1e-5) <= 1.0
+    examples = _examples(np.random.default_rng(12), 4 * 4096, ctr=0.5)
+    small_init = dataclasses.replace(SHAPE, embedding_init_std=0.01)
+
+    def share(**cowclip_settings) -> float:
+        trainer = OnlineTrainer(_model(shape=small_init), TrainConfig(batch_size=4096, cowclip=True, **cowclip_settings))
+        trainer.train(examples)
+        return clipped_share(trainer)
+
+    assert share(cowclip_r=1e-9, cowclip_zeta=0.0) == 1.0 and share(cowclip_r=1e6, cowclip_zeta=0.0) == 0.0
+    assert share(cowclip_r=1.0, cowclip_zeta=1e-5) == 0.0
+    assert 0.0 < share(cowclip_r=1.0, cowclip_zeta=1e-5, cowclip_gradient="example_sum") < 1.0
+    assert np.isnan(clipped_share(OnlineTrainer(_model(), TrainConfig())))  # no CowClip: no share
 
 
 def test_cowclip_scaling_rule_scales_dense_learning_rate_by_root_of_batch_ratio():

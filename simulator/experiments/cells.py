@@ -24,16 +24,15 @@ def run_arm(arm: Arm, seed: int, hours: float, scenario: str | Path | dict) -> d
     """Run one arm on one seed (and, for replica arms, its replica and open-loop control); return its numbers."""
     scenario, replica_scenario = arm.scenarios(seed, hours, scenario)
     started = time.perf_counter()
-    measures_trainer = scenario.model.ensemble_size > 1 or scenario.train.cowclip  # needs the logs afterwards
-    simulation = Simulation(scenario, sync_stages=True, keep_training_logs=arm.replica or measures_trainer)
+    measures_ensemble = scenario.model.ensemble_size > 1  # its spread needs the logs afterwards
+    simulation = Simulation(scenario, sync_stages=True, keep_training_logs=arm.replica or measures_ensemble)
     output = simulation.run()
     result = {"arm": arm.name, "seed": seed, **run_metrics(output, simulation.world.page_examination)}
-    if measures_trainer and output.training_logs:
+    if measures_ensemble and output.training_logs:
         logged = Examples.concat([entry[1] for entry in output.training_logs])
-        if scenario.model.ensemble_size > 1:
-            result["component_spread"] = component_spread(simulation.trainer, logged)
-        if scenario.train.cowclip:
-            result["clipped_share"] = clipped_share(simulation.trainer, logged, scenario.train)
+        result["component_spread"] = component_spread(simulation.trainer, logged)
+    if scenario.train.cowclip:
+        result["clipped_share"] = clipped_share(simulation.trainer)
     if arm.replica:
         replica = Simulation(replica_scenario).run()
         open_loop = Simulation(replica_scenario, training_logs=output.training_logs).run()
@@ -46,8 +45,9 @@ def run_arm(arm: Arm, seed: int, hours: float, scenario: str | Path | dict) -> d
 # cache never serves numbers computed under old definitions (2: issue #14 — padding steps, the monotone
 # auction rule, PD on fixed example sets, Table 3's ads/query churn, the final window in simulated time; 3: the
 # "second half" windows in simulated time, PD over time weighted by examples; 4: studies as data — the key holds
-# whether the arm runs a replica, and the treatment-effect result says treatment_effect_others).
-MEASUREMENTS_VERSION = 4
+# whether the arm runs a replica, and the treatment-effect result says treatment_effect_others; 5: CowClip's clipped
+# share counted over every training step, not the last batch).
+MEASUREMENTS_VERSION = 5
 
 
 @dataclass(frozen=True)

@@ -117,5 +117,5 @@ def batch_scaling(seed: int, hours: float, epochs: int, settings: dict[str, tupl
         result["settings"][name] = {**{metric: values[-1] for metric, values in curve.items()}, "curve": curve,
                                     "steps": epochs * -(-train.size // trainer.batch_size),
                                     "training_seconds": seconds,
-                                    "clipped_share": clipped_share(trainer, train, trainer_scenario.train)}
+                                    "clipped_share": clipped_share(trainer)}
     return result

@@ -9,8 +9,8 @@ METRIC_DOC = {
     "pd_shown_either": "the same over the placements either replica showed (the set depends on both arms)",
     "pd_open_loop": "the same, when the replica trains on the primary's logs (no feedback loop: model irreproducibility)",
     "component_spread": "ensembles: mean over the last 20,000 logged examples of std / mean of the components' pCTRs",
-    "clipped_share": "CowClip: share of the Q-embedding rows a last batch touches whose gradient the clip would cut "
-                     "(trained parameters, the arm's r and ζ): does the clip bind?",
+    "clipped_share": "CowClip: share of the Q-embedding rows touched by a step whose gradient the clip cut, over every "
+                     "step of the training: does the clip bind, and how often?",
     "ad_set_churn": "share of queries whose shown ad set differs between the replicas",
     "ad_set_churn_open_loop": "the same, when the replica trains on the primary's logs (open loop)",
     "winner_churn": "share of queries whose top ad differs between the replicas",

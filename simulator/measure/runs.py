@@ -120,11 +120,7 @@ def component_spread(trainer, logged: Examples) -> float:
     return float(np.mean(components.std(axis=1) / np.maximum(components.mean(axis=1), 1e-12)))
 
 
-def clipped_share(trainer, examples, train) -> float:
-    """Share of the Q-embedding rows a last batch of `examples` touches whose gradient CowClip (at the scenario's
-    r, ζ) would clip with the trained parameters: whether the clip binds at all (nan without CowClip)."""
-    if not train.cowclip:
-        return float("nan")
-    batch = examples.slice(max(examples.size - trainer.batch_size, 0), examples.size)
-    grads, counts = trainer.log_loss_gradients(batch)
-    return cowclip_clipped_share(grads, trainer.params, counts, train.cowclip_r, train.cowclip_zeta)
+def clipped_share(trainer) -> float:
+    """Share of the Q-embedding row-steps of all of a trainer's training that CowClip cut: whether, and how much,
+    the clip binds (nan without CowClip)."""
+    return cowclip_clipped_share(trainer.opt_state)
