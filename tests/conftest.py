@@ -63,25 +63,3 @@ def smoke_scenario() -> simulator.Scenario:
 @pytest.fixture(scope="session")
 def smoke_output(smoke_scenario) -> simulator.RunOutput:
     return simulator.run(smoke_scenario)
-
-
-# One small claims report for the tests that read one (the report command, the Claims page): smoke world,
-# 2 seeds × a quarter hour, the baseline and one attribution arm, every study and figure.
-REPORT_ARGS = ["--scenario", str(SMOKE), "--seeds", "2", "--hours", "0.25", "--arms", "baseline", "tau_exp", "--quiet"]
-
-
-@pytest.fixture(scope="session")
-def smoke_report(tmp_path_factory):
-    """(report folder, cell cache, the CLI arguments that wrote it, what it printed)."""
-    import contextlib
-    import io
-
-    from simulator.cli import main
-
-    root = tmp_path_factory.mktemp("report")
-    out, cache = root / "report", root / "cache"
-    args = ["report", *REPORT_ARGS, "--out", str(out), "--cache", str(cache)]
-    printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
-        assert main(args) == 0
-    return out, cache, args, printed.getvalue()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 
 from streamlit.testing.v1 import AppTest
 
@@ -82,19 +81,3 @@ def test_compare_page_runs_paired_replays():
     at.text_input[0].input("model.nonexistent").run()
     at.button[0].click().run()
     assert len(at.error) == 1 and "model.nonexistent" in at.error[0].value
-
-
-def test_claims_page_shows_a_written_report(tmp_path, monkeypatch, smoke_report):
-    import shutil
-
-    shutil.copytree(smoke_report[0], tmp_path / "runs" / "report-quick")  # the report the report test checks
-    monkeypatch.chdir(tmp_path)  # the page looks for runs/report*/claims.json
-    at = _app().switch_page(CLAIMS).run()
-    assert not at.exception and not at.error
-    assert at.text_input[0].value == "runs/report-quick"
-    table = at.dataframe[0].value
-    assert len(table) >= 1 and "passed" in at.caption[1].value  # the claims, then the sanity checks
-    assert set(table["reproduced"]) <= {"yes", "no", "not testable"} and len(at.get("image")) == len(json.loads(
-        (tmp_path / "runs" / "report-quick" / "claims.json").read_text())["figures"]) >= 6
-    at.text_input[0].input(str(tmp_path / "nowhere")).run()
-    assert not at.exception and "no claims report here" in at.info[0].value

@@ -333,13 +333,13 @@ def test_cowclip_clips_each_row_to_count_times_its_weight_norm():
     g = {"table": jnp.array([[30.0, 40.0], [1.0, 0.0], [0.03, 0.04], [0.0, 0.0]]), "dense": jnp.full(2, 100.0)}
     counts = {"table": jnp.array([2.0, 1.0, 1.0, 0.0]), "dense": jnp.zeros(0)}
     transform = cowclip(r=1.0, zeta=0.1)
-    clipped, state = transform.update(g, transform.init(w), w, row_counts=counts)
+    clipped, state = transform.update(g, transform.init(w), w, row_counts=counts, batch_weight=3.0)  # a mean: unused
     np.testing.assert_allclose(np.linalg.norm(clipped["table"][0]), 2 * 5.0, rtol=1e-5)  # cnt · r‖w‖ = 10 < 50
     np.testing.assert_allclose(np.linalg.norm(clipped["table"][1]), 0.1, rtol=1e-5)  # ζ floor for a zero row
     np.testing.assert_allclose(clipped["table"][2], g["table"][2])  # within bound: untouched
     np.testing.assert_allclose(clipped["dense"], g["dense"])  # not an embedding: untouched
     assert (float(state.clipped), float(state.touched)) == (2.0, 3.0)  # rows 0 and 1 cut, of the 3 the batch touched
-    _, state = transform.update(g, state, w, row_counts=counts)
+    _, state = transform.update(g, state, w, row_counts=counts, batch_weight=3.0)
     assert (float(state.clipped), float(state.touched)) == (4.0, 6.0)  # counted over steps
 
 
@@ -374,22 +374,32 @@ def test_cowclip_in_the_trainer_bounds_embedding_updates():
 
 
 def test_clipped_share_counts_every_step_of_the_training():
-    """The share of touched embedding row-steps the clip cut, over all of training: all at a tiny r, none at a huge
-    one. At the paper's r = 1, its CowClip init (σ = 0.01) and a 4K batch the batch-mean reading cannot bind (a row's
-    mean gradient is ~cnt/B of an example's, far below cnt·‖w‖); the per-example reading binds on some rows, not all."""
+    """The share of touched embedding row-steps the clip cut, over all of training: every real step's touched rows
+    (a flushed partial batch included, the zero-weight padding steps and rows not), all cut at a tiny r, none at a
+    huge one. At the paper's r = 1, its CowClip init (σ = 0.01) and a 4K batch the batch-mean reading cannot bind (a
+    row's mean gradient is ~cnt/B of an example's, far below cnt·‖w‖); the per-example reading binds on some rows."""
+    from models.optim import CowClipState
     from simulator.measure.runs import clipped_share
 
-    examples = _examples(np.random.default_rng(12), 4 * 4096, ctr=0.5)
+    rng = np.random.default_rng(12)
+    examples = _examples(rng, 2 * 4096 + 1500, ctr=0.5)  # 3 steps, padded to 4 in one scan
+    examples = examples._replace(weight=np.where(rng.random(examples.size) < 0.2, 0.0, 2.0).astype(np.float32))
     small_init = dataclasses.replace(SHAPE, embedding_init_std=0.01)
 
-    def share(**cowclip_settings) -> float:
+    def trained(**cowclip_settings) -> OnlineTrainer:
         trainer = OnlineTrainer(_model(shape=small_init), TrainConfig(batch_size=4096, cowclip=True, **cowclip_settings))
-        trainer.train(examples)
-        return clipped_share(trainer)
+        trainer.train(examples, flush=True)
+        return trainer
 
-    assert share(cowclip_r=1e-9, cowclip_zeta=0.0) == 1.0 and share(cowclip_r=1e6, cowclip_zeta=0.0) == 0.0
-    assert share(cowclip_r=1.0, cowclip_zeta=1e-5) == 0.0
-    assert 0.0 < share(cowclip_r=1.0, cowclip_zeta=1e-5, cowclip_gradient="example_sum") < 1.0
+    steps = [examples.slice(start, start + 4096) for start in range(0, examples.size, 4096)]
+    touched = sum(np.unique(np.asarray(embedding_ids(SPEC, step.raw[step.weight > 0]))).size for step in steps)
+    all_cut = trained(cowclip_r=1e-9, cowclip_zeta=0.0)
+    counters = next(s for s in jax.tree.leaves(all_cut.opt_state, is_leaf=lambda x: isinstance(x, CowClipState))
+                    if isinstance(s, CowClipState))
+    assert int(counters.touched) == touched and int(counters.clipped) == touched
+    assert clipped_share(all_cut) == 1.0 and clipped_share(trained(cowclip_r=1e6, cowclip_zeta=0.0)) == 0.0
+    assert clipped_share(trained(cowclip_r=1.0, cowclip_zeta=1e-5)) == 0.0
+    assert 0.0 < clipped_share(trained(cowclip_r=1.0, cowclip_zeta=1e-5, cowclip_gradient="example_sum")) < 1.0
     assert np.isnan(clipped_share(OnlineTrainer(_model(), TrainConfig())))  # no CowClip: no share
 
 
