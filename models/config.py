@@ -105,9 +105,9 @@ class TrainConfig:
     cowclip_r: float = config_field(1.0, lo=0.0, hi=1000.0, doc="CowClip ratio r")
     cowclip_zeta: float = config_field(1e-4, lo=0.0, hi=100.0, doc="CowClip lower bound ζ")
     cowclip_gradient: str = config_field("batch_mean", choices=tuple(COWCLIP_GRADIENTS),
-                                         doc="the gradient CowClip bounds: the batch-mean loss's (the paper's code) or "
-                                             "the summed per-example gradients (the paper's §3.1: each occurrence's at "
-                                             "most max(r‖w‖, ζ))")
+                                         doc="the gradient CowClip bounds: the batch-mean loss's (Algorithm 1, the paper's "
+                                             "code) or the summed per-example gradients (§3.1–3.2: each occurrence's "
+                                             "at most max(r‖w‖, ζ); = batch_mean with r, ζ ÷ the batch's weight)")
     rank_loss_weight: float = config_field(0.0, lo=0.0, hi=0.99, doc="α₁: loss = α₁·RankNet (pairs of ads of the same query) "
                                                                       "+ (1 − α₁)·log loss")
     distillation_weight: float = config_field(0.0, lo=0.0, hi=1.0, doc="two-pass distillation: a teacher trains first on each "

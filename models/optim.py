@@ -130,7 +130,7 @@ def shampoo(learning_rate: float, *, block_size: int = 128, update_every: int = 
 
 # ---- CowClip -------------------------------------------------------------------------------------
 class CowClipState(NamedTuple):
-    """Row-steps so far: embedding rows a step touched, and how many of them the clip cut (does it bind?)."""
+    """Row-steps so far (int32): embedding rows a step touched, and how many of them the clip cut (does it bind?)."""
 
     clipped: jax.Array
     touched: jax.Array
@@ -139,10 +139,10 @@ class CowClipState(NamedTuple):
 # Which gradient CowClip bounds by cnt · max(r‖w‖, ζ), given the loss is the batch's weighted mean: the factor that
 # turns the trainer's gradient into that one, from the batch's total weight.
 COWCLIP_GRADIENTS = {
-    # the paper's code (bytedance/LargeBatchCTR, clip.py on a mean-reduced loss): the batch-mean loss's gradient
+    # Algorithm 1 (g = (1/b)·Σ∇L) and the paper's code (bytedance/LargeBatchCTR, clip.py on a mean-reduced loss)
     "batch_mean": lambda batch_weight: 1.0,
-    # the paper's §3.1 (g_t = Σ_{x∈B} ∇L(w, x)) and §3.2 ("the bound is based on 1·∇L(w, x)"): each occurrence's
-    # gradient at most max(r‖w‖, ζ), i.e. the summed loss's gradient, the mean's × the batch's total weight
+    # §3.1 (g_t = Σ_{x∈B} ∇L(w, x)) and §3.2 ("the bound is based on 1·∇L(w, x)"): each occurrence's gradient at
+    # most max(r‖w‖, ζ). The same as batch_mean with r and ζ divided by the batch's weight (at 16K: r ≈ 6e-5)
     "example_sum": lambda batch_weight: batch_weight,
 }
 
@@ -158,12 +158,13 @@ def cowclip(r: float = 1.0, zeta: float = 1e-4, gradient: str = "batch_mean") ->
 
     def init(params):
         del params
-        return CowClipState(jnp.zeros([], jnp.float32), jnp.zeros([], jnp.float32))
+        return CowClipState(jnp.zeros([], jnp.int32), jnp.zeros([], jnp.int32))
 
-    def update(updates, state, params=None, *, row_counts=None, batch_weight=1.0, **extra):
+    def update(updates, state, params=None, *, row_counts=None, batch_weight=None, **extra):
         del extra
-        if row_counts is None:
-            raise ValueError("cowclip: needs row_counts (occurrences of each embedding row in the batch)")
+        if row_counts is None or batch_weight is None:
+            raise ValueError("cowclip: needs row_counts (occurrences of each embedding row in the batch) and "
+                             "batch_weight (the batch's total weight)")
         scale = to_bounded(batch_weight)
         clipped, touched = state
 
@@ -174,8 +175,8 @@ def cowclip(r: float = 1.0, zeta: float = 1e-4, gradient: str = "batch_mean") ->
             threshold = cowclip_threshold(w, counts, r, zeta)
             norm = jnp.linalg.norm(g, axis=-1) * scale
             used = counts > 0
-            clipped = clipped + jnp.sum(used & (norm > threshold))
-            touched = touched + jnp.sum(used)
+            clipped = clipped + jnp.sum(used & (norm > threshold), dtype=jnp.int32)
+            touched = touched + jnp.sum(used, dtype=jnp.int32)
             return g * jnp.minimum(1.0, threshold / jnp.maximum(norm, 1e-30))[:, None]
 
         clipped_updates = jax.tree.map(clip, updates, params, row_counts)

@@ -20,7 +20,8 @@ from simulator import config as config_module
 from simulator.config import Scenario
 from simulator.loop.state import RunState, flatten, unflatten
 
-FORMAT_VERSION = 4  # 3: the run's state as one flattened RunState; 4: queries, probes and impressions carry the device
+FORMAT_VERSION = 5  # 3: the run's state as one flattened RunState; 4: queries, probes and impressions carry the device;
+# 5: CowClip's optimizer state counts its row-steps
 
 
 class CheckpointError(ValueError):
