@@ -38,3 +38,14 @@ def test_healthy_training_is_not_stopped(smoke_output):
 def test_non_finite_predictions_stop_training(smoke_scenario):
     with pytest.raises(TrainingDiverged, match="non-finite predictions"):
         check_divergence(smoke_scenario.train, 3.0, np.array([0.1, np.nan], np.float32), 0, [], oracle=False)
+
+
+def test_a_study_cell_whose_run_stopped_fails_saying_why():
+    """A run cut short by the guard has no second half to measure: its cell fails with the reason, it reports no
+    numbers as the arm's."""
+    from simulator.experiments.cells import run_arm
+    from simulator.experiments.study import Arm
+
+    exploding = Arm("exploding", tuple(override for override in EXPLODING if override != "--set"))
+    with pytest.raises(RuntimeError, match=r"arm 'exploding', seed 0: the run stopped early: training diverged"):
+        run_arm(exploding, 0, 0.5, SMOKE)

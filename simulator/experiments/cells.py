@@ -26,7 +26,7 @@ def run_arm(arm: Arm, seed: int, hours: float, scenario: str | Path | dict) -> d
     started = time.perf_counter()
     measures_ensemble = scenario.model.ensemble_size > 1  # its spread needs the logs afterwards
     simulation = Simulation(scenario, sync_stages=True, keep_training_logs=arm.replica or measures_ensemble)
-    output = simulation.run()
+    output = _finished(simulation.run(), arm, seed)
     result = {"arm": arm.name, "seed": seed, **run_metrics(output, simulation.world.page_examination)}
     if measures_ensemble and output.training_logs:
         logged = Examples.concat([entry[1] for entry in output.training_logs])
@@ -34,11 +34,19 @@ def run_arm(arm: Arm, seed: int, hours: float, scenario: str | Path | dict) -> d
     if scenario.train.cowclip:
         result["clipped_share"] = clipped_share(simulation.trainer)
     if arm.replica:
-        replica = Simulation(replica_scenario).run()
-        open_loop = Simulation(replica_scenario, training_logs=output.training_logs).run()
+        replica = _finished(Simulation(replica_scenario).run(), arm, seed, "replica")
+        open_loop = _finished(Simulation(replica_scenario, training_logs=output.training_logs).run(), arm, seed,
+                              "open-loop replica")
         result.update(irreproducibility(output, replica, open_loop))
     result["wall_seconds"] = time.perf_counter() - started
     return result
+
+
+def _finished(output, arm: Arm, seed: int, which: str = "run"):
+    """A run's output, or a failed cell saying why the run stopped early: its numbers are not the arm's."""
+    if output.stopped:
+        raise RuntimeError(f"arm {arm.name!r}, seed {seed}: the {which} stopped early: {output.stopped}")
+    return output
 
 
 # Part of every cell's cache key: bump it when a measurement's definition or the loop's results change, so a
