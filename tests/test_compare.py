@@ -104,8 +104,9 @@ def test_interval_bands_are_t_intervals_with_n_minus_one_degrees_of_freedom():
     assert np.isnan(interval_half_widths(np.array([[1.0], [np.nan]]))[0])  # one value: no interval
 
 
-def _hand_made_pair(smoke_output):
-    """Two runs of three queries (K positions, one treatment), with logs and probes of queries 0 and 2 made by hand.
+def _hand_made_pair(smoke_output, treatments: int = 1):
+    """Two runs of three queries (K positions, `treatments` treatments), with logs and probes of queries 0 and 2 made
+    by hand.
 
     Shown ads — A: q0 (10, 11), q1 (12), q2 (13); B: q0 (11), q1 (12), q2 (14, 13). Probed candidates: q0 [10, 11],
     q2 [13, 14]; both models predict 0.1 everywhere except B at (q0, ad 10, top) = 0.3 and (q2, ad 14, top) = 0.05.
@@ -125,7 +126,7 @@ def _hand_made_pair(smoke_output):
                    treatment=zeros.astype(int),
                    ad_id=np.array([a for ads in slates for a in ads]), click=zeros, true_ctr=zeros, pctr=zeros,
                    price_per_click=zeros)
-        pctr = np.full((2, 2, 1, k), 0.1, np.float32)
+        pctr = np.full((2, 2, treatments, k), 0.1, np.float32)
         for (row, candidate, position_), value in changes.items():
             pctr[row, candidate, 0, position_] = value
         probes = [(np.zeros(2, np.float32), np.array([0, 2]), pctr, np.ones((2, 2), bool), np.array([[10, 11], [13, 14]]),
@@ -153,3 +154,13 @@ def test_prediction_difference_and_churn_on_a_hand_computed_pair(smoke_output):
     sets_differ, winner_differs = churn(a, b)
     assert sets_differ.tolist() == [True, False, True] and winner_differs.tolist() == [True, False, True]
     assert ads_per_query_difference(a, b) == pytest.approx((2 / 3) / (4 / 3))  # |2−1|, |1−1|, |1−2| over A's 4/3
+
+
+def test_prediction_difference_counts_every_treatment_of_a_probe_cell(smoke_output):
+    """With 3 treatments every probed (candidate, position) has 3 cells, each counted once: the same two differences
+    over 3× the cells (the count once left the treatment axis out, so PD summed 3 cells per counted one, past its
+    bound of 2)."""
+    from simulator.measure.paired import mean_prediction_difference
+
+    a, b, k = _hand_made_pair(smoke_output, treatments=3)
+    assert mean_prediction_difference(a, b, "probe_cells") == pytest.approx((1 + 2 / 3) / (2 * 2 * 3 * k))

@@ -54,8 +54,9 @@ def _finished(output, arm: Arm, seed: int, which: str = "run"):
 # auction rule, PD on fixed example sets, Table 3's ads/query churn, the final window in simulated time; 3: the
 # "second half" windows in simulated time, PD over time weighted by examples; 4: studies as data — the key holds
 # whether the arm runs a replica, and the treatment-effect result says treatment_effect_others; 5: CowClip's clipped
-# share counted over every training step, not the last batch).
-MEASUREMENTS_VERSION = 5
+# share counted over every training step, not the last batch; 6: PD over probe cells counts every treatment of a
+# cell: since eef2f9d it summed the T treatments over a count without them, T× too high).
+MEASUREMENTS_VERSION = 6
 
 
 @dataclass(frozen=True)

@@ -82,7 +82,7 @@ def prediction_difference(a: RunOutput, b: RunOutput, over: str = "probe_cells"
     if over == "probe_cells":  # every valid candidate × treatment × position of the query's page
         page = np.array(a.scenario.world.page_lengths())[pa["device"].astype(np.int64)]
         on_page = np.arange(pa["pctr"].shape[3])[None, :] < page[:, None]
-        cells = pa["valid"][:, :, None, None] & on_page[:, None, None, :]
+        cells = np.broadcast_to(pa["valid"][:, :, None, None] & on_page[:, None, None, :], pa["pctr"].shape)
     elif over == "primary_impressions":
         cells = _shown_cells(a, pa)
     else:
