@@ -58,7 +58,7 @@ def test_every_shipped_study_loads(path):
 
 def test_the_claims_study_is_the_report_it_replaced():
     study = load_study(study_file("claims"))
-    assert len(study.claims) == 14 and len(study.tables) == 12 and len(study.arms) == 37
+    assert len(study.claims) == 14 and len(study.tables) == 12 and len(study.arms) == 39
     assert study.auction and study.batch_scaling.epochs == 6 and set(study.frontiers) == {"smelu", "deep"}
     assert (study.seeds, study.hours, study.quick_seeds, study.quick_hours) == ((0, 1, 2, 3, 4), 24.0, (0, 1, 2), 0.5)
     explained = [c.id for c in study.claims if c.why_not]  # studies/claims_why.md, read when the study loads
@@ -66,6 +66,8 @@ def test_the_claims_study_is_the_report_it_replaced():
                                                                  if c.id == "bias_constraints_cut_churn")
     cowclip = study.arms["batch16k_cowclip"].overrides  # "@cowclip" expanded
     assert "train.cowclip=true" in cowclip and not any(o.startswith("@") for o in cowclip)
+    acting = study.arms["batch16k_cowclip_acting"].overrides  # where the clip acts (benchmarks/experiments/cowclip_acts.py)
+    assert {"train.cowclip_gradient=example_sum", "model.embedding_init_std=0.01"} <= set(acting)
 
 
 @pytest.mark.parametrize("old, new, message", [
