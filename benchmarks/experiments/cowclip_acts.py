@@ -28,6 +28,8 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from simulator import config
 from simulator.config import scenario_file
 from simulator.experiments.protocols import batch_scaling
@@ -102,8 +104,8 @@ def _figure(rows: list[dict], online: list[dict]):
     for offset, seed in enumerate(sorted({r["seed"] for r in rows})):
         mine = {r["setting"]: r for r in rows if r["seed"] == seed}
         x = [i + 0.35 * offset for i in range(len(names))]
-        left.bar(x, [mine[n]["clipped_share"] if mine[n]["clipped_share"] == mine[n]["clipped_share"] else 0.0
-                     for n in names], width=0.35, label=f"seed {seed}")
+        # the references have no clip (nan share): drawn as 0
+        left.bar(x, np.nan_to_num([mine[n]["clipped_share"] for n in names]), width=0.35, label=f"seed {seed}")
         right.bar(x, [mine[n]["test_auc"] for n in names], width=0.35, label=f"seed {seed}")
         live = [(i + 0.35 * offset, r["clipped_share"]) for r in online if r["seed"] == seed
                 for i, n in enumerate(names) if n == r["setting"]]
@@ -113,9 +115,9 @@ def _figure(rows: list[dict], online: list[dict]):
     left.axhline(MIN_SHARE, color="grey", lw=0.8, ls="--")
     left.set(ylabel="share of embedding row-steps clipped",
              title="Does the clip bind? Bars: offline (Adam), the rule's; dashed: 1 %")
-    lows = [r["test_auc"] for r in rows]
+    aucs = [r["test_auc"] for r in rows]
     right.set(ylabel="test AUC after the last epoch", title="Its accuracy (Adam, 16K unless named 512)",
-              ylim=(min(lows) - 0.01, max(lows) + 0.005))
+              ylim=(min(aucs) - 0.01, max(aucs) + 0.005))
     left.legend()
     figure.tight_layout()
     return figure
