@@ -23,7 +23,7 @@ class AuctionConfig:
     mechanism: str = _field("vcg", choices=tuple(MECHANISMS),
                             doc="pricing of the welfare-maximising page: vcg (truthful), gsp (threshold prices: the "
                                 "least bid that keeps an ad's clicks), first_price (pay your bid)")
-    reserve: float = _field(0.3, lo=0.0, hi=1e6, doc="per-click reserve (uniform); the base of per-advertiser reserves; "
+    reserve: float = _field(0.3, lo=0.0, hi=1e6, doc="per-click reserve, in the bids' money units (uniform); the base of per-advertiser reserves; "
                                                     "the score reserve R when quality-weighted")
     reserve_kind: str = _field("uniform", choices=tuple(RESERVE_KINDS),
                               doc="quality_weighted: reserve_i = R / pCTR_i (text, top); per_advertiser: "

@@ -15,4 +15,5 @@ st.navigation([
     st.Page(VIEWS / "compare.py", title="Compare", icon=":material/compare_arrows:"),
     st.Page(VIEWS / "sweeps.py", title="Sweeps", icon=":material/grid_view:"),
     st.Page(VIEWS / "claims.py", title="Claims", icon=":material/fact_check:"),
+    st.Page(VIEWS / "glossary.py", title="Glossary", icon=":material/menu_book:"),
 ]).run()

@@ -130,7 +130,7 @@ class TrainConfig:
                                                           "(batch_size must be a multiple)")
     shuffle_seed: int = config_field(0, lo=0, hi=255, doc="nuisance seed of the training order: > 0 trains the logs that reach the trainer together (a tick's) in a query order drawn from it, roughly chronological like a distributed pipeline (0 = arrival order)")
     training_delay_minutes: float = config_field(5.0, lo=0.0, hi=10_000.0, doc="logs reach the trainer this late")
-    deploy_every_minutes: float = config_field(15.0, lo=0.01, hi=100_000.0, doc="a snapshot is taken this often")
+    deploy_every_minutes: float = config_field(15.0, lo=0.01, hi=100_000.0, doc="a snapshot of the trained model is taken this often (simulated minutes)")
     deploy_delay_minutes: float = config_field(2.0, lo=0.0, hi=10_000.0, doc="a snapshot goes live this late")
     divergence_factor: float = config_field(3.0, lo=0.0, hi=1e6, doc="stop when PV log loss over the last ~2,000 examples "
                                                                        "exceeds this × the oracle's (0 = never); NaN/inf always stop")

@@ -6,9 +6,9 @@ from simulator.loop.results import RunOutput
 from simulator.loop.simulation import Simulation
 
 
-def run(scenario: Scenario, progress=None) -> RunOutput:
-    """Run one scenario to its end and return its output (metrics, summary, write)."""
-    return Simulation(scenario, progress=progress).run()
+def run(scenario: Scenario, progress=None, stop=None) -> RunOutput:
+    """Run one scenario to its end (or until `stop()` is true: the output says where) and return its output."""
+    return Simulation(scenario, progress=progress, stop=stop).run()
 
 
 __all__ = ["ConfigError", "Progress", "RunOutput", "Scenario", "Simulation", "load", "run"]

@@ -22,7 +22,7 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class RunConfig:
     seed: int = config_field(0, lo=0, doc="the one seed every random stream is split from")
-    duration_hours: float = config_field(24.0, lo=0.01, hi=24.0 * 365, doc="simulated time to run")
+    duration_hours: float = config_field(24.0, lo=0.01, hi=24.0 * 365, doc="simulated time to run, in hours")
     tick_minutes: float = config_field(1.0, lo=0.01, hi=60.0, doc="traffic is emitted as one batch per tick")
     checkpoint_every_minutes: float = config_field(60.0, lo=0.0, hi=1e7, doc="simulated minutes between checkpoints of "
                                                                              "`adfloor run` (0 = none); `--resume DIR` continues")
@@ -234,20 +234,47 @@ def reference_markdown() -> str:
         lines += [f"## [{name}]", "", "| key | default | allowed | meaning |", "|---|---|---|---|"]
         for f in dataclasses.fields(cls):
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-            meta = f.metadata
-            lo, hi = meta.get("lo"), meta.get("hi")
-            if meta.get("choices"):
-                allowed = " / ".join(f"`{c}`" for c in meta["choices"])
-            elif meta.get("item_choices"):
-                allowed = "list of " + " / ".join(f"`{c}`" for c in meta["item_choices"])
-            elif lo is not None or hi is not None:
-                allowed = f"{lo if lo is not None else '−∞'} … {hi if hi is not None else '∞'}"
-            else:
-                allowed = type(default).__name__
             shown = tomli_w.dumps({"v": default})[4:].strip()
-            lines.append(f"| `{name}.{f.name}` | `{shown}` | {allowed} | {meta.get('doc', '')} |")
+            lines.append(f"| `{name}.{f.name}` | `{shown}` | {_allowed(f, '`')} | {f.metadata.get('doc', '')} |")
         lines.append("")
     return "\n".join(lines)
+
+
+def _allowed(f: dataclasses.Field, quote: str = "") -> str:
+    """A field's allowed values in words: its choices, its bounds or its type."""
+    meta = f.metadata
+    lo, hi = meta.get("lo"), meta.get("hi")
+    if meta.get("choices"):
+        return " / ".join(f"{quote}{c}{quote}" for c in meta["choices"])
+    if meta.get("item_choices"):
+        return "list of " + " / ".join(f"{quote}{c}{quote}" for c in meta["item_choices"])
+    if lo is not None or hi is not None:
+        return f"{lo if lo is not None else '−∞'} … {hi if hi is not None else '∞'}"
+    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+    return type(default).__name__
+
+
+def field_help(key: str) -> str:
+    """One key's meaning, allowed values and default in a line (`section.key`; the app's help texts)."""
+    section, _, name = key.partition(".")
+    fields = {f.name: f for f in dataclasses.fields(SECTIONS[section])} if section in SECTIONS else {}
+    if name not in fields:
+        raise ConfigError(f"{key}: unknown key")
+    f = fields[name]
+    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+    return f"{f.metadata.get('doc', '')} — allowed {_allowed(f)}; default {default}"
+
+
+def shipped_scenarios() -> list[str]:
+    """The names of the shipped scenarios (files that load as a scenario: not sweep or study files)."""
+    names = []
+    for path in sorted(SCENARIOS.glob("*.toml")):
+        try:
+            load(path)
+        except ConfigError:
+            continue
+        names.append(path.stem)
+    return names
 
 
 if __name__ == "__main__":

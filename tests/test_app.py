@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 
 from streamlit.testing.v1 import AppTest
 
@@ -21,27 +22,79 @@ def _app() -> AppTest:
     return at
 
 
-def test_app_runs_the_smoke_scenario_and_shows_charts():
+def _button(at: AppTest, label: str):
+    return next(b for b in at.button if b.label == label)
+
+
+def _finish(at: AppTest, limit: float = 240.0) -> AppTest:
+    """Rerun the page until the run on the background thread has ended (the page's own fragment polls each second)."""
+    deadline = time.monotonic() + limit
+    while "live" in at.session_state and time.monotonic() < deadline:
+        time.sleep(0.5)
+        at.run()
+    assert "live" not in at.session_state, "the run did not finish"
+    return at.run()
+
+
+def _number(at: AppTest, label: str):
+    return next(n for n in at.number_input if n.label == label)
+
+
+def test_run_page_runs_keeps_a_history_marks_stale_results_and_offers_downloads():
     at = _app()
-    at.selectbox[0].set_value("smoke.toml")
-    at.number_input[1].set_value(0.5)  # simulated hours
-    at.button[0].click().run()
+    assert [s.value for s in at.selectbox][:1] == ["smoke"]
+    assert "sweep_example" not in at.selectbox[0].options  # a sweep file is not a scenario
+    assert all(n.help for n in at.number_input)  # every input says what it is, in which units
+    _number(at, "Simulated hours").set_value(0.5)
+    _button(at, "Run").click().run()
     assert not at.exception and not at.error
-    assert at.get("progress")[0].value == 100
+    _finish(at)
+    assert not at.exception and not at.error and not at.warning
+    assert [m.label for m in at.metric][:4] == ["Queries", "Clicks", "Revenue (money units)", "Welfare (money units)"]
     assert len(at.get("vega_lite_chart")) >= 3
-    assert [m.label for m in at.metric][:2] == ["Queries", "Clicks"]
+    assert {b.label for b in at.get("download_button")} == {"Metrics (CSV)", "Metrics (parquet)", "Summary (JSON)",
+                                                           "Config (TOML)"}
     at.slider[0].set_value(20.0).run()  # auction snapshot of the tick at minute 20
     snapshot = at.dataframe[0].value
     assert len(snapshot) > 0 and snapshot["position"].min() == 1 and (snapshot["price per click"] >= 0).all()
     assert set(snapshot["treatment"]) <= {"text", "text_extensions", "image"}
 
+    _number(at, "Seed").set_value(1)
+    _button(at, "Run").click().run()
+    _finish(at)
+    assert [r.label for r in at.session_state["runs"]] == ["run #2", "run #1"]
+    assert at.radio[0].options == ["run #2", "run #1"] and at.radio[0].value == "run #2"
+    assert any("Seed: 1" in c.value for c in at.caption)
+    at.radio[0].set_value("run #1").run()  # the earlier run, marked stale: the form now holds seed 1
+    assert any("Stale" in w.value and "Seed" in w.value for w in at.warning)
 
-def test_app_reports_a_bad_override_in_one_line():
+
+def test_run_page_refuses_bad_inputs_in_one_line_and_runs_nothing():
+    for label, value, field in [("Simulated hours", 0.0, "run.duration_hours"), ("Seed", -5, "run.seed"),
+                                ("Reserve per click", -1.0, "auction.reserve")]:
+        at = _app()
+        _number(at, label).set_value(value)
+        _button(at, "Run").click().run()
+        assert not at.exception
+        assert len(at.error) == 1 and at.error[0].value.startswith(f"Not run: {field}:"), at.error
+        assert "live" not in at.session_state and "runs" not in at.session_state
     at = _app()
     at.text_area[0].input("train.batch_size=0")
-    at.button[0].click().run()
-    assert not at.exception
+    _button(at, "Run").click().run()
     assert len(at.error) == 1 and "train.batch_size" in at.error[0].value
+
+
+def test_stop_ends_a_run_and_keeps_what_it_made():
+    at = _app()
+    _number(at, "Simulated hours").set_value(24.0)
+    _button(at, "Run").click().run()
+    _button(at, "Stop").click().run()
+    _finish(at, limit=120.0)
+    assert not at.exception and not at.error
+    assert any("stopped by request at simulated hour" in w.value for w in at.warning)
+    output = at.session_state["runs"][0].result
+    assert output.stopped and 0 < output.summary()["queries"]
+    assert output.metrics()["sim_minute"].max() < 24 * 60 - 60  # ended well before the day did
 
 
 def test_auction_explorer_shows_vcg_and_gsp_side_by_side():

@@ -72,8 +72,14 @@ def test_claims_page_shows_a_written_report(tmp_path, monkeypatch, smoke_report)
     assert not at.exception and not at.error
     assert at.text_input[0].value == "runs/report-quick"
     table = at.dataframe[0].value
-    assert len(table) >= 1 and "passed" in at.caption[1].value  # the claims, then the sanity checks
-    assert set(table["reproduced"]) <= {"yes", "no", "not testable"} and len(at.get("image")) == len(json.loads(
-        (tmp_path / "runs" / "report-quick" / "claims.json").read_text())["figures"]) >= 6
+    written = json.loads((tmp_path / "runs" / "report-quick" / "claims.json").read_text())
+    assert list(table.columns)[:2] == ["verdict", "claim"]  # the verdict first, where it cannot scroll off
+    assert set(table["verdict"]) <= {"reproduced", "not reproduced", "not testable here"} and len(table) >= 1
+    assert any("passed" in c.value for c in at.caption)  # the sanity checks
+    assert len(at.expander) == len(written["claims"])  # each claim's prose, under its verdict
+    assert all("Effect:" in e.markdown[0].value for e in at.expander)
+    images = at.get("image")
+    assert len(images) == len(written["figures"]) >= 6
+    assert all(image.proto.imgs[0].caption and not image.proto.imgs[0].caption.endswith(".png") for image in images)
     at.text_input[0].input(str(tmp_path / "nowhere")).run()
     assert not at.exception and "no claims report here" in at.info[0].value

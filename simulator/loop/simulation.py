@@ -53,8 +53,10 @@ class Simulation:
     """
 
     def __init__(self, scenario: Scenario, progress: Callable[[Progress], None] | None = None,
-                 sync_stages: bool = False, training_logs: list | None = None, keep_training_logs: bool = False):
+                 sync_stages: bool = False, training_logs: list | None = None, keep_training_logs: bool = False,
+                 stop: Callable[[], bool] | None = None):
         self.scenario = scenario
+        self.stop = stop  # asked after every event: true ends the run there, keeping what it made (the app's Stop)
         # Open loop: train on another run's logs (its `training_logs`) instead of the ones this run's auctions make.
         self._external_logs = collections.deque(training_logs) if training_logs is not None else None
         self.training_logs: list | None = [] if keep_training_logs else None
@@ -237,24 +239,29 @@ class Simulation:
         next_checkpoint = (np.floor(env.now / every) + 1) * every if every else float("inf")
         started = self.started_wall = time.perf_counter()
         last_report = started
-        stop = duration - 1e-9
+        end = duration - 1e-9
         stopped = None
         try:
-            while env.peek() < stop:
+            while env.peek() < end:
                 if env.peek() >= next_checkpoint:  # every event before it is done: a consistent state
                     checkpoint.save(self.state(), self.scenario, checkpoint_dir, self.pytree_templates())
                     next_checkpoint += every
                 env.step()
+                if self.stop is not None and self.stop():
+                    stopped = f"stopped by request at simulated hour {env.now / 60:.2f} of {duration / 60:g}"
+                    break
                 now = time.perf_counter()
                 if self.progress is not None and now - last_report >= 1.0:
                     last_report = now
                     self.progress(Progress(env.now, duration, self._queries, now - started, recent_pv_logloss(self.pv)))
-            self._train_available(duration, flush=True)
+            else:
+                self._train_available(duration, flush=True)
         except TrainingDiverged as err:
             stopped = str(err)  # the metrics so far are kept; the run ends here
         wall = time.perf_counter() - started + self.resumed_wall_seconds
         if self.progress is not None:
-            self.progress(Progress(duration, duration, self._queries, wall, recent_pv_logloss(self.pv)))
+            self.progress(Progress(duration if stopped is None else env.now, duration, self._queries, wall,
+                                   recent_pv_logloss(self.pv)))
         return RunOutput(self.scenario, self.rows, self.pv, self.log, dict(self._timers), wall, self._queries,
                          self.probes, self.training_logs, stopped)
 

@@ -60,3 +60,37 @@ REPLICA_METRICS = tuple(f"{name}{suffix}" for name in ("pd", "pd_impressions", "
                         for suffix in ("", "_open_loop"))
 PROTOCOL_METRICS = ("test_auc", "test_per_query_auc", "test_logloss_gap", "steps")  # no arm has these
 OFFLINE_METRICS = (*PROTOCOL_METRICS, "training_seconds", "clipped_share")
+
+# The testbed's terms and headline numbers in a sentence or two each: the app's glossary page and its help texts.
+GLOSSARY = {
+    "revenue": "what advertisers paid for their clicks over the run (the sum of the prices per click of clicked ads), "
+               "in the bids' money units",
+    "welfare": "the expected value the shown ads created: Σ over shown ads of the advertiser's value per click × "
+               "the ad's true CTR there (bids are truthful: value = bid), in the bids' money units",
+    "pv_logloss": "progressive-validation log loss: each example is scored by the model before the model trains on "
+                  "it, so every example is a test example (single pass, no held-out set); lower is better",
+    "oracle_logloss": "the same log loss with the world's true CTR as the prediction: the floor a model can reach "
+                      "on these examples (the clicks are random even when the CTR is known)",
+    "oracle": "a model that scores with the world's true CTR; the testbed's reference for accuracy, revenue and "
+              "welfare (production systems cannot have one)",
+    "normalized_entropy": "log loss over the entropy of the mean click rate: 1 is no better than predicting the "
+                          "average; lower is better",
+    "auc": "the chance that a random clicked example is scored above a random non-clicked one (0.5 is chance)",
+    "calibration": "Σ pCTR / Σ clicks (or / Σ true CTR, against truth) − 1: 0 is calibrated, > 0 over-predicts",
+    "pd": "prediction difference (SmeLU eq. 2): mean |p₁ − p₂| / ((p₁ + p₂) / 2) of two models that differ only "
+          "in a nuisance seed, over the same fixed examples; 0 is reproducible, 2 is the bound",
+    "churn": "ad-set churn: the share of queries whose shown ad set differs between two systems on the same traffic; "
+             "winner churn: the same for the top ad; ads/query churn (Factory Floor Table 3): the relative "
+             "difference in the number of ads shown per query",
+    "credit_attribution": "how well the model separates what an ad earns from where and how it was shown: the "
+                          "learned position and treatment effects against the true ones, per served placement",
+    "paired_replay": "two systems run on the same queries and the same user randomness, so every difference "
+                     "between them comes from what differs between the systems",
+    "interval": "every ± and band is a 95 % t-interval over seeds (n − 1 degrees of freedom): with 2 seeds it is "
+                "12.7 standard errors wide on each side, so a handful of seeds resolves little",
+    "vcg": "the Vickrey–Clarke–Groves auction: the page (ads, treatments, positions) of highest total value; each "
+           "shown ad pays the harm its presence does to the others",
+    "gsp": "the generalized second-price auction: ads ranked by bid × quality, each paying the least bid that "
+           "keeps its position",
+    "position": "positions count from 1 (the top) in the app and reports; JSON auction files count from 0",
+}

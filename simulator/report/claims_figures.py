@@ -11,6 +11,31 @@ from simulator.measure.intervals import interval, interval_half_widths
 from simulator.measure.irreproducibility import TIME_BINS
 
 
+# What each figure shows, in a sentence: the app's captions (a frontier figure is named "<frontier>_frontier").
+FIGURE_CAPTIONS = {
+    "claims": "Every claim's measured effect: the mean over seeds with its 95 % t-interval and each seed's value; "
+              "green where the claim reproduced, red where it did not.",
+    "irreproducibility": "System irreproducibility over simulated time: PD, churn and revenue gap between two "
+                         "baseline replicas that differ only in a nuisance seed (mean and 95 % band over seeds).",
+    "attribution": "Credit attribution: the position and treatment effects each model learned, against the world's "
+                   "true effects, in the placements the auction serves.",
+    "feedback_loop": "Feedback loops: whether ads the model underestimated early stay underestimated (they are "
+                     "shown less, so their estimates are corrected less), against the other ads.",
+    "techniques": "Each model technique against the baseline: PV log-loss gap, AUC, PD and churn, mean and 95 % "
+                  "interval over seeds (paired replays).",
+    "batch_scaling": "CowClip's protocol: test AUC per epoch at batch 512 and 16K, with and without CowClip's "
+                     "scaling rule and clip (mean and 95 % interval over seeds).",
+}
+
+
+def figure_caption(name: str) -> str:
+    """A figure's caption by its file stem; a PD frontier's from its name."""
+    if name.endswith("_frontier"):
+        return (f"{name.removesuffix('_frontier')}: prediction difference against the PV log-loss gap over a range "
+                "of settings, one line per variant: which trades accuracy for reproducibility, and at what rate.")
+    return FIGURE_CAPTIONS.get(name, name.replace("_", " "))
+
+
 # ---- figures ---------------------------------------------------------------------------------------------------
 def _plt():
     import matplotlib

@@ -13,6 +13,7 @@ from simulator.experiments.protocols import sanity_checks
 from simulator.experiments.study import Study
 from simulator.measure.definitions import METRIC_DOC
 from simulator.measure.intervals import interval
+from simulator.report.claims_figures import figure_caption
 from simulator.report.tables import fmt, fmt_interval
 
 
@@ -140,25 +141,7 @@ def claims_markdown(study: Study, entries: list[dict], results: list[dict], seed
     lines += ["", "![claims](claims.png)", "", "## Each claim", ""] if entries else []
     for e in entries:
         lines += [f"### `{e['id']}` — {_verdict_word(e, 'reproduced', 'not reproduced', 'not testable here')}", "",
-                  f"{e['claim']} ({e['source']}). Effect: {e['effect']}: {fmt(e['mean'])} "
-                  f"[{fmt(e['ci95'][0])}, {fmt(e['ci95'][1])}]; per seed {', '.join(fmt(v) for v in e['per_seed'])}.", ""]
-        if e.get("acts"):
-            a = e["acts"]
-            lines.append(f"- the switch acts? {a['label']}: {fmt(a['mean'])} [{fmt(a['ci95'][0])}, {fmt(a['ci95'][1])}]")
-        if e.get("control"):
-            c = e["control"]
-            lines.append(f"- control, which must fail the same test — {c['label']}: {fmt(c['mean'])} "
-                         f"[{fmt(c['ci95'][0])}, {fmt(c['ci95'][1])}]: {'passes (so no credit)' if c['passes'] else 'fails'}")
-            g = c["gain"]
-            lines.append(f"- technique − control, which must lie above 0: {fmt(g['mean'])} "
-                         f"[{fmt(g['ci95'][0])}, {fmt(g['ci95'][1])}]")
-        for name, value in e["side"].items():
-            lines.append(f"- {name}: {fmt_interval(value['mean'], value['ci95'])} (per seed "
-                         f"{', '.join(fmt(v) for v in value['per_seed'])})")
-        if e["why_not"]:
-            lines += ["", ("Why it cannot be tested here: " if not e.get("testable", True)
-                           else "Why it may not reproduce here: ") + e["why_not"]]
-        lines.append("")
+                  claim_prose(e), ""]
     if study.replica_arms:
         lines += _irreproducibility_section(results, seeds, study.replica_arms)
     lines += _table3(results, seeds)
@@ -171,6 +154,30 @@ def claims_markdown(study: Study, entries: list[dict], results: list[dict], seed
     return "\n".join(lines)
 
 
+def claim_prose(e: dict) -> str:
+    """One claim's paragraph in markdown: the claim, its effect with the interval and per-seed values, whether the
+    switch acts, the control, the side numbers and, where it did not reproduce, the written reason."""
+    lines = [f"{e['claim']} ({e['source']}). Effect: {e['effect']}: {fmt(e['mean'])} "
+             f"[{fmt(e['ci95'][0])}, {fmt(e['ci95'][1])}]; per seed {', '.join(fmt(v) for v in e['per_seed'])}.", ""]
+    if e.get("acts"):
+        a = e["acts"]
+        lines.append(f"- the switch acts? {a['label']}: {fmt(a['mean'])} [{fmt(a['ci95'][0])}, {fmt(a['ci95'][1])}]")
+    if e.get("control"):
+        c = e["control"]
+        lines.append(f"- control, which must fail the same test — {c['label']}: {fmt(c['mean'])} "
+                     f"[{fmt(c['ci95'][0])}, {fmt(c['ci95'][1])}]: {'passes (so no credit)' if c['passes'] else 'fails'}")
+        g = c["gain"]
+        lines.append(f"- technique − control, which must lie above 0: {fmt(g['mean'])} "
+                     f"[{fmt(g['ci95'][0])}, {fmt(g['ci95'][1])}]")
+    for name, value in e["side"].items():
+        lines.append(f"- {name}: {fmt_interval(value['mean'], value['ci95'])} (per seed "
+                     f"{', '.join(fmt(v) for v in value['per_seed'])})")
+    if e["why_not"]:
+        lines += ["", ("Why it cannot be tested here: " if not e.get("testable", True)
+                       else "Why it may not reproduce here: ") + e["why_not"]]
+    return "\n".join(lines).rstrip()
+
+
 def load_report(folder: str | Path) -> dict:
     """A written report's claims.json (with the folder's figures listed), for the app and scripts."""
     path = Path(folder) / "claims.json"
@@ -179,4 +186,5 @@ def load_report(folder: str | Path) -> dict:
     data = json.loads(path.read_text())
     data["figures"] = [str(Path(folder) / f"{name}.png") for name in data.get("figures", [])
                        if (Path(folder) / f"{name}.png").is_file()]
+    data["captions"] = {path: figure_caption(Path(path).stem) for path in data["figures"]}
     return data

@@ -11,7 +11,7 @@ from ui_treatments import CATALOGUE
 
 @dataclass(frozen=True)
 class TrafficConfig:
-    queries_per_minute: float = config_field(1000.0, lo=0.0, hi=1e7, doc="mean arrival rate over a day")
+    queries_per_minute: float = config_field(1000.0, lo=0.0, hi=1e7, doc="queries per simulated minute, averaged over the day (the rate follows the time of day)")
     diurnal_amplitude: float = config_field(0.5, lo=0.0, hi=1.0, doc="rate = mean × (1 + a·cos(2π(h − peak)/24))")
     peak_hour: float = config_field(20.0, lo=0.0, hi=24.0, doc="hour of the day with the highest rate")
 
