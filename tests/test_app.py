@@ -124,13 +124,23 @@ def test_sweeps_page_plots_a_metric_against_a_parameter(tmp_path, monkeypatch):
     assert len(at.get("vega_lite_chart")) == 1 and len(at.dataframe[0].value) == 2
 
 
-def test_compare_page_runs_paired_replays():
+def test_compare_page_runs_paired_replays_and_reads_them_as_a_statistician_would():
     at = _app().switch_page(COMPARE).run()
     assert not at.exception
-    at.number_input[0].set_value(0.2)
-    at.button[0].click().run()
+    _number(at, "Simulated hours per run").set_value(0.2)
+    _number(at, "Seeds").set_value(2)
+    _button(at, "Compare").click().run()
+    deadline = time.monotonic() + 240
+    while "compare_job" in at.session_state and time.monotonic() < deadline:
+        time.sleep(0.5)
+        at.run()
+    at.run()
     assert not at.exception and not at.error
-    assert "ad_set_churn" in at.code[0].value and len(at.get("vega_lite_chart")) == 2
-    at.text_input[0].input("model.nonexistent").run()
-    at.button[0].click().run()
-    assert len(at.error) == 1 and "model.nonexistent" in at.error[0].value
+    table = at.dataframe[0].value
+    assert {"ad_set_churn", "prediction_difference", "revenue"} <= set(table["metric"])
+    assert list(table.columns[:4]) == ["metric", "A", "B", "value"] and (table["95 % low"] <= table["95 % high"]).all()
+    assert any("2 seeds" in w.value and "at least 5" in w.value for w in at.warning)  # too few to resolve anything
+    assert len(at.get("vega_lite_chart")) == 2 and len(at.get("download_button")) == 2
+    at.text_input[0].input("nonsense")  # a value the key's field refuses (submitted with the form)
+    _button(at, "Compare").click().run()
+    assert len(at.error) == 1 and at.error[0].value.startswith("Not compared: model.init_seed")

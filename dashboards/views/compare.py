@@ -1,56 +1,136 @@
-"""Compare page: paired replays of two systems on identical traffic; differences, churn and PD over seeds."""
+"""Compare page: paired replays of two systems on identical traffic (on a background thread, seed by seed); every
+metric's difference with its 95 % t-interval, churn and PD between the two, downloads."""
 
 from __future__ import annotations
 
+import dataclasses
+import io
+import json
+import zipfile
 
 import streamlit as st
 
 import simulator
+from dashboards import jobs
 from simulator import config
 from simulator.experiments.paired import compare
+from simulator.measure.definitions import GLOSSARY
 
+FEW_SEEDS = 5  # below this a 95 % t-interval is too wide to resolve the differences these runs show
+KEYS = [f"{name}.{f.name}" for name, section in config.SECTIONS.items() for f in dataclasses.fields(section)]
 
 st.title("Compare")
 st.caption("Two systems, the same queries and the same user noise (paired replays): every difference is the "
-           "effect of what differs between them.")
-files = sorted(p.name for p in config.SCENARIOS.glob("*.toml") if p.name != "sweep_example.toml")
-columns = st.columns(4)
-chosen = columns[0].selectbox("Scenario", files, index=files.index("smoke.toml") if "smoke.toml" in files else 0)
-key = columns[1].text_input("Key to vary", "model.init_seed")
-value_a = columns[2].text_input("Value for A", "0")
-value_b = columns[3].text_input("Value for B", "1")
-columns = st.columns(4)
-hours = columns[0].number_input("Simulated hours", min_value=0.05, max_value=168.0, value=1.0)
-seeds = columns[1].number_input("Seeds", min_value=1, max_value=20, value=2)
-open_loop = columns[2].checkbox("Open-loop control (B trains on A's logs)")
-start = columns[3].button("Compare", type="primary")
+           "effect of what differs between them. A is the scenario with the key at the first value, B at the second.")
 
-if start:
+names = config.shipped_scenarios()
+with st.form("compare_inputs"):
+    columns = st.columns([2, 3, 2, 2])
+    chosen = columns[0].selectbox("Scenario", names, index=names.index("smoke") if "smoke" in names else 0)
+    key = columns[1].selectbox("Key to vary", KEYS, index=KEYS.index("model.init_seed"),
+                               help="Any configuration key; docs/configuration.md and the Glossary explain them.")
+    value_a = columns[2].text_input("Value for A", "0", help="TOML syntax: 0.05, true, \"exp\" (bare words are text)")
+    value_b = columns[3].text_input("Value for B", "1", help="TOML syntax, as for A")
+    columns = st.columns([2, 3, 2, 2])
+    hours = columns[0].number_input("Simulated hours per run", value=1.0, format="%g",
+                                    help=config.field_help("run.duration_hours"))
+    seeds = columns[1].number_input("Seeds", value=5, step=1,
+                                    help="Each seed is one paired replay of both systems; the interval is over seeds. "
+                                         f"Fewer than {FEW_SEEDS} resolve little.")
+    open_loop = columns[2].checkbox("Open loop", help="The control in which B trains on A's logs: both learn from "
+                                                     "the same data, so only the feedback through the auction differs.")
+    submitted = columns[3].form_submit_button("Compare", type="primary",
+                                              disabled=st.session_state.get("compare_job") is not None)
+
+if submitted and st.session_state.get("compare_job") is None:
     try:
-        systems = [simulator.load(config.SCENARIOS / chosen, overrides=[f"run.duration_hours={float(hours)}", f"{key}={v}"])
-                   for v in (value_a, value_b)]
+        if int(seeds) < 1:
+            raise simulator.ConfigError(f"seeds: {int(seeds)} is out of range; allowed: 1 ≤ value")
+        base = [f"run.duration_hours={float(hours)}"]
+        systems = [simulator.load(chosen, overrides=[*base, f"{key}={value}"]) for value in (value_a, value_b)]
     except simulator.ConfigError as err:
-        st.error(f"Invalid comparison: {err}")
-        st.stop()
-    status = st.status("running paired replays…")
-    try:
-        result = compare(*systems, seeds=list(range(int(seeds))), names=(f"A: {value_a}", f"B: {value_b}"),
-                         open_loop=open_loop, progress=status.write)
-    except ValueError as err:
-        st.error(f"Invalid comparison: {err}")
-        st.stop()
-    status.update(label="done", state="complete")
-    st.session_state["comparison"] = result
+        st.error(f"Not compared: {err}")
+    else:
+        total = 2 * int(seeds)
 
-result = st.session_state.get("comparison")
-if result is None:
+        def work(job: jobs.Job):
+            started = []
+
+            def show(message: str) -> None:
+                started.append(message)
+                job.report((len(started) - 1) / total, f"{message} ({len(started)} of {total} runs)")
+            return compare(*systems, seeds=list(range(int(seeds))), names=("A", "B"), open_loop=open_loop,
+                           progress=show, stop=job.stopping)
+
+        inputs = {"scenario": chosen, "key": key, "A": value_a, "B": value_b, "hours": float(hours),
+                  "seeds": int(seeds), "open loop": open_loop}
+        st.session_state["compare_job"] = jobs.start(jobs.Job("comparison", inputs=inputs), work)
+        st.rerun()
+
+
+@st.fragment(run_every=1.0)
+def _watch() -> None:
+    job = st.session_state.get("compare_job")
+    if job is None:
+        return
+    if job.done:
+        st.session_state["comparison"] = st.session_state.pop("compare_job")
+        st.rerun(scope="app")
+    st.progress(job.fraction, text=f"{job.message} · {job.eta_text()}")
+    if st.button("Stop after the current seed", help="Keeps the seeds finished so far (at least one)."):
+        job.request_stop()
+
+
+_watch()
+job = st.session_state.get("comparison")
+if job is None:
     st.info("Choose what differs between A and B and press **Compare**.")
-else:
-    st.code(result.table())
-    ticks = result.ticks.groupby("sim_time").mean(numeric_only=True)
-    left, right = st.columns(2)
-    left.subheader("Welfare and revenue, B − A (mean over seeds)")
-    left.line_chart(ticks[["welfare_diff", "revenue_diff"]], x_label="simulated hours")
-    right.subheader("Irreproducibility")
-    right.line_chart(ticks[["ad_set_churn", "winner_churn", "prediction_difference"]], x_label="simulated hours")
-    st.dataframe(result.summary(), hide_index=True)
+    st.stop()
+if job.error is not None:
+    st.error(f"The comparison failed: {job.error}")
+    st.stop()
+
+result = job.result
+inputs = job.inputs
+st.subheader(f"A: {inputs['key']} = {inputs['A']}   ·   B: {inputs['key']} = {inputs['B']}")
+st.caption(f"{inputs['scenario']}, {inputs['hours']:g} simulated hours per run, seeds {', '.join(map(str, result.seeds))}"
+           + (", open loop (B trains on A's logs)" if inputs["open loop"] else ", closed loops"))
+if len(result.seeds) < inputs["seeds"]:
+    st.warning(f"Stopped after {len(result.seeds)} of {inputs['seeds']} seeds: the numbers cover those.")
+if len(result.seeds) < FEW_SEEDS:
+    st.warning(f"{len(result.seeds)} seed{'s' if len(result.seeds) > 1 else ''}: "
+               + ("no interval can be computed from one seed" if len(result.seeds) == 1 else
+                  "a 95 % t-interval over so few seeds is very wide (with 2 seeds, ±12.7 standard errors)")
+               + f". Use at least {FEW_SEEDS} seeds before reading a difference as real.")
+
+table = result.frame()
+resolved = (table["95 % low"] > 0) | (table["95 % high"] < 0)
+table.insert(len(table.columns), "resolved", resolved.map({True: "yes: the interval excludes 0", False: "no"}))
+st.dataframe(table.style.format({c: "{:.5g}" for c in ("A", "B", "value", "95 % low", "95 % high")}, na_rep=""),
+             hide_index=True, width="stretch",
+             column_config={"value": st.column_config.NumberColumn("B − A, or between", help=GLOSSARY["interval"]),
+                            "metric": st.column_config.TextColumn(help="The Glossary page defines each.")})
+
+archive = io.BytesIO()
+with zipfile.ZipFile(archive, "w") as zipped:
+    zipped.writestr("comparison.csv", table.to_csv(index=False))
+    zipped.writestr("per_seed.csv", result.per_seed.to_csv(index=False))
+    zipped.writestr("ticks.csv", result.ticks.to_csv(index=False))
+    zipped.writestr("inputs.json", json.dumps(inputs, indent=2))
+    for name, scenario in zip(result.names, result.scenarios):
+        zipped.writestr(f"config_{name}.toml", config.dumps(scenario))
+left, right = st.columns(2)
+left.download_button("Comparison table (CSV)", table.to_csv(index=False), "comparison.csv", "text/csv")
+right.download_button("Everything (zip: tables, per seed, per tick, configs)", archive.getvalue(), "comparison.zip",
+                      "application/zip")
+
+ticks = result.ticks.groupby("sim_time").mean(numeric_only=True)
+left, right = st.columns(2)
+left.subheader("Welfare and revenue, B − A")
+left.line_chart(ticks[["welfare_diff", "revenue_diff"]].rename(columns={"welfare_diff": "welfare B − A",
+                                                                        "revenue_diff": "revenue B − A"}),
+                x_label="simulated hours", y_label="money units per tick (mean over seeds)")
+right.subheader("Irreproducibility between A and B")
+right.line_chart(ticks[["ad_set_churn", "winner_churn", "prediction_difference"]].rename(columns={
+    "ad_set_churn": "ad-set churn", "winner_churn": "winner churn", "prediction_difference": "PD"}),
+    x_label="simulated hours", y_label="share of queries / PD (mean over seeds)")

@@ -16,6 +16,11 @@ from simulator.measure.intervals import interval
 from simulator.measure.paired import paired_ticks, paired_totals
 
 
+# The whole-run numbers each system has (compared as B − A), and those measured between the two.
+PER_SYSTEM = ("revenue", "welfare", "clicks", "pv_logloss", "calibration_overall", "pv_auc")
+BETWEEN = ("ads_query_churn", "ad_set_churn", "winner_churn", "prediction_difference", "prediction_difference_impressions")
+
+
 @dataclass
 class Comparison:
     """Paired replays of systems `names` over seeds: per tick, per seed, and summarised."""
@@ -34,17 +39,32 @@ class Comparison:
             rows.append({"quantity": column, "mean": mean, "ci95": half_width})
         return pd.DataFrame(rows)
 
-    def table(self) -> str:
-        """A short terminal table: per metric, A, B, B − A with its 95 % interval; then churn and PD."""
+    def frame(self) -> pd.DataFrame:
+        """Per metric: A's and B's means, then B − A (or, for churn and PD, the measure between the two) with its
+        95 % t-interval over seeds; `kind` says which."""
         s = self.summary().set_index("quantity")
         a, b = self.names
+        rows = []
+        for metric in PER_SYSTEM:
+            mean, half = s.loc[f"{metric}_diff", "mean"], s.loc[f"{metric}_diff", "ci95"]
+            rows.append({"metric": metric, a: s.loc[f"{metric}_{a}", "mean"], b: s.loc[f"{metric}_{b}", "mean"],
+                         "value": mean, "95 % low": mean - half, "95 % high": mean + half, "kind": f"{b} − {a}"})
+        for metric in BETWEEN:
+            mean, half = s.loc[metric, "mean"], s.loc[metric, "ci95"]
+            rows.append({"metric": metric, a: float("nan"), b: float("nan"), "value": mean, "95 % low": mean - half,
+                         "95 % high": mean + half, "kind": f"between {a} and {b}"})
+        return pd.DataFrame(rows)
+
+    def table(self) -> str:
+        """A short terminal table: per metric, A, B, B − A with its 95 % interval; then churn and PD."""
+        a, b = self.names
         lines = [f"{'metric':22s} {a:>14s} {b:>14s} {b + ' − ' + a:>16s} {'± 95 %':>12s}"]
-        for metric in ("revenue", "welfare", "clicks", "pv_logloss", "calibration_overall", "pv_auc"):
-            lines.append(f"{metric:22s} {s.loc[f'{metric}_{a}', 'mean']:14.5g} {s.loc[f'{metric}_{b}', 'mean']:14.5g} "
-                         f"{s.loc[f'{metric}_diff', 'mean']:16.5g} {s.loc[f'{metric}_diff', 'ci95']:12.3g}")
-        for metric in ("ads_query_churn", "ad_set_churn", "winner_churn", "prediction_difference",
-                       "prediction_difference_impressions"):
-            lines.append(f"{metric:22s} {s.loc[metric, 'mean']:14.5g} {'':14s} {'':16s} {s.loc[metric, 'ci95']:12.3g}")
+        for row in self.frame().itertuples(index=False):
+            half = (row[5] - row[4]) / 2
+            if row.metric in PER_SYSTEM:
+                lines.append(f"{row.metric:22s} {row[1]:14.5g} {row[2]:14.5g} {row.value:16.5g} {half:12.3g}")
+            else:
+                lines.append(f"{row.metric:22s} {row.value:14.5g} {'':14s} {'':16s} {half:12.3g}")
         lines.append(f"({len(self.seeds)} seed{'s' if len(self.seeds) > 1 else ''}: {', '.join(map(str, self.seeds))})")
         return "\n".join(lines)
 
@@ -64,12 +84,13 @@ class Comparison:
 
 
 def compare(a: Scenario, b: Scenario, seeds: list[int], names: tuple[str, str] = ("A", "B"),
-            progress: Callable[[str], None] | None = None, open_loop: bool = False) -> Comparison:
+            progress: Callable[[str], None] | None = None, open_loop: bool = False,
+            stop: Callable[[], bool] | None = None) -> Comparison:
     """Run both systems on each seed's traffic (paired) and compare them.
 
     Closed loop (default): each system trains on the logs its own auctions produced. `open_loop`: the
     control in which B trains on A's logs, so both learn from the same data and only the feedback through
-    the auction is removed.
+    the auction is removed. `stop()` true ends the comparison after the seeds finished so far (at least one).
     """
     if names[0] == names[1]:
         raise ValueError("compare: the two systems need different names")
@@ -77,6 +98,8 @@ def compare(a: Scenario, b: Scenario, seeds: list[int], names: tuple[str, str] =
         raise ValueError("compare: the open-loop control needs two learned models (model.oracle = false)")
     ticks, per_seed = [], []
     for seed in seeds:
+        if per_seed and stop is not None and stop():
+            break
         outputs = []
         for name, scenario in zip(names, (a, b)):
             if progress is not None:
@@ -86,4 +109,5 @@ def compare(a: Scenario, b: Scenario, seeds: list[int], names: tuple[str, str] =
                                       keep_training_logs=open_loop and not outputs).run())
         ticks.append(paired_ticks(*outputs, names).assign(seed=seed))
         per_seed.append({"seed": seed, **paired_totals(*outputs, names)})
-    return Comparison(names, (a, b), list(seeds), pd.concat(ticks, ignore_index=True), pd.DataFrame(per_seed))
+    finished = [row["seed"] for row in per_seed]
+    return Comparison(names, (a, b), finished, pd.concat(ticks, ignore_index=True), pd.DataFrame(per_seed))
