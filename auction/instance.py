@@ -126,6 +126,18 @@ def from_json(data: Any) -> AuctionInstance:
                            tuple(heights), tuple(ctrs))
 
 
+def to_json(instance: AuctionInstance) -> dict:
+    """The instance in the schema `from_json` and `adfloor auction` read (positions and formats count from 0)."""
+    return {
+        "num_positions": instance.num_positions, "space_budget": instance.space_budget,
+        "ads": [{"bid": instance.bids[a], "value": instance.values[a], "reserve_per_click": instance.reserves[a],
+                 "formats": [{"format": j, "name": name, "height": height}
+                             for j, (name, height) in enumerate(zip(instance.treatment_names[a], instance.heights[a]))]}
+                for a in range(instance.num_ads)],
+        "ctr": [[list(row) for row in treatments] for treatments in instance.ctr],
+    }
+
+
 def from_dense(ctr: np.ndarray, bid: np.ndarray, reserve: np.ndarray, available: np.ndarray | None = None,
                heights: np.ndarray | None = None, space_budget: float | None = None,
                treatment_names: tuple[str, ...] | None = None) -> AuctionInstance:

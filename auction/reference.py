@@ -218,7 +218,8 @@ def explain(outcome: Outcome, instance: AuctionInstance) -> str:
     """A human-readable account: who won where, in which treatment, what each pays and why."""
     lines = [f"Mechanism {outcome.mechanism}: {len(outcome.slate.picks)} of {instance.num_ads} ads shown "
              f"in {instance.num_positions} positions" + (f", page height budget {instance.space_budget:g}"
-                                                         if instance.space_budget is not None else "") + "."]
+                                                         if instance.space_budget is not None else "") + "; "
+             "positions count from 1 at the top (JSON's position p is position p + 1 here)."]
     if outcome.mechanism != "gsp":
         raised = [(a, f) for a, treatments in enumerate(instance.ctr) for f, row in enumerate(treatments)
                   if any(later > earlier for earlier, later in itertools.pairwise(row))]
@@ -231,7 +232,7 @@ def explain(outcome: Outcome, instance: AuctionInstance) -> str:
     for position, ((ad, treatment), ctr) in enumerate(zip(outcome.slate.picks, outcome.slate.ctrs)):
         bid, reserve = instance.bids[ad], instance.reserves[ad]
         price, payment = outcome.prices[ad], outcome.payments[ad]
-        head = (f"Position {position}: ad {ad} as {instance.treatment_names[ad][treatment]!r} (height "
+        head = (f"Position {position + 1}: ad {ad} as {instance.treatment_names[ad][treatment]!r} (height "
                 f"{instance.heights[ad][treatment]:g}), CTR {float(ctr):.6g}, bid {bid:g}/click, reserve {reserve:g}.")
         others = outcome.objective - (bid - reserve) * float(ctr)
         if outcome.mechanism == "vcg_cost":

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import time
 
+import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import ROOT
+from tests.conftest import AUCTION_CASES, ROOT
 
 APP = str(ROOT / "dashboards" / "app.py")
 EXPLORER = str(ROOT / "dashboards" / "views" / "auction_explorer.py")
@@ -100,13 +102,34 @@ def test_stop_ends_a_run_and_keeps_what_it_made():
 def test_auction_explorer_shows_vcg_and_gsp_side_by_side():
     at = _app().switch_page(EXPLORER).run()
     assert not at.exception and not at.error
-    assert [s.value for s in at.subheader] == ["VCG (cost reserves, all treatments)", "GSP (text only)"]
+    assert [s.value for s in at.subheader] == ["VCG", "GSP, classic (text only)"]
+    assert any("every (ad, treatment, position)" in c.value for c in at.caption)
     revenue = [m.value for m in at.metric if m.label == "Revenue per view"]
     assert len(revenue) == 2 and all(float(v) > 0 for v in revenue)
-    assert "Position 0: ad" in at.text[0].value
+    slates = [d.value for d in at.dataframe if "threshold/click" in d.value.columns]
+    assert "Position 1: ad" in at.text[0].value and len(slates) == 2 and slates[0]["position"].min() == 1
     at.checkbox[0].uncheck().run()  # without a page budget every ad shows as an image
     assert not at.exception
     assert "'image'" in at.text[0].value and "'text'" not in at.text[0].value.split("Not shown")[0]
+
+
+def test_auction_explorer_loads_an_auction_from_json_and_solves_it_as_the_cli_does():
+    from auction.instance import from_json
+    from auction.instance_solver import solve_instance
+
+    case = next(c for c in AUCTION_CASES if "vcg" in c["expected"] and len(c["input"]["ads"]) >= 3)
+    at = _app().switch_page(EXPLORER).run()
+    at.radio[0].set_value("Load a JSON file").run()
+    at.text_area[0].input(json.dumps(case["input"])).run()
+    assert not at.exception and not at.error
+    assert [s.value for s in at.subheader] == ["VCG"]  # classic GSP needs an auction built here
+    outcome, _ = solve_instance(from_json(case), "vcg", "cost")
+    shown = at.dataframe[1].value
+    assert list(shown["ad"]) == [ad for ad, _ in outcome.slate.picks]
+    assert [x["ad"] for x in case["expected"]["vcg"]["allocation"]] == list(shown["ad"])
+    assert float(at.metric[0].value) == pytest.approx(sum(outcome.payments.values()), abs=1e-4)
+    at.text_area[0].input("{not json").run()
+    assert len(at.error) == 1 and at.error[0].value.startswith("Invalid auction: bad JSON")
 
 
 def test_sweeps_page_plots_a_metric_against_a_parameter(tmp_path, monkeypatch):

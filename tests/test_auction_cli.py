@@ -48,7 +48,7 @@ def test_instance_without_case_wrapper_gsp_and_filter(tmp_path, capsys):
 def test_explain_says_who_won_and_why(tmp_path, capsys):
     assert main(["auction", _write(tmp_path, _case("eos_200_100_truthful")), "--explain"]) == 0
     out = capsys.readouterr().out
-    assert "Position 0: ad 0" in out and "Pays 3/click" in out and "Not shown (pay nothing): ad 2" in out
+    assert "Position 1: ad 0" in out and "Pays 3/click" in out and "Not shown (pay nothing): ad 2" in out
 
 
 GOOD = {"num_positions": 2, "ads": [{"bid": 1.0, "formats": [{"height": 1}]}], "ctr": [[[0.1, 0.05]]]}
@@ -182,3 +182,12 @@ def test_an_instance_too_large_for_the_dp_states_exits_2(tmp_path, capsys):
     assert main(["auction", _write(tmp_path, data)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "too large for the batched solver" in err[0]
+
+
+def test_an_instance_survives_its_json_round_trip():
+    from auction.instance import from_json, to_json
+    from tests.conftest import AUCTION_CASES
+
+    for case in AUCTION_CASES:
+        instance = from_json(case)
+        assert from_json(json.loads(json.dumps(to_json(instance)))) == instance
