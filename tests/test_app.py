@@ -132,19 +132,60 @@ def test_auction_explorer_loads_an_auction_from_json_and_solves_it_as_the_cli_do
     assert len(at.error) == 1 and at.error[0].value.startswith("Invalid auction: bad JSON")
 
 
-def test_sweeps_page_plots_a_metric_against_a_parameter(tmp_path, monkeypatch):
+def test_sweeps_page_plots_intervals_heat_maps_and_learning_curves(tmp_path, monkeypatch):
     from simulator.experiments.sweep import plan, run_sweep
 
     sweep_file = tmp_path / "sweep.toml"
-    sweep_file.write_text(f'base = "{ROOT / "scenarios" / "smoke.toml"}"\nseeds = 1\n[set]\n"run.duration_hours" = 0.1\n'
-                          '[grid]\n"train.learning_rate" = [0.02, 0.05]\n')
+    sweep_file.write_text(f'base = "{ROOT / "scenarios" / "smoke.toml"}"\nseeds = 2\n[set]\n"run.duration_hours" = 0.1\n'
+                          '[grid]\n"train.learning_rate" = [0.01, 0.1]\n"model.transfer" = ["sigmoid", "exp"]\n')
     run_sweep(plan(sweep_file), tmp_path / "runs" / "sweep-a", workers=2)
     monkeypatch.chdir(tmp_path)  # the page looks for runs/*/cells.parquet
     at = _app().switch_page(SWEEPS).run()
     assert not at.exception and not at.error
-    assert at.text_input[0].value == "runs/sweep-a"
-    assert at.selectbox[0].value == "train.learning_rate" and at.selectbox[1].value == "pv_logloss"
-    assert len(at.get("vega_lite_chart")) == 1 and len(at.dataframe[0].value) == 2
+    assert at.selectbox[-4].value == "runs/sweep-a" and not [b for b in at.button if b.label.startswith("Resume")]
+    assert at.selectbox[-3].value == "train.learning_rate" and at.selectbox[-2].value == "pv_logloss"
+    charts = at.get("arrow_vega_lite_chart") or at.get("vega_lite_chart")
+    spec = json.loads(charts[0].proto.spec)
+    assert spec["layer"][0]["encoding"]["x"]["scale"]["type"] == "log"  # 0.01 … 0.1: multiplicative
+    assert spec["layer"][1]["mark"]["type"] == "errorbar" and len(charts) == 2  # with the cells' learning curves
+    table = at.dataframe[0].value
+    assert len(table) == 2 and (table["count"] == 4).all() and (table["ci95"] > 0).all()
+    at.selectbox[-1].set_value("model.transfer").run()  # the heat map over both keys
+    assert not at.exception and len(at.get("arrow_vega_lite_chart") or at.get("vega_lite_chart")) == 3
+
+
+def test_a_sweep_starts_from_the_app_and_resumes(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    at = _app().switch_page(SWEEPS).run()
+    assert any("No sweeps" in i.value for i in at.info)
+    at.text_input[0].input("bad name/")
+    _button(at, "Start").click().run()
+    assert len(at.error) == 1 and at.error[0].value.startswith("Not started: name")
+    at.text_input[0].input("s")
+    _number(at, "Simulated hours per cell").set_value(0.05)
+    _number(at, "Seeds per setting").set_value(1)
+    at.text_input[1].input("[0.02, 0.05]")
+    _button(at, "Start").click().run()
+    assert not at.exception and not at.error
+    deadline = time.monotonic() + 240
+    while "sweep_job" in at.session_state and time.monotonic() < deadline:
+        time.sleep(0.5)
+        at.run()
+    at.run()
+    assert not at.exception and not at.error and at.session_state["sweep_done"].error is None
+    assert "2 cells: 2 done" in at.markdown[-1].value or any("2 cells: 2 done" in m.value for m in at.markdown)
+    cells = tmp_path / "runs" / "sweep-s" / "cells"
+    removed = sorted(cells.iterdir())[0]
+    for file in removed.iterdir():
+        file.unlink()
+    removed.rmdir()
+    at = _app().switch_page(SWEEPS).run()  # one cell lost: Resume runs it alone
+    _button(at, "Resume (1 of 2 cells not finished)").click().run()
+    while "sweep_job" in at.session_state and time.monotonic() < deadline:
+        time.sleep(0.5)
+        at.run()
+    at.run()
+    assert any("2 cells: 2 done" in m.value for m in at.markdown)
 
 
 def test_compare_page_runs_paired_replays_and_reads_them_as_a_statistician_would():

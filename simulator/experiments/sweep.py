@@ -35,6 +35,7 @@ from simulator import config as config_module
 from simulator.config import ConfigError
 from simulator.experiments.runner import Job, Outcome, Progress, run_jobs
 from simulator.loop.simulation import Simulation
+from simulator.measure.intervals import interval_half_widths
 
 SAMPLERS = ("uniform", "log_uniform", "choice")
 
@@ -173,6 +174,11 @@ def run_sweep(sweep: SweepPlan, out_dir: str | Path, workers: int = 2, progress:
     return collect(sweep, out)
 
 
+def unfinished(sweep: SweepPlan, out_dir: str | Path) -> int:
+    """How many of the sweep's cells have no result in `out_dir` yet (what a resumed run would run)."""
+    return sum(not (Path(out_dir) / "cells" / cell.cell_id / "summary.json").is_file() for cell in sweep.cells)
+
+
 def collect(sweep: SweepPlan, out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Gather every cell folder into ticks.parquet and cells.parquet (both loadable with pandas)."""
     ticks, cells = [], []
@@ -210,8 +216,18 @@ def parameters(cells: pd.DataFrame) -> list[str]:
     return [c for c in cells.columns if "." in c and c.split(".")[0] in config_module.SECTIONS]
 
 
-def metric_by_parameter(cells: pd.DataFrame, parameter: str, metric: str) -> pd.DataFrame:
-    """Mean, standard deviation and count of `metric` over finished cells (all seeds) per value of `parameter`."""
+def metric_by_parameter(cells: pd.DataFrame, parameter: str | list[str], metric: str) -> pd.DataFrame:
+    """Mean, standard deviation, count and 95 % t-interval half-width (`ci95`, nan for one seed) of `metric` over
+    finished cells (all seeds) per value of `parameter` (or per combination of several)."""
+    keys = [parameter] if isinstance(parameter, str) else list(parameter)
     done = cells[cells["status"] == "done"]
-    table = done.groupby(parameter)[metric].agg(["mean", "std", "count"]).reset_index()
-    return table.sort_values(parameter).reset_index(drop=True)
+    grouped = done.groupby(keys)[metric]
+    table = grouped.agg(["mean", "std", "count"])
+    table["ci95"] = grouped.agg(lambda values: float(interval_half_widths(values.to_numpy()[:, None])[0]))
+    return table.reset_index().sort_values(keys).reset_index(drop=True)
+
+
+def multiplicative(values) -> bool:
+    """Whether a parameter's values are better read on a log axis: all positive, spanning at least a factor of 10."""
+    numbers = pd.to_numeric(pd.Series(values), errors="coerce")
+    return bool(numbers.notna().all() and (numbers > 0).all() and numbers.max() >= 10 * numbers.min())
