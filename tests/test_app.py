@@ -136,7 +136,7 @@ def test_sweeps_page_plots_intervals_heat_maps_and_learning_curves(tmp_path, mon
     from simulator.experiments.sweep import plan, run_sweep
 
     sweep_file = tmp_path / "sweep.toml"
-    sweep_file.write_text(f'base = "{ROOT / "scenarios" / "smoke.toml"}"\nseeds = 2\n[set]\n"run.duration_hours" = 0.1\n'
+    sweep_file.write_text(f'base = "{ROOT / "scenarios" / "smoke.toml"}"\nseeds = 2\n[set]\n"run.duration_hours" = 0.05\n'
                           '[grid]\n"train.learning_rate" = [0.01, 0.1]\n"model.transfer" = ["sigmoid", "exp"]\n')
     run_sweep(plan(sweep_file), tmp_path / "runs" / "sweep-a", workers=2)
     monkeypatch.chdir(tmp_path)  # the page looks for runs/*/cells.parquet
@@ -208,3 +208,14 @@ def test_compare_page_runs_paired_replays_and_reads_them_as_a_statistician_would
     at.text_input[0].input("nonsense")  # a value the key's field refuses (submitted with the form)
     _button(at, "Compare").click().run()
     assert len(at.error) == 1 and at.error[0].value.startswith("Not compared: model.init_seed")
+
+
+def test_glossary_defines_the_measures_and_filters_them():
+    at = _app().switch_page(str(ROOT / "dashboards" / "views" / "glossary.py")).run()
+    assert not at.exception
+    text = "\n".join(m.value for m in at.markdown)
+    assert all(f"`{term}`" in text for term in ("pv_logloss", "oracle", "pd", "churn", "calibration",
+                                                "credit_attribution"))
+    at.text_input[0].input("churn").run()
+    text = "\n".join(m.value for m in at.markdown)
+    assert "`ad_set_churn`" in text and "`pv_logloss`" not in text

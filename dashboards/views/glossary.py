@@ -2,26 +2,23 @@
 
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
 from simulator.measure.definitions import GLOSSARY, METRIC_DOC
 
 st.title("Glossary")
 st.caption("The testbed's terms and every number its pages and reports show. Definitions live in "
-           "`simulator/measure/definitions.py` (and, for the configuration, docs/configuration.md).")
+           "`simulator/measure/definitions.py` (the configuration's keys: docs/configuration.md).")
 search = st.text_input("Filter", "", placeholder="e.g. churn, log loss, PD")
 
 
-def _table(entries: dict[str, str]) -> pd.DataFrame:
-    rows = [{"term": name.replace("_", " "), "meaning": text} for name, text in entries.items()
-            if not search or search.lower() in f"{name.replace('_', ' ')} {text}".lower()]
-    return pd.DataFrame(rows, columns=["term", "meaning"])
+def _entries(entries: dict[str, str]) -> str:
+    lines = [f"- **{name.replace('_', ' ')}** (`{name}`) — {text}" for name, text in entries.items()
+             if not search or search.lower() in f"{name.replace('_', ' ')} {name} {text}".lower()]
+    return "\n".join(lines) or "_Nothing matches the filter._"
 
 
 st.subheader("Terms and headline numbers")
-st.dataframe(_table(GLOSSARY), hide_index=True, width="stretch",
-             column_config={"meaning": st.column_config.TextColumn(width="large")})
+st.markdown(_entries(GLOSSARY))
 st.subheader("Measures in studies and the claims report")
-st.dataframe(_table(METRIC_DOC), hide_index=True, width="stretch",
-             column_config={"meaning": st.column_config.TextColumn(width="large")})
+st.markdown(_entries(METRIC_DOC))

@@ -63,9 +63,9 @@ with st.expander("Start a sweep", expanded=not any(RUNS.glob("*/cells.parquet"))
                                         help=config.field_help("run.duration_hours"))
         columns = st.columns(2)
         first = columns[0].selectbox("First key", KEYS, index=KEYS.index("train.learning_rate"))
-        first_values = columns[0].text_input("Its values", "[0.01, 0.03, 0.1]", help="A TOML list: [1, 2], [\"a\", \"b\"]")
+        first_values = columns[0].text_input("First key's values", "[0.01, 0.03, 0.1]", help="A TOML list: [1, 2], [\"a\", \"b\"]")
         second = columns[1].selectbox("Second key (optional)", ["—", *KEYS], index=0)
-        second_values = columns[1].text_input("Its values ", "", help="A TOML list; empty for a one-key sweep")
+        second_values = columns[1].text_input("Second key's values", "", help="A TOML list; empty for a one-key sweep")
         submitted = st.form_submit_button("Start", type="primary", disabled="sweep_job" in st.session_state)
     if submitted and "sweep_job" not in st.session_state:
         try:
