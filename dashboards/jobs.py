@@ -56,6 +56,8 @@ def start(job: Job, work: Callable[[Job], Any]) -> Job:
         except Exception as err:  # the page shows it in one line; the thread must never die silently
             job.error = str(err) if isinstance(err, ValueError) else f"{type(err).__name__}: {err}"
         finally:
+            if job.result is None and job.error is None:
+                job.error = "ended without a result (interrupted)"
             job.finished = time.perf_counter()
 
     job._thread = threading.Thread(target=target, name=f"adfloor-{job.label}", daemon=True)

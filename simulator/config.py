@@ -262,7 +262,17 @@ def field_help(key: str) -> str:
         raise ConfigError(f"{key}: unknown key")
     f = fields[name]
     default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-    return f"{f.metadata.get('doc', '')} — allowed {_allowed(f)}; default {default}"
+    return f"{f.metadata.get('doc', '')} — allowed {_allowed(f)}; default without a scenario {default}"
+
+
+def all_keys() -> list[str]:
+    """Every `section.key` a scenario has, in section order (the app's key pickers)."""
+    return [f"{name}.{f.name}" for name, section in SECTIONS.items() for f in dataclasses.fields(section)]
+
+
+def override_text(key: str, value: Any) -> str:
+    """`key=value` with the value in TOML syntax, as `load`'s overrides read it (true, 1.5, "exp", [1, 2])."""
+    return f"{key}={tomli_w.dumps({'v': value})[4:].strip()}"
 
 
 def shipped_scenarios() -> list[str]:

@@ -13,6 +13,7 @@ import pytest
 from simulator.cli import main
 from simulator.experiments.study import load_study, study_file
 from tests.conftest import SMOKE
+from simulator.report.claims_figures import FIGURE_CAPTIONS
 from tests.test_app import CLAIMS, _app
 
 CLAIMS_STUDY = load_study(study_file("claims"))
@@ -71,15 +72,20 @@ def test_claims_page_shows_a_written_report(tmp_path, monkeypatch, smoke_report)
     at = _app().switch_page(CLAIMS).run()
     assert not at.exception and not at.error
     assert at.text_input[0].value == "runs/report-quick"
-    table = at.dataframe[0].value
     written = json.loads((tmp_path / "runs" / "report-quick" / "claims.json").read_text())
-    assert list(table.columns)[:2] == ["verdict", "claim"]  # the verdict first, where it cannot scroll off
-    assert set(table["verdict"]) <= {"reproduced", "not reproduced", "not testable here"} and len(table) >= 1
+    table = next(m.value for m in at.markdown if m.value.startswith("| verdict | claim |"))  # the verdict first
+    rows = table.splitlines()[2:]
+    assert len(rows) == len(written["claims"]) >= 1
+    assert all(row.split(" | ")[0].removeprefix("| ") in {":green[**reproduced**]", ":red[**not reproduced**]",
+                                                          ":gray[**not testable here**]"} for row in rows)
     assert any("passed" in c.value for c in at.caption)  # the sanity checks
     assert len(at.expander) == len(written["claims"])  # each claim's prose, under its verdict
     assert all("Effect:" in e.markdown[0].value for e in at.expander)
+    assert {b.label for b in at.get("download_button")} == {"Report (claims.md)", "Numbers (claims.json)"}
     images = at.get("image")
     assert len(images) == len(written["figures"]) >= 6
-    assert all(image.proto.imgs[0].caption and not image.proto.imgs[0].caption.endswith(".png") for image in images)
+    captions = [image.proto.imgs[0].caption for image in images]
+    assert captions[written["figures"].index("claims")] == FIGURE_CAPTIONS["claims"]
+    assert len(set(captions)) == len(captions) and all(len(c) > 60 for c in captions)  # sentences, not file names
     at.text_input[0].input(str(tmp_path / "nowhere")).run()
     assert not at.exception and "no claims report here" in at.info[0].value

@@ -164,3 +164,24 @@ def test_prediction_difference_counts_every_treatment_of_a_probe_cell(smoke_outp
 
     a, b, k = _hand_made_pair(smoke_output, treatments=3)
     assert mean_prediction_difference(a, b, "probe_cells") == pytest.approx((1 + 2 / 3) / (2 * 2 * 3 * k))
+
+
+def test_the_comparison_table_reads_each_interval_as_a_statistician_would(short):
+    from simulator.experiments.paired import BETWEEN, PER_SYSTEM, Comparison
+
+    per_seed = {"seed": [0, 1, 2]}
+    for metric in PER_SYSTEM:
+        per_seed |= {f"{metric}_A": [1.0, 1.0, 1.0], f"{metric}_B": [2.0, 3.0, 4.0], f"{metric}_diff": [1.0, 2.0, 3.0]}
+    per_seed["pv_auc_diff"] = [1.0, 1.1, 0.9]  # a tight difference: its interval excludes 0
+    per_seed |= {metric: [0.2, 0.3, 0.4] for metric in BETWEEN}
+    table = Comparison(("A", "B"), (short, short), [0, 1, 2], pd.DataFrame(), pd.DataFrame(per_seed)).frame()
+    table = table.set_index("metric")
+    half = 4.302653 / np.sqrt(3)  # t(0.975, 2 dof) × sd 1 / √3
+    assert table.loc["revenue", "value"] == 2.0 and table.loc["revenue", "95 % high"] == pytest.approx(2.0 + half)
+    assert table.loc["revenue", "excludes 0"] is False and table.loc["pv_auc", "excludes 0"] is True
+    assert table.loc["revenue", "kind"] == "B − A" and table.loc["ad_set_churn", "kind"] == "between A and B"
+    assert table.loc["ad_set_churn", "excludes 0"] is None and np.isnan(table.loc["ad_set_churn", "A"])
+    one_seed = Comparison(("A", "B"), (short, short), [0], pd.DataFrame(), pd.DataFrame(per_seed).iloc[:1]).frame()
+    assert one_seed["excludes 0"].isna().all()  # one seed has no interval, so nothing is resolved
+    with pytest.raises(ValueError, match="seeds"):
+        compare(short, short, seeds=[])

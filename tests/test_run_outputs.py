@@ -96,3 +96,19 @@ def test_final_window_is_the_last_quarter_of_simulated_time(smoke_output):
     summary = dataclasses.replace(smoke_output, pv=chunks).summary()
     assert summary["final_window_gap"] == pytest.approx(0.0, abs=1e-9)
     assert summary["final_window_pv_logloss"] == pytest.approx(summary["final_window_oracle_logloss"])
+
+
+def test_a_stop_request_ends_a_run_there_and_its_numbers_cover_what_ran(smoke_scenario):
+    steps = []
+
+    def stop() -> bool:
+        steps.append(1)
+        return len(steps) > 100
+
+    output = simulator.run(simulator.config.replace(smoke_scenario, run__duration_hours=2.0), stop=stop)
+    summary = output.summary()
+    assert output.stopped.startswith("stopped by request at simulated hour")
+    assert 0 < summary["sim_hours"] < 2.0 == output.scenario.run.duration_hours
+    assert summary["sim_hours"] * 60 == pytest.approx(output.metrics()["sim_minute"].max()
+                                                      + output.scenario.run.tick_minutes)
+    assert np.isfinite(summary["final_window_pv_logloss"])  # the last quarter of what ran, not of the plan

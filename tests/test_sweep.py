@@ -76,3 +76,34 @@ def test_sweep_cli(tmp_path, capsys):
     assert main(["sweep", _sweep_file(tmp_path), "--out", str(tmp_path / "cli"), "--quiet"]) == 0
     assert "4 of 4 cells done" in capsys.readouterr().out
     assert main(["sweep", str(tmp_path / "missing.toml")]) == 2
+
+
+def test_a_sweep_written_from_parts_plans_and_a_bad_one_leaves_nothing_behind(tmp_path):
+    from simulator.experiments.sweep import write_sweep
+
+    sweep = write_sweep(tmp_path / "good", "smoke", {"train.learning_rate": [0.02, 0.05]}, seeds=2, hours=0.1)
+    assert len(sweep.cells) == 4 and (tmp_path / "good" / "sweep.toml").is_file()
+    assert plan(tmp_path / "good" / "sweep.toml") == sweep  # the file alone rebuilds it (what Resume reads)
+    with pytest.raises(ConfigError, match="exists already"):
+        write_sweep(tmp_path / "good", "smoke", {"train.learning_rate": [0.1]}, seeds=1, hours=0.1)
+    with pytest.raises(ConfigError, match="train.batch_size"):
+        write_sweep(tmp_path / "bad", "smoke", {"train.batch_size": [0]}, seeds=1, hours=0.1)
+    with pytest.raises(ConfigError, match="sweep.grid.train.learning_rate"):
+        write_sweep(tmp_path / "empty", "smoke", {"train.learning_rate": []}, seeds=1, hours=0.1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["good"]
+
+
+def test_unfinished_counts_cells_without_a_result_and_intervals_need_two_seeds(tmp_path):
+    from simulator.experiments.sweep import metric_by_parameter, multiplicative, unfinished, write_sweep
+
+    sweep = write_sweep(tmp_path / "s", "smoke", {"train.learning_rate": [0.02, 0.2]}, seeds=2, hours=0.1)
+    assert unfinished(sweep, tmp_path / "s") == 4
+    (tmp_path / "s" / "cells" / sweep.cells[1].cell_id).mkdir(parents=True)
+    (tmp_path / "s" / "cells" / sweep.cells[1].cell_id / "summary.json").write_text("{}")
+    assert unfinished(sweep, tmp_path / "s") == 3
+    cells = pd.DataFrame({"status": ["done"] * 5, "p": [1.0, 1.0, 1.0, 10.0, 10.0], "m": [1.0, 2.0, 3.0, 5.0, 7.0]})
+    table = metric_by_parameter(cells, "p", "m")
+    assert table["mean"].tolist() == [2.0, 6.0]
+    assert table["ci95"].tolist() == pytest.approx([4.302653 / 3**0.5, 12.706205 * 2**0.5 / 2**0.5], rel=1e-5)
+    assert metric_by_parameter(cells.iloc[:4], "p", "m")["ci95"].isna().tolist() == [False, True]  # one value: none
+    assert multiplicative([0.01, 0.1]) and not multiplicative([1, 2, 5]) and not multiplicative([0, 10, 100])

@@ -5,18 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
 import streamlit as st
 
 from simulator.config import ConfigError
-from simulator.report.claims_markdown import claim_prose, load_report
-
-VERDICTS = {"yes": ("reproduced", "green"), "no": ("not reproduced", "red"), "untestable": ("not testable here", "gray")}
-
-
-def _verdict(claim: dict) -> str:
-    return "untestable" if not claim.get("testable", True) else "yes" if claim["reproduced"] else "no"
-
+from simulator.report.claims_markdown import VERDICT_COLOURS, claim_prose, claims_table, load_report, verdict_of
 
 st.title("Claims")
 st.caption("What `adfloor report` measured: each claim of the source papers, the effect over seeds with its 95 % "
@@ -31,19 +23,18 @@ except ConfigError as err:
     st.stop()
 
 claims = report["claims"]
-counts = {key: sum(_verdict(c) == key for c in claims) for key in VERDICTS}
-st.markdown(f"**{counts['yes']} of {len(claims)} claims reproduced**, {counts['no']} not, {counts['untestable']} not "
+counts = {word: sum(verdict_of(c) == word for c in claims) for word in VERDICT_COLOURS}
+st.markdown(f"**{counts['reproduced']} of {len(claims)} claims reproduced**, {counts['not reproduced']} not, "
+            f"{counts['not testable here']} not "
             f"testable here — {len(report['seeds'])} seeds × {report['hours']:g} simulated hours per run; produced by "
             f"`{report['command']}`.")
-table = pd.DataFrame([{"verdict": VERDICTS[_verdict(c)][0], "claim": c["claim"], "effect": c["effect"],
-                       "mean": c["mean"], "95 % low": c["ci95"][0], "95 % high": c["ci95"][1], "source": c["source"]}
-                      for c in claims])
-colours = {label: colour for label, colour in VERDICTS.values()}
-st.dataframe(table.style.map(lambda v: f"color: {colours.get(v, 'inherit')}; font-weight: bold", subset=["verdict"])
-             .format({"mean": "{:.4g}", "95 % low": "{:.4g}", "95 % high": "{:.4g}"}, na_rep="–"),
-             hide_index=True, width="stretch",
-             column_config={"claim": st.column_config.TextColumn(width="large"),
-                            "effect": st.column_config.TextColumn(width="medium")})
+st.markdown(claims_table(claims, coloured=True))  # a markdown table wraps its text; a data grid would cut it
+written = Path(folder)
+columns = st.columns(2)
+columns[0].download_button("Report (claims.md)", (written / "claims.md").read_text() if (written / "claims.md").is_file()
+                           else "", "claims.md", "text/markdown", disabled=not (written / "claims.md").is_file())
+columns[1].download_button("Numbers (claims.json)", (written / "claims.json").read_text(), "claims.json",
+                           "application/json", help="Every claim's definition, per-seed values and verdict.")
 checks = report.get("sanity_checks", [])
 if checks:
     st.caption("Sanity checks (theorems on the world's own pages, not claims; a failure is a bug): " + "; ".join(
@@ -51,8 +42,8 @@ if checks:
 
 st.header("Each claim")
 for claim in claims:
-    label, colour = VERDICTS[_verdict(claim)]
-    with st.expander(f":{colour}[**{label}**] — {claim['claim']}", expanded=False):
+    label = verdict_of(claim)
+    with st.expander(f":{VERDICT_COLOURS[label]}[**{label}**] — {claim['claim']}", expanded=False):
         st.markdown(claim_prose(claim))
         st.caption(f"claim id `{claim['id']}`")
 

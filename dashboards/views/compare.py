@@ -3,7 +3,6 @@ metric's difference with its 95 % t-interval, churn and PD between the two, down
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import json
 import zipfile
@@ -13,11 +12,11 @@ import streamlit as st
 import simulator
 from dashboards import jobs
 from simulator import config
-from simulator.experiments.paired import compare
+from simulator.experiments.paired import FEW_SEEDS, compare
 from simulator.measure.definitions import GLOSSARY
 
-FEW_SEEDS = 5  # below this a 95 % t-interval is too wide to resolve the differences these runs show
-KEYS = [f"{name}.{f.name}" for name, section in config.SECTIONS.items() for f in dataclasses.fields(section)]
+# Any key but the two the comparison sets itself (each seed's run.seed, and the hours below).
+KEYS = [key for key in config.all_keys() if key not in ("run.seed", "run.duration_hours")]
 
 st.title("Compare")
 st.caption("Two systems, the same queries and the same user noise (paired replays): every difference is the "
@@ -44,10 +43,10 @@ with st.form("compare_inputs"):
 
 if submitted and st.session_state.get("compare_job") is None:
     try:
-        if int(seeds) < 1:
-            raise simulator.ConfigError(f"seeds: {int(seeds)} is out of range; allowed: 1 ≤ value")
-        base = [f"run.duration_hours={float(hours)}"]
+        base = [config.override_text("run.duration_hours", float(hours))]
         systems = [simulator.load(chosen, overrides=[*base, f"{key}={value}"]) for value in (value_a, value_b)]
+        if int(seeds) < 1:  # compare() says so too, but only once it runs
+            raise simulator.ConfigError(f"seeds: {int(seeds)} is out of range; allowed: 1 ≤ value")
     except simulator.ConfigError as err:
         st.error(f"Not compared: {err}")
     else:
@@ -104,12 +103,14 @@ if len(result.seeds) < FEW_SEEDS:
                + f". Use at least {FEW_SEEDS} seeds before reading a difference as real.")
 
 table = result.frame()
-resolved = (table["95 % low"] > 0) | (table["95 % high"] < 0)
-table.insert(len(table.columns), "resolved", resolved.map({True: "yes: the interval excludes 0", False: "no"}))
+table["excludes 0"] = table["excludes 0"].map({True: "yes", False: "no", None: "–"})
 st.dataframe(table.style.format({c: "{:.5g}" for c in ("A", "B", "value", "95 % low", "95 % high")}, na_rep=""),
              hide_index=True, width="stretch",
              column_config={"value": st.column_config.NumberColumn("B − A, or between", help=GLOSSARY["interval"]),
-                            "metric": st.column_config.TextColumn(help="The Glossary page defines each.")})
+                            "metric": st.column_config.TextColumn(help="The Glossary page defines each."),
+                            "excludes 0": st.column_config.TextColumn(
+                                help="Whether B − A's 95 % interval excludes 0 (– for churn and PD, measures between "
+                                     "A and B that are ≥ 0 anyway, and for one seed, which has no interval)")})
 
 archive = io.BytesIO()
 with zipfile.ZipFile(archive, "w") as zipped:

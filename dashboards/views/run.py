@@ -21,7 +21,7 @@ from simulator.measure.definitions import GLOSSARY
 from simulator.measure.runs import auction_snapshot, calibration_table, learning_curve
 
 HISTORY = 8  # finished runs kept in the session, newest first
-# The inputs the form offers: (key, label); help texts come from the config fields' own documentation.
+# The inputs the sidebar offers: (key, label); help texts come from the config fields' own documentation.
 INPUTS = [("run.seed", "Seed"), ("run.duration_hours", "Simulated hours"),
           ("traffic.queries_per_minute", "Queries per minute (daily mean)"), ("auction.reserve", "Reserve per click"),
           ("model.transfer", "Transfer τ"), ("train.deploy_every_minutes", "Deploy every (simulated minutes)"),
@@ -33,42 +33,32 @@ def _value(scenario: simulator.Scenario, key: str):
     return getattr(getattr(scenario, section), name)
 
 
-def _override(key: str, value) -> str:
-    if isinstance(value, bool):
-        return f"{key}={'true' if value else 'false'}"
-    if isinstance(value, str):
-        return f'{key}="{value}"'
-    return f"{key}={value!r}"
-
-
-def _form(names: list[str], busy: bool) -> tuple[str, dict, list[str], bool]:
-    """The sidebar: a scenario and a form of inputs (nothing reruns until Run; Run is locked while a run goes, which
-    goes on on its own thread whatever the page does)."""
+def _sidebar(names: list[str], busy: bool) -> tuple[str, dict, list[str], bool]:
+    """The sidebar's inputs (a rerun per edit only redraws the page: a run goes on on its own thread whatever the
+    page does), and Run, locked while a run goes."""
     with st.sidebar:
         st.header("Scenario")
         chosen = st.selectbox("Scenario", names, index=names.index("smoke") if "smoke" in names else 0,
                               help="A shipped scenario (scenarios/*.toml); the inputs below start at its values.")
         base = simulator.load(chosen)
-        with st.form("inputs", border=False):
-            values = {}
-            for key, label in INPUTS:
-                default, help_text, widget_key = _value(base, key), config.field_help(key), f"{chosen}:{key}"
-                if isinstance(default, bool):
-                    values[key] = st.checkbox(label, value=default, help=help_text, key=widget_key)
-                elif key == "model.transfer":
-                    values[key] = st.selectbox(label, list(TRANSFERS), index=list(TRANSFERS).index(default),
-                                               help=help_text, key=widget_key)
-                elif isinstance(default, int):
-                    values[key] = st.number_input(label, value=default, step=1, help=help_text, key=widget_key)
-                else:
-                    values[key] = st.number_input(label, value=float(default), format="%g", help=help_text,
-                                                  key=widget_key)
-            extra = st.text_area("More overrides", "", key=f"{chosen}:extra",
-                                 help="section.key=value, one per line, e.g. train.learning_rate=0.05 "
-                                      "(docs/configuration.md lists every key)")
-            submitted = st.form_submit_button("Run", type="primary", disabled=busy,
-                                              help="Runs on its own thread: the page stays usable meanwhile.")
-    overrides = [_override(key, value) for key, value in values.items()]
+        values = {}
+        for key, label in INPUTS:
+            default, help_text, widget_key = _value(base, key), config.field_help(key), f"{chosen}:{key}"
+            if isinstance(default, bool):
+                values[key] = st.checkbox(label, value=default, help=help_text, key=widget_key)
+            elif key == "model.transfer":
+                values[key] = st.selectbox(label, list(TRANSFERS), index=list(TRANSFERS).index(default),
+                                           help=help_text, key=widget_key)
+            elif isinstance(default, int):
+                values[key] = st.number_input(label, value=default, step=1, help=help_text, key=widget_key)
+            else:
+                values[key] = st.number_input(label, value=float(default), format="%g", help=help_text, key=widget_key)
+        extra = st.text_area("More overrides", "", key=f"{chosen}:extra",
+                             help="section.key=value, one per line, e.g. train.learning_rate=0.05 "
+                                  "(docs/configuration.md lists every key); they win over the fields above")
+        submitted = st.button("Run", type="primary", disabled=busy,
+                              help="Runs on its own thread: the page stays usable meanwhile.")
+    overrides = [config.override_text(key, value) for key, value in values.items()]
     overrides += [line.strip() for line in extra.splitlines() if line.strip()]
     inputs = {"scenario": chosen, **{label: values[key] for key, label in INPUTS}, "more overrides": extra.strip()}
     return chosen, inputs, overrides, submitted
@@ -121,7 +111,7 @@ def _fmt(value: float, spec: str) -> str:
     return "—" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
 
 
-def _downloads(job: jobs.Job, output: simulator.RunOutput) -> None:
+def _downloads(job: jobs.Job, output: simulator.RunOutput, summary: dict) -> None:
     metrics = output.metrics()
     parquet = io.BytesIO()
     metrics.to_parquet(parquet, index=False)
@@ -131,24 +121,27 @@ def _downloads(job: jobs.Job, output: simulator.RunOutput) -> None:
                                help="One row per tick: traffic, auction and training numbers.")
     columns[1].download_button("Metrics (parquet)", parquet.getvalue(), f"{stem}-metrics.parquet",
                                "application/octet-stream")
-    columns[2].download_button("Summary (JSON)", json.dumps(output.summary(), indent=2, default=float),
+    columns[2].download_button("Summary (JSON)", json.dumps(summary, indent=2, default=float),
                                f"{stem}-summary.json", "application/json")
     columns[3].download_button("Config (TOML)", config.dumps(output.scenario), f"{stem}-config.toml",
-                               "application/toml", help="The fully resolved scenario: `adfloor run` reruns it exactly.")
+                               "application/toml", help="The fully resolved scenario: `adfloor run` reruns it exactly (to its whole duration, "
+                                    "if this run was stopped).")
 
 
-def _results(job: jobs.Job, inputs_now: dict) -> None:
-    """One finished run: what produced it, whether the form has moved on, its numbers, charts and downloads."""
+def _results(job: jobs.Job, inputs_now: dict, running: bool) -> None:
+    """One finished run: what produced it, whether the inputs have moved on, its numbers, charts and downloads."""
     if job.error is not None:
         st.error(f"{job.label} failed: {job.error}")
         return
     output: simulator.RunOutput = job.result
     st.subheader(f"Results of {job.label}")
-    st.caption(" · ".join(f"{name}: {value}" for name, value in job.inputs.items() if value != ""))
+    resolved = [f"{label}: {_value(output.scenario, key)}" for key, label in INPUTS]  # what ran, overrides included
+    st.caption(" · ".join([f"scenario: {job.inputs['scenario']}", *resolved]
+                          + ([f"more overrides: {job.inputs['more overrides']}"] if job.inputs["more overrides"] else [])))
     changed = [name for name, value in inputs_now.items() if job.inputs.get(name) != value]
-    if changed:
-        st.warning(f"Stale: the form now differs from these results' inputs ({', '.join(changed)}). Press **Run** "
-                   "to run the new inputs.")
+    if changed and not running:
+        st.warning(f"Stale: the inputs now differ from these results' ({', '.join(changed)}). Press **Run** to run "
+                   "them.")
     summary = output.summary()
     if output.stopped:
         st.warning(f"This run {output.stopped}: the numbers below cover the simulated time before it "
@@ -162,7 +155,7 @@ def _results(job: jobs.Job, inputs_now: dict) -> None:
         ("Oracle log loss", _fmt(summary["oracle_logloss"], ".4f"), "oracle_logloss"),
     ]):
         column.metric(label, value, help=GLOSSARY.get(help_key) if help_key else None)
-    _downloads(job, output)
+    _downloads(job, output, summary)
     curve = learning_curve(output).set_index("sim_time")
     left, right = st.columns(2)
     left.subheader("Learning curve vs the oracle")
@@ -182,7 +175,7 @@ def _results(job: jobs.Job, inputs_now: dict) -> None:
     else:
         st.info("No trained examples yet: the run stopped before its first training step.")
     st.subheader("Auction snapshots")
-    minute = st.slider("Simulated minute", 0.0, float(output.scenario.run.duration_hours * 60.0), 0.0,
+    minute = st.slider("Simulated minute", 0.0, float(output.simulated_hours * 60.0), 0.0,
                        step=float(output.scenario.run.tick_minutes))
     st.caption("The first queries of that tick: each shown ad with its position (1 = top), treatment, predicted and "
                "true CTR, price per click (money units) and whether the user clicked.")
@@ -195,7 +188,7 @@ st.title("adfloor — search-ads auction testbed")
 st.caption("World → τ(Q·U) → VCG → clicks → online training → redeploy, on simulated time. The Glossary page "
            "explains every number.")
 live = st.session_state.get("live")
-chosen, inputs, overrides, submitted = _form(config.shipped_scenarios(), busy=live is not None)
+chosen, inputs, overrides, submitted = _sidebar(config.shipped_scenarios(), busy=live is not None)
 if submitted and live is None:
     _start(chosen, inputs, overrides)
 _watch()
@@ -211,4 +204,4 @@ else:
         shown = st.radio("Show", labels, index=labels.index(shown) if shown in labels else 0, horizontal=True,
                          help=f"The last {HISTORY} runs made since the app opened, newest first.")
         st.session_state["shown"] = shown
-    _results(runs[labels.index(shown) if shown in labels else 0], inputs)
+    _results(runs[labels.index(shown) if shown in labels else 0], inputs, running=live is not None)

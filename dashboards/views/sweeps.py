@@ -3,23 +3,21 @@ results: a metric against a parameter with 95 % t-interval bars, two-parameter h
 
 from __future__ import annotations
 
-import dataclasses
 import tomllib
 from pathlib import Path
 
 import altair as alt
 import pandas as pd
 import streamlit as st
-import tomli_w
 
 from dashboards import jobs
 from simulator import config
 from simulator.config import ConfigError
 from simulator.experiments.sweep import (load_results, metric_by_parameter, multiplicative, parameters, plan,
-                                         run_sweep, unfinished)
+                                         run_sweep, unfinished, write_sweep)
 
 RUNS = Path("runs")
-KEYS = [f"{name}.{f.name}" for name, section in config.SECTIONS.items() for f in dataclasses.fields(section)]
+KEYS = [key for key in config.all_keys() if key not in ("run.seed", "run.duration_hours")]  # set by the form
 
 st.title("Sweeps")
 st.caption("A sweep runs a scenario over a grid of settings and seeds (`adfloor sweep FILE` from a shell; here from "
@@ -40,18 +38,6 @@ def _start(folder: Path, label: str) -> None:
     st.session_state["sweep_folder"] = str(folder)
 
 
-def _new_sweep(folder: Path, text: str) -> None:
-    """Write `folder`/sweep.toml and check it plans (the folder is removed again if it does not)."""
-    folder.mkdir(parents=True)
-    (folder / "sweep.toml").write_text(text)
-    try:
-        plan(folder / "sweep.toml")
-    except ConfigError:
-        (folder / "sweep.toml").unlink()
-        folder.rmdir()
-        raise
-
-
 with st.expander("Start a sweep", expanded=not any(RUNS.glob("*/cells.parquet"))):
     with st.form("new_sweep"):
         names = config.shipped_scenarios()
@@ -69,17 +55,22 @@ with st.expander("Start a sweep", expanded=not any(RUNS.glob("*/cells.parquet"))
         submitted = st.form_submit_button("Start", type="primary", disabled="sweep_job" in st.session_state)
     if submitted and "sweep_job" not in st.session_state:
         try:
-            grid = {first: tomllib.loads(f"v = {first_values}")["v"]}
-            if second != "—":
-                grid[second] = tomllib.loads(f"v = {second_values or '[]'}")["v"]
+            if second != "—" and second == first:
+                raise ConfigError(f"second key: {second} is the first key already")
+            grid = {}
+            for key, text in ((first, first_values), (second, second_values)):
+                if key == "—":
+                    continue
+                try:
+                    grid[key] = tomllib.loads(f"v = {text or '[]'}")["v"]
+                except tomllib.TOMLDecodeError:
+                    raise ConfigError(f"{key}: values: expected a TOML list, e.g. [0.01, 0.1] or [\"a\", \"b\"], "
+                                      f"got {text!r}") from None
+            if not name.strip() or not name.strip().replace("-", "").replace("_", "").isalnum():
+                raise ConfigError(f"name: {name!r}: expected letters, digits, - and _ only")
             folder = RUNS / f"sweep-{name.strip()}"
-            if not name.strip() or "/" in name:
-                raise ConfigError("name: expected a folder name without '/'")
-            if folder.exists():
-                raise ConfigError(f"name: {folder} exists already; resume it below or choose another name")
-            _new_sweep(folder, tomli_w.dumps({"base": str(config.scenario_file(base)), "seeds": int(seeds),
-                                              "set": {"run.duration_hours": float(hours)}, "grid": grid}))
-        except (ConfigError, tomllib.TOMLDecodeError) as err:
+            write_sweep(folder, base, grid, int(seeds), float(hours))
+        except ConfigError as err:
             st.error(f"Not started: {err}")
         else:
             _start(folder, f"sweep {name.strip()}")
@@ -98,7 +89,11 @@ def _watch() -> None:
 
 
 _watch()
-found = sorted({str(p.parent) for pattern in ("*/cells.parquet", "*/sweep.toml") for p in RUNS.glob(pattern)})
+finished = st.session_state.get("sweep_done")
+if finished is not None and finished.error is not None:
+    st.error(f"{finished.label} failed: {finished.error}")
+found = sorted({str(p.parent) for pattern in ("*/cells.parquet", "*/sweep.toml") for p in RUNS.glob(pattern)},
+               key=lambda folder: Path(folder).stat().st_mtime)  # the newest last
 if not found:
     st.info("No sweeps in runs/ yet: start one above, or run `adfloor sweep scenarios/sweep_example.toml`.")
     st.stop()
@@ -142,14 +137,17 @@ others = [p for p in swept if p != parameter]
 second = columns[2].selectbox("Second parameter (heat map)", ["—", *others]) if others else "—"
 
 table = metric_by_parameter(cells, parameter, metric)
-table["low"], table["high"] = table["mean"] - table["ci95"].fillna(0), table["mean"] + table["ci95"].fillna(0)
+table["low"], table["high"] = table["mean"] - table["ci95"], table["mean"] + table["ci95"]
+bars = bool(table["ci95"].notna().any())
 numeric_parameter = table[parameter].dtype.kind in "fi"
 log_x = numeric_parameter and multiplicative(table[parameter])
 x = alt.X(f"{parameter}:{'Q' if numeric_parameter else 'N'}", title=parameter + (" (log scale)" if log_x else ""),
           scale=alt.Scale(type="log") if log_x else alt.Undefined, axis=alt.Axis(labelAngle=0))
-y_title = f"{metric} (mean over seeds, 95 % t-interval)"
-chart = (alt.Chart(table).mark_line(point=True).encode(x=x, y=alt.Y("mean:Q", title=y_title, scale=alt.Scale(zero=False)))
-         + alt.Chart(table).mark_errorbar().encode(x=x, y=alt.Y("low:Q", title=y_title), y2="high:Q"))
+y_title = f"{metric} (mean over seeds" + (", 95 % t-interval)" if bars else "; one seed: no interval)")
+chart = alt.Chart(table).mark_line(point=True).encode(x=x, y=alt.Y("mean:Q", title=y_title, scale=alt.Scale(zero=False)))
+if bars:
+    chart += alt.Chart(table.dropna(subset=["ci95"])).mark_errorbar().encode(x=x, y=alt.Y("low:Q", title=y_title),
+                                                                             y2="high:Q")
 st.subheader(f"{metric} by {parameter}")
 st.altair_chart(chart, width="stretch")
 st.dataframe(table.drop(columns=["low", "high"]), hide_index=True)

@@ -18,6 +18,8 @@ from simulator.measure.paired import paired_ticks, paired_totals
 
 # The whole-run numbers each system has (compared as B − A), and those measured between the two.
 PER_SYSTEM = ("revenue", "welfare", "clicks", "pv_logloss", "calibration_overall", "pv_auc")
+# Fewer seeds than this give 95 % t-intervals too wide to resolve the differences runs of a few hours show.
+FEW_SEEDS = 5
 BETWEEN = ("ads_query_churn", "ad_set_churn", "winner_churn", "prediction_difference", "prediction_difference_impressions")
 
 
@@ -41,18 +43,20 @@ class Comparison:
 
     def frame(self) -> pd.DataFrame:
         """Per metric: A's and B's means, then B − A (or, for churn and PD, the measure between the two) with its
-        95 % t-interval over seeds; `kind` says which."""
+        95 % t-interval over seeds; `kind` says which. `excludes 0`: whether B − A's interval excludes 0 (None for
+        measures between the two, which are ≥ 0 anyway, and for one seed, which has no interval)."""
         s = self.summary().set_index("quantity")
         a, b = self.names
         rows = []
         for metric in PER_SYSTEM:
             mean, half = s.loc[f"{metric}_diff", "mean"], s.loc[f"{metric}_diff", "ci95"]
             rows.append({"metric": metric, a: s.loc[f"{metric}_{a}", "mean"], b: s.loc[f"{metric}_{b}", "mean"],
-                         "value": mean, "95 % low": mean - half, "95 % high": mean + half, "kind": f"{b} − {a}"})
+                         "value": mean, "95 % low": mean - half, "95 % high": mean + half, "kind": f"{b} − {a}",
+                         "excludes 0": None if half != half else bool(abs(mean) > half)})
         for metric in BETWEEN:
             mean, half = s.loc[metric, "mean"], s.loc[metric, "ci95"]
             rows.append({"metric": metric, a: float("nan"), b: float("nan"), "value": mean, "95 % low": mean - half,
-                         "95 % high": mean + half, "kind": f"between {a} and {b}"})
+                         "95 % high": mean + half, "kind": f"between {a} and {b}", "excludes 0": None})
         return pd.DataFrame(rows)
 
     def table(self) -> str:
@@ -94,6 +98,8 @@ def compare(a: Scenario, b: Scenario, seeds: list[int], names: tuple[str, str] =
     """
     if names[0] == names[1]:
         raise ValueError("compare: the two systems need different names")
+    if not seeds:
+        raise ValueError("compare: seeds: expected at least one seed")
     if open_loop and (a.model.oracle or b.model.oracle):
         raise ValueError("compare: the open-loop control needs two learned models (model.oracle = false)")
     ticks, per_seed = [], []

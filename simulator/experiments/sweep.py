@@ -22,6 +22,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import shutil
 import time
 import zlib
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
+import tomli_w
 
 from simulator import config as config_module
 from simulator.config import ConfigError
@@ -62,10 +64,6 @@ class SweepPlan:
     cells: tuple[Cell, ...]
 
 
-def _toml_value(value: Any) -> str:
-    return json.dumps(value) if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else repr(value)
-
-
 def plan(path: str | Path) -> SweepPlan:
     """Read and validate a sweep file; every cell's scenario is checked before anything runs."""
     data = config_module.read_toml(path)
@@ -88,7 +86,7 @@ def plan(path: str | Path) -> SweepPlan:
     rng = np.random.default_rng(zlib.crc32(str(base).encode()))
     draws = [tuple((key, _draw(key, spec, rng)) for key, spec in sorted(random.items())) for _ in range(samples)]
     settings = [c + d for c in combos for d in (draws or [()])]
-    base_scenario = config_module.load(base, overrides=[f"{k}={_toml_value(v)}" for k, v in shared])
+    base_scenario = config_module.load(base, overrides=[config_module.override_text(k, v) for k, v in shared])
     seeds = data.get("seeds", [base_scenario.run.seed])
     if isinstance(seeds, int) and not isinstance(seeds, bool) and seeds >= 1:
         seeds = list(range(base_scenario.run.seed, base_scenario.run.seed + seeds))
@@ -99,6 +97,29 @@ def plan(path: str | Path) -> SweepPlan:
     for cell in cells:
         scenario_for(base, shared, cell)  # validate now: a typo fails before hours of work, not in a worker
     return SweepPlan(base, shared, cells)
+
+
+def write_sweep(folder: str | Path, base: str, grid: dict[str, list], seeds: int, hours: float) -> SweepPlan:
+    """A new sweep in `folder`: its sweep.toml (the shipped scenario `base`, a grid of keys × `seeds` seeds, `hours`
+    of simulated time per cell), planned and so validated; nothing is left behind when it does not plan."""
+    folder = Path(folder)
+    if folder.exists():
+        raise ConfigError(f"sweep folder {str(folder)!r}: exists already (resume it, or choose another name)")
+    for key, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"sweep.grid.{key}: expected a non-empty list of values")
+    text = tomli_w.dumps({"base": str(config_module.find_scenario(base).resolve()), "seeds": seeds,
+                          "set": {"run.duration_hours": hours}, "grid": grid})
+    try:
+        folder.mkdir(parents=True)
+    except OSError as err:
+        raise ConfigError(f"sweep folder {str(folder)!r}: cannot be made ({err.strerror})") from None
+    (folder / "sweep.toml").write_text(text)
+    try:
+        return plan(folder / "sweep.toml")
+    except ConfigError:
+        shutil.rmtree(folder)
+        raise
 
 
 def _draw(key: str, spec: Any, rng: np.random.Generator) -> Any:
@@ -115,7 +136,7 @@ def _draw(key: str, spec: Any, rng: np.random.Generator) -> Any:
 
 
 def scenario_for(base: Path, shared: tuple, cell: Cell):
-    overrides = [f"{k}={_toml_value(v)}" for k, v in (*shared, *cell.overrides)]
+    overrides = [config_module.override_text(k, v) for k, v in (*shared, *cell.overrides)]
     return config_module.load(base, overrides=overrides, seed=cell.seed)
 
 

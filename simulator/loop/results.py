@@ -34,7 +34,14 @@ class RunOutput:
     queries: int
     probes: list  # list[ProbeRecord], one per tick
     training_logs: list | None = None  # what the trainer was fed, when the run was asked to keep it
-    stopped: str | None = None  # why the run ended early (training diverged), else None
+    stopped: str | None = None  # why the run ended early (training diverged, a stop request), else None
+
+    @property
+    def simulated_hours(self) -> float:
+        """The simulated time the run covered: its duration, or up to the end of its last tick when it stopped early."""
+        if self.stopped is None or not self.rows:
+            return self.scenario.run.duration_hours
+        return min(self.rows[-1]["sim_minute"] + self.scenario.run.tick_minutes, 60.0 * self.scenario.run.duration_hours) / 60.0
 
     def probe_arrays(self) -> dict[str, np.ndarray]:
         """The probed queries' pCTRs: minute[P], query[P], pctr[P, N, T, K], valid[P, N], candidates[P, N] (ad ids),
@@ -79,7 +86,7 @@ class RunOutput:
         frame = self.metrics()
         pv = self.pv_arrays()
         prediction, label, truth, weight = pv["prediction"], pv["label"], pv["truth"], pv["weight"]
-        final = pv["minute"] >= (1 - FINAL_WINDOW_SHARE) * 60.0 * self.scenario.run.duration_hours
+        final = pv["minute"] >= (1 - FINAL_WINDOW_SHARE) * 60.0 * self.simulated_hours
         base_entropy = entropy_of_mean(label, weight)
         calibration = calibration_by_decile(prediction, label, weight=weight)
         timing_total = sum(self.timers.get(k, 0.0) for k in TIMING_KEYS)
@@ -87,7 +94,7 @@ class RunOutput:
             "seed": self.scenario.run.seed,
             "stopped": self.stopped,
             "oracle_model": self.scenario.model.oracle,
-            "sim_hours": self.scenario.run.duration_hours,
+            "sim_hours": self.simulated_hours,
             "queries": int(frame["queries"].sum()),
             "impressions": int(frame["impressions"].sum()),
             "clicks": int(frame["clicks"].sum()),

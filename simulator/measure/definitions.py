@@ -69,16 +69,17 @@ GLOSSARY = {
                "the ad's true CTR there (bids are truthful: value = bid), in the bids' money units",
     "pv_logloss": "progressive-validation log loss: each example is scored by the model before the model trains on "
                   "it, so every example is a test example (single pass, no held-out set); lower is better",
-    "oracle_logloss": "the same log loss with the world's true CTR as the prediction: the floor a model can reach "
-                      "on these examples (the clicks are random even when the CTR is known)",
+    "oracle_logloss": "the same log loss with the world's true CTR as the prediction: the floor a model reaches in "
+                      "expectation on these examples (the clicks are random even when the CTR is known)",
     "oracle": "a model that scores with the world's true CTR; the testbed's reference for accuracy, revenue and "
               "welfare (production systems cannot have one)",
     "normalized_entropy": "log loss over the entropy of the mean click rate: 1 is no better than predicting the "
                           "average; lower is better",
     "auc": "the chance that a random clicked example is scored above a random non-clicked one (0.5 is chance)",
     "calibration": "Σ pCTR / Σ clicks (or / Σ true CTR, against truth) − 1: 0 is calibrated, > 0 over-predicts",
-    "pd": "prediction difference (SmeLU eq. 2): mean |p₁ − p₂| / ((p₁ + p₂) / 2) of two models that differ only "
-          "in a nuisance seed, over the same fixed examples; 0 is reproducible, 2 is the bound",
+    "pd": "prediction difference (SmeLU eq. 2): mean |p₁ − p₂| / ((p₁ + p₂) / 2) of two models over the same "
+          "fixed examples; 0 is identical, 2 is the bound. In the reports the two are replicas that differ only in a "
+          "nuisance seed (irreproducibility); on the Compare page they are A and B",
     "churn": "ad-set churn: the share of queries whose shown ad set differs between two systems on the same traffic; "
              "winner churn: the same for the top ad; ads/query churn (Factory Floor Table 3): the relative "
              "difference in the number of ads shown per query",
@@ -90,7 +91,9 @@ GLOSSARY = {
                 "12.7 standard errors wide on each side, so a handful of seeds resolves little",
     "vcg": "the Vickrey–Clarke–Groves auction: the page (ads, treatments, positions) of highest total value; each "
            "shown ad pays the harm its presence does to the others",
-    "gsp": "the generalized second-price auction: ads ranked by bid × quality, each paying the least bid that "
-           "keeps its position",
+    "gsp": "generalized second price. In the loop (`auction.mechanism = gsp`) and the explorer's 'GSP, all "
+           "treatments': VCG's page, each ad paying its threshold price, the least bid that keeps its placement. "
+           "The classic GSP (the explorer's text-only column): ads ranked by bid × quality, each paying the next "
+           "ad's score over its own quality",
     "position": "positions count from 1 (the top) in the app and reports; JSON auction files count from 0",
 }

@@ -154,6 +154,26 @@ def claims_markdown(study: Study, entries: list[dict], results: list[dict], seed
     return "\n".join(lines)
 
 
+VERDICT_COLOURS = {"reproduced": "green", "not reproduced": "red", "not testable here": "gray"}
+
+
+def verdict_of(e: dict) -> str:
+    """A claim entry's verdict in words: reproduced, not reproduced, or not testable here."""
+    return _verdict_word(e, "reproduced", "not reproduced", "not testable here")
+
+
+def claims_table(entries: list[dict], coloured: bool = False) -> str:
+    """The claims as a markdown table, verdict first (in Streamlit's colours with `coloured`): verdict, claim,
+    measured effect, mean [95 % interval], source."""
+    def verdict(e: dict) -> str:
+        word = verdict_of(e)
+        return f":{VERDICT_COLOURS[word]}[**{word}**]" if coloured else f"**{word}**"
+    lines = ["| verdict | claim | measured effect | mean [95 % interval] | source |", "|---|---|---|---|---|"]
+    lines += [f"| {verdict(e)} | {e['claim']} (`{e['id']}`) | {e['effect']} | {fmt(e['mean'])} "
+              f"[{fmt(e['ci95'][0])}, {fmt(e['ci95'][1])}] | {e['source']} |" for e in entries]
+    return "\n".join(lines)
+
+
 def claim_prose(e: dict) -> str:
     """One claim's paragraph in markdown: the claim, its effect with the interval and per-seed values, whether the
     switch acts, the control, the side numbers and, where it did not reproduce, the written reason."""
