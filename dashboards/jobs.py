@@ -9,6 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import streamlit as st
+
 
 @dataclass
 class Job:
@@ -63,3 +65,27 @@ def start(job: Job, work: Callable[[Job], Any]) -> Job:
     job._thread = threading.Thread(target=target, name=f"adfloor-{job.label}", daemon=True)
     job._thread.start()
     return job
+
+
+def watch(key: str, finished: Callable[[Job], None], stop: str | None = None, stop_help: str = "",
+          note: str | None = None) -> None:
+    """Show the job in `st.session_state[key]` live: its progress (refreshed every second), `note` before it has
+    any, a Stop button labelled `stop`; when it ends, hand it to `finished` and rerun the page to show it."""
+
+    @st.fragment(run_every=1.0)
+    def live() -> None:
+        job = st.session_state.get(key)
+        if job is None:
+            return
+        if job.done:
+            del st.session_state[key]
+            finished(job)
+            st.rerun(scope="app")
+        st.progress(job.fraction, text=f"{job.label}: {job.message} · {job.eta_text()}")
+        if note and job.fraction == 0.0:
+            st.caption(note)
+        if stop and st.button(stop, help=stop_help):
+            job.request_stop()
+            st.toast("Stopping: what is finished is kept.")
+
+    live()

@@ -133,11 +133,11 @@ def to_dict(scenario: Scenario) -> dict[str, dict[str, Any]]:
 def parse_override(text: str) -> tuple[str, str, Any]:
     """Parse `section.key=value` (value in TOML syntax; bare words are strings)."""
     if "=" not in text:
-        raise ConfigError(f"--set {text!r}: expected section.key=value")
+        raise ConfigError(f"override {text!r}: expected section.key=value")
     path, raw = text.split("=", 1)
     parts = path.strip().split(".")
     if len(parts) != 2 or not all(parts):
-        raise ConfigError(f"--set {text!r}: the key must be section.key, e.g. train.batch_size")
+        raise ConfigError(f"override {text!r}: the key must be section.key, e.g. train.batch_size")
     try:
         value = tomllib.loads(f"v = {raw.strip()}")["v"]
     except tomllib.TOMLDecodeError:
@@ -151,7 +151,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     for text in overrides:
         section, key, value = parse_override(text)
         if section not in SECTIONS:
-            raise ConfigError(f"--set {text!r}: unknown section [{section}]; allowed: {', '.join(SECTIONS)}")
+            raise ConfigError(f"override {text!r}: unknown section [{section}]; allowed: {', '.join(SECTIONS)}")
         merged.setdefault(section, {})[key] = value
     return merged
 

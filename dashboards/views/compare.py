@@ -67,20 +67,8 @@ if submitted and st.session_state.get("compare_job") is None:
         st.rerun()
 
 
-@st.fragment(run_every=1.0)
-def _watch() -> None:
-    job = st.session_state.get("compare_job")
-    if job is None:
-        return
-    if job.done:
-        st.session_state["comparison"] = st.session_state.pop("compare_job")
-        st.rerun(scope="app")
-    st.progress(job.fraction, text=f"{job.message} · {job.eta_text()}")
-    if st.button("Stop after the current seed", help="Keeps the seeds finished so far (at least one)."):
-        job.request_stop()
-
-
-_watch()
+jobs.watch("compare_job", lambda job: st.session_state.update(comparison=job), stop="Stop after the current seed",
+           stop_help="Keeps the seeds finished so far (at least one).")
 job = st.session_state.get("comparison")
 if job is None:
     st.info("Choose what differs between A and B and press **Compare**.")

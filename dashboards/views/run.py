@@ -85,26 +85,12 @@ def _start(chosen: str, inputs: dict, overrides: list[str]) -> None:
     st.rerun()
 
 
-@st.fragment(run_every=1.0)
-def _watch() -> None:
-    """The live run's progress, refreshed every second; when it ends the whole page reruns to show it."""
-    job = st.session_state.get("live")
-    if job is None:
-        return
-    if job.done:
-        del st.session_state["live"]
-        runs = st.session_state.setdefault("runs", [])
-        runs.insert(0, job)
-        del runs[HISTORY:]
-        st.session_state["shown"] = job.label
-        st.rerun(scope="app")
-    st.progress(job.fraction, text=f"{job.label}: {job.message} · {job.eta_text()}")
-    if job.fraction == 0.0:
-        st.caption("The first run in this app compiles the model and the auction (about 20 s on 2 cores) before "
-                   "simulated time moves; later runs of the same shapes start at once.")
-    if st.button("Stop", help="End the run at the current simulated time and keep what it has made so far."):
-        job.request_stop()
-        st.toast("Stopping: the results so far are kept.")
+def _keep(job: jobs.Job) -> None:
+    """A finished run joins the history (newest first) and is shown."""
+    runs = st.session_state.setdefault("runs", [])
+    runs.insert(0, job)
+    del runs[HISTORY:]
+    st.session_state["shown"] = job.label
 
 
 def _fmt(value: float, spec: str) -> str:
@@ -139,9 +125,10 @@ def _results(job: jobs.Job, inputs_now: dict, running: bool) -> None:
     st.caption(" · ".join([f"scenario: {job.inputs['scenario']}", *resolved]
                           + ([f"more overrides: {job.inputs['more overrides']}"] if job.inputs["more overrides"] else [])))
     changed = [name for name, value in inputs_now.items() if job.inputs.get(name) != value]
-    if changed and not running:
-        st.warning(f"Stale: the inputs now differ from these results' ({', '.join(changed)}). Press **Run** to run "
-                   "them.")
+    if changed:
+        st.warning(f"Stale: the inputs now differ from these results' ({', '.join(changed)}). "
+                   + ("A run is going: its results will show here when it ends." if running
+                      else "Press **Run** to run them."))
     summary = output.summary()
     if output.stopped:
         st.warning(f"This run {output.stopped}: the numbers below cover the simulated time before it "
@@ -191,7 +178,9 @@ live = st.session_state.get("live")
 chosen, inputs, overrides, submitted = _sidebar(config.shipped_scenarios(), busy=live is not None)
 if submitted and live is None:
     _start(chosen, inputs, overrides)
-_watch()
+jobs.watch("live", _keep, stop="Stop", stop_help="End the run at the current simulated time and keep what it has made.",
+           note="The first run in this app compiles the model and the auction (about 20 s on 2 cores) before simulated "
+                "time moves; later runs of the same shapes start at once.")
 
 runs: list[jobs.Job] = st.session_state.get("runs", [])
 if not runs:

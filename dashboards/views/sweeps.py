@@ -77,18 +77,7 @@ with st.expander("Start a sweep", expanded=not any(RUNS.glob("*/cells.parquet"))
             st.rerun()
 
 
-@st.fragment(run_every=1.0)
-def _watch() -> None:
-    job = st.session_state.get("sweep_job")
-    if job is None:
-        return
-    if job.done:
-        st.session_state["sweep_done"] = st.session_state.pop("sweep_job")
-        st.rerun(scope="app")
-    st.progress(job.fraction, text=f"{job.label}: {job.message} · {job.eta_text()}")
-
-
-_watch()
+jobs.watch("sweep_job", lambda job: st.session_state.update(sweep_done=job))
 finished = st.session_state.get("sweep_done")
 if finished is not None and finished.error is not None:
     st.error(f"{finished.label} failed: {finished.error}")
@@ -176,4 +165,8 @@ if len(failed):
     st.dataframe(failed[["cell", "seed", *swept, "error"]], hide_index=True)
 with st.expander("All cells"):
     st.dataframe(cells, hide_index=True)
-    st.download_button("Cells (CSV)", cells.to_csv(index=False), f"{folder.name}-cells.csv", "text/csv")
+    left, right = st.columns(2)
+    left.download_button("Cells (CSV)", cells.to_csv(index=False), f"{folder.name}-cells.csv", "text/csv",
+                         help="One row per cell: its settings, seed, status and summary numbers.")
+    right.download_button("Ticks (CSV)", ticks.to_csv(index=False), f"{folder.name}-ticks.csv", "text/csv",
+                          help="Every cell's per-tick metrics, with its settings and seed.")
