@@ -20,7 +20,7 @@ from simulator import config
 from simulator.measure.definitions import GLOSSARY
 from simulator.measure.runs import auction_snapshot, calibration_table, learning_curve
 
-HISTORY = 8  # finished runs kept in the session, newest first
+HISTORY = 5  # finished runs kept in the session, newest first (a default 24-h run's log is a few hundred MB)
 # The inputs the sidebar offers: (key, label); help texts come from the config fields' own documentation.
 INPUTS = [("run.seed", "Seed"), ("run.duration_hours", "Simulated hours"),
           ("traffic.queries_per_minute", "Queries per minute (daily mean)"), ("auction.reserve", "Reserve per click"),

@@ -93,8 +93,15 @@ try:
     ticks, cells = load_results(folder)
 except ConfigError:
     ticks, cells = pd.DataFrame(), pd.DataFrame({"status": []})
+@st.cache_data(show_spinner=False)
+def _plan(path: str, modified: float):
+    """The sweep file's plan, validated once per version of the file (planning checks every cell's scenario)."""
+    return plan(path)
+
+
 try:
-    saved = plan(folder / "sweep.toml") if (folder / "sweep.toml").is_file() else None
+    saved = _plan(str(folder / "sweep.toml"), (folder / "sweep.toml").stat().st_mtime) \
+        if (folder / "sweep.toml").is_file() else None
 except ConfigError as err:
     st.warning(f"This sweep's plan no longer loads, so it cannot be resumed: {err}")
     saved = None
