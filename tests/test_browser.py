@@ -23,6 +23,8 @@ from auction.instance import from_json, to_json
 from tests.conftest import ROOT
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# How long a run, a comparison or a sweep may take (each ~15 s alone; several times that on a loaded 2-core machine).
+WORK_TIMEOUT = 600_000
 playwright = pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium on this machine (make test installs it)")
 
@@ -98,12 +100,12 @@ def test_every_page_does_its_main_task_in_a_real_browser(app_url, tmp_path):
         page.get_by_role("spinbutton", name="Simulated hours", exact=True).fill("0.3")
         timings.measure("first run (0.3 h; compiles, not an interaction)",
                         lambda: page.get_by_role("button", name="Run").click(), page.get_by_text("Results of run #1"),
-                        timeout=180_000)
+                        timeout=WORK_TIMEOUT)
         page.get_by_text("Learning curve vs the oracle").wait_for()
         assert page.get_by_text("Simulated hours: 0.3").count() == 1
         page.get_by_role("spinbutton", name="Seed", exact=True).fill("1")
         page.get_by_role("button", name="Run").click()
-        page.get_by_text("Results of run #2").wait_for(timeout=120_000)
+        page.get_by_text("Results of run #2").wait_for(timeout=WORK_TIMEOUT)
         charts = page.locator("[data-testid='stVegaLiteChart']")
         for _ in range(60):  # the charts draw seconds after the text on a loaded 2-core machine
             if charts.count() >= 3:
@@ -138,7 +140,7 @@ def test_every_page_does_its_main_task_in_a_real_browser(app_url, tmp_path):
         page.get_by_role("spinbutton", name="Simulated hours per run").fill("0.1")
         page.get_by_role("spinbutton", name="Seeds", exact=True).fill("2")
         page.get_by_role("button", name="Compare").click()
-        page.get_by_text("Use at least 5 seeds").wait_for(timeout=180_000)
+        page.get_by_text("Use at least 5 seeds").wait_for(timeout=WORK_TIMEOUT)
         page.locator("[data-testid='stDataFrame']").first.wait_for()  # the comparison table
         _no_traceback(page)
 
@@ -149,7 +151,7 @@ def test_every_page_does_its_main_task_in_a_real_browser(app_url, tmp_path):
         page.get_by_role("spinbutton", name="Seeds per setting").fill("1")
         page.get_by_role("textbox", name="First key's values").fill("[0.02, 0.05]")
         page.get_by_role("button", name="Start").click()
-        page.get_by_text("2 cells: 2 done").wait_for(timeout=180_000)
+        page.get_by_text("2 cells: 2 done").wait_for(timeout=WORK_TIMEOUT)
         _no_traceback(page)
 
         # Claims and glossary: the shipped report reads as a report
