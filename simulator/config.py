@@ -56,9 +56,14 @@ SECTIONS = {
 }
 
 
+def _default(f: dataclasses.Field) -> Any:
+    """A config field's default value (a fresh list for list fields)."""
+    return f.default if f.default is not dataclasses.MISSING else f.default_factory()
+
+
 def _check_value(key: str, f: dataclasses.Field, value: Any) -> Any:
     """Coerce and check one field's value against its metadata; raise ConfigError naming `key` on anything off."""
-    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+    default = _default(f)
     meta = f.metadata
     if isinstance(default, bool):
         if not isinstance(value, bool):
@@ -233,7 +238,7 @@ def reference_markdown() -> str:
     for name, cls in SECTIONS.items():
         lines += [f"## [{name}]", "", "| key | default | allowed | meaning |", "|---|---|---|---|"]
         for f in dataclasses.fields(cls):
-            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            default = _default(f)
             shown = tomli_w.dumps({"v": default})[4:].strip()
             lines.append(f"| `{name}.{f.name}` | `{shown}` | {_allowed(f, '`')} | {f.metadata.get('doc', '')} |")
         lines.append("")
@@ -250,7 +255,7 @@ def _allowed(f: dataclasses.Field, quote: str = "") -> str:
         return "list of " + " / ".join(f"{quote}{c}{quote}" for c in meta["item_choices"])
     if lo is not None or hi is not None:
         return f"{lo if lo is not None else '−∞'} … {hi if hi is not None else '∞'}"
-    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+    default = _default(f)
     return type(default).__name__
 
 
@@ -261,7 +266,7 @@ def field_help(key: str) -> str:
     if name not in fields:
         raise ConfigError(f"{key}: unknown key")
     f = fields[name]
-    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+    default = _default(f)
     return f"{f.metadata.get('doc', '')} — allowed {_allowed(f)}; default without a scenario {default}"
 
 

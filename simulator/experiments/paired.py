@@ -63,12 +63,12 @@ class Comparison:
         """A short terminal table: per metric, A, B, B − A with its 95 % interval; then churn and PD."""
         a, b = self.names
         lines = [f"{'metric':22s} {a:>14s} {b:>14s} {b + ' − ' + a:>16s} {'± 95 %':>12s}"]
-        for row in self.frame().itertuples(index=False):
-            half = (row[5] - row[4]) / 2
-            if row.metric in PER_SYSTEM:
-                lines.append(f"{row.metric:22s} {row[1]:14.5g} {row[2]:14.5g} {row.value:16.5g} {half:12.3g}")
+        for row in self.frame().to_dict("records"):
+            half = (row["95 % high"] - row["95 % low"]) / 2
+            if row["metric"] in PER_SYSTEM:
+                lines.append(f"{row['metric']:22s} {row[a]:14.5g} {row[b]:14.5g} {row['value']:16.5g} {half:12.3g}")
             else:
-                lines.append(f"{row.metric:22s} {row.value:14.5g} {'':14s} {'':16s} {half:12.3g}")
+                lines.append(f"{row['metric']:22s} {row['value']:14.5g} {'':14s} {'':16s} {half:12.3g}")
         lines.append(f"({len(self.seeds)} seed{'s' if len(self.seeds) > 1 else ''}: {', '.join(map(str, self.seeds))})")
         return "\n".join(lines)
 
