@@ -29,6 +29,7 @@ from models import Examples  # noqa: E402
 from simulator import config  # noqa: E402
 from simulator.loop.builders import build_trainer  # noqa: E402
 from simulator.world.ground_truth import World  # noqa: E402
+from simulator.world.kinds import make_world  # noqa: E402
 
 GOAL = 0.40
 MODELS = {
@@ -72,8 +73,7 @@ def synthetic_examples(world: World, n: int, rng: np.random.Generator) -> Exampl
 def train_step_cost(overrides: list[str], batch_size: int, steps: int = 16) -> dict:
     """Examples/s and FLOP/s of `steps` train steps at `batch_size`, as the loop runs them."""
     scenario = config.load(ROOT / "scenarios" / "default.toml", [*overrides, f"train.batch_size={batch_size}"])
-    world = World(scenario)
-    world.reset(0)
+    world = make_world(scenario, 0)
     trainer = build_trainer(scenario, world)
     examples = synthetic_examples(world, batch_size * steps, np.random.default_rng(0))
     columns = [*examples[:5], (examples.query - examples.query.min()).astype(np.int32), examples.label]
@@ -95,8 +95,7 @@ def scoring_cost(overrides: list[str], queries: int = 1024) -> dict:
     results = {}
     for name, extra in (("factorized", []), ("unfactorized", ["model.architecture=unfactorized"])):
         scenario = config.load(ROOT / "scenarios" / "default.toml", [*overrides, *extra])
-        world = World(scenario)
-        world.reset(0)
+        world = make_world(scenario, 0)
         trainer = build_trainer(scenario, world)
         raw = jnp.asarray(world.queries(0.0, 60.0).features[:queries])
         graphdef, params, constants = trainer.graphdef, trainer.params, trainer.constants

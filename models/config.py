@@ -53,7 +53,10 @@ class ModelConfig:
     ui_hidden: list = config_field([16], may_be_empty=True, doc="U tower MLP widths ([] = a linear map of the UI features)")
     interaction_dim: int = config_field(8, lo=1, hi=512, doc="length of the Q and U vectors")
     ad_buckets: int = config_field(8192, lo=16, hi=10_000_000, doc="hash buckets for ad ids")
-    cross_buckets: int = config_field(16384, lo=16, hi=10_000_000, doc="hash buckets for query-topic × ad")
+    cross_buckets: int = config_field(16384, lo=16, hi=10_000_000, doc="hash buckets of each cross (the teaching world has "
+                                                                       "one: query topic × ad)")
+    id_buckets: int = config_field(65536, lo=16, hi=100_000_000, doc="hash buckets for the realistic world's query and "
+                                                                     "campaign ids")
     init_seed: int = config_field(0, lo=0, doc="nuisance seed of the initialisation")
     architecture: str = config_field("factorized", choices=tuple(ARCHITECTURES),
                                      doc="factorized: τ(Q·U), U cached per (treatment, position); unfactorized: one tower "

@@ -19,22 +19,52 @@ from models.layers import HiddenLayers, LowRankCross, Mlp
 from models.transfers import TRANSFERS, transfer
 
 @dataclass(frozen=True)
-class FeatureSpec:
-    """Vocabulary of each raw field: (query_topic, query_intent, ad_id, advertiser, ad_topic).
+class SparseField:
+    """One raw column of the model's input: ids in [0, vocabulary), one embedding row each, or hashed into
+    `buckets` rows when `buckets` > 0 (ids that grow or are too many for a row each, as in production)."""
 
-    ad ids are hashed into `ad_buckets`; the cross query_topic × ad id is hashed into `cross_buckets`.
+    name: str
+    vocabulary: int
+    buckets: int = 0
+
+    @property
+    def rows(self) -> int:
+        return self.buckets or self.vocabulary
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """The raw columns (`fields`, in the order of the last axis of the raw array) and the hashed crosses
+    (field a, field b, buckets): each cross hashes the pair of raw ids (a·vocabulary_b + b) into its buckets.
+
+    The world says what its columns are (`World.feature_spec`); every world's first five are the teaching world's
+    (query_topic, query_intent, ad_id, advertiser, ad_topic), so the advertiser is column 3 (the bias slices read
+    it there). The model embeds each field and cross in one table.
     """
 
-    num_topics: int
-    num_intents: int
-    num_advertisers: int
-    ad_buckets: int
-    cross_buckets: int
+    fields: tuple[SparseField, ...]
+    crosses: tuple[tuple[str, str, int], ...] = ()
+
+    @classmethod
+    def teaching(cls, num_topics: int, num_intents: int, num_advertisers: int, ad_buckets: int,
+                 cross_buckets: int) -> FeatureSpec:
+        """The teaching world's columns (query_topic, query_intent, ad_id, advertiser, ad_topic); ad ids hashed into
+        `ad_buckets`, the cross ad × query topic into `cross_buckets`."""
+        return cls((SparseField("query_topic", num_topics), SparseField("query_intent", num_intents),
+                    SparseField("ad_id", 1 << 31, ad_buckets), SparseField("advertiser", num_advertisers),
+                    SparseField("ad_topic", num_topics)), (("ad_id", "query_topic", cross_buckets),))
+
+    def index(self, name: str) -> int:
+        """The raw column of field `name`."""
+        return next(i for i, f in enumerate(self.fields) if f.name == name)
+
+    def vocabulary(self, name: str) -> int:
+        return self.fields[self.index(name)].vocabulary
 
     @property
     def field_sizes(self) -> tuple[int, ...]:
-        """Embedding rows per model field: the five raw fields plus the hashed cross."""
-        return (self.num_topics, self.num_intents, self.ad_buckets, self.num_advertisers, self.num_topics, self.cross_buckets)
+        """Embedding rows per model field: the raw fields, then the hashed crosses."""
+        return (*(f.rows for f in self.fields), *(buckets for _, _, buckets in self.crosses))
 
     @property
     def offsets(self) -> np.ndarray:
@@ -42,17 +72,19 @@ class FeatureSpec:
 
 
 def _hash(x: jax.Array, buckets: int) -> jax.Array:
-    """Multiplicative (Knuth) hash of non-negative int32 ids into [0, buckets)."""
+    """Multiplicative (Knuth) hash of non-negative ids (wrapped to uint32) into [0, buckets)."""
     mixed = x.astype(jnp.uint32) * jnp.uint32(2654435761)
     return ((mixed >> 7) % jnp.uint32(buckets)).astype(jnp.int32)
 
 
 def embedding_ids(spec: FeatureSpec, raw: jax.Array) -> jax.Array:
-    """Raw fields int32[..., 5] → rows of the shared embedding table int32[..., 6]."""
-    topic, intent, ad, advertiser, ad_topic = (raw[..., i] for i in range(5))
-    cross = _hash(ad * spec.num_topics + topic, spec.cross_buckets)
-    ids = jnp.stack([topic, intent, _hash(ad, spec.ad_buckets), advertiser, ad_topic, cross], axis=-1)
-    return ids + jnp.asarray(spec.offsets)
+    """Raw fields int32[..., F] → rows of the shared embedding table int32[..., F + crosses]."""
+    columns = [_hash(raw[..., i], f.buckets) if f.buckets else raw[..., i] for i, f in enumerate(spec.fields)]
+    for a, b, buckets in spec.crosses:
+        pair = raw[..., spec.index(a)].astype(jnp.uint32) * jnp.uint32(spec.vocabulary(b)) \
+            + raw[..., spec.index(b)].astype(jnp.uint32)
+        columns.append(_hash(pair, buckets))
+    return jnp.stack(columns, axis=-1) + jnp.asarray(spec.offsets)
 
 
 @dataclass(frozen=True)
@@ -219,7 +251,7 @@ class CtrModel(nnx.Module):
                    rngs=rngs)
 
     def component_logits(self, raw: jax.Array, treatment: jax.Array, position: jax.Array) -> jax.Array:
-        """Logits float32[B, E] of each component for raw fields int32[B, 5] shown in (treatment, position) int32[B]."""
+        """Logits float32[B, E] of each component for raw fields int32[B, F] shown in (treatment, position) int32[B]."""
         return jnp.stack([c.logit(raw, treatment, position) for c in self.components], axis=-1)
 
     def predict(self, raw: jax.Array, treatment: jax.Array, position: jax.Array) -> jax.Array:
@@ -227,6 +259,6 @@ class CtrModel(nnx.Module):
         return jnp.mean(transfer(self.component_logits(raw, treatment, position), self.transfer), axis=-1)
 
     def score_candidates(self, raw: jax.Array) -> jax.Array:
-        """pCTR float32[B, N, T, K] for raw fields int32[B, N, 5]."""
+        """pCTR float32[B, N, T, K] for raw fields int32[B, N, F]."""
         total = sum(transfer(c.candidate_logits(raw), self.transfer) for c in self.components)
         return total / len(self.components)

@@ -26,7 +26,7 @@ from models.optim import has_key, make_optimizer, parameter_labels
 
 
 class Examples(NamedTuple):
-    """Logged impressions. raw: int32[n, 5]; treatment, position: int32[n]; label: float32[n];
+    """Logged impressions. raw: int32[n, F] (the world's feature columns); treatment, position: int32[n]; label: float32[n];
     weight: float32[n] importance weight (1 when None); query: int64[n] query number, the rank loss's groups."""
 
     raw: np.ndarray
@@ -105,7 +105,7 @@ class OnlineTrainer:
         ui = model.components[0].ui
         features = getattr(ui, "features", ui)
         vocabulary = (features.position_embed.num_embeddings, features.treatment_embed.num_embeddings,
-                      model.spec.num_advertisers)
+                      model.spec.vocabulary("advertiser"))
         self._slice_sizes = {name: family.size(*vocabulary) for name, family in BIAS_SLICES.items()}
         self.duals = jnp.zeros(sum(self._slice_sizes[s] for s in config.bias_constraints), jnp.float32)
         self.seen = jnp.zeros([], jnp.float32)  # examples trained (weight > 0), for the loss curriculum

@@ -7,7 +7,8 @@ import sys
 
 from auction.mechanisms import MECHANISMS
 from auction.reserves import RESERVE_MODES
-from simulator.commands import DEFAULT_SCENARIO, cmd_app, cmd_auction, cmd_compare, cmd_report, cmd_run, cmd_sweep
+from simulator.commands import (DEFAULT_SCENARIO, cmd_app, cmd_auction, cmd_compare, cmd_report, cmd_run, cmd_sweep,
+                                cmd_world)
 from simulator.compile_cache import enable_compilation_cache
 from simulator.config import ConfigError
 from simulator.experiments.runner import BACKENDS
@@ -53,6 +54,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--log-impressions", action="store_true",
                      help="also write impressions.parquet (every shown ad, its click and true CTR)")
     run.set_defaults(handler=cmd_run)
+    world = commands.add_parser("world", help="the world alone (oracle scoring, no training): its statistics beside "
+                                             "their calibration targets and sources (docs/world.md)")
+    world.add_argument("scenario", nargs="?", help=f"scenario TOML file or shipped name (default: {DEFAULT_SCENARIO})")
+    world.add_argument("--hours", type=float, help="simulated hours (default: the scenario's run.duration_hours)")
+    world.add_argument("--seed", type=int, help="override run.seed")
+    world.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a key")
+    world.add_argument("--out", help="output folder (default: runs/world-<scenario>-seed<N>)")
+    world.add_argument("--quiet", action="store_true", help="no live progress line")
+    world.set_defaults(handler=cmd_world)
     comp = commands.add_parser("compare", help="paired replays: two systems on identical traffic and user noise")
     comp.add_argument("scenarios", nargs="*", help="A.toml B.toml, or one scenario with --vary")
     comp.add_argument("--vary", help="one scenario, two values of a key: section.key=v1,v2")

@@ -93,6 +93,42 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_world(args: argparse.Namespace) -> int:
+    import json
+
+    import simulator
+    from simulator import config as config_module
+    from simulator.measure.world_statistics import statistics, target_rows, world_run
+
+    scenario = simulator.load(_resolve_scenario(args.scenario), overrides=args.set, seed=args.seed)
+    hours = scenario.run.duration_hours if args.hours is None else args.hours
+    if not hours > 0:
+        raise ConfigError(f"--hours: must be > 0, got {hours:g}")
+    name = Path(args.scenario or "default").stem
+    out = Path(args.out) if args.out else Path("runs") / f"world-{name}-seed{scenario.run.seed}"
+    print(f"adfloor world: {scenario.world.kind} world, {hours:g} simulated hours, seed {scenario.run.seed} → {out}",
+          file=sys.stderr)
+    output = world_run(scenario, hours, progress=None if args.quiet else _progress_printer(sys.stderr))
+    if not args.quiet:
+        sys.stderr.write("\n")
+    stats = statistics(output)
+    rows = target_rows(stats)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.toml").write_text(config_module.dumps(scenario))
+    (out / "world.json").write_text(json.dumps(dict(statistics=stats, targets=rows), indent=1) + "\n")
+    print(f"{'statistic':26s} {'world':>9s}  {'band':>11s}  {'inside':6s}  target — source")
+    for r in rows:
+        inside = {None: "", True: "yes", False: "NO"}[r["inside"]]
+        print(f"{r['statistic']:26s} {r['world']:9.4g}  {r['band']:>11s}  {inside:6s}  {r['target']} — {r['source']}")
+    print(f"ads per query (0, 1, …): {' '.join(f'{x:.3f}' for x in stats['ads_per_query_shares'])}")
+    print("CTR by device and position: " + "  ".join(f"{k} {v['ctr']:.4f}" for k, v in stats["ctr_by_device_position"].items()))
+    print("formats: " + "  ".join(f"{k} {v:.3f}" for k, v in stats["format_shares"].items()))
+    print("ids seen < 10 times per day (share of distinct): " + "  ".join(
+        f"{k} {v['under_10']:.2f}" for k, v in stats["id_tails"].items()))
+    print(f"wrote {out}/world.json")
+    return 0
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     import simulator
     from simulator.experiments.paired import compare

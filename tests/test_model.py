@@ -12,7 +12,7 @@ from flax import nnx
 from models import CtrModel, Examples, FeatureSpec, OnlineTrainer, Scorer, TowerShape, TrainConfig
 from models.transfers import log_likelihood_terms, transfer
 
-SPEC = FeatureSpec(num_topics=5, num_intents=3, num_advertisers=7, ad_buckets=64, cross_buckets=128)
+SPEC = FeatureSpec.teaching(num_topics=5, num_intents=3, num_advertisers=7, ad_buckets=64, cross_buckets=128)
 FEATURES = np.array([[0, 0], [1, 0], [0, 1]], np.float32)
 
 

@@ -24,13 +24,15 @@ from models.losses import BIAS_SLICES, CURRICULA, LOSS_TERMS, active_terms, curr
 from models.optim import OPTIMIZERS
 from models.transfers import TRANSFERS, log_likelihood_terms, transfer
 from simulator.cli import main
+from simulator.world.config import WorldConfig
+from simulator.world.kinds import WORLD_KINDS
 
 REGISTRIES = {
     (ModelConfig, "activation"): ACTIVATIONS, (ModelConfig, "transfer"): TRANSFERS,
     (ModelConfig, "normalization"): NORMALIZATIONS, (ModelConfig, "architecture"): ARCHITECTURES,
     (TrainConfig, "optimizer"): OPTIMIZERS, (TrainConfig, "loss_curriculum"): CURRICULA,
     (AuctionConfig, "reserve_kind"): RESERVE_KINDS, (AuctionConfig, "reserve_mode"): RESERVE_MODES,
-    (AuctionConfig, "mechanism"): MECHANISMS,
+    (AuctionConfig, "mechanism"): MECHANISMS, (WorldConfig, "kind"): WORLD_KINDS,
 }
 
 
@@ -80,7 +82,7 @@ def test_every_normalization_builds_and_runs_an_mlp(name):
     assert out.shape == (3, 1) and bool(jnp.all(jnp.isfinite(out)))
 
 
-SPEC = FeatureSpec(num_topics=5, num_intents=3, num_advertisers=7, ad_buckets=64, cross_buckets=128)
+SPEC = FeatureSpec.teaching(num_topics=5, num_intents=3, num_advertisers=7, ad_buckets=64, cross_buckets=128)
 
 
 @pytest.mark.parametrize("name", ARCHITECTURES)

@@ -40,7 +40,7 @@ from models.optim import cowclip, inverse_pth_root, shampoo
 from models.config import DataConfig
 from simulator.loop.builders import sampling_rates, training_order, uniform_hash
 
-SPEC = FeatureSpec(num_topics=5, num_intents=3, num_advertisers=7, ad_buckets=64, cross_buckets=128)
+SPEC = FeatureSpec.teaching(num_topics=5, num_intents=3, num_advertisers=7, ad_buckets=64, cross_buckets=128)
 FEATURES = np.array([[0, 0], [1, 0], [0, 1]], np.float32)
 SHAPE = TowerShape(embedding_dim=4, quality_hidden=(16,), ui_hidden=(8,), interaction_dim=4)
 
@@ -481,7 +481,7 @@ def test_four_devices_match_one_device(tmp_path):
         from flax import nnx
         from models import CtrModel, Examples, FeatureSpec, OnlineTrainer, TowerShape, TrainConfig
         assert len(jax.devices()) == 4, jax.devices()
-        spec = FeatureSpec(5, 3, 7, 64, 128)
+        spec = FeatureSpec.teaching(5, 3, 7, 64, 128)
         rng = np.random.default_rng(0)
         n = 256 * 8
         raw = np.stack([rng.integers(0, h, n) for h in (5, 3, 1000, 7, 5)], -1).astype(np.int32)

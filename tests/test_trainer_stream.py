@@ -9,7 +9,7 @@ from flax import nnx
 
 from models import CtrModel, Examples, FeatureSpec, OnlineTrainer, TowerShape, TrainConfig
 
-SPEC = FeatureSpec(num_topics=5, num_intents=3, num_advertisers=7, ad_buckets=64, cross_buckets=128)
+SPEC = FeatureSpec.teaching(num_topics=5, num_intents=3, num_advertisers=7, ad_buckets=64, cross_buckets=128)
 FEATURES = np.array([[0, 0], [1, 0], [0, 1]], np.float32)
 SHAPE = TowerShape(embedding_dim=4, quality_hidden=(16,), ui_hidden=(8,), interaction_dim=4)
 BATCH = 64

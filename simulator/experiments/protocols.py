@@ -15,7 +15,7 @@ from simulator import config
 from simulator.loop.builders import build_trainer
 from simulator.loop.simulation import Simulation
 from simulator.measure.runs import clipped_share
-from simulator.world.ground_truth import World
+from simulator.world.kinds import make_world
 
 
 def auction_revenue(seed: int, scenario_path: str | Path | dict, ticks: int = 60) -> dict:
@@ -28,8 +28,7 @@ def auction_revenue(seed: int, scenario_path: str | Path | dict, ticks: int = 60
     """
 
     scenario = config.load(scenario_path, seed=seed)
-    world = World(scenario)
-    world.reset(seed)
+    world = make_world(scenario, seed)
     effects = world.page_examination[0, 0, :world.page_positions[0]].astype(np.float64)  # the first device's page
     vcg_revenue, gsp_revenue, equilibrium_revenue = [], [], []
     for minute in range(ticks):

@@ -32,7 +32,8 @@ from simulator.loop.processes import Processes
 from simulator.loop.state import RunState, Wakeup, pytree_templates
 from simulator.loop.tick import (add_pv, check_divergence, exploration_factors, pop_ready, probe_record,
                                  recent_pv_logloss, shown_and_clicked, split_scored)
-from simulator.world.ground_truth import QueryBatch, World, true_ctr
+from simulator.world.ground_truth import QueryBatch, true_ctr
+from simulator.world.kinds import make_world
 
 _oracle_ctr = jax.jit(true_ctr)
 
@@ -62,8 +63,7 @@ class Simulation:
         self.training_logs: list | None = [] if keep_training_logs else None
         self.progress = progress
         self.sync_stages = sync_stages
-        self.world = World(scenario)
-        self.world.reset(scenario.run.seed)
+        self.world = make_world(scenario)
         self.oracle = scenario.model.oracle
         if not self.oracle:
             self.trainer = build_trainer(scenario, self.world)

@@ -16,8 +16,16 @@ class TrafficConfig:
     peak_hour: float = config_field(20.0, lo=0.0, hi=24.0, doc="hour of the day with the highest rate")
 
 
+WORLD_KINDS = ("teaching", "realistic")  # the classes behind them: simulator.world.kinds.WORLD_KINDS (one test checks)
+
+
 @dataclass(frozen=True)
 class WorldConfig:
+    kind: str = config_field("teaching", choices=WORLD_KINDS,
+                             doc="teaching: true CTR = relevance(ad quality, intent, topic match) × examination, the model "
+                                 "class contains the truth; realistic: a query vocabulary with a long tail, campaigns "
+                                 "with targeting, user context, and latent-factor relevance with context effects "
+                                 "(docs/world.md). The keys marked (realistic) act only there")
     num_topics: int = config_field(20, lo=1, hi=10_000, doc="query/ad topics; topic popularity is Zipf-like")
     num_intents: int = config_field(4, lo=1, hi=100, doc="query intent levels; higher intent clicks more")
     num_advertisers: int = config_field(100, lo=1, hi=1_000_000, doc="each has a topic, a quality and a value per click")
@@ -42,6 +50,27 @@ class WorldConfig:
     intent_effect: float = config_field(0.4, lo=0.0, hi=5.0, doc="logit gain per intent level")
     bid_log_mean: float = config_field(0.0, lo=-10.0, hi=10.0, doc="bids per click are lognormal")
     bid_log_sd: float = config_field(0.5, lo=0.0, hi=5.0, doc="spread of advertiser values (bids are truthful)")
+    num_queries: int = config_field(100_000, lo=1, hi=100_000_000, doc="(realistic) query vocabulary: distinct query ids")
+    query_zipf_exponent: float = config_field(1.0, lo=0.0, hi=3.0, doc="(realistic) query popularity ∝ rank^−s")
+    query_bias_sd: float = config_field(0.5, lo=0.0, hi=5.0, doc="(realistic) spread of a query's own click propensity "
+                                                                 "(logit)")
+    campaigns_per_advertiser: int = config_field(4, lo=1, hi=10_000, doc="(realistic) campaigns of each advertiser; an "
+                                                                        "ad belongs to one")
+    exact_match_share: float = config_field(0.5, lo=0.0, hi=1.0, doc="(realistic) share of campaigns that target query "
+                                                                     "ids (keywords); the rest target their topic")
+    keywords_per_campaign: int = config_field(20, lo=1, hi=100_000, doc="(realistic) query ids an exact-match campaign "
+                                                                        "targets, drawn from its topic by popularity")
+    broad_match_rate: float = config_field(0.3, lo=0.0, hi=1.0,
+                                           doc="(realistic) chance that a topic-targeting ad is retrieved for a query of "
+                                               "its topic at the highest intent (lower intents proportionally less)")
+    latent_dim: int = config_field(8, lo=1, hi=256, doc="(realistic) length of the query and ad latent vectors")
+    latent_scale: float = config_field(1.0, lo=0.0, hi=10.0, doc="(realistic) logit spread of the query·ad interaction")
+    topic_latent_share: float = config_field(0.5, lo=0.0, hi=1.0,
+                                             doc="(realistic) share of a latent vector's variance from its topic's centre")
+    num_regions: int = config_field(10, lo=1, hi=100_000, doc="(realistic) user regions (Zipf-like shares)")
+    device_topic_sd: float = config_field(0.3, lo=0.0, hi=5.0, doc="(realistic) logit spread of device × ad topic effects")
+    hour_topic_sd: float = config_field(0.2, lo=0.0, hi=5.0, doc="(realistic) logit spread of hour of day × ad topic "
+                                                                 "effects")
 
     def layouts(self) -> list[list[float]]:
         """Each device's position effects (its page's positions, top first)."""
@@ -64,6 +93,8 @@ class WorldConfig:
         for device, effects in zip(self.devices, layouts):
             if not effects or not all(isinstance(x, (int, float)) and not isinstance(x, bool) and 0 < x <= 1 for x in effects):
                 raise ValueError(f"position_effects: {device}'s page needs numbers in (0, 1], got {effects!r}")
+        if self.kind == "realistic" and self.broad_match_rate == 0 and self.exact_match_share == 0:
+            raise ValueError("broad_match_rate: 0 with exact_match_share 0 retrieves no ad for any query")
         longest = max(len(effects) for effects in layouts)
         if longest != self.num_positions:
             what = "the longest page's positions" if devices > 1 else "its length"

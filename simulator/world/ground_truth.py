@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from auction.reserves import RESERVE_KINDS
+from models import FeatureSpec, ModelConfig
 from simulator.config import AuctionConfig, Scenario
 from simulator.world.config import TrafficConfig, WorldConfig
 from ui_treatments import treatment_arrays, treatments_by_name
@@ -61,8 +62,7 @@ class QueryBatch:
         return int(self.topic.shape[0])
 
 
-# The world's arrays that change during a run (ads arrive and leave), and its random streams.
-AD_ARRAYS = ("ad_advertiser", "ad_topic", "ad_quality", "ad_bid", "ad_active", "ad_born_minute")
+# The world's random streams.
 STREAMS = ("world", "traffic", "click")
 
 
@@ -75,8 +75,12 @@ class WorldState:
 
 
 class World:
-    """Ground truth plus its random streams. `reset(seed)` builds it; `queries` and `churn` advance it;
-    `state()` / `restore(state)` read and set what changes."""
+    """The teaching world: ground truth plus its random streams. `reset(seed)` builds it; `queries` and `churn`
+    advance it; `state()` / `restore(state)` read and set what changes; `feature_spec` says what the model sees."""
+
+    # The arrays that change during a run (ads arrive and leave), and the raw feature columns of a query × ad.
+    ad_arrays: tuple[str, ...] = ("ad_advertiser", "ad_topic", "ad_quality", "ad_bid", "ad_active", "ad_born_minute")
+    feature_fields: tuple[str, ...] = FEATURE_FIELDS
 
     def __init__(self, scenario: Scenario):
         self.config: WorldConfig = scenario.world
@@ -126,6 +130,7 @@ class World:
         if not RESERVE_KINDS[a.reserve_kind].advertiser_factors:
             factor = np.ones_like(factor)
         self.advertiser_reserve = (a.reserve * factor).astype(np.float32)
+        self._draw_entities()
         self.ad_advertiser = np.zeros(0, np.int32)
         self.ad_topic = np.zeros(0, np.int32)
         self.ad_quality = np.zeros(0, np.float32)
@@ -134,20 +139,28 @@ class World:
         self.ad_born_minute = np.zeros(0, np.float32)
         self._add_ads(c.initial_ads, minute=0.0)
 
+    def _draw_entities(self) -> None:
+        """Entities beyond advertisers and topics, drawn before the first ads (none in the teaching world)."""
+
     def _streams(self) -> dict[str, np.random.Generator]:
         return dict(zip(STREAMS, (self._world_rng, self._traffic_rng, self._click_rng)))
 
     def state(self) -> WorldState:
         """A copy of what changes during a run."""
-        return WorldState({name: getattr(self, name).copy() for name in AD_ARRAYS},
+        return WorldState({name: getattr(self, name).copy() for name in self.ad_arrays},
                           {name: rng.bit_generator.state for name, rng in self._streams().items()})
 
     def restore(self, state: WorldState) -> None:
         """Set what changes during a run (the rest comes from `reset` with the same seed)."""
-        for name in AD_ARRAYS:
+        for name in self.ad_arrays:
             setattr(self, name, state.ads[name].copy())
         for name, rng in self._streams().items():
             rng.bit_generator.state = state.streams[name]
+
+    def feature_spec(self, model: ModelConfig) -> FeatureSpec:
+        """What the model sees of a query × ad (FEATURE_FIELDS), with the model's hash sizes."""
+        c = self.config
+        return FeatureSpec.teaching(c.num_topics, c.num_intents, c.num_advertisers, model.ad_buckets, model.cross_buckets)
 
     @property
     def num_ads(self) -> int:

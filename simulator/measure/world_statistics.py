@@ -1,0 +1,110 @@
+"""The world's statistics beside its calibration targets (`adfloor world`): traffic only, scored by the oracle.
+
+A world run is the loop with the true CTR as its model and every shown ad kept as a training example, so the
+statistics describe what a learned model would see: CTR by device and position, ads per query and the top-ad mix,
+format shares, the traffic's hourly shape, and the long tails of the sparse ids.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any, Callable
+
+import numpy as np
+
+from simulator.config import Scenario
+from simulator.loop.results import RunOutput
+from simulator.loop.simulation import Simulation
+from simulator.world.kinds import WORLD_KINDS
+from simulator.world.targets import TARGETS
+
+RARE = 10  # an id seen fewer times than this in a window is rare (the minimum count of reczoo's Criteo_x4)
+
+
+def world_run(scenario: Scenario, hours: float | None = None, progress: Callable | None = None) -> RunOutput:
+    """Run the scenario's world for `hours` (its duration when None) with the oracle as the model, keeping every
+    shown ad as an example (no sampling)."""
+    run = scenario.run if hours is None else replace(scenario.run, duration_hours=hours)
+    data = replace(scenario.data, negative_keep_rate=1.0, low_position_keep_rate=1.0, low_pctr_keep_rate=1.0)
+    scenario = replace(scenario, run=run, data=data, model=replace(scenario.model, oracle=True))
+    return Simulation(scenario, progress=progress, keep_training_logs=True).run()
+
+
+def id_tails(features: np.ndarray, day: np.ndarray, fields: tuple[str, ...]) -> dict[str, dict[str, float]]:
+    """Per field (and pooled over fields), the share of distinct ids seen fewer than RARE times and once, within
+    each day's examples, averaged over the days (weighted by distinct ids)."""
+    tails = {}
+    counted = {name: [0, 0, 0] for name in (*fields, "pooled")}  # distinct, rare, once
+    for d in np.unique(day):
+        rows = features[day == d]
+        for i, name in enumerate(fields):
+            _, counts = np.unique(rows[:, i], return_counts=True)
+            for key in (name, "pooled"):
+                counted[key][0] += counts.size
+                counted[key][1] += int((counts < RARE).sum())
+                counted[key][2] += int((counts == 1).sum())
+    for name, (distinct, rare, once) in counted.items():
+        tails[name] = dict(distinct_per_day=distinct / max(len(np.unique(day)), 1), under_10=rare / max(distinct, 1),
+                           once=once / max(distinct, 1))
+    return tails
+
+
+def statistics(output: RunOutput) -> dict[str, Any]:
+    """The world run's statistics (see the module docstring); keys named in `simulator.world.targets.TARGETS` are
+    compared with their targets."""
+    scenario = output.scenario
+    w = scenario.world
+    log = output.log.frame()
+    queries = int(sum(row["queries"] for row in output.rows))
+    top_positions = np.array(w.top_positions())
+    top = log.position.to_numpy() < top_positions[log.device.to_numpy()]
+    per_query = np.bincount(np.unique(log["query"], return_inverse=True)[1], minlength=0)
+    top_per_query = np.bincount(np.unique(log["query"][top], return_inverse=True)[1]) if top.any() else np.zeros(0, int)
+    ads_histogram = np.bincount(per_query, minlength=w.num_positions + 1).astype(float)
+    ads_histogram[0] = queries - per_query.size
+    top_mix = np.bincount(top_per_query, minlength=max(top_positions) + 1)[1:] / max(top_per_query.size, 1)
+    ctr = log.groupby(["device", "position"]).click.agg(["mean", "size"])
+    by_position = log.groupby("position").click.mean()
+    hours = np.array([row["sim_minute"] for row in output.rows]) // 60 % 24
+    per_hour = np.bincount(hours.astype(int), [row["queries"] for row in output.rows], minlength=24)
+    ticks_per_hour = np.bincount(hours.astype(int), minlength=24)
+    rate = np.where(ticks_per_hour > 0, per_hour / np.maximum(ticks_per_hour, 1), np.nan)
+    logs = output.training_logs or []
+    features = np.concatenate([p.examples.raw for p in logs]) if logs else np.zeros((0, 1), np.int32)
+    day = np.concatenate([np.full(len(p.examples.label), p.available_minute // 1440) for p in logs]) if logs \
+        else np.zeros(0)
+    fields = WORLD_KINDS[w.kind].feature_fields
+    tails = id_tails(features, day, fields)
+    stats = {
+        "queries": queries,
+        "impressions": int(len(log)),
+        "ctr": float(log.click.mean()) if len(log) else float("nan"),
+        "ctr_position_2_over_1": float(by_position.get(1, np.nan) / by_position.get(0, np.nan)),
+        "ads_per_query": float(len(log) / max(queries, 1)),
+        "no_ads_share": float(ads_histogram[0] / max(queries, 1)),
+        "ads_per_query_shares": (ads_histogram / max(queries, 1)).tolist(),
+        "ids_under_10_pooled": tails["pooled"]["under_10"],
+        "ids_once_pooled": tails["pooled"]["once"],
+        "id_tails": tails,
+        "ctr_by_device_position": {f"{w.devices[d]} {p + 1}": dict(ctr=float(r["mean"]), impressions=int(r["size"]))
+                                   for (d, p), r in ctr.iterrows()},
+        "format_shares": {name: float((log.treatment == t).mean()) for t, name in enumerate(w.treatments)},
+        "device_shares": {name: float((log.device == d).mean()) for d, name in enumerate(w.devices)},
+        "queries_per_tick_by_hour": [None if np.isnan(x) else float(x) for x in rate],
+        "diurnal_peak_over_trough": float(np.nanmax(rate) / np.nanmin(rate)) if np.nanmin(rate) > 0 else float("nan"),
+        "window_hours": output.simulated_hours,
+    }
+    stats.update({f"top_ads_{n}": float(share) for n, share in enumerate(top_mix, start=1)})
+    return stats
+
+
+def target_rows(stats: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per target: the statistic, what the world gives, the target, its band, whether it lands inside, the
+    source."""
+    rows = []
+    for t in TARGETS:
+        value = stats.get(t.statistic, float("nan"))
+        inside = None if t.lo is None else bool(t.lo <= value <= t.hi)
+        band = "—" if t.lo is None else f"{t.lo:g} – {t.hi:g}"
+        rows.append(dict(statistic=t.statistic, world=value, target=t.value, band=band, inside=inside, source=t.source))
+    return rows

@@ -1,0 +1,208 @@
+"""The realistic world (issue #17, items 1–2): a query vocabulary with a long tail, campaigns with targeting, user
+context, and relevance with real interactions.
+
+Entities. Query ids have Zipf-like popularity (rank^−s); each has a topic, an intent level, a bias and a latent
+vector. Advertisers own campaigns; a campaign targets either query ids of its topic (exact match: keywords drawn by
+popularity) or its whole topic (broad match). Each ad belongs to one campaign and has its own quality and latent
+vector. Each query comes with context: device, region, hour of day, day of week.
+
+Relevance = sigmoid(base + intent + query bias + ad quality + topic match + latent_scale · q·a/√L
++ device × ad-topic + hour × ad-topic): the query·ad term and the context terms are interactions a model without
+crosses or hidden layers cannot represent. Clicks stay relevance × examination (the teaching world's pages and
+click model); non-separable presentation and cascade clicks are later items of the issue.
+
+Retrieval. A query's candidates are the ads of campaigns with its id as a keyword, then ads of its topic's
+broad-match campaigns, each retrieved with probability broad_match_rate × (intent + 1) / intents: the count varies
+per query, none included.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from models import FeatureSpec, ModelConfig, SparseField
+from simulator.world.ground_truth import FEATURE_FIELDS, QueryBatch, World, diurnal_rate
+
+CONTEXT_FIELDS = ("query_id", "campaign", "device", "region", "hour", "weekday")
+
+
+def _latent(rng: np.random.Generator, centre: np.ndarray, topic_share: float) -> np.ndarray:
+    """Unit-variance latent vectors: √share × their topic's centre + √(1 − share) × their own noise."""
+    noise = rng.standard_normal(centre.shape)
+    return (np.sqrt(topic_share) * centre + np.sqrt(1.0 - topic_share) * noise).astype(np.float32)
+
+
+def _windows(count: np.ndarray, width: int, rng: np.random.Generator) -> np.ndarray:
+    """int[B, width]: offsets into each row's list of `count` items, from a random start and wrapping (distinct
+    items for the first min(count, width) offsets)."""
+    start = rng.integers(0, np.maximum(count, 1))[:, None]
+    return (start + np.arange(width)[None, :]) % np.maximum(count, 1)[:, None]
+
+
+class RealisticWorld(World):
+    """The realistic world: the teaching world's pages, traffic clock and click model, with the entities, context,
+    relevance and retrieval of the module docstring."""
+
+    ad_arrays = (*World.ad_arrays, "ad_campaign", "ad_vector")
+    feature_fields = (*FEATURE_FIELDS, *CONTEXT_FIELDS)
+
+    def _draw_entities(self) -> None:
+        c, rng = self.config, self._world_rng
+        share = c.topic_latent_share
+        self.topic_centre = rng.standard_normal((c.num_topics, c.latent_dim)).astype(np.float32)
+        rank_weight = 1.0 / np.arange(1, c.num_queries + 1) ** c.query_zipf_exponent
+        self.query_popularity = rng.permutation(rank_weight / rank_weight.sum())
+        self._query_cdf = np.cumsum(self.query_popularity)
+        self.query_topic = self._draw(self._topic_cdf, rng.random(c.num_queries))
+        self.query_intent = rng.integers(0, c.num_intents, c.num_queries).astype(np.int32)
+        self.query_bias = rng.normal(0.0, c.query_bias_sd, c.num_queries).astype(np.float32)
+        self.query_vector = _latent(rng, self.topic_centre[self.query_topic], share)
+        campaigns = c.num_advertisers * c.campaigns_per_advertiser
+        self.campaign_advertiser = np.repeat(np.arange(c.num_advertisers, dtype=np.int32), c.campaigns_per_advertiser)
+        self.campaign_exact = rng.random(campaigns) < c.exact_match_share
+        self._draw_keywords(rng)
+        region_weight = 1.0 / np.arange(1, c.num_regions + 1)
+        self._region_cdf = np.cumsum(rng.permutation(region_weight / region_weight.sum()))
+        self.device_topic = rng.normal(0.0, c.device_topic_sd, (self.num_devices, c.num_topics)).astype(np.float32)
+        phase = rng.uniform(0.0, 2 * np.pi, c.num_topics)  # each topic peaks at its own hour
+        hours = np.arange(24)[:, None]
+        self.hour_topic = (np.sqrt(2.0) * c.hour_topic_sd * np.cos(2 * np.pi * hours / 24 + phase[None, :])
+                           ).astype(np.float32)  # [24, topics], spread hour_topic_sd over the day
+        self.ad_campaign, self.ad_vector = np.zeros(0, np.int32), np.zeros((0, c.latent_dim), np.float32)
+        self._index: dict | None = None
+
+    @staticmethod
+    def _draw(cdf: np.ndarray, uniform: np.ndarray) -> np.ndarray:
+        return np.minimum(np.searchsorted(cdf, uniform, side="right"), len(cdf) - 1).astype(np.int32)
+
+    def _draw_keywords(self, rng: np.random.Generator) -> None:
+        """Each exact-match campaign's keywords: query ids of its topic, drawn by popularity (distinct pairs
+        `keyword_campaign`, `keyword_query`, sorted by campaign)."""
+        c = self.config
+        order = np.argsort(self.query_topic, kind="stable")
+        topic_of = self.query_topic[order]
+        mass = np.bincount(topic_of, self.query_popularity[order], minlength=c.num_topics)
+        # cumulative popularity within each topic, shifted by the topic: one sorted array for every topic's draws
+        within = np.cumsum(self.query_popularity[order]) - np.concatenate([[0], np.cumsum(mass)[:-1]])[topic_of]
+        keyed = topic_of + within / np.maximum(mass[topic_of], 1e-300)
+        exact = np.flatnonzero(self.campaign_exact)
+        campaign = np.repeat(exact, c.keywords_per_campaign)
+        topic = self.advertiser_topic[self.campaign_advertiser[campaign]]
+        position = np.searchsorted(keyed, topic + rng.random(campaign.size) * (1 - 1e-12), side="left")
+        query = order[np.minimum(position, order.size - 1)]
+        keep = self.query_topic[query] == topic  # a topic with no queries gives its campaigns no keywords
+        pairs = np.unique(np.stack([campaign[keep], query[keep]]), axis=1)
+        self.keyword_campaign, self.keyword_query = pairs[0].astype(np.int32), pairs[1].astype(np.int32)
+
+    def _add_ads(self, count: int, minute: float) -> None:
+        c, rng = self.config, self._world_rng
+        campaign = rng.integers(0, self.campaign_advertiser.size, count).astype(np.int32)
+        advertiser = self.campaign_advertiser[campaign]
+        topic = self.advertiser_topic[advertiser]
+        quality = self.advertiser_quality[advertiser] + rng.normal(0.0, c.ad_quality_sd, count).astype(np.float32)
+        bid = self.advertiser_value[advertiser] * rng.lognormal(0.0, 0.2, count).astype(np.float32)
+        vector = _latent(rng, self.topic_centre[topic], c.topic_latent_share)
+        new = dict(ad_advertiser=advertiser, ad_topic=topic, ad_quality=quality.astype(np.float32),
+                   ad_bid=bid.astype(np.float32), ad_active=np.ones(count, bool),
+                   ad_born_minute=np.full(count, minute, np.float32), ad_campaign=campaign, ad_vector=vector)
+        for name, values in new.items():
+            setattr(self, name, np.concatenate([getattr(self, name), values]))
+        self._index = None
+
+    def churn(self, minute: float, minutes: float) -> None:
+        before = self.ad_active.copy()
+        super().churn(minute, minutes)
+        if self.ad_active.size != before.size or not np.array_equal(self.ad_active, before):
+            self._index = None
+
+    def restore(self, state) -> None:
+        super().restore(state)
+        self._index = None
+
+    def _retrieval_index(self) -> dict:
+        """Posting lists of the active ads: (query id → exact-match ads) sorted by query id, and the broad-match ads."""
+        if self._index is None:
+            active = np.flatnonzero(self.ad_active)
+            exact_ads = active[self.campaign_exact[self.ad_campaign[active]]]
+            starts = np.searchsorted(self.keyword_campaign, self.ad_campaign[exact_ads], side="left")
+            counts = np.searchsorted(self.keyword_campaign, self.ad_campaign[exact_ads], side="right") - starts
+            ad = np.repeat(exact_ads, counts)  # one entry per (exact-match ad, keyword of its campaign)
+            within = np.arange(ad.size) - np.repeat(np.cumsum(counts) - counts, counts)
+            query = self.keyword_query[np.repeat(starts, counts) + within]
+            order = np.argsort(query, kind="stable")
+            posting_query, posting_ad = query[order], ad[order].astype(np.int32)
+            bounds = np.searchsorted(posting_query, np.arange(self.config.num_queries + 1))
+            broad = active[~self.campaign_exact[self.ad_campaign[active]]]
+            self._index = dict(posting_ad=posting_ad, posting_start=bounds[:-1], posting_count=np.diff(bounds),
+                               broad=broad)
+        return self._index
+
+    def queries(self, minute: float, tick_minutes: float) -> QueryBatch:
+        """Draw this tick's queries with their context, retrieve their candidates, and compute true relevance."""
+        c, rng = self.config, self._traffic_rng
+        count = int(rng.poisson(diurnal_rate(self.traffic, minute + tick_minutes / 2) * tick_minutes))
+        query_id = self._draw(self._query_cdf, rng.random(count))
+        topic, intent = self.query_topic[query_id], self.query_intent[query_id]
+        device = self._draw(self._device_cdf, rng.random(count)) if self.num_devices > 1 else np.zeros(count, np.int32)
+        region = self._draw(self._region_cdf, rng.random(count))
+        hour, weekday = int(minute // 60) % 24, int(minute // 1440) % 7
+        ad, valid = self._candidates(query_id, topic, intent, rng)
+        ad_topic = self.ad_topic[ad]
+        logit = self._intent_logit[intent][:, None] + self.query_bias[query_id][:, None] + self.ad_quality[ad]
+        logit += np.float32(c.topic_match_effect) * (ad_topic == topic[:, None])
+        affinity = np.einsum("bl,bnl->bn", self.query_vector[query_id], self.ad_vector[ad])
+        logit += np.float32(c.latent_scale / np.sqrt(c.latent_dim)) * affinity
+        logit += self.device_topic[device[:, None], ad_topic] + self.hour_topic[hour, ad_topic]
+        relevance = np.where(valid, 1.0 / (1.0 + np.exp(-logit)), 0.0).astype(np.float32)
+        columns = dict(query_topic=topic[:, None], query_intent=intent[:, None], ad_id=ad,
+                       advertiser=self.ad_advertiser[ad], ad_topic=ad_topic, query_id=query_id[:, None],
+                       campaign=self.ad_campaign[ad], device=device[:, None], region=region[:, None], hour=hour,
+                       weekday=weekday)
+        features = np.empty((*ad.shape, len(self.feature_fields)), np.int32)
+        for i, name in enumerate(self.feature_fields):
+            features[..., i] = columns[name]
+        bid = np.where(valid, self.ad_bid[ad], np.float32(0.0))
+        reserve = np.where(valid, self.advertiser_reserve[self.ad_advertiser[ad]], np.float32(0.0))
+        click_noise = self._click_rng.random(ad.shape, dtype=np.float32)
+        return QueryBatch(topic, intent, ad, valid, features, relevance, bid, reserve, click_noise, device)
+
+    def _candidates(self, query_id: np.ndarray, topic: np.ndarray, intent: np.ndarray,
+                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """int32[B, N] candidates (0 where none) and bool[B, N] valid: exact-match ads first, then broad-match ads
+        of the query's topic, each retrieved with the query's broad-match chance, at most N in all."""
+        c, index = self.config, self._retrieval_index()
+        width = c.candidates_per_query
+        exact_count = np.minimum(index["posting_count"][query_id], width)
+        offset = _windows(index["posting_count"][query_id], width, rng)
+        exact = index["posting_ad"][np.minimum(index["posting_start"][query_id][:, None] + offset,
+                                               max(index["posting_ad"].size - 1, 0))] if index["posting_ad"].size \
+            else np.zeros((query_id.size, width), np.int32)
+        broad = index["broad"]
+        order = broad[np.lexsort((rng.random(broad.size), self.ad_topic[broad]))]  # a fresh shuffle per tick
+        per_topic = np.bincount(self.ad_topic[order], minlength=c.num_topics)
+        first = np.concatenate([[0], np.cumsum(per_topic)[:-1]])
+        chance = c.broad_match_rate * (intent + 1) / c.num_intents
+        broad_count = np.minimum(rng.binomial(per_topic[topic], chance), width - exact_count)
+        offset = _windows(per_topic[topic], width, rng)
+        broad_ads = order[np.minimum(first[topic][:, None] + offset, max(order.size - 1, 0))] if order.size \
+            else np.zeros((query_id.size, width), np.int64)
+        step = np.arange(width)[None, :]
+        from_broad = np.take_along_axis(broad_ads, np.clip(step - exact_count[:, None], 0, width - 1), axis=1)
+        candidates = np.where(step < exact_count[:, None], exact, from_broad)
+        valid = step < (exact_count + broad_count)[:, None]
+        return np.where(valid, candidates, 0).astype(np.int32), valid
+
+    def feature_spec(self, model: ModelConfig) -> FeatureSpec:
+        """The teaching world's five columns, then query id and campaign (hashed), device, region, hour and weekday;
+        crosses: ad × query topic, ad × query id (memorisation, hashed), ad × device, ad topic × hour."""
+        c = self.config
+        teaching = super().feature_spec(model)
+        def ids(name: str, vocabulary: int) -> SparseField:  # hashed only where there are more ids than buckets
+            return SparseField(name, vocabulary, model.id_buckets if vocabulary > model.id_buckets else 0)
+
+        fields = (*teaching.fields, ids("query_id", c.num_queries), ids("campaign", c.num_advertisers * c.campaigns_per_advertiser),
+                  SparseField("device", self.num_devices), SparseField("region", c.num_regions),
+                  SparseField("hour", 24), SparseField("weekday", 7))
+        crosses = (*teaching.crosses, ("ad_id", "query_id", model.cross_buckets), ("ad_id", "device", model.cross_buckets),
+                   ("ad_topic", "hour", model.cross_buckets))
+        return FeatureSpec(fields, crosses)

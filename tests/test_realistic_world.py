@@ -1,0 +1,151 @@
+"""The realistic world (issue #17) on small worlds built for each mechanism: seeding, retrieval by targeting,
+relevance with interactions, long-tailed ids, its features in the model, its statistics command, and the teaching
+world's feature ids unchanged by the general feature spec."""
+
+from __future__ import annotations
+
+import json
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import simulator
+from models import ModelConfig
+from models.ctr import FeatureSpec, _hash, embedding_ids
+from simulator.cli import main
+from simulator.config import ConfigError
+from simulator.loop import state as run_state
+from simulator.world.kinds import make_world
+from simulator.world.realistic import RealisticWorld
+
+SMALL = ["world.kind=realistic", "world.num_queries=3000", "world.num_topics=6", "world.num_advertisers=30",
+         "world.initial_ads=240", "world.candidates_per_query=12", "traffic.queries_per_minute=200",
+         "run.duration_hours=0.5"]
+
+
+def small(*overrides: str) -> simulator.Scenario:
+    return simulator.load("scenarios/smoke.toml", overrides=[*SMALL, *overrides])
+
+
+def test_same_seed_same_world_and_state_round_trip():
+    a, b = make_world(small()), make_world(small())
+    assert isinstance(a, RealisticWorld)
+    first, second = a.queries(0.0, 1.0), b.queries(0.0, 1.0)
+    assert np.array_equal(first.features, second.features) and np.array_equal(first.relevance, second.relevance)
+    a.churn(1.0, 60.0)  # ads arrive and leave: the retrieval index is rebuilt
+    saved = a.state()
+    after = a.queries(61.0, 1.0)
+    b.restore(saved)
+    again = b.queries(61.0, 1.0)
+    assert run_state.equal(after, again)
+    assert not np.array_equal(make_world(small(), seed=1).queries(0.0, 1.0).features[:5], first.features[:5])
+
+
+def test_retrieval_follows_targeting_and_varies_per_query():
+    world = make_world(small())
+    batch = world.queries(600.0, 10.0)
+    spec = world.feature_spec(ModelConfig())
+    query_id = batch.features[:, 0, spec.index("query_id")]
+    keywords = set(zip(world.keyword_campaign.tolist(), world.keyword_query.tolist()))
+    counts = batch.valid.sum(axis=1)
+    assert counts.max() <= world.config.candidates_per_query
+    assert (counts == 0).any() and len(np.unique(counts)) > 3  # none for some queries, a varying number for others
+    for q in range(batch.size):
+        ads = batch.candidates[q, batch.valid[q]]
+        assert len(set(ads.tolist())) == len(ads)  # distinct
+        assert world.ad_active[ads].all()
+        campaign = world.ad_campaign[ads]
+        exact = world.campaign_exact[campaign]
+        assert not np.any(np.diff(exact.astype(int)) > 0)  # exact-match ads first, then broad ones
+        assert all((c, query_id[q]) in keywords for c in campaign[exact])
+        assert np.all(world.ad_topic[ads[~exact]] == batch.topic[q])
+    # broad matches rise with intent: the highest intent retrieves more than the lowest, on average
+    broad = batch.valid & ~world.campaign_exact[world.ad_campaign[batch.candidates]]
+    low, high = batch.intent == 0, batch.intent == world.config.num_intents - 1
+    assert broad[high].sum(1).mean() > 1.5 * broad[low].sum(1).mean()
+
+
+def test_relevance_is_the_documented_logit_with_interactions():
+    world = make_world(small())
+    batch = world.queries(13 * 60.0, 1.0)
+    spec = world.feature_spec(ModelConfig())
+    q, n = np.nonzero(batch.valid)
+    column = {name: batch.features[q, n, spec.index(name)] for name in world.feature_fields}
+    qid, ad, device, hour = column["query_id"], column["ad_id"], column["device"], column["hour"]
+    c = world.config
+    levels = column["query_intent"] - (c.num_intents - 1) / 2
+    logit = (c.relevance_base + c.intent_effect * levels + world.query_bias[qid] + world.ad_quality[ad]
+             + c.latent_scale / np.sqrt(c.latent_dim) * np.sum(world.query_vector[qid] * world.ad_vector[ad], axis=1)
+             + c.topic_match_effect * (world.ad_topic[ad] == column["query_topic"])
+             + world.device_topic[device, world.ad_topic[ad]] + world.hour_topic[hour, world.ad_topic[ad]])
+    assert np.all(hour == 13)
+    np.testing.assert_allclose(batch.relevance[q, n], 1 / (1 + np.exp(-logit)), rtol=2e-5)
+    # the query·ad term is an interaction: the logit matrix over queries × ads is far from rank one in (q, a) sums
+    flat = make_world(small("world.latent_scale=0", "world.device_topic_sd=0", "world.hour_topic_sd=0"))
+    assert np.var(np.sum(world.query_vector[qid] * world.ad_vector[ad], axis=1)) > 0.3 * c.latent_dim
+    b = flat.queries(13 * 60.0, 1.0)
+    rows = np.flatnonzero(b.valid.sum(1) >= 2)[:50]
+    for r in rows:  # without the interactions, two ads differ by the same logit for every query
+        ads = b.candidates[r, b.valid[r]][:2]
+        gap = np.log(b.relevance[r, :2] / (1 - b.relevance[r, :2]))
+        match = c.topic_match_effect * (flat.ad_topic[ads] == b.topic[r])
+        expected = flat.ad_quality[ads[0]] + match[0] - flat.ad_quality[ads[1]] - match[1]
+        assert gap[0] - gap[1] == pytest.approx(expected, abs=2e-4)
+
+
+def test_query_ids_have_a_long_tail_and_the_exponent_moves_it():
+    def rare_share(exponent: float) -> float:
+        world = make_world(small(f"world.query_zipf_exponent={exponent}", "world.num_queries=20000"))
+        ids = np.concatenate([world.queries(m, 1.0).features[:, 0, 5] for m in range(0, 600, 10)])
+        _, counts = np.unique(ids, return_counts=True)
+        return float((counts < 10).mean())
+
+    zipf, uniform = rare_share(1.0), rare_share(0.0)
+    assert zipf > 0.8 and uniform > zipf  # a flat popularity leaves every id rare at this traffic
+    head = make_world(small("world.num_queries=20000"))
+    top = np.sort(head.query_popularity)[::-1]
+    assert top[:20].sum() > 0.15  # the head: 0.1 % of the ids carry > 15 % of the traffic
+
+
+def test_the_model_sees_every_column_and_the_loop_runs():
+    scenario = small()
+    world = make_world(scenario)
+    spec = world.feature_spec(scenario.model)
+    assert [f.name for f in spec.fields] == list(world.feature_fields)
+    assert spec.index("advertiser") == 3  # the bias slices read the advertiser there
+    output = simulator.run(scenario)
+    s = output.summary()
+    assert s["impressions"] > 0 and s["trained_examples"] == s["impressions"] and np.isfinite(s["pv_logloss"])
+
+
+def test_contradictory_targeting_is_refused_with_the_field():
+    with pytest.raises(ConfigError, match="broad_match_rate"):
+        small("world.broad_match_rate=0", "world.exact_match_share=0")
+    with pytest.raises(ConfigError, match="world.kind"):
+        small("world.kind=cosmic")
+
+
+def test_the_teaching_feature_ids_are_unchanged():
+    """The general spec reproduces the teaching world's former embedding rows exactly (same results as before)."""
+    spec = FeatureSpec.teaching(5, 3, 7, 64, 128)
+    rng = np.random.default_rng(0)
+    raw = np.stack([rng.integers(0, 5, 200), rng.integers(0, 3, 200), rng.integers(0, 5000, 200),
+                    rng.integers(0, 7, 200), rng.integers(0, 5, 200)], axis=1).astype(np.int32)
+    topic, intent, ad, advertiser, ad_topic = (jnp.asarray(raw[:, i]) for i in range(5))
+    former = jnp.stack([topic, intent, _hash(ad, 64), advertiser, ad_topic, _hash(ad * 5 + topic, 128)], axis=-1)
+    former = former + jnp.asarray(np.cumsum([0, 5, 3, 64, 7, 5])[None, :])
+    assert np.array_equal(np.asarray(embedding_ids(spec, jnp.asarray(raw))), np.asarray(former))
+
+
+def test_world_command_reports_statistics_beside_targets(tmp_path, capsys):
+    out = tmp_path / "w"
+    assert main(["world", "scenarios/smoke.toml", *sum((["--set", o] for o in SMALL), []), "--hours", "0.5",
+                 "--quiet", "--out", str(out)]) == 0
+    report = json.loads((out / "world.json").read_text())
+    stats = report["statistics"]
+    assert {row["statistic"] for row in report["targets"]} >= {"ctr", "ids_under_10_pooled", "top_ads_1"}
+    assert 0 < stats["ctr"] < 1 and abs(sum(stats["ads_per_query_shares"]) - 1) < 1e-9
+    assert stats["id_tails"]["query_id"]["under_10"] > 0.5
+    assert "ctr " in capsys.readouterr().out
+    assert main(["world", "scenarios/smoke.toml", "--hours", "0", "--quiet"]) == 2
