@@ -108,10 +108,10 @@ def cmd_world(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("runs") / f"world-{name}-seed{scenario.run.seed}"
     print(f"adfloor world: {scenario.world.kind} world, {hours:g} simulated hours, seed {scenario.run.seed} → {out}",
           file=sys.stderr)
-    output = world_run(scenario, hours, progress=None if args.quiet else _progress_printer(sys.stderr))
+    output, ads = world_run(scenario, hours, progress=None if args.quiet else _progress_printer(sys.stderr))
     if not args.quiet:
         sys.stderr.write("\n")
-    stats = statistics(output)
+    stats = statistics(output, ads)
     rows = target_rows(stats)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.toml").write_text(config_module.dumps(scenario))
@@ -125,6 +125,7 @@ def cmd_world(args: argparse.Namespace) -> int:
     print("formats: " + "  ".join(f"{k} {v:.3f}" for k, v in stats["format_shares"].items()))
     print("ids seen < 10 times per day (share of distinct): " + "  ".join(
         f"{k} {v['under_10']:.2f}" for k, v in stats["id_tails"].items()))
+    print("ads: " + "  ".join(f"{k} {v:,.4g}" for k, v in ads.items()))
     print(f"wrote {out}/world.json")
     return 0
 

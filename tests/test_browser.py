@@ -76,7 +76,20 @@ class Timings:
 
 
 def _page(page, name: str) -> None:
+    _images_loaded(page)
     page.locator("[data-testid='stSidebarNav'] a", has_text=name).first.click()
+
+
+def _images_loaded(page) -> None:
+    """Let the page's images finish loading before leaving it: Streamlit drops a page's media when another page
+    runs, so an image still on its way would end in a 404 (a console error) that says nothing about the app."""
+    images = page.locator("img")
+    for i in range(images.count()):
+        try:
+            images.nth(i).scroll_into_view_if_needed(timeout=5_000)
+        except playwright.TimeoutError:  # gone in a rerun meanwhile
+            pass
+    page.wait_for_function("() => Array.from(document.images).every(image => image.complete)", timeout=60_000)
 
 
 def _no_traceback(page) -> None:

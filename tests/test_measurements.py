@@ -88,7 +88,8 @@ def _probes(errors_early: list[float], errors_late: list[float], appearances: in
             candidates.append(np.arange(ads))
     probes = {"minute": np.asarray(minutes, np.float32), "pctr": np.asarray(pctr, np.float32),
               "valid": np.ones((len(minutes), ads), bool), "candidates": np.asarray(candidates),
-              "relevance": np.full((len(minutes), ads), 0.1, np.float32), "query": np.arange(len(minutes))}
+              "relevance": np.full((len(minutes), ads), 0.1, np.float32), "query": np.arange(len(minutes)),
+              "lift": np.ones((len(minutes), ads, examination.shape[0]), np.float32)}
     return probes, examination
 
 
@@ -102,8 +103,9 @@ def test_feedback_loop_study_counts_ads_that_stay_underestimated(smoke_scenario)
     shown = [0] + [1, 2, 3, 4] * 4
     frame = pd.DataFrame({"minute": np.full(len(shown), 50.0), "ad_id": shown})
     middle = dict(probes, minute=np.full(8, 50.0, np.float32), pctr=probes["pctr"][:8], valid=probes["valid"][:8],
-                  candidates=probes["candidates"][:8], relevance=probes["relevance"][:8])
-    combined = {k: np.concatenate([probes[k], middle[k]]) for k in ("minute", "pctr", "valid", "candidates", "relevance")}
+                  candidates=probes["candidates"][:8], relevance=probes["relevance"][:8], lift=probes["lift"][:8])
+    combined = {k: np.concatenate([probes[k], middle[k]])
+                for k in ("minute", "pctr", "valid", "candidates", "relevance", "lift")}
     result = feedback_loop(combined, examination, frame, scenario)
     assert MISESTIMATED == pytest.approx(np.log(1.5))
     assert result["tracked_ads"] == 5 and result["underestimated_early_share"] == pytest.approx(2 / 5)
@@ -245,7 +247,7 @@ def test_attribution_reads_the_served_format_and_counts_cells_per_query_context(
     pctr[:, :, 0, 1] = 0.5 * 0.1 * 0.9  # text format: position effect 0.9 (wrong)
     probes = {"minute": np.array([10.0, 10.0]), "query": np.array([0, 1]), "pctr": pctr,
               "valid": np.ones((2, 1), bool), "candidates": np.array([[7], [7]]), "relevance": relevance,
-              "context": np.array([0, 1])}
+              "context": np.array([0, 1]), "lift": np.ones((2, 1, 2))}
     frame = pd.DataFrame({"ad_id": [7] * 12, "context": [0] * 12, "treatment": [1] * 12, "position": [0] * 12})
     assert served_treatment(pctr).tolist() == [[1], [1]]
     result = _attribution(probes, examination, frame, half=5.0)  # probes at minute 10: the second half

@@ -17,6 +17,7 @@ from simulator.cli import main
 from simulator.config import ConfigError
 from simulator.loop import state as run_state
 from simulator.world.kinds import make_world
+from simulator.world.ground_truth import true_ctr
 from simulator.world.realistic import RealisticWorld
 
 SMALL = ["world.kind=realistic", "world.num_queries=3000", "world.num_topics=6", "world.num_advertisers=30",
@@ -67,7 +68,9 @@ def test_retrieval_follows_targeting_and_varies_per_query():
 
 
 def test_relevance_is_the_documented_logit_with_interactions():
-    world = make_world(small())
+    world = make_world(small("world.novelty_effect=0.8", "world.novelty_hours=12", "world.fatigue_effect=0.5",
+                             "world.fatigue_days=3", "world.ad_arrivals_per_hour=600"))
+    world.churn(12.5 * 60, 30.0)  # new ads arrive: ages from half an hour to the initial ads' weeks
     batch = world.queries(13 * 60.0, 1.0)
     spec = world.feature_spec(ModelConfig())
     q, n = np.nonzero(batch.valid)
@@ -79,6 +82,9 @@ def test_relevance_is_the_documented_logit_with_interactions():
              + c.latent_scale / np.sqrt(c.latent_dim) * np.sum(world.query_vector[qid] * world.ad_vector[ad], axis=1)
              + c.topic_match_effect * (world.ad_topic[ad] == column["query_topic"])
              + world.device_topic[device, world.ad_topic[ad]] + world.hour_topic[hour, world.ad_topic[ad]])
+    age = 13 * 60.0 - world.ad_born_minute[ad]
+    assert age.min() < 60 and age.max() > 3 * 1440  # new and old ads among the candidates
+    logit += 0.8 * np.exp(-age / (12 * 60)) - 0.5 * (1 - np.exp(-age / (3 * 1440)))
     assert np.all(hour == 13)
     np.testing.assert_allclose(batch.relevance[q, n], 1 / (1 + np.exp(-logit)), rtol=2e-5)
     # the query·ad term is an interaction: the logit matrix over queries × ads is far from rank one in (q, a) sums
@@ -149,3 +155,54 @@ def test_world_command_reports_statistics_beside_targets(tmp_path, capsys):
     assert stats["id_tails"]["query_id"]["under_10"] > 0.5
     assert "ctr " in capsys.readouterr().out
     assert main(["world", "scenarios/smoke.toml", "--hours", "0", "--quiet"]) == 2
+
+
+def test_format_effects_depend_on_the_ad_and_the_context():
+    """Each format's lift over the first is exp(topic + device + intent-slope effects), so the true CTR is not a
+    query-ad factor times a format-position factor: the image/text ratio differs between candidates."""
+    world = make_world(small("world.devices=[\"desktop\", \"mobile\"]", "world.device_shares=[0.4, 0.6]",
+                             "world.position_effects=[[1.0, 0.7, 0.5, 0.3], [1.0, 0.5]]"))
+    batch = world.queries(0.0, 5.0)
+    q, n = np.nonzero(batch.valid)
+    topic, device = world.ad_topic[batch.candidates[q, n]], batch.device[q]
+    levels = batch.intent[q] - (world.config.num_intents - 1) / 2
+    expected = np.exp(world.format_topic[:, topic] + world.format_device[:, device]
+                      + world.format_intent[:, None] * levels[None, :]).T
+    expected = np.minimum(expected, 1 / batch.relevance[q, n][:, None])
+    np.testing.assert_allclose(batch.lift[q, n], expected, rtol=1e-5)
+    assert np.all(batch.lift[q, n, 0] == 1)  # the first treatment is the reference
+    ratio = np.log(batch.lift[q, n, 2] / batch.lift[q, n, 0])
+    assert ratio.std() > 0.2  # formats act differently on different ads and contexts
+    truth = true_ctr(batch.relevance, batch.lift, world.examination)
+    assert np.all((truth >= 0) & (truth <= 1))
+
+
+def test_weekly_cycle_quality_drift_and_trend_bursts():
+    from simulator.world.ground_truth import diurnal_rate
+
+    scenario = small("traffic.weekly_amplitude=0.2", "traffic.peak_weekday=3", "traffic.diurnal_amplitude=0",
+                     "world.quality_drift_sd=0.4", "world.trend_bursts_per_day=6", "world.trend_multiplier=8",
+                     "world.trend_hours=2")
+    peak, trough = diurnal_rate(scenario.traffic, 3 * 1440.0), diurnal_rate(scenario.traffic, 6.5 * 1440.0)
+    assert peak / trough == pytest.approx(1.2 / 0.8)
+    assert diurnal_rate(small("traffic.diurnal_amplitude=0").traffic, 3 * 1440.0) == 200.0  # no weekly cycle: flat
+    world = make_world(scenario)
+    before = world.ad_quality.copy()
+    for day in range(4):  # four days of drift, in ticks of an hour
+        for hour in range(24):
+            world.churn((24 * day + hour) * 60.0, 60.0)
+    alive = np.flatnonzero(world.ad_active[:before.size])
+    step = world.ad_quality[alive] - before[alive]
+    assert step.std() == pytest.approx(0.4 * np.sqrt(4), rel=0.2)  # a random walk of 0.4 per √day
+    # bursts: deterministic from the seed, and a bursting topic's share of traffic rises about × 8
+    minutes = np.arange(0.0, 3 * 1440.0, 10.0)
+    bursting = [make_world(scenario).trends(m) for m in minutes]
+    assert all(np.array_equal(a, world.trends(m)) for a, m in zip(bursting, minutes))
+    at = next(m for m, topics in zip(minutes, bursting) if topics.size == 1)
+    topic = int(world.trends(at)[0])
+    base = world._topic_mass[topic]
+    queries = np.concatenate([world.queries(at + i * 0.1, 0.1).topic for i in range(10)])
+    expected = 8 * base / (1 + 7 * base)
+    share = float(np.mean(queries == topic))
+    assert share == pytest.approx(expected, abs=4 * np.sqrt(expected * (1 - expected) / queries.size))
+    assert share > 3 * base

@@ -39,7 +39,8 @@ def test_candidates_are_distinct_live_ads_mostly_on_topic():
 def test_true_ctr_is_relevance_times_examination_and_a_probability():
     world = _world()
     batch = world.queries(0.0, 1.0)
-    ctr = true_ctr(batch.relevance, world.examination)
+    ctr = true_ctr(batch.relevance, batch.lift, world.examination)
+    assert np.all(batch.lift == 1)  # the teaching world's formats act the same on every ad
     assert ctr.shape == (batch.size, batch.candidates.shape[1], *world.examination.shape)
     assert np.all((ctr >= 0) & (ctr <= 1))
     assert np.all(np.diff(ctr, axis=-1) <= 0)  # lower positions are examined less

@@ -70,7 +70,7 @@ class ImpressionLog:
 class ProbeRecord(NamedTuple):
     """One tick's probed queries (every `run.probe_every`-th): the tick's minute[n], query number[n],
     pCTR[n, N, T, K] of every candidate, treatment and position, valid[n, N], candidates[n, N] (ad ids),
-    relevance[n, N] (the world's truth), query context[n] and device[n]."""
+    relevance[n, N] and lift[n, N, T] (the world's truth), query context[n] and device[n]."""
 
     minute: np.ndarray
     query: np.ndarray
@@ -80,6 +80,7 @@ class ProbeRecord(NamedTuple):
     relevance: np.ndarray
     context: np.ndarray
     device: np.ndarray
+    lift: np.ndarray
 
 
 class PendingLog(NamedTuple):

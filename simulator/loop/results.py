@@ -45,8 +45,8 @@ class RunOutput:
 
     def probe_arrays(self) -> dict[str, np.ndarray]:
         """The probed queries' pCTRs: minute[P], query[P], pctr[P, N, T, K], valid[P, N], candidates[P, N] (ad ids),
-        relevance[P, N] (the world's true relevance: true CTR = relevance × the query's page examination at
-        [treatment, position]), context[P] (topic·intents + intent), device[P]."""
+        relevance[P, N] and lift[P, N, T] (the world's truth: true CTR = relevance × lift[treatment] × the query's page
+        examination at [treatment, position]), context[P] (topic·intents + intent), device[P]."""
         names = ProbeRecord._fields
         if not self.probes:
             return {name: np.zeros(0) for name in names}

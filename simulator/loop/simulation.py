@@ -151,7 +151,8 @@ class Simulation:
         for start, stop, size in chunk_bounds(batch.size, self.auctioneer.chunk_rows):
             started = clock()
             if self.oracle:
-                ctr = _oracle_ctr(pad_rows(batch.relevance[start:stop], size), self.world.examination)
+                ctr = _oracle_ctr(pad_rows(batch.relevance[start:stop], size), pad_rows(batch.lift[start:stop], size),
+                                  self.world.examination)
             else:
                 ctr = self.scorer(self.deployed, pad_rows(batch.features[start:stop], size))
             page = None

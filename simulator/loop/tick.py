@@ -53,7 +53,7 @@ def shown_and_clicked(minute: float, batch: QueryBatch, outcome: AuctionOutcome,
     candidate = outcome.ad[query, position]
     chosen = outcome.treatment[query, position]
     slot = slots[query, position]
-    true_ctr = batch.relevance[query, candidate] * examination[chosen, slot]
+    true_ctr = batch.relevance[query, candidate] * batch.lift[query, candidate, chosen] * examination[chosen, slot]
     pctr = model_ctr[query, candidate, chosen, position]
     click = (batch.click_noise[query, candidate] < true_ctr).astype(np.float32)
     price = outcome.price_per_click[query, position]
@@ -99,7 +99,8 @@ def probe_record(every: int, first_query: int, minute: float, batch: QueryBatch,
     chunk = np.searchsorted(offsets, chosen, side="right") - 1
     pctr = np.concatenate([model_ctr[c][chosen[chunk == c] - offsets[c]] for c in np.unique(chunk)])
     return ProbeRecord(np.full(chosen.size, minute, np.float32), number[chosen], pctr, batch.valid[chosen],
-                       batch.candidates[chosen], batch.relevance[chosen], context[chosen], batch.device[chosen])
+                       batch.candidates[chosen], batch.relevance[chosen], context[chosen], batch.device[chosen],
+                       batch.lift[chosen])
 
 
 def check_divergence(train: TrainConfig, minute: float, predictions: np.ndarray, trained: int, rows: list[dict],

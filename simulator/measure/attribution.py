@@ -41,7 +41,8 @@ def _attribution(probes: dict, examination: np.ndarray, frame, half: float) -> d
 
     late = probes["minute"] >= half  # the second half of simulated time
     pctr, valid = probes["pctr"][late].astype(np.float64), probes["valid"][late]
-    truth = probes["relevance"][late][:, :, None, None] * examination[None, None]
+    lift = probes["lift"][late]  # [P, N, T]
+    truth = probes["relevance"][late][:, :, None, None] * lift[:, :, :, None] * examination[None, None]
     ads = probes["candidates"][late]
     t, k = examination.shape
     shown_count = _shown_counts(frame, probes["context"][late], ads, t, k)
@@ -65,10 +66,11 @@ def _attribution(probes: dict, examination: np.ndarray, frame, half: float) -> d
     reference = int(np.argmax(counts))  # the treatment the auction served most
     others = [f for f in range(t) if f != reference]
     learned_treatment = log_pctr[:, :, others, 0] - log_pctr[:, :, reference:reference + 1, 0]  # at the top
-    true_treatment = np.log(examination[others, 0] / examination[reference, 0])
+    true_treatment = np.log((lift[:, :, others] * examination[others, 0])
+                            / (lift[:, :, reference:reference + 1] * examination[reference, 0]))  # [P, N, others]
     result["treatment_effect_error"] = float(np.abs(learned_treatment - true_treatment)[valid].mean())
     result["learned_treatment_effect"] = np.exp(learned_treatment[valid].mean(axis=0)).tolist()
-    result["true_treatment_effect"] = np.exp(true_treatment).tolist()
+    result["true_treatment_effect"] = np.exp(true_treatment[valid].mean(axis=0)).tolist()
     result["treatment_effect_reference"] = reference
     result["treatment_effect_others"] = others
     result["served_share_by_treatment"] = (counts / max(counts.sum(), 1)).tolist()
@@ -99,7 +101,8 @@ def feedback_loop(probes: dict, examination: np.ndarray, frame, scenario) -> dic
     ads = probes["candidates"][valid]
     served = served_treatment(probes["pctr"])[:, :, None]
     top_pctr = np.take_along_axis(probes["pctr"][:, :, :, 0], served, axis=2)[:, :, 0].astype(np.float64)
-    top_truth = probes["relevance"] * examination[served[:, :, 0], 0]
+    top_lift = np.take_along_axis(probes["lift"], served, axis=2)[:, :, 0]
+    top_truth = probes["relevance"] * top_lift * examination[served[:, :, 0], 0]
     error = (np.log(np.maximum(top_pctr, 1e-9)) - np.log(np.maximum(top_truth, 1e-9)))[valid]
     when = np.broadcast_to(minute[:, None], valid.shape)[valid]
     ids = np.unique(ads)

@@ -21,13 +21,24 @@ from simulator.world.targets import TARGETS
 RARE = 10  # an id seen fewer times than this in a window is rare (the minimum count of reczoo's Criteo_x4)
 
 
-def world_run(scenario: Scenario, hours: float | None = None, progress: Callable | None = None) -> RunOutput:
+def world_run(scenario: Scenario, hours: float | None = None,
+              progress: Callable | None = None) -> tuple[RunOutput, dict[str, float]]:
     """Run the scenario's world for `hours` (its duration when None) with the oracle as the model, keeping every
-    shown ad as an example (no sampling)."""
+    shown ad as an example (no sampling); with the output, how the ads changed: churn and quality drift."""
     run = scenario.run if hours is None else replace(scenario.run, duration_hours=hours)
     data = replace(scenario.data, negative_keep_rate=1.0, low_position_keep_rate=1.0, low_pctr_keep_rate=1.0)
     scenario = replace(scenario, run=run, data=data, model=replace(scenario.model, oracle=True))
-    return Simulation(scenario, progress=progress, keep_training_logs=True).run()
+    simulation = Simulation(scenario, progress=progress, keep_training_logs=True)
+    world = simulation.world
+    quality, active = world.ad_quality.copy(), world.ad_active.copy()
+    output = simulation.run()
+    stayed = active & world.ad_active[:active.size]
+    days = output.simulated_hours / 24.0
+    change = world.ad_quality[:active.size][stayed] - quality[stayed]
+    ads = dict(ads_live_at_start=int(active.sum()), ads_live_at_end=int(world.ad_active.sum()),
+               new_ads_per_day=(world.num_ads - active.size) / days, left_per_day=int((active & ~stayed).sum()) / days,
+               quality_drift_per_sqrt_day=float(change.std() / np.sqrt(days)) if change.size > 1 else float("nan"))
+    return output, ads
 
 
 def id_tails(features: np.ndarray, day: np.ndarray, fields: tuple[str, ...]) -> dict[str, dict[str, float]]:
@@ -49,9 +60,9 @@ def id_tails(features: np.ndarray, day: np.ndarray, fields: tuple[str, ...]) -> 
     return tails
 
 
-def statistics(output: RunOutput) -> dict[str, Any]:
-    """The world run's statistics (see the module docstring); keys named in `simulator.world.targets.TARGETS` are
-    compared with their targets."""
+def statistics(output: RunOutput, ads: dict[str, float]) -> dict[str, Any]:
+    """The world run's statistics (see the module docstring), with `world_run`'s account of the ads; keys named in
+    `simulator.world.targets.TARGETS` are compared with their targets."""
     scenario = output.scenario
     w = scenario.world
     log = output.log.frame()
@@ -69,12 +80,13 @@ def statistics(output: RunOutput) -> dict[str, Any]:
     per_hour = np.bincount(hours.astype(int), [row["queries"] for row in output.rows], minlength=24)
     ticks_per_hour = np.bincount(hours.astype(int), minlength=24)
     rate = np.where(ticks_per_hour > 0, per_hour / np.maximum(ticks_per_hour, 1), np.nan)
+    day = (np.array([row["sim_minute"] for row in output.rows]) // 1440).astype(int)
+    per_day = np.bincount(day, [row["queries"] for row in output.rows]) if day.size else np.zeros(0)
     logs = output.training_logs or []
     features = np.concatenate([p.examples.raw for p in logs]) if logs else np.zeros((0, 1), np.int32)
-    day = np.concatenate([np.full(len(p.examples.label), p.available_minute // 1440) for p in logs]) if logs \
+    example_day = np.concatenate([np.full(len(p.examples.label), p.available_minute // 1440) for p in logs]) if logs \
         else np.zeros(0)
-    fields = WORLD_KINDS[w.kind].feature_fields
-    tails = id_tails(features, day, fields)
+    tails = id_tails(features, example_day, WORLD_KINDS[w.kind].feature_fields)
     stats = {
         "queries": queries,
         "impressions": int(len(log)),
@@ -91,8 +103,10 @@ def statistics(output: RunOutput) -> dict[str, Any]:
         "format_shares": {name: float((log.treatment == t).mean()) for t, name in enumerate(w.treatments)},
         "device_shares": {name: float((log.device == d).mean()) for d, name in enumerate(w.devices)},
         "queries_per_tick_by_hour": [None if np.isnan(x) else float(x) for x in rate],
+        "queries_by_day": per_day.tolist(),
         "diurnal_peak_over_trough": float(np.nanmax(rate) / np.nanmin(rate)) if np.nanmin(rate) > 0 else float("nan"),
         "window_hours": output.simulated_hours,
+        "ads": ads,
     }
     stats.update({f"top_ads_{n}": float(share) for n, share in enumerate(top_mix, start=1)})
     return stats

@@ -14,6 +14,10 @@ class TrafficConfig:
     queries_per_minute: float = config_field(1000.0, lo=0.0, hi=1e7, doc="queries per simulated minute, averaged over the day (the rate follows the time of day)")
     diurnal_amplitude: float = config_field(0.5, lo=0.0, hi=1.0, doc="rate = mean × (1 + a·cos(2π(h − peak)/24))")
     peak_hour: float = config_field(20.0, lo=0.0, hi=24.0, doc="hour of the day with the highest rate")
+    weekly_amplitude: float = config_field(0.0, lo=0.0, hi=1.0, doc="weekly cycle: the rate is also × (1 + w·cos(2π(day − "
+                                                                  "peak_weekday)/7)), day counted in days since the start")
+    peak_weekday: float = config_field(0.0, lo=0.0, hi=7.0, doc="day of the week (0 = the run's first day) with the "
+                                                               "highest rate")
 
 
 WORLD_KINDS = ("teaching", "realistic")  # the classes behind them: simulator.world.kinds.WORLD_KINDS (one test checks)
@@ -69,6 +73,24 @@ class WorldConfig:
                                              doc="(realistic) share of a latent vector's variance from its topic's centre")
     num_regions: int = config_field(10, lo=1, hi=100_000, doc="(realistic) user regions (Zipf-like shares)")
     device_topic_sd: float = config_field(0.3, lo=0.0, hi=5.0, doc="(realistic) logit spread of device × ad topic effects")
+    format_effect_sd: float = config_field(0.3, lo=0.0, hi=5.0,
+                                           doc="(realistic) log spread of each format's lift over the first treatment by "
+                                               "ad topic, by device and per intent level: formats act differently on "
+                                               "different ads and contexts")
+    quality_drift_sd: float = config_field(0.0, lo=0.0, hi=5.0, doc="(realistic) ad quality drifts: a random walk "
+                                                                   "with this logit spread per √day")
+    novelty_effect: float = config_field(0.0, lo=0.0, hi=5.0, doc="(realistic) logit boost of a new ad, decaying with "
+                                                                 "time constant novelty_hours")
+    novelty_hours: float = config_field(24.0, lo=0.01, hi=1e5, doc="(realistic) time constant of the novelty boost")
+    fatigue_effect: float = config_field(0.0, lo=0.0, hi=5.0, doc="(realistic) logit an ad loses as it ages (creative "
+                                                                 "fatigue), reached with time constant fatigue_days")
+    fatigue_days: float = config_field(7.0, lo=0.01, hi=1e4, doc="(realistic) time constant of creative fatigue")
+    initial_ad_age_days: float = config_field(30.0, lo=0.0, hi=1e4, doc="(realistic) the initial ads' ages are uniform "
+                                                                       "over this many days before the start")
+    trend_bursts_per_day: float = config_field(0.0, lo=0.0, hi=1000.0, doc="(realistic) bursts of interest in one topic "
+                                                                         "per day (Poisson)")
+    trend_multiplier: float = config_field(5.0, lo=1.0, hi=1000.0, doc="(realistic) a bursting topic's traffic share × this")
+    trend_hours: float = config_field(3.0, lo=0.01, hi=1000.0, doc="(realistic) how long a burst lasts")
     hour_topic_sd: float = config_field(0.2, lo=0.0, hi=5.0, doc="(realistic) logit spread of hour of day × ad topic "
                                                                  "effects")
 

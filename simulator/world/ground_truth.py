@@ -29,9 +29,14 @@ FEATURE_FIELDS: tuple[str, ...] = ("query_topic", "query_intent", "ad_id", "adve
 
 
 def diurnal_rate(traffic: TrafficConfig, minute: float) -> float:
-    """Queries per minute at simulated `minute`: mean × (1 + a·cos(2π(hour − peak)/24))."""
+    """Queries per minute at simulated `minute`: mean × (1 + a·cos(2π(hour − peak)/24)), and × (1 + w·cos(2π(day −
+    peak day)/7)) with a weekly cycle."""
     hour = (minute / 60.0) % 24.0
-    return traffic.queries_per_minute * (1.0 + traffic.diurnal_amplitude * np.cos(2 * np.pi * (hour - traffic.peak_hour) / 24.0))
+    rate = traffic.queries_per_minute * (1.0 + traffic.diurnal_amplitude * np.cos(2 * np.pi * (hour - traffic.peak_hour) / 24.0))
+    if traffic.weekly_amplitude:  # off: the rate exactly as without a weekly cycle
+        day = (minute / 1440.0) % 7.0
+        rate *= 1.0 + traffic.weekly_amplitude * np.cos(2 * np.pi * (day - traffic.peak_weekday) / 7.0)
+    return rate
 
 
 @dataclass
@@ -43,7 +48,9 @@ class QueryBatch:
     relevance: float32[B, N] true relevance; bid, reserve: float32[B, N] per click (0 where invalid; the
     reserve is the score reserve R when reserves are quality-weighted);
     click_noise: float32[B, N] uniforms — a shown candidate is clicked iff noise < its true CTR, so two
-    systems shown the same traffic share user noise (common random numbers).
+    systems shown the same traffic share user noise (common random numbers); lift: float32[B, N, T] each candidate's
+    own examination factor per treatment (all 1 in the teaching world, where formats act the same on every ad):
+    true CTR = relevance × lift[treatment] × examination[treatment, slot].
     """
 
     topic: np.ndarray
@@ -56,6 +63,7 @@ class QueryBatch:
     reserve: np.ndarray
     click_noise: np.ndarray
     device: np.ndarray
+    lift: np.ndarray
 
     @property
     def size(self) -> int:
@@ -216,7 +224,8 @@ class World:
         if len(self._device_cdf) > 1:  # drawn last, so a one-device world's streams are as they were
             device = np.minimum(np.searchsorted(self._device_cdf, rng.random(count), side="right"),
                                 len(self._device_cdf) - 1).astype(np.int32)
-        return QueryBatch(topic, intent, ad, valid, features, relevance, bid, reserve, click_noise, device)
+        lift = np.ones((*ad.shape, self.examination.shape[0]), np.float32)
+        return QueryBatch(topic, intent, ad, valid, features, relevance, bid, reserve, click_noise, device, lift)
 
     def slots(self, batch: QueryBatch) -> np.ndarray:
         """int32[B, K]: the slot of each of the batch's page positions."""
@@ -245,7 +254,8 @@ class World:
         candidates = np.concatenate(parts, axis=1)
         return candidates, candidates >= 0
 
-def true_ctr(relevance, examination):
-    """relevance[B, N] × examination[T, K] → CTR[B, N, T, K]; numpy or jax arrays (jit it on hot paths)."""
-    return relevance[:, :, None, None] * examination[None, None, :, :]
+def true_ctr(relevance, lift, examination):
+    """relevance[B, N] × lift[B, N, T] × examination[T, K] → CTR[B, N, T, K]; numpy or jax arrays (jit it on hot
+    paths)."""
+    return relevance[:, :, None, None] * lift[:, :, :, None] * examination[None, None, :, :]
 

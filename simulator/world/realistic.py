@@ -8,8 +8,13 @@ vector. Each query comes with context: device, region, hour of day, day of week.
 
 Relevance = sigmoid(base + intent + query bias + ad quality + topic match + latent_scale · q·a/√L
 + device × ad-topic + hour × ad-topic): the query·ad term and the context terms are interactions a model without
-crosses or hidden layers cannot represent. Clicks stay relevance × examination (the teaching world's pages and
-click model); non-separable presentation and cascade clicks are later items of the issue.
+crosses or hidden layers cannot represent.
+
+Presentation. A format's effect depends on the ad and the context: each format's lift over the first treatment is
+exp(its ad-topic effect + its device effect + its slope × intent level), times the catalogue's multiplier, so the
+true CTR = relevance × lift[treatment] × examination[treatment, slot] (capped at 1) is not a product of a
+query-ad term and a treatment-position term, and τ(Q·U) approximates it better as d grows. The position curve is
+each device's own (the pages of `world.position_effects`). Cascade clicks are a later item of the issue.
 
 Retrieval. A query's candidates are the ads of campaigns with its id as a keyword, then ads of its topic's
 broad-match campaigns, each retrieved with probability broad_match_rate × (intent + 1) / intents: the count varies
@@ -68,6 +73,13 @@ class RealisticWorld(World):
         hours = np.arange(24)[:, None]
         self.hour_topic = (np.sqrt(2.0) * c.hour_topic_sd * np.cos(2 * np.pi * hours / 24 + phase[None, :])
                            ).astype(np.float32)  # [24, topics], spread hour_topic_sd over the day
+        # each format's log lift over the first treatment, by ad topic, device and intent level (the first's is 0)
+        treatments, sd = self.examination.shape[0], c.format_effect_sd
+        self.format_topic = rng.normal(0.0, sd, (treatments, c.num_topics)).astype(np.float32)
+        self.format_device = rng.normal(0.0, sd, (treatments, self.num_devices)).astype(np.float32)
+        self.format_intent = rng.normal(0.0, sd, treatments).astype(np.float32)
+        for table in (self.format_topic, self.format_device, self.format_intent):
+            table[0] = 0.0
         self.ad_campaign, self.ad_vector = np.zeros(0, np.int32), np.zeros((0, c.latent_dim), np.float32)
         self._index: dict | None = None
 
@@ -85,6 +97,7 @@ class RealisticWorld(World):
         # cumulative popularity within each topic, shifted by the topic: one sorted array for every topic's draws
         within = np.cumsum(self.query_popularity[order]) - np.concatenate([[0], np.cumsum(mass)[:-1]])[topic_of]
         keyed = topic_of + within / np.maximum(mass[topic_of], 1e-300)
+        self._topic_queries, self._topic_keyed, self._topic_mass = order, keyed, mass  # for draws within a topic
         exact = np.flatnonzero(self.campaign_exact)
         campaign = np.repeat(exact, c.keywords_per_campaign)
         topic = self.advertiser_topic[self.campaign_advertiser[campaign]]
@@ -94,8 +107,15 @@ class RealisticWorld(World):
         pairs = np.unique(np.stack([campaign[keep], query[keep]]), axis=1)
         self.keyword_campaign, self.keyword_query = pairs[0].astype(np.int32), pairs[1].astype(np.int32)
 
+    def reset(self, seed: int) -> None:
+        self._seed = seed  # trend bursts are drawn per day from (seed, day): a schedule with no state to carry
+        super().reset(seed)
+
     def _add_ads(self, count: int, minute: float) -> None:
         c, rng = self.config, self._world_rng
+        born = np.full(count, minute, np.float32)
+        if self.ad_active.size == 0:  # the initial ads have been live for a while already
+            born = (minute - rng.uniform(0.0, c.initial_ad_age_days * 1440.0, count)).astype(np.float32)
         campaign = rng.integers(0, self.campaign_advertiser.size, count).astype(np.int32)
         advertiser = self.campaign_advertiser[campaign]
         topic = self.advertiser_topic[advertiser]
@@ -104,14 +124,19 @@ class RealisticWorld(World):
         vector = _latent(rng, self.topic_centre[topic], c.topic_latent_share)
         new = dict(ad_advertiser=advertiser, ad_topic=topic, ad_quality=quality.astype(np.float32),
                    ad_bid=bid.astype(np.float32), ad_active=np.ones(count, bool),
-                   ad_born_minute=np.full(count, minute, np.float32), ad_campaign=campaign, ad_vector=vector)
+                   ad_born_minute=born, ad_campaign=campaign, ad_vector=vector)
         for name, values in new.items():
             setattr(self, name, np.concatenate([getattr(self, name), values]))
         self._index = None
 
     def churn(self, minute: float, minutes: float) -> None:
+        """Ads arrive and leave (as in the teaching world), and the live ads' qualities drift (a random walk)."""
         before = self.ad_active.copy()
         super().churn(minute, minutes)
+        if self.config.quality_drift_sd:
+            active = np.flatnonzero(self.ad_active)
+            step = self.config.quality_drift_sd * np.sqrt(minutes / 1440.0)
+            self.ad_quality[active] += self._world_rng.normal(0.0, step, active.size).astype(np.float32)
         if self.ad_active.size != before.size or not np.array_equal(self.ad_active, before):
             self._index = None
 
@@ -141,7 +166,7 @@ class RealisticWorld(World):
         """Draw this tick's queries with their context, retrieve their candidates, and compute true relevance."""
         c, rng = self.config, self._traffic_rng
         count = int(rng.poisson(diurnal_rate(self.traffic, minute + tick_minutes / 2) * tick_minutes))
-        query_id = self._draw(self._query_cdf, rng.random(count))
+        query_id = self._draw_queries(minute, count, rng)
         topic, intent = self.query_topic[query_id], self.query_intent[query_id]
         device = self._draw(self._device_cdf, rng.random(count)) if self.num_devices > 1 else np.zeros(count, np.int32)
         region = self._draw(self._region_cdf, rng.random(count))
@@ -153,7 +178,15 @@ class RealisticWorld(World):
         affinity = np.einsum("bl,bnl->bn", self.query_vector[query_id], self.ad_vector[ad])
         logit += np.float32(c.latent_scale / np.sqrt(c.latent_dim)) * affinity
         logit += self.device_topic[device[:, None], ad_topic] + self.hour_topic[hour, ad_topic]
+        if c.novelty_effect or c.fatigue_effect:
+            age = minute - self.ad_born_minute[ad]  # minutes
+            logit += (c.novelty_effect * np.exp(-age / (60.0 * c.novelty_hours))
+                      - c.fatigue_effect * (1.0 - np.exp(-age / (1440.0 * c.fatigue_days)))).astype(np.float32)
         relevance = np.where(valid, 1.0 / (1.0 + np.exp(-logit)), 0.0).astype(np.float32)
+        levels = intent - (c.num_intents - 1) / 2.0
+        log_lift = (self.format_topic[:, ad_topic] + self.format_device[:, device][:, :, None]
+                    + self.format_intent[:, None, None] * levels[None, :, None])  # [T, B, N]
+        lift = np.minimum(np.exp(np.moveaxis(log_lift, 0, -1)), 1.0 / np.maximum(relevance, 1e-6)[:, :, None])
         columns = dict(query_topic=topic[:, None], query_intent=intent[:, None], ad_id=ad,
                        advertiser=self.ad_advertiser[ad], ad_topic=ad_topic, query_id=query_id[:, None],
                        campaign=self.ad_campaign[ad], device=device[:, None], region=region[:, None], hour=hour,
@@ -164,7 +197,39 @@ class RealisticWorld(World):
         bid = np.where(valid, self.ad_bid[ad], np.float32(0.0))
         reserve = np.where(valid, self.advertiser_reserve[self.ad_advertiser[ad]], np.float32(0.0))
         click_noise = self._click_rng.random(ad.shape, dtype=np.float32)
-        return QueryBatch(topic, intent, ad, valid, features, relevance, bid, reserve, click_noise, device)
+        return QueryBatch(topic, intent, ad, valid, features, relevance, bid, reserve, click_noise, device,
+                          lift.astype(np.float32))
+
+    def trends(self, minute: float) -> np.ndarray:
+        """int[n]: the topics bursting at `minute` (each day's bursts drawn from (seed, day): Poisson count, uniform
+        starts, topics by popularity)."""
+        c = self.config
+        if not c.trend_bursts_per_day:
+            return np.zeros(0, np.int64)
+        day, topics = int(minute // 1440), []
+        for earlier in range(day - int(np.ceil(c.trend_hours / 24.0)), day + 1):
+            if earlier < 0:
+                continue
+            rng = np.random.default_rng([self._seed, 0x7E, earlier])
+            count = rng.poisson(c.trend_bursts_per_day)
+            start = earlier * 1440.0 + rng.uniform(0.0, 1440.0, count)
+            topic = self._draw(self._topic_cdf, rng.random(count))
+            topics.extend(topic[(start <= minute) & (minute < start + 60.0 * c.trend_hours)].tolist())
+        return np.unique(np.asarray(topics, np.int64))
+
+    def _draw_queries(self, minute: float, count: int, rng: np.random.Generator) -> np.ndarray:
+        """int32[count] query ids by popularity, a bursting topic's queries trend_multiplier times as likely."""
+        query_id = self._draw(self._query_cdf, rng.random(count))
+        bursting = self.trends(minute)
+        if bursting.size:
+            extra = (self.config.trend_multiplier - 1.0) * self._topic_mass[bursting]  # each burst's added share
+            component = np.searchsorted(np.cumsum(np.concatenate([[1.0], extra])) / (1.0 + extra.sum()),
+                                        rng.random(count), side="right")
+            from_burst = component > 0
+            topic = bursting[np.minimum(component[from_burst], bursting.size) - 1]
+            position = np.searchsorted(self._topic_keyed, topic + rng.random(topic.size) * (1 - 1e-12))
+            query_id[from_burst] = self._topic_queries[np.minimum(position, self._topic_queries.size - 1)]
+        return query_id
 
     def _candidates(self, query_id: np.ndarray, topic: np.ndarray, intent: np.ndarray,
                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
