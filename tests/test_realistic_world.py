@@ -155,6 +155,11 @@ def test_world_command_reports_statistics_beside_targets(tmp_path, capsys):
     assert stats["id_tails"]["query_id"]["under_10"] > 0.5
     assert "ctr " in capsys.readouterr().out
     assert main(["world", "scenarios/smoke.toml", "--hours", "0", "--quiet"]) == 2
+    # under the cascade: what the auction's separable slates lose against the best slates (≥ 0 up to the shortlist)
+    assert main(["world", "scenarios/smoke.toml", *sum((["--set", o] for o in SMALL), []), "--hours", "0.5", "--quiet",
+                 "--set", "world.click_model=cascade", "--set", "run.probe_every=4", "--out", str(out)]) == 0
+    loss = json.loads((out / "world.json").read_text())["statistics"]["ads"]["separable_auction_welfare_loss"]
+    assert -0.01 < loss < 0.5
 
 
 def test_format_effects_depend_on_the_ad_and_the_context():

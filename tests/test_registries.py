@@ -24,6 +24,7 @@ from models.losses import BIAS_SLICES, CURRICULA, LOSS_TERMS, active_terms, curr
 from models.optim import OPTIMIZERS
 from models.transfers import TRANSFERS, log_likelihood_terms, transfer
 from simulator.cli import main
+from simulator.world.click_models import CLICK_MODELS
 from simulator.world.config import WorldConfig
 from simulator.world.kinds import WORLD_KINDS
 
@@ -33,6 +34,7 @@ REGISTRIES = {
     (TrainConfig, "optimizer"): OPTIMIZERS, (TrainConfig, "loss_curriculum"): CURRICULA,
     (AuctionConfig, "reserve_kind"): RESERVE_KINDS, (AuctionConfig, "reserve_mode"): RESERVE_MODES,
     (AuctionConfig, "mechanism"): MECHANISMS, (WorldConfig, "kind"): WORLD_KINDS,
+    (WorldConfig, "click_model"): CLICK_MODELS,
 }
 
 

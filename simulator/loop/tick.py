@@ -19,6 +19,8 @@ from models.metrics import log_loss
 from simulator.config import Scenario
 from simulator.loop.builders import sampling_rates, training_order, uniform_hash
 from simulator.loop.records import PendingLog, ProbeRecord, PvChunk, TrainingDiverged, Unscored
+from simulator.world.click_models import CLICK_MODELS
+from simulator.world.config import WorldConfig
 from simulator.world.ground_truth import QueryBatch
 
 EXPLORATION_STREAM = 0xE7  # spawn key of the exploration generator (the world's streams use 0xAD)
@@ -53,9 +55,9 @@ def shown_and_clicked(minute: float, batch: QueryBatch, outcome: AuctionOutcome,
     candidate = outcome.ad[query, position]
     chosen = outcome.treatment[query, position]
     slot = slots[query, position]
-    true_ctr = batch.relevance[query, candidate] * batch.lift[query, candidate, chosen] * examination[chosen, slot]
+    true_ctr, click = slate_clicks(batch, outcome, examination, slots, scenario.world)
     pctr = model_ctr[query, candidate, chosen, position]
-    click = (batch.click_noise[query, candidate] < true_ctr).astype(np.float32)
+    click = click.astype(np.float32)
     price = outcome.price_per_click[query, position]
     examples = Examples(batch.features[query, candidate], chosen.astype(np.int32), slot.astype(np.int32), click,
                         query=first_query + query)
@@ -80,6 +82,22 @@ def shown_and_clicked(minute: float, batch: QueryBatch, outcome: AuctionOutcome,
         "mean_true_ctr_shown": float(true_ctr.mean()) if len(click) else float("nan"),
     }
     return entry, impressions, row
+
+
+def slate_clicks(batch: QueryBatch, outcome: AuctionOutcome, examination: np.ndarray, slots: np.ndarray,
+                 world: WorldConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The true CTR given the whole slate, and the click, of every shown ad (in (query, position) order), from the
+    world's click model on the slates the auctions chose."""
+    shown = outcome.ad >= 0
+    rows = np.arange(batch.size)[:, None]
+    ad, treatment = np.where(shown, outcome.ad, 0), np.where(shown, outcome.treatment, 0)
+    base = batch.relevance[rows, ad] * batch.lift[rows, ad, treatment]
+    separable = np.where(shown, base * examination[treatment, slots], np.float32(0))
+    attractive = np.where(shown, base * examination[treatment, slots[:, :1]], np.float32(0))
+    truth, click = CLICK_MODELS[world.click_model].clicks(separable, attractive, batch.click_noise[rows, ad],
+                                                          batch.cascade_noise, world.cascade_continue,
+                                                          world.cascade_satisfaction)
+    return truth[shown], click[shown]
 
 
 def probe_record(every: int, first_query: int, minute: float, batch: QueryBatch, model_ctr: list,

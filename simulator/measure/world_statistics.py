@@ -15,10 +15,12 @@ import numpy as np
 from simulator.config import Scenario
 from simulator.loop.results import RunOutput
 from simulator.loop.simulation import Simulation
+from simulator.world.click_models import best_cascade_slate
 from simulator.world.kinds import WORLD_KINDS
 from simulator.world.targets import TARGETS
 
 RARE = 10  # an id seen fewer times than this in a window is rare (the minimum count of reczoo's Criteo_x4)
+SLATE_POSITIONS = 4  # the cascade's best slates are enumerated over a page's top 4 positions at most
 
 
 def world_run(scenario: Scenario, hours: float | None = None,
@@ -38,7 +40,39 @@ def world_run(scenario: Scenario, hours: float | None = None,
     ads = dict(ads_live_at_start=int(active.sum()), ads_live_at_end=int(world.ad_active.sum()),
                new_ads_per_day=(world.num_ads - active.size) / days, left_per_day=int((active & ~stayed).sum()) / days,
                quality_drift_per_sqrt_day=float(change.std() / np.sqrt(days)) if change.size > 1 else float("nan"))
+    if scenario.world.click_model == "cascade":
+        ads["separable_auction_welfare_loss"] = separable_auction_loss(output, world)
     return output, ads
+
+
+def separable_auction_loss(output: RunOutput, world, positions: int = SLATE_POSITIONS) -> float:
+    """Under the cascade click model: 1 − the welfare the auction's slates earned on the probed queries / the best
+    slates' welfare there (`best_cascade_slate`, over their top `positions` positions), Σ bid × true CTR each. The
+    auction ranks on separable per-position CTRs (the oracle's here), so this is what that assumption loses.
+
+    Eligible ads: those the reserve lets compete, judged with the true CTR of the first treatment at the top."""
+    w, a = output.scenario.world, output.scenario.auction
+    probes, log = output.probe_arrays(), output.log.frame()
+    if not len(probes["query"]):
+        return float("nan")
+    shown = log[log["query"].isin(probes["query"]) & (log["position"] < positions)]  # a slate's top ads: no later
+    # ad changes their cascade truth
+    welfare_shown = float(np.sum(world.ad_bid[shown.ad_id.to_numpy()] * shown.true_ctr.to_numpy()))
+    welfare_best = 0.0
+    quality_weighted = a.reserve_kind == "quality_weighted"
+    for p in range(len(probes["query"])):
+        valid = probes["valid"][p]
+        ads = probes["candidates"][p][valid]
+        top = world.slot_of[probes["device"][p], 0]
+        attractive = (probes["relevance"][p][valid][:, None] * probes["lift"][p][valid]
+                      * world.examination[:, top][None, :])  # [n, T]
+        bid, reserve = world.ad_bid[ads], world.advertiser_reserve[world.ad_advertiser[ads]]
+        eligible = bid * attractive[:, 0] > reserve if quality_weighted else bid > reserve
+        if eligible.any():
+            page = min(int(world.page_positions[probes["device"][p]]), positions)
+            welfare_best += best_cascade_slate(bid[eligible], attractive[eligible], page, w.cascade_continue,
+                                               w.cascade_satisfaction)
+    return 1.0 - welfare_shown / welfare_best if welfare_best > 0 else float("nan")
 
 
 def id_tails(features: np.ndarray, day: np.ndarray, fields: tuple[str, ...]) -> dict[str, dict[str, float]]:

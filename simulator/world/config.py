@@ -47,6 +47,15 @@ class WorldConfig:
                                    "rest are below them, and slates fill from the top, so the bottom shows under a full top")
     treatments: list = config_field(["text", "text_extensions", "image"], item_choices=tuple(t.name for t in CATALOGUE),
                                            doc="treatment names from ui_treatments")
+    click_model: str = config_field("position_based", choices=("position_based", "cascade"),
+                                    doc="position_based: an ad's CTR depends on its own position only; cascade: the "
+                                        "dynamic Bayesian network (users go down the page, stop when a click "
+                                        "satisfies them), so the ads above change an ad's CTR "
+                                        "(simulator/world/click_models.py)")
+    cascade_continue: float = config_field(0.9, lo=0.0, hi=1.0, doc="cascade: γ, the chance a user goes on to the next "
+                                                                   "ad when not satisfied")
+    cascade_satisfaction: float = config_field(0.5, lo=0.0, hi=1.0, doc="cascade: σ, the chance a click satisfies the "
+                                                                       "user, who then stops")
     relevance_base: float = config_field(-3.3, lo=-20.0, hi=5.0, doc="logit of relevance for an average ad")
     advertiser_quality_sd: float = config_field(0.6, lo=0.0, hi=5.0, doc="spread of advertiser quality (logit)")
     ad_quality_sd: float = config_field(0.6, lo=0.0, hi=5.0, doc="spread of an ad's quality around its advertiser's (logit)")

@@ -20,6 +20,7 @@ import numpy as np
 
 from auction.reserves import RESERVE_KINDS
 from models import FeatureSpec, ModelConfig
+from simulator.world.click_models import CLICK_MODELS
 from simulator.config import AuctionConfig, Scenario
 from simulator.world.config import TrafficConfig, WorldConfig
 from ui_treatments import treatment_arrays, treatments_by_name
@@ -50,7 +51,9 @@ class QueryBatch:
     click_noise: float32[B, N] uniforms — a shown candidate is clicked iff noise < its true CTR, so two
     systems shown the same traffic share user noise (common random numbers); lift: float32[B, N, T] each candidate's
     own examination factor per treatment (all 1 in the teaching world, where formats act the same on every ad):
-    true CTR = relevance × lift[treatment] × examination[treatment, slot].
+    true CTR = relevance × lift[treatment] × examination[treatment, slot] under the position-based click model;
+    cascade_noise: float32[B, K, 2] the cascade click model's uniforms per query and position (go on, satisfied),
+    None under the position-based model.
     """
 
     topic: np.ndarray
@@ -64,6 +67,7 @@ class QueryBatch:
     click_noise: np.ndarray
     device: np.ndarray
     lift: np.ndarray
+    cascade_noise: np.ndarray | None = None
 
     @property
     def size(self) -> int:
@@ -225,7 +229,14 @@ class World:
             device = np.minimum(np.searchsorted(self._device_cdf, rng.random(count), side="right"),
                                 len(self._device_cdf) - 1).astype(np.int32)
         lift = np.ones((*ad.shape, self.examination.shape[0]), np.float32)
-        return QueryBatch(topic, intent, ad, valid, features, relevance, bid, reserve, click_noise, device, lift)
+        return QueryBatch(topic, intent, ad, valid, features, relevance, bid, reserve, click_noise, device, lift,
+                          self._cascade_noise(count))
+
+    def _cascade_noise(self, count: int) -> np.ndarray | None:
+        """The cascade click model's uniforms [count, K, 2] from the click stream (drawn last; None when unused)."""
+        if not CLICK_MODELS[self.config.click_model].cascade_uniforms:
+            return None
+        return self._click_rng.random((count, self.config.num_positions, 2), dtype=np.float32)
 
     def slots(self, batch: QueryBatch) -> np.ndarray:
         """int32[B, K]: the slot of each of the batch's page positions."""

@@ -198,7 +198,7 @@ class RealisticWorld(World):
         reserve = np.where(valid, self.advertiser_reserve[self.ad_advertiser[ad]], np.float32(0.0))
         click_noise = self._click_rng.random(ad.shape, dtype=np.float32)
         return QueryBatch(topic, intent, ad, valid, features, relevance, bid, reserve, click_noise, device,
-                          lift.astype(np.float32))
+                          lift.astype(np.float32), self._cascade_noise(count))
 
     def trends(self, minute: float) -> np.ndarray:
         """int[n]: the topics bursting at `minute` (each day's bursts drawn from (seed, day): Poisson count, uniform

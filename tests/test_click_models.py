@@ -1,0 +1,81 @@
+"""Click models: the position-based model is the teaching world's, and the cascade (DBN) gives each shown ad the
+CTR the ads above it leave it, draws clicks at those rates, and its best-slate oracle is exact on small slates."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+import simulator
+from auction import AuctionOutcome
+from simulator.loop.tick import slate_clicks
+from simulator.world.click_models import CLICK_MODELS, best_cascade_slate, cascade, cascade_welfare
+from simulator.world.kinds import make_world
+
+
+def test_cascade_truth_is_the_click_rate_and_depends_on_the_ads_above():
+    rng = np.random.default_rng(0)
+    rows, gamma, sigma = 200_000, 0.8, 0.6
+    attractive = np.tile(np.array([[0.5, 0.3, 0.2]], np.float32), (rows, 1))
+    truth, clicked = cascade(attractive, attractive, rng.random((rows, 3), dtype=np.float32),
+                             rng.random((rows, 3, 2), dtype=np.float32), gamma, sigma)
+    expected = [0.5, 0.3 * gamma * (1 - 0.5 * sigma), 0.2 * gamma ** 2 * (1 - 0.5 * sigma) * (1 - 0.3 * sigma)]
+    np.testing.assert_allclose(truth[0], expected, rtol=1e-6)
+    np.testing.assert_allclose(clicked.mean(axis=0), expected, atol=4e-3)  # the clicks follow the truth
+    # a more attractive (and so more often satisfying) ad on top leaves less to the one below
+    stronger = attractive.copy()
+    stronger[:, 0] = 0.9
+    assert cascade(stronger, stronger, np.ones((rows, 3), np.float32), np.ones((rows, 3, 2), np.float32), gamma,
+                   sigma)[0][0, 1] < truth[0, 1]
+
+
+def test_best_slate_enumeration_matches_a_brute_force():
+    rng = np.random.default_rng(1)
+    gamma, sigma = 0.7, 0.9
+    for _ in range(5):
+        value, attractive = rng.uniform(0.5, 2.0, 5), rng.uniform(0.05, 0.95, (5, 2))
+        brute = 0.0
+        for length in (1, 2, 3):
+            for slate in itertools.permutations(range(5), length):
+                for formats in itertools.product(range(2), repeat=length):
+                    welfare, looking = 0.0, 1.0
+                    for ad, f in zip(slate, formats):
+                        welfare += value[ad] * attractive[ad, f] * looking
+                        looking *= gamma * (1 - attractive[ad, f] * sigma)
+                    brute = max(brute, welfare)
+        assert best_cascade_slate(value, attractive, 3, gamma, sigma, shortlist=5) == pytest.approx(brute)
+    # with strong satisfaction the best slate is not the one a separable ranking (value × attractiveness) picks
+    # (A: value 1, attractiveness 0.9 ranks above B: 1.5 × 0.5, but a user satisfied by A never sees B)
+    value, attractive = np.array([1.0, 1.5]), np.array([[0.9], [0.5]])
+    separable = cascade_welfare(value, attractive[:, 0], 1.0, 1.0)
+    assert separable == pytest.approx(0.9 + 0.75 * 0.1)
+    assert best_cascade_slate(value, attractive, 2, 1.0, 1.0) == pytest.approx(0.75 + 0.9 * 0.5)
+
+
+def test_slate_clicks_in_the_loop():
+    """The loop's clicks: bit-identical to relevance × lift × examination under the position-based model; under the
+    cascade the second ad's truth is its attractiveness × γ(1 − a₁σ)."""
+    for model in CLICK_MODELS:
+        scenario = simulator.load("scenarios/smoke.toml", overrides=[f"world.click_model={model}",
+                                                                     "world.cascade_continue=0.8"])
+        world = make_world(scenario)
+        batch = world.queries(0.0, 1.0)
+        rows = np.flatnonzero(batch.valid.sum(axis=1) >= 2)
+        outcome = AuctionOutcome(ad=np.full((batch.size, 4), -1, np.int32), treatment=np.zeros((batch.size, 4), np.int32),
+                                 ctr=None, payment=None, price_per_click=None, objective=None, tied=None)
+        outcome.ad[rows, 0], outcome.ad[rows, 1] = 0, 1
+        outcome.treatment[rows, 1] = 2
+        truth, click = slate_clicks(batch, outcome, world.examination, world.slots(batch), scenario.world)
+        first, second = truth[0::2], truth[1::2]
+        a1 = batch.relevance[rows, 0] * world.examination[0, 0]
+        a2 = batch.relevance[rows, 1] * world.examination[2, 0]
+        if model == "position_based":
+            np.testing.assert_array_equal(second, batch.relevance[rows, 1] * batch.lift[rows, 1, 2] * world.examination[2, 1])
+            np.testing.assert_array_equal(click[1::2], batch.click_noise[rows, 1] < second)
+            assert batch.cascade_noise is None
+        else:
+            np.testing.assert_allclose(first, a1, rtol=1e-6)
+            np.testing.assert_allclose(second, a2 * 0.8 * (1 - a1 * 0.5), rtol=1e-6)
+            assert batch.cascade_noise.shape == (batch.size, 4, 2)
