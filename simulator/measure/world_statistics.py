@@ -118,8 +118,9 @@ def statistics(output: RunOutput, ads: dict[str, float]) -> dict[str, Any]:
     per_day = np.bincount(day, [row["queries"] for row in output.rows]) if day.size else np.zeros(0)
     logs = output.training_logs or []
     features = np.concatenate([p.examples.raw for p in logs]) if logs else np.zeros((0, 1), np.int32)
-    example_day = np.concatenate([np.full(len(p.examples.label), p.available_minute // 1440) for p in logs]) if logs \
-        else np.zeros(0)
+    delay = scenario.train.training_delay_minutes  # a log is available this long after its tick
+    example_day = np.concatenate([np.full(len(p.examples.label), (p.available_minute - delay) // 1440) for p in logs]) \
+        if logs else np.zeros(0)
     tails = id_tails(features, example_day, WORLD_KINDS[w.kind].feature_fields)
     stats = {
         "queries": queries,
@@ -135,7 +136,7 @@ def statistics(output: RunOutput, ads: dict[str, float]) -> dict[str, Any]:
         "ctr_by_device_position": {f"{w.devices[d]} {p + 1}": dict(ctr=float(r["mean"]), impressions=int(r["size"]))
                                    for (d, p), r in ctr.iterrows()},
         "format_shares": {name: float((log.treatment == t).mean()) for t, name in enumerate(w.treatments)},
-        "device_shares": {name: float((log.device == d).mean()) for d, name in enumerate(w.devices)},
+        "device_shares_of_impressions": {name: float((log.device == d).mean()) for d, name in enumerate(w.devices)},
         "queries_per_tick_by_hour": [None if np.isnan(x) else float(x) for x in rate],
         "queries_by_day": per_day.tolist(),
         "diurnal_peak_over_trough": float(np.nanmax(rate) / np.nanmin(rate)) if np.nanmin(rate) > 0 else float("nan"),
