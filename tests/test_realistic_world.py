@@ -211,3 +211,20 @@ def test_weekly_cycle_quality_drift_and_trend_bursts():
     share = float(np.mean(queries == topic))
     assert share == pytest.approx(expected, abs=4 * np.sqrt(expected * (1 - expected) / queries.size))
     assert share > 3 * base
+
+
+def test_advertisers_leave_with_their_ads_and_enter_with_new_ones():
+    world = make_world(small("world.dormant_advertiser_share=0.3", "world.advertiser_churn_per_day=0.5"))
+    start = world.advertiser_active.copy()
+    assert 0.5 < start.mean() < 0.9
+    assert start[world.ad_advertiser].all()  # the initial ads belong to active advertisers only
+    before = world.num_ads
+    for hour in range(48):
+        world.churn(hour * 60.0, 60.0)
+    left, entered = start & ~world.advertiser_active, ~start & world.advertiser_active
+    assert left.sum() >= 3 and entered.sum() >= 3
+    assert not world.ad_active[np.isin(world.ad_advertiser, np.flatnonzero(~world.advertiser_active))].any()
+    newcomers = np.isin(world.ad_advertiser[before:], np.flatnonzero(entered))
+    assert newcomers.any() and world.ad_active[before:][newcomers].any()  # entrants advertise with new ads
+    saved = world.state()
+    assert "advertiser_active" in saved.ads  # checkpoints carry who advertises

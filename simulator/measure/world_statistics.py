@@ -33,11 +33,15 @@ def world_run(scenario: Scenario, hours: float | None = None,
     simulation = Simulation(scenario, progress=progress, keep_training_logs=True)
     world = simulation.world
     quality, active = world.ad_quality.copy(), world.ad_active.copy()
+    advertisers = getattr(world, "advertiser_active", np.ones(scenario.world.num_advertisers, bool)).copy()
     output = simulation.run()
     stayed = active & world.ad_active[:active.size]
     days = output.simulated_hours / 24.0
     change = world.ad_quality[:active.size][stayed] - quality[stayed]
-    ads = dict(ads_live_at_start=int(active.sum()), ads_live_at_end=int(world.ad_active.sum()),
+    advertisers_now = getattr(world, "advertiser_active", advertisers)
+    ads = dict(advertisers_at_start=int(advertisers.sum()), advertisers_left=int((advertisers & ~advertisers_now).sum()),
+               advertisers_entered=int((~advertisers & advertisers_now).sum()),
+               ads_live_at_start=int(active.sum()), ads_live_at_end=int(world.ad_active.sum()),
                new_ads_per_day=(world.num_ads - active.size) / days, left_per_day=int((active & ~stayed).sum()) / days,
                quality_drift_per_sqrt_day=float(change.std() / np.sqrt(days)) if change.size > 1 else float("nan"))
     if scenario.world.click_model == "cascade":

@@ -96,6 +96,12 @@ class WorldConfig:
     fatigue_days: float = config_field(7.0, lo=0.01, hi=1e4, doc="(realistic) time constant of creative fatigue")
     initial_ad_age_days: float = config_field(30.0, lo=0.0, hi=1e4, doc="(realistic) the initial ads' ages are uniform "
                                                                        "over this many days before the start")
+    dormant_advertiser_share: float = config_field(0.0, lo=0.0, hi=0.99, doc="(realistic) share of advertisers not "
+                                                                              "advertising at the start (they may enter)")
+    advertiser_churn_per_day: float = config_field(0.0, lo=0.0, hi=10.0,
+                                                   doc="(realistic) share of the active advertisers that leave per day "
+                                                       "(their ads go); as many dormant ones enter on average, each with "
+                                                       "initial_ads / active advertisers new ads")
     trend_bursts_per_day: float = config_field(0.0, lo=0.0, hi=1000.0, doc="(realistic) bursts of interest in one topic "
                                                                          "per day (Poisson)")
     trend_multiplier: float = config_field(5.0, lo=1.0, hi=1000.0, doc="(realistic) a bursting topic's traffic share × this")

@@ -48,7 +48,7 @@ class RealisticWorld(World):
     """The realistic world: the teaching world's pages, traffic clock and click model, with the entities, context,
     relevance and retrieval of the module docstring."""
 
-    ad_arrays = (*World.ad_arrays, "ad_campaign", "ad_vector")
+    ad_arrays = (*World.ad_arrays, "ad_campaign", "ad_vector", "advertiser_active")
     feature_fields = (*FEATURE_FIELDS, *CONTEXT_FIELDS)
 
     def _draw_entities(self) -> None:
@@ -80,6 +80,9 @@ class RealisticWorld(World):
         self.format_intent = rng.normal(0.0, sd, treatments).astype(np.float32)
         for table in (self.format_topic, self.format_device, self.format_intent):
             table[0] = 0.0
+        self.advertiser_active = rng.random(c.num_advertisers) >= c.dormant_advertiser_share
+        if not self.advertiser_active.any():
+            self.advertiser_active[rng.integers(c.num_advertisers)] = True
         self.ad_campaign, self.ad_vector = np.zeros(0, np.int32), np.zeros((0, c.latent_dim), np.float32)
         self._index: dict | None = None
 
@@ -111,12 +114,15 @@ class RealisticWorld(World):
         self._seed = seed  # trend bursts are drawn per day from (seed, day): a schedule with no state to carry
         super().reset(seed)
 
-    def _add_ads(self, count: int, minute: float) -> None:
+    def _add_ads(self, count: int, minute: float, advertisers: np.ndarray | None = None) -> None:
+        """`count` new ads in random campaigns of the active advertisers (of `advertisers` when given)."""
         c, rng = self.config, self._world_rng
         born = np.full(count, minute, np.float32)
         if self.ad_active.size == 0:  # the initial ads have been live for a while already
             born = (minute - rng.uniform(0.0, c.initial_ad_age_days * 1440.0, count)).astype(np.float32)
-        campaign = rng.integers(0, self.campaign_advertiser.size, count).astype(np.int32)
+        owners = np.flatnonzero(self.advertiser_active) if advertisers is None else advertisers
+        campaign = (owners[rng.integers(0, owners.size, count)] * c.campaigns_per_advertiser
+                    + rng.integers(0, c.campaigns_per_advertiser, count)).astype(np.int32)
         advertiser = self.campaign_advertiser[campaign]
         topic = self.advertiser_topic[advertiser]
         quality = self.advertiser_quality[advertiser] + rng.normal(0.0, c.ad_quality_sd, count).astype(np.float32)
@@ -130,15 +136,34 @@ class RealisticWorld(World):
         self._index = None
 
     def churn(self, minute: float, minutes: float) -> None:
-        """Ads arrive and leave (as in the teaching world), and the live ads' qualities drift (a random walk)."""
+        """Ads arrive and leave (as in the teaching world), advertisers leave (with their ads) and enter (with new
+        ones), and the live ads' qualities drift (a random walk)."""
         before = self.ad_active.copy()
         super().churn(minute, minutes)
+        if self.config.advertiser_churn_per_day:
+            self._advertiser_churn(minute, minutes)
         if self.config.quality_drift_sd:
             active = np.flatnonzero(self.ad_active)
             step = self.config.quality_drift_sd * np.sqrt(minutes / 1440.0)
             self.ad_quality[active] += self._world_rng.normal(0.0, step, active.size).astype(np.float32)
         if self.ad_active.size != before.size or not np.array_equal(self.ad_active, before):
             self._index = None
+
+    def _advertiser_churn(self, minute: float, minutes: float) -> None:
+        c, rng = self.config, self._world_rng
+        active, dormant = np.flatnonzero(self.advertiser_active), np.flatnonzero(~self.advertiser_active)
+        expected = c.advertiser_churn_per_day * active.size * minutes / 1440.0
+        leaving = min(int(rng.poisson(expected)), active.size - 1)
+        entering = min(int(rng.poisson(expected)), dormant.size)
+        if leaving:
+            gone = rng.choice(active, leaving, replace=False)
+            self.advertiser_active[gone] = False
+            self.ad_active[np.isin(self.ad_advertiser, gone)] = False
+        if entering:
+            new = rng.choice(dormant, entering, replace=False)
+            self.advertiser_active[new] = True
+            per_advertiser = max(int(round(c.initial_ads / max(active.size, 1))), 1)
+            self._add_ads(entering * per_advertiser, minute, advertisers=new)
 
     def restore(self, state) -> None:
         super().restore(state)
