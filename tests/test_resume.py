@@ -63,7 +63,10 @@ def test_killed_run_resumes_to_the_same_final_numbers(tmp_path):
     ["train.distillation_weight=0.5", "train.optimizer=shampoo", "train.bias_constraints=['position']",
      "data.negative_keep_rate=0.5"],
     ["model.oracle=true"],
-], ids=["odd-timing", "teacher-shampoo-duals-sampling", "oracle"])
+    ["world.kind=realistic", "world.num_queries=3000", "world.quality_drift_sd=0.3", "world.novelty_effect=0.3",
+     "world.fatigue_effect=0.3", "world.trend_bursts_per_day=20", "world.dormant_advertiser_share=0.3",
+     "world.advertiser_churn_per_day=2", "world.click_model=cascade"],
+], ids=["odd-timing", "teacher-shampoo-duals-sampling", "oracle", "realistic-cascade-drift"])
 def test_resume_from_any_checkpoint_is_exact(tmp_path, overrides):
     """Deploys pending across the checkpoint, a teacher, Shampoo state, duals, sampling: all restored."""
     scenario = config.load(ROOT / "scenarios" / "smoke.toml", ["run.duration_hours=1.5",
