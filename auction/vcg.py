@@ -50,27 +50,18 @@ def uses_assignment(num_positions: int, space_budget: float | None, mode: Reserv
             and not MECHANISMS[mechanism].needs_thresholds)
 
 
-def shortlist_size(num_positions: int, assignment: bool) -> int:
-    """Candidates the kernel keeps per query: K + 4 for the DP (its cost grows with them · 2^K); 3K for the
-    assignment solver (K > 4, polynomial in them), since learned CTRs that do not fall in step along positions put
-    up to (K + 1)·K ads in the top lists, and a query re-solved on every candidate on the host costs ~100× one
-    solved in the kernel."""
-    return 3 * num_positions if assignment else num_positions + 4
-
-
-def shortlist(weight: jax.Array, ctr: jax.Array, usable: jax.Array, budgeted: bool,
-              assignment: bool = False) -> tuple[jax.Array, jax.Array]:
+def shortlist(weight: jax.Array, ctr: jax.Array, usable: jax.Array, budgeted: bool) -> tuple[jax.Array, jax.Array]:
     """The candidates any optimum the payments need can use: those in the top K + 1 of some group's list at some
     position (a group is a treatment with a budget, the best treatment without). Were an optimum — also without
     an ad or with it at its reserve — to place another ad there, one of those K + 1 is unused, is not the
     changed ad, fits the same height and is worth at least as much. Ties go to the lower index, as in the
     reference's tie-break, so its slate is kept too.
 
-    Returns the first M = `shortlist_size` such candidates int32[B, M] (padded with others, in index order) and
+    Returns the first M = K + 4 such candidates int32[B, M] (padded with others, in index order) and
     whether a query had more (bool[B]: re-solved on every candidate).
     """
     batch, num_ads, num_treatments, num_positions = ctr.shape
-    size = min(num_ads, shortlist_size(num_positions, assignment))
+    size = min(num_ads, num_positions + 4)
     if size == num_ads:
         return jnp.broadcast_to(jnp.arange(num_ads, dtype=jnp.int32), (batch, num_ads)), jnp.zeros(batch, bool)
     value = jnp.where(usable, weight[:, :, None, None] * ctr, -jnp.inf)
@@ -152,8 +143,7 @@ def vcg_batch(ctr: jax.Array, bid: jax.Array, reserve: jax.Array, available: jax
         keep = jnp.broadcast_to(jnp.arange(num_ads, dtype=jnp.int32), (batch, num_ads))
         overflow = jnp.zeros(batch, bool)
     else:
-        keep, overflow = shortlist(weight, ctr, usable, space_budget is not None,
-                                   solver == "fast" and uses_assignment(num_positions, space_budget, mode, mechanism))
+        keep, overflow = shortlist(weight, ctr, usable, space_budget is not None)
     pick = lambda x: jnp.take_along_axis(x, keep.reshape(keep.shape + (1,) * (x.ndim - 2)), axis=1)  # noqa: E731
     if solver == "fast" and uses_assignment(num_positions, space_budget, mode, mechanism):
         ad, treatment, counterfactual, tied = assignment_vcg(pick(ctr), pick(bid), pick(reserve), pick(usable))
@@ -281,9 +271,7 @@ def resolve_ties(outcome: AuctionOutcome, ctr, bid, reserve, available=None, pag
         long[tied] = overflows(tied)  # the shortlist is too short: the tie-break runs on every candidate
         # Without a budget the DP's tie-break pass costs about one fast pass (and is as exact in float64): run it
         # directly. Elsewhere it costs far more (~20× under a 16-line budget; the assignment solver's is the DP).
-        if uses_assignment(num_positions, budget, mode, options.get("mechanism", "vcg")):
-            tied = tied[rerun(tied, "fast")]  # its shortlist (3K) holds the long rows too
-        elif budget is not None:
+        if budget is not None or uses_assignment(num_positions, budget, mode, options.get("mechanism", "vcg")):
             short = tied[~long[tied]]
             tied = np.concatenate([short[rerun(short, "fast")], tied[long[tied]]]) if short.size else tied
         if tied.size:

@@ -46,6 +46,7 @@ def test_best_slate_enumeration_matches_a_brute_force():
                         looking *= gamma * (1 - attractive[ad, f] * sigma)
                     brute = max(brute, welfare)
         assert best_cascade_slate(value, attractive, 3, gamma, sigma, shortlist=5) == pytest.approx(brute)
+        assert best_cascade_slate(value, attractive, 3, gamma, sigma, shortlist=3) <= brute + 1e-12  # a bound
     # with strong satisfaction the best slate is not the one a separable ranking (value × attractiveness) picks
     # (A: value 1, attractiveness 0.9 ranks above B: 1.5 × 0.5, but a user satisfied by A never sees B)
     value, attractive = np.array([1.0, 1.5]), np.array([[0.9], [0.5]])
@@ -54,12 +55,14 @@ def test_best_slate_enumeration_matches_a_brute_force():
     assert best_cascade_slate(value, attractive, 2, 1.0, 1.0) == pytest.approx(0.75 + 0.9 * 0.5)
 
 
-def test_slate_clicks_in_the_loop():
-    """The loop's clicks: bit-identical to relevance × lift × examination under the position-based model; under the
-    cascade the second ad's truth is its attractiveness × γ(1 − a₁σ)."""
+@pytest.mark.parametrize("world_kind", ["teaching", "realistic"])
+def test_slate_clicks_in_the_loop(world_kind):
+    """The loop's clicks: relevance × lift × examination under the position-based model (bit for bit); under the
+    cascade the second ad's truth is its attractiveness (relevance × lift × top examination) × γ(1 − a₁σ)."""
     for model in CLICK_MODELS:
         scenario = simulator.load("scenarios/smoke.toml", overrides=[f"world.click_model={model}",
-                                                                     "world.cascade_continue=0.8"])
+                                                                     "world.cascade_continue=0.8",
+                                                                     f"world.kind={world_kind}"])
         world = make_world(scenario)
         batch = world.queries(0.0, 1.0)
         rows = np.flatnonzero(batch.valid.sum(axis=1) >= 2)
@@ -69,8 +72,10 @@ def test_slate_clicks_in_the_loop():
         outcome.treatment[rows, 1] = 2
         truth, click = slate_clicks(batch, outcome, world.examination, world.slots(batch), scenario.world)
         first, second = truth[0::2], truth[1::2]
-        a1 = batch.relevance[rows, 0] * world.examination[0, 0]
-        a2 = batch.relevance[rows, 1] * world.examination[2, 0]
+        a1 = batch.relevance[rows, 0] * batch.lift[rows, 0, 0] * world.examination[0, 0]
+        a2 = batch.relevance[rows, 1] * batch.lift[rows, 1, 2] * world.examination[2, 0]
+        if world_kind == "realistic":
+            assert np.std(np.log(batch.lift[rows, 1, 2])) > 0.1  # the lifts differ between ads: they count here
         if model == "position_based":
             np.testing.assert_array_equal(second, batch.relevance[rows, 1] * batch.lift[rows, 1, 2] * world.examination[2, 1])
             np.testing.assert_array_equal(click[1::2], batch.click_noise[rows, 1] < second)

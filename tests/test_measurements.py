@@ -324,3 +324,21 @@ def test_second_half_windows_are_the_second_half_of_simulated_time(smoke_output)
     output = dataclasses.replace(smoke_output, pv=chunks)
     examination = np.ones((1, len(output.scenario.world.treatments), output.scenario.world.num_positions))
     assert run_metrics(output, examination)["calibration_vs_truth"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_the_true_treatment_effect_with_equal_lifts_is_the_examination_ratio_exactly():
+    """With every lift 1 (the teaching world) the true treatment effect is one number for every candidate; averaging
+    it over many probes must give that number back bit for bit (a float32 running mean drifts at this size)."""
+    from simulator.measure.attribution import _attribution
+
+    rows = 100_000
+    examination = np.array([[0.9, 0.45], [1.0, 0.5], [0.7, 0.35]], np.float32)  # [T, K]; treatment 1 served
+    relevance = np.full((rows, 1), 0.1, np.float32)
+    pctr = (relevance[:, :, None, None] * examination[None, None]).astype(np.float32)
+    probes = {"minute": np.full(rows, 10.0), "query": np.arange(rows), "pctr": pctr, "valid": np.ones((rows, 1), bool),
+              "candidates": np.full((rows, 1), 7), "relevance": relevance, "context": np.zeros(rows, np.int64),
+              "lift": np.ones((rows, 1, 3), np.float32)}
+    frame = pd.DataFrame({"ad_id": [7] * 3, "context": [0] * 3, "treatment": [1] * 3, "position": [0] * 3})
+    result = _attribution(probes, examination, frame, half=5.0)
+    assert result["true_treatment_effect"] == [float(np.exp(np.log(examination[t, 0] / examination[1, 0])))
+                                               for t in (0, 2)]

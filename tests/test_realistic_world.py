@@ -158,7 +158,7 @@ def test_world_command_reports_statistics_beside_targets(tmp_path, capsys):
     # under the cascade: what the auction's separable slates lose against the best slates (≥ 0 up to the shortlist)
     assert main(["world", "scenarios/smoke.toml", *sum((["--set", o] for o in SMALL), []), "--hours", "0.5", "--quiet",
                  "--set", "world.click_model=cascade", "--set", "run.probe_every=4", "--out", str(out)]) == 0
-    loss = json.loads((out / "world.json").read_text())["statistics"]["ads"]["separable_auction_welfare_loss"]
+    loss = json.loads((out / "world.json").read_text())["statistics"]["ads"]["separable_auction_loss"]
     assert -0.01 < loss < 0.5
 
 

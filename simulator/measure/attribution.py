@@ -70,7 +70,9 @@ def _attribution(probes: dict, examination: np.ndarray, frame, half: float) -> d
                             / (lift[:, :, reference:reference + 1] * examination[reference, 0]))  # [P, N, others]
     result["treatment_effect_error"] = float(np.abs(learned_treatment - true_treatment)[valid].mean())
     result["learned_treatment_effect"] = np.exp(learned_treatment[valid].mean(axis=0)).tolist()
-    result["true_treatment_effect"] = np.exp(true_treatment[valid].mean(axis=0)).tolist()
+    # averaged in float64: with equal lifts (the teaching world) every value is the same and the mean is exact
+    result["true_treatment_effect"] = np.exp(true_treatment[valid].astype(np.float64).mean(axis=0)
+                                             .astype(true_treatment.dtype)).tolist()
     result["treatment_effect_reference"] = reference
     result["treatment_effect_others"] = others
     result["served_share_by_treatment"] = (counts / max(counts.sum(), 1)).tolist()

@@ -42,41 +42,48 @@ def world_run(scenario: Scenario, hours: float | None = None,
     ads = dict(advertisers_at_start=int(advertisers.sum()), advertisers_left=int((advertisers & ~advertisers_now).sum()),
                advertisers_entered=int((~advertisers & advertisers_now).sum()),
                ads_live_at_start=int(active.sum()), ads_live_at_end=int(world.ad_active.sum()),
-               new_ads_per_day=(world.num_ads - active.size) / days, left_per_day=int((active & ~stayed).sum()) / days,
+               new_ads_per_day=(world.num_ads - active.size) / days,
+               left_per_day=(int(active.sum()) + world.num_ads - active.size - int(world.ad_active.sum())) / days,
                quality_drift_per_sqrt_day=float(change.std() / np.sqrt(days)) if change.size > 1 else float("nan"))
     if scenario.world.click_model == "cascade":
-        ads["separable_auction_welfare_loss"] = separable_auction_loss(output, world)
+        ads["separable_auction_loss"] = separable_auction_loss(output, world)
     return output, ads
 
 
 def separable_auction_loss(output: RunOutput, world, positions: int = SLATE_POSITIONS) -> float:
-    """Under the cascade click model: 1 − the welfare the auction's slates earned on the probed queries / the best
-    slates' welfare there (`best_cascade_slate`, over their top `positions` positions), Σ bid × true CTR each. The
-    auction ranks on separable per-position CTRs (the oracle's here), so this is what that assumption loses.
-
-    Eligible ads: those the reserve lets compete, judged with the true CTR of the first treatment at the top."""
+    """Under the cascade click model: 1 − the objective the auction's slates earned on the probed queries / the best
+    slates' there, over each page's top `positions` positions (no ad below changes their cascade truth). The
+    objective is the auction's own, Σ (bid − per-click reserve) × true CTR (cost semantics; the quality-weighted
+    per-click reserve R / q with q the first treatment's CTR at the top). The auction ranks on separable
+    per-position CTRs (the oracle's here), so this is what that assumption loses. `best_cascade_slate` searches a
+    shortlist, so the best is a lower bound and so is the loss (it can come out slightly below 0)."""
     w, a = output.scenario.world, output.scenario.auction
     probes, log = output.probe_arrays(), output.log.frame()
     if not len(probes["query"]):
         return float("nan")
-    shown = log[log["query"].isin(probes["query"]) & (log["position"] < positions)]  # a slate's top ads: no later
-    # ad changes their cascade truth
-    welfare_shown = float(np.sum(world.ad_bid[shown.ad_id.to_numpy()] * shown.true_ctr.to_numpy()))
-    welfare_best = 0.0
-    quality_weighted = a.reserve_kind == "quality_weighted"
-    for p in range(len(probes["query"])):
+    shown = log[log["query"].isin(probes["query"]) & (log["position"] < positions)]
+    by_query = {q: rows for q, rows in shown.groupby("query")}
+    earned = best = 0.0
+    for p, query in enumerate(probes["query"]):
         valid = probes["valid"][p]
         ads = probes["candidates"][p][valid]
         top = world.slot_of[probes["device"][p], 0]
         attractive = (probes["relevance"][p][valid][:, None] * probes["lift"][p][valid]
                       * world.examination[:, top][None, :])  # [n, T]
-        bid, reserve = world.ad_bid[ads], world.advertiser_reserve[world.ad_advertiser[ads]]
-        eligible = bid * attractive[:, 0] > reserve if quality_weighted else bid > reserve
+        reserve = world.advertiser_reserve[world.ad_advertiser[ads]]
+        if a.reserve_kind == "quality_weighted":
+            reserve = np.where(attractive[:, 0] > 0, reserve / np.maximum(attractive[:, 0], 1e-30), np.inf)
+        value = world.ad_bid[ads] - reserve  # per click, net of the reserve
+        if query in by_query:
+            rows = by_query[query]
+            net = dict(zip(ads.tolist(), value.tolist()))
+            earned += float(sum(net[ad] * ctr for ad, ctr in zip(rows.ad_id.tolist(), rows.true_ctr.tolist())))
+        eligible = value > 0
         if eligible.any():
             page = min(int(world.page_positions[probes["device"][p]]), positions)
-            welfare_best += best_cascade_slate(bid[eligible], attractive[eligible], page, w.cascade_continue,
-                                               w.cascade_satisfaction)
-    return 1.0 - welfare_shown / welfare_best if welfare_best > 0 else float("nan")
+            best += best_cascade_slate(value[eligible], attractive[eligible], page, w.cascade_continue,
+                                       w.cascade_satisfaction)
+    return 1.0 - earned / best if best > 0 else float("nan")
 
 
 def id_tails(features: np.ndarray, day: np.ndarray, fields: tuple[str, ...]) -> dict[str, dict[str, float]]:

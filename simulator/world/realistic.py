@@ -211,7 +211,8 @@ class RealisticWorld(World):
         levels = intent - (c.num_intents - 1) / 2.0
         log_lift = (self.format_topic[:, ad_topic] + self.format_device[:, device][:, :, None]
                     + self.format_intent[:, None, None] * levels[None, :, None])  # [T, B, N]
-        lift = np.minimum(np.exp(np.moveaxis(log_lift, 0, -1)), 1.0 / np.maximum(relevance, 1e-6)[:, :, None])
+        cap = (1.0 - 1e-6) / np.maximum(relevance, 1e-6)[:, :, None]  # relevance × lift < 1 after rounding too
+        lift = np.minimum(np.exp(np.moveaxis(log_lift, 0, -1)), cap)
         columns = dict(query_topic=topic[:, None], query_intent=intent[:, None], ad_id=ad,
                        advertiser=self.ad_advertiser[ad], ad_topic=ad_topic, query_id=query_id[:, None],
                        campaign=self.ad_campaign[ad], device=device[:, None], region=region[:, None], hour=hour,
