@@ -23,6 +23,12 @@ class ConfigError(ValueError):
 class RunConfig:
     seed: int = config_field(0, lo=0, doc="the one seed every random stream is split from")
     duration_hours: float = config_field(24.0, lo=0.01, hi=24.0 * 365, doc="simulated time to run, in hours")
+    warm_start_hours: float = config_field(0.0, lo=0.0, hi=24.0 * 365,
+                                           doc="start from the world and model after this many simulated hours of the "
+                                               "same scenario (pre-trained once, then cached in run.warm_start_cache); "
+                                               "the run reports only its own window, duration_hours after them")
+    warm_start_cache: str = config_field("runs/warm-start", doc="folder of the cached pre-trained states (one per "
+                                                               "scenario, seed and warm_start_hours)")
     tick_minutes: float = config_field(1.0, lo=0.01, hi=60.0, doc="traffic is emitted as one batch per tick")
     checkpoint_every_minutes: float = config_field(60.0, lo=0.0, hi=1e7, doc="simulated minutes between checkpoints of "
                                                                              "`adfloor run` (0 = none); `--resume DIR` continues")

@@ -9,6 +9,8 @@ snapshot live after the deploy delay.
 from __future__ import annotations
 
 import collections
+import dataclasses
+import hashlib
 import time
 from pathlib import Path
 from typing import Callable
@@ -21,6 +23,7 @@ from flax import nnx
 
 from auction import pad_rows
 from models import Scorer
+from simulator import config as config_module
 from simulator.config import Scenario
 from simulator.loop import checkpoint
 from simulator.loop.auctioneer import Auctioneer
@@ -83,6 +86,8 @@ class Simulation:
         self.upcoming: QueryBatch | None = None  # the next tick's queries, drawn while the auction runs
         self.started_wall: float | None = None
         self.resumed_wall_seconds = 0.0  # wall time spent before a resume
+        # A warm start runs after `window_start` simulated minutes of pre-training; its records count from there.
+        self.window_start = 60.0 * scenario.run.warm_start_hours
         self._timers = collections.Counter()
 
     # ---- the processes -------------------------------------------------------------------------
@@ -92,7 +97,7 @@ class Simulation:
         """Each tick: send the tick's queries to scoring and the auction, and while those run draw the next
         tick's queries (the world does not depend on auction outcomes), then settle clicks and logs."""
         tick = self.scenario.run.tick_minutes
-        end = self.scenario.run.duration_hours * 60.0 - 1e-9  # a tick starting before this runs (as in `run`)
+        end = self.window_start + self.scenario.run.duration_hours * 60.0 - 1e-9  # a tick starting before this runs
         if wait is None:
             self.upcoming = self._draw(env.now, tick)
         else:
@@ -181,12 +186,16 @@ class Simulation:
         self._timers["auction"] += after_auction - waited  # time not hidden behind the next tick's draw
         context = query_context(batch, self.scenario.world.num_intents)  # for the probes and the log
         host_ctr = [np.asarray(ctr)[:rows] for rows, _, _, ctr in in_flight]  # host views of the model's pCTRs
-        probes = probe_record(self.scenario.run.probe_every, self._queries, minute, batch, host_ctr, context)
+        probes = probe_record(self.scenario.run.probe_every, self._queries, minute - self.window_start, batch,
+                              host_ctr, context)
         if probes is not None:
             self.probes.append(probes)
         entry, impressions, row = shown_and_clicked(minute, batch, outcome, np.concatenate(host_ctr), context,
                                                     self.world.examination, self.world.slots(batch), self._queries,
                                                     self.scenario)
+        if self.window_start:  # the window's own clock: rows and impressions count from its start
+            impressions["minute"] -= np.float32(self.window_start)
+            row["sim_minute"] -= self.window_start
         if self.training_logs is not None:
             self.training_logs.append(entry)
         if self._external_logs is None:
@@ -213,7 +222,7 @@ class Simulation:
         if scored == 0:
             return
         done, self._unscored = split_scored(self._unscored, scored)
-        chunk = PvChunk(minute, done.truth if predictions is None else predictions, done.label, done.truth,
+        chunk = PvChunk(minute - self.window_start, done.truth if predictions is None else predictions, done.label, done.truth,
                         done.weight, done.query)
         self.pv.append(chunk)
         self._trained += scored
@@ -229,8 +238,11 @@ class Simulation:
         """
         run = self.scenario.run
         duration = run.duration_hours * 60.0
+        window = self.window_start
         if checkpoint_dir is not None and (self.training_logs is not None or self._external_logs is not None):
             raise checkpoint.CheckpointError("checkpoints: open-loop runs (shared training logs) cannot be checkpointed")
+        if self.processes is None and window:  # a fresh warm start: from the pre-trained state
+            self._warm_start()
         if self.processes is None:  # a fresh start
             self.processes = Processes()
             for kind in ("traffic", "training") + (() if self.oracle else ("deployment",)):
@@ -240,7 +252,7 @@ class Simulation:
         next_checkpoint = (np.floor(env.now / every) + 1) * every if every else float("inf")
         started = self.started_wall = time.perf_counter()
         last_report = started
-        end = duration - 1e-9
+        end = window + duration - 1e-9
         stopped = None
         try:
             while env.peek() < end:
@@ -249,22 +261,46 @@ class Simulation:
                     next_checkpoint += every
                 env.step()
                 if self.stop is not None and self.stop():
-                    stopped = f"stopped by request at simulated hour {env.now / 60:.2f} of {duration / 60:g}"
+                    stopped = f"stopped by request at simulated hour {(env.now - window) / 60:.2f} of {duration / 60:g}"
                     break
                 now = time.perf_counter()
                 if self.progress is not None and now - last_report >= 1.0:
                     last_report = now
-                    self.progress(Progress(env.now, duration, self._queries, now - started, recent_pv_logloss(self.pv)))
+                    self.progress(Progress(env.now - window, duration, self._queries, now - started,
+                                           recent_pv_logloss(self.pv)))
             else:
-                self._train_available(duration, flush=True)
+                self._train_available(window + duration, flush=True)
         except TrainingDiverged as err:
             stopped = str(err)  # the metrics so far are kept; the run ends here
         wall = time.perf_counter() - started + self.resumed_wall_seconds
         if self.progress is not None:
-            self.progress(Progress(duration if stopped is None else env.now, duration, self._queries, wall,
+            self.progress(Progress(duration if stopped is None else env.now - window, duration, self._queries, wall,
                                    recent_pv_logloss(self.pv)))
         return RunOutput(self.scenario, self.rows, self.pv, self.log, dict(self._timers), wall, self._queries,
                          self.probes, self.training_logs, stopped)
+
+    def _warm_start(self) -> None:
+        """Start from the state after `run.warm_start_hours` of the same scenario (from the cache, or run now and
+        cached), with the window's records empty: the model and the world are mature, the measures see only the
+        window."""
+        run = self.scenario.run
+        pre = dataclasses.replace(self.scenario, run=dataclasses.replace(
+            run, duration_hours=run.warm_start_hours, warm_start_hours=0.0, warm_start_cache="",
+            checkpoint_every_minutes=0.0))
+        folder = Path(run.warm_start_cache) / hashlib.sha256(config_module.dumps(pre).encode()).hexdigest()[:16]
+        if (folder / "state.json").is_file():
+            directory, tree, _ = checkpoint.read(folder)
+            state = checkpoint.load(directory, tree, self.pytree_templates())
+        else:
+            pretraining = Simulation(pre)
+            pretraining.run()
+            state = pretraining.state()
+            checkpoint.save(state, pre, folder, pretraining.pytree_templates())
+        self.restore(state)
+        self.rows, self.pv, self.probes, self._unscored = [], [], [], []
+        self.log, self._timers, self.resumed_wall_seconds = ImpressionLog(), collections.Counter(), 0.0
+        if self.upcoming is None:  # the pre-training drew no tick past its end: draw the window's first
+            self.upcoming = self._draw(self.window_start, run.tick_minutes)
 
     @classmethod
     def resume(cls, checkpoint_dir: str | Path, progress: Callable[[Progress], None] | None = None) -> "Simulation":
