@@ -35,6 +35,11 @@ class RunConfig:
     probe_every: int = config_field(32, lo=0, hi=1_000_000, doc="every n-th query's pCTRs (all candidates, treatments, "
                                                                    "positions) are kept, for prediction differences (0 = off)")
 
+    def check(self) -> None:
+        """Cross-field checks (ValueError "field: why")."""
+        if 0 < self.warm_start_hours < max(0.01, self.tick_minutes / 60):
+            raise ValueError(f"warm_start_hours: 0 (off) or at least one tick and 0.01, got {self.warm_start_hours:g}")
+
 
 @dataclass(frozen=True)
 class Scenario:

@@ -19,9 +19,13 @@ def test_a_warm_start_continues_the_world_with_a_mature_model_and_reports_only_i
     assert rows.sim_minute.min() == 0 and rows.sim_minute.max() == 29 and len(rows) == 30  # the window alone
     assert warm.simulated_hours == 0.5 and warm.pv_arrays()["minute"].min() >= 0
     assert warm.log.frame().minute.between(0, 30).all() and warm.probe_arrays()["minute"].max() < 30
-    # the same world: the window's traffic is that of minutes 60–89 of one uninterrupted run
+    # the same run: the window is minutes 60–89 of one uninterrupted run, model, auctions and clicks included
     whole = simulator.run(simulator.load(SMOKE, overrides=["run.duration_hours=1.5"]))
-    np.testing.assert_array_equal(rows.queries.to_numpy(), whole.metrics().queries.to_numpy()[60:90])
+    later = whole.metrics().iloc[60:90].reset_index(drop=True)
+    for column in ("queries", "impressions", "clicks", "revenue", "welfare", "trained_examples", "pv_loss_sum"):
+        np.testing.assert_array_equal(rows[column].to_numpy(), later[column].to_numpy(), err_msg=column)
+    assert warm.summary()["deploys"] == later.deploy_version.max() - whole.metrics().deploy_version[59]
+    assert warm.log.frame()["query"].min() == 0 and warm.queries == rows.queries.sum()
     # a mature model: over the window, its loss is closer to the oracle's than a cold start's over the same length
     def gap(output) -> float:
         return output.summary()["pv_logloss"] / output.summary()["oracle_logloss"] - 1
@@ -33,3 +37,19 @@ def test_a_warm_start_continues_the_world_with_a_mature_model_and_reports_only_i
     assert len(list(cache.iterdir())) == 1
     again = simulator.run(warm_scenario)
     pd.testing.assert_frame_equal(rows, again.metrics())
+
+
+def test_paired_replays_and_resume_work_from_a_warm_start(tmp_path):
+    from simulator.experiments.paired import compare
+    from simulator.loop.simulation import Simulation
+
+    overrides = ["run.duration_hours=0.25", "run.warm_start_hours=0.25", f"run.warm_start_cache={tmp_path / 'cache'}",
+                 "run.checkpoint_every_minutes=7"]
+    comparison = compare(simulator.load(SMOKE, overrides=overrides),
+                         simulator.load(SMOKE, overrides=[*overrides, "model.init_seed=1"]), seeds=[0])
+    churn = comparison.frame()
+    assert len(churn) and np.isfinite(churn.select_dtypes("number").to_numpy()).any()
+    scenario = simulator.load(SMOKE, overrides=overrides)
+    whole = Simulation(scenario).run(checkpoint_dir=tmp_path / "checkpoint")
+    resumed = Simulation.resume(tmp_path / "checkpoint").run()
+    pd.testing.assert_frame_equal(whole.metrics(), resumed.metrics())

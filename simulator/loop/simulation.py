@@ -11,6 +11,8 @@ from __future__ import annotations
 import collections
 import dataclasses
 import hashlib
+import os
+import shutil
 import time
 from pathlib import Path
 from typing import Callable
@@ -39,6 +41,7 @@ from simulator.world.ground_truth import QueryBatch, true_ctr
 from simulator.world.kinds import make_world
 
 _oracle_ctr = jax.jit(true_ctr)
+WARM_START_VERSION = 1  # in the warm-start cache key: bump when the code changes what a pre-training produces
 
 
 @jax.jit
@@ -81,6 +84,7 @@ class Simulation:
         self._pending: collections.deque[PendingLog] = collections.deque()
         self._unscored: list[Unscored] = []  # trained, PV predictions not back yet
         self._queries = 0
+        self.window_first_query = 0  # a warm start's records number queries from its window's first
         self._trained = 0  # examples trained so far
         self.processes: Processes | None = None  # the simpy environment, from the run's start
         self.upcoming: QueryBatch | None = None  # the next tick's queries, drawn while the auction runs
@@ -189,12 +193,13 @@ class Simulation:
         probes = probe_record(self.scenario.run.probe_every, self._queries, minute - self.window_start, batch,
                               host_ctr, context)
         if probes is not None:
-            self.probes.append(probes)
+            self.probes.append(probes._replace(query=probes.query - self.window_first_query))
         entry, impressions, row = shown_and_clicked(minute, batch, outcome, np.concatenate(host_ctr), context,
                                                     self.world.examination, self.world.slots(batch), self._queries,
                                                     self.scenario)
-        if self.window_start:  # the window's own clock: rows and impressions count from its start
+        if self.window_start:  # the window's own clock and query numbers: rows and impressions count from its start
             impressions["minute"] -= np.float32(self.window_start)
+            impressions["query"] -= self.window_first_query
             row["sim_minute"] -= self.window_start
         if self.training_logs is not None:
             self.training_logs.append(entry)
@@ -230,11 +235,13 @@ class Simulation:
         check_divergence(self.scenario.train, minute, chunk.prediction, self._trained, self.rows, self.oracle)
 
     # ---- running -------------------------------------------------------------------------------
-    def run(self, checkpoint_dir: str | Path | None = None) -> RunOutput:
+    def run(self, checkpoint_dir: str | Path | None = None, finish: bool = True) -> RunOutput:
         """Run the scenario to its end (or on from a checkpoint, see `resume`); same scenario and seed ⇒ same output.
 
         With `checkpoint_dir`, the whole state is saved there every `run.checkpoint_every_minutes` of
-        simulated time; a run that stops on divergence keeps the last checkpoint written before.
+        simulated time; a run that stops on divergence keeps the last checkpoint written before. Without `finish` the
+        logs still waiting for their training delay stay waiting (a warm start's pre-training: its state is the
+        run's at its end, as an uninterrupted run has it).
         """
         run = self.scenario.run
         duration = run.duration_hours * 60.0
@@ -242,7 +249,10 @@ class Simulation:
         if checkpoint_dir is not None and (self.training_logs is not None or self._external_logs is not None):
             raise checkpoint.CheckpointError("checkpoints: open-loop runs (shared training logs) cannot be checkpointed")
         if self.processes is None and window:  # a fresh warm start: from the pre-trained state
-            self._warm_start()
+            try:
+                self._warm_start()
+            except TrainingDiverged as err:
+                return RunOutput(self.scenario, [], [], self.log, {}, 0.0, 0, [], self.training_logs, str(err))
         if self.processes is None:  # a fresh start
             self.processes = Processes()
             for kind in ("traffic", "training") + (() if self.oracle else ("deployment",)):
@@ -266,41 +276,58 @@ class Simulation:
                 now = time.perf_counter()
                 if self.progress is not None and now - last_report >= 1.0:
                     last_report = now
-                    self.progress(Progress(env.now - window, duration, self._queries, now - started,
-                                           recent_pv_logloss(self.pv)))
+                    self.progress(Progress(env.now - window, duration, self._queries - self.window_first_query,
+                                           now - started, recent_pv_logloss(self.pv)))
             else:
-                self._train_available(window + duration, flush=True)
+                if finish:
+                    self._train_available(window + duration, flush=True)
         except TrainingDiverged as err:
             stopped = str(err)  # the metrics so far are kept; the run ends here
         wall = time.perf_counter() - started + self.resumed_wall_seconds
         if self.progress is not None:
-            self.progress(Progress(duration if stopped is None else env.now - window, duration, self._queries, wall,
-                                   recent_pv_logloss(self.pv)))
-        return RunOutput(self.scenario, self.rows, self.pv, self.log, dict(self._timers), wall, self._queries,
-                         self.probes, self.training_logs, stopped)
+            self.progress(Progress(duration if stopped is None else env.now - window, duration,
+                                   self._queries - self.window_first_query, wall, recent_pv_logloss(self.pv)))
+        return RunOutput(self.scenario, self.rows, self.pv, self.log, dict(self._timers), wall,
+                         self._queries - self.window_first_query, self.probes, self.training_logs, stopped)
 
     def _warm_start(self) -> None:
-        """Start from the state after `run.warm_start_hours` of the same scenario (from the cache, or run now and
-        cached), with the window's records empty: the model and the world are mature, the measures see only the
-        window."""
+        """Start from the state at minute `run.warm_start_hours` × 60 of the same scenario, exactly as an uninterrupted
+        run has it (logs in flight, partial batches, pending deploys), from the cache or pre-trained now and cached;
+        the window's records start empty, so the measures see only the window. Raises TrainingDiverged when the
+        pre-training diverges (nothing is cached then)."""
         run = self.scenario.run
         pre = dataclasses.replace(self.scenario, run=dataclasses.replace(
             run, duration_hours=run.warm_start_hours, warm_start_hours=0.0, warm_start_cache="",
-            checkpoint_every_minutes=0.0))
-        folder = Path(run.warm_start_cache) / hashlib.sha256(config_module.dumps(pre).encode()).hexdigest()[:16]
+            checkpoint_every_minutes=0.0, probe_every=0))
+        key = f"{checkpoint.FORMAT_VERSION} {WARM_START_VERSION}\n{config_module.dumps(pre)}"
+        folder = Path(run.warm_start_cache) / hashlib.sha256(key.encode()).hexdigest()[:16]
+        state = None
         if (folder / "state.json").is_file():
-            directory, tree, _ = checkpoint.read(folder)
-            state = checkpoint.load(directory, tree, self.pytree_templates())
-        else:
+            try:
+                directory, tree, _ = checkpoint.read(folder)
+                state = checkpoint.load(directory, tree, self.pytree_templates())
+            except (checkpoint.CheckpointError, ValueError):  # unreadable: pre-train again
+                state = None
+        if state is None:
             pretraining = Simulation(pre)
-            pretraining.run()
-            state = pretraining.state()
-            checkpoint.save(state, pre, folder, pretraining.pytree_templates())
+            output = pretraining.run(finish=False)
+            if output.stopped:
+                raise TrainingDiverged(f"warm start: the pre-training stopped: {output.stopped}")
+            state = dataclasses.replace(pretraining.state(), rows=[], pv=[], probes=[],
+                                        log={name: np.zeros(0) for name in ImpressionLog.COLUMNS})
+            writing = folder.with_name(f"{folder.name}.{os.getpid()}")  # workers sharing a key write apart
+            checkpoint.save(state, pre, writing, pretraining.pytree_templates())
+            try:
+                writing.rename(folder)
+            except OSError:  # another worker cached it first
+                shutil.rmtree(writing, ignore_errors=True)
         self.restore(state)
-        self.rows, self.pv, self.probes, self._unscored = [], [], [], []
+        self.rows, self.pv, self.probes = [], [], []
         self.log, self._timers, self.resumed_wall_seconds = ImpressionLog(), collections.Counter(), 0.0
-        if self.upcoming is None:  # the pre-training drew no tick past its end: draw the window's first
-            self.upcoming = self._draw(self.window_start, run.tick_minutes)
+        self.deploy_version, self.window_first_query = 0, self._queries
+        if self.upcoming is None:  # the pre-training drew no tick past its end: draw the one its traffic waits for
+            traffic = next(w for w in state.wakeups if w.kind == "traffic")
+            self.upcoming = self._draw(traffic.minute, run.tick_minutes)
 
     @classmethod
     def resume(cls, checkpoint_dir: str | Path, progress: Callable[[Progress], None] | None = None) -> "Simulation":
@@ -322,7 +349,7 @@ class Simulation:
             rows=[dict(row) for row in self.rows], queries=self._queries, trained=self._trained,
             deploy_version=self.deploy_version, timers=dict(self._timers),
             wakeups=self.processes.wakeups() if self.processes is not None else [],
-            wall_seconds=self.resumed_wall_seconds + running)
+            wall_seconds=self.resumed_wall_seconds + running, window_first_query=self.window_first_query)
 
     def restore(self, state: RunState) -> None:
         """Set a fresh Simulation of the same scenario to `state`, its processes waiting for their wake-ups."""
@@ -338,6 +365,7 @@ class Simulation:
             self.log.append(**state.log)
         self.rows = [dict(row) for row in state.rows]
         self._queries, self._trained, self.deploy_version = state.queries, state.trained, state.deploy_version
+        self.window_first_query = state.window_first_query
         self._timers = collections.Counter(state.timers)
         self.resumed_wall_seconds = state.wall_seconds
         self.processes = Processes.resumed(state.now, state.wakeups)

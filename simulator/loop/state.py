@@ -55,6 +55,7 @@ class RunState:
     timers: dict[str, float]
     wakeups: list[Wakeup]  # in queue order
     wall_seconds: float
+    window_first_query: int = 0  # a warm-started run's first query number (its records count queries from there)
 
 
 RECORDS = {cls.__name__: cls for cls in (RunState, WorldState, TrainerState, Examples, PvChunk, ProbeRecord,

@@ -121,11 +121,12 @@ def statistics(output: RunOutput, ads: dict[str, float]) -> dict[str, Any]:
     top_mix = np.bincount(top_per_query, minlength=max(top_positions) + 1)[1:] / max(top_per_query.size, 1)
     ctr = log.groupby(["device", "position"]).click.agg(["mean", "size"])
     by_position = log.groupby("position").click.mean()
-    hours = np.array([row["sim_minute"] for row in output.rows]) // 60 % 24
+    minutes = np.array([row["sim_minute"] for row in output.rows]) + 60.0 * scenario.run.warm_start_hours  # absolute
+    hours = minutes // 60 % 24
     per_hour = np.bincount(hours.astype(int), [row["queries"] for row in output.rows], minlength=24)
     ticks_per_hour = np.bincount(hours.astype(int), minlength=24)
     rate = np.where(ticks_per_hour > 0, per_hour / np.maximum(ticks_per_hour, 1), np.nan)
-    day = (np.array([row["sim_minute"] for row in output.rows]) // 1440).astype(int)
+    day = (minutes // 1440).astype(int)
     per_day = np.bincount(day, [row["queries"] for row in output.rows]) if day.size else np.zeros(0)
     logs = output.training_logs or []
     features = np.concatenate([p.examples.raw for p in logs]) if logs else np.zeros((0, 1), np.int32)
