@@ -115,7 +115,7 @@ def test_query_ids_have_a_long_tail_and_the_exponent_moves_it():
 
 
 def test_the_model_sees_every_column_and_the_loop_runs():
-    scenario = small()
+    scenario = small("run.duration_hours=0.2")
     world = make_world(scenario)
     spec = world.feature_spec(scenario.model)
     assert [f.name for f in spec.fields] == list(world.feature_fields)
@@ -231,12 +231,12 @@ def test_advertisers_leave_with_their_ads_and_enter_with_new_ones():
 
 
 def test_the_shipped_realistic_world_stays_inside_its_bands():
-    """The realistic preset's CTR and top-ad mix stay inside their documented bands (docs/world.md) over an hour of
+    """The realistic preset's CTR and top-ad mix stay inside their documented bands (docs/world.md) over half an hour of
     traffic; the three targets it misses (position ratio, id tails) are per-day statistics that docs/world.md
     reports from a 24-hour run."""
     from simulator.measure.world_statistics import statistics, target_rows, world_run
 
-    output, ads = world_run(simulator.load("scenarios/realistic.toml"), hours=1.0)
+    output, ads = world_run(simulator.load("scenarios/realistic.toml"), hours=0.5)
     rows = {row["statistic"]: row for row in target_rows(statistics(output, ads))}
     for name in ("ctr", "top_ads_1", "top_ads_2", "top_ads_3", "top_ads_4"):
         assert rows[name]["inside"], (name, rows[name]["world"], rows[name]["band"])
