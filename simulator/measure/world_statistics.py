@@ -114,8 +114,8 @@ def statistics(output: RunOutput, ads: dict[str, float]) -> dict[str, Any]:
     queries = int(sum(row["queries"] for row in output.rows))
     top_positions = np.array(w.top_positions())
     top = log.position.to_numpy() < top_positions[log.device.to_numpy()]
-    per_query = np.bincount(np.unique(log["query"], return_inverse=True)[1], minlength=0)
-    top_per_query = np.bincount(np.unique(log["query"][top], return_inverse=True)[1]) if top.any() else np.zeros(0, int)
+    per_query = np.unique(log["query"], return_counts=True)[1]  # impressions of each query that showed ads
+    top_per_query = np.unique(log["query"][top], return_counts=True)[1]
     ads_histogram = np.bincount(per_query, minlength=w.num_positions + 1).astype(float)
     ads_histogram[0] = queries - per_query.size
     top_mix = np.bincount(top_per_query, minlength=max(top_positions) + 1)[1:] / max(top_per_query.size, 1)

@@ -29,6 +29,11 @@ from ui_treatments import treatment_arrays, treatments_by_name
 FEATURE_FIELDS: tuple[str, ...] = ("query_topic", "query_intent", "ad_id", "advertiser", "ad_topic")
 
 
+def draw_index(cdf: np.ndarray, uniform: np.ndarray) -> np.ndarray:
+    """int32 indices drawn from a cumulative distribution by inversion (the last index for uniforms past its end)."""
+    return np.minimum(np.searchsorted(cdf, uniform, side="right"), len(cdf) - 1).astype(np.int32)
+
+
 def diurnal_rate(traffic: TrafficConfig, minute: float) -> float:
     """Queries per minute at simulated `minute`: mean × (1 + a·cos(2π(hour − peak)/24)), and × (1 + w·cos(2π(day −
     peak day)/7)) with a weekly cycle."""
@@ -206,8 +211,7 @@ class World:
         """Draw this tick's queries (non-homogeneous Poisson count) and retrieve their candidates."""
         c, rng = self.config, self._traffic_rng
         count = int(rng.poisson(diurnal_rate(self.traffic, minute + tick_minutes / 2) * tick_minutes))
-        topic = np.minimum(np.searchsorted(self._topic_cdf, rng.random(count), side="right"), c.num_topics - 1)
-        topic = topic.astype(np.int32)
+        topic = draw_index(self._topic_cdf, rng.random(count))
         intent = rng.integers(0, c.num_intents, count).astype(np.int32)
         candidates, valid = self._retrieve(topic, rng)
         ad = np.where(valid, candidates, 0).astype(np.int32)
@@ -226,8 +230,7 @@ class World:
         click_noise = self._click_rng.random(ad.shape, dtype=np.float32)
         device = np.zeros(count, np.int32)
         if len(self._device_cdf) > 1:  # drawn last, so a one-device world's streams are as they were
-            device = np.minimum(np.searchsorted(self._device_cdf, rng.random(count), side="right"),
-                                len(self._device_cdf) - 1).astype(np.int32)
+            device = draw_index(self._device_cdf, rng.random(count))
         lift = np.ones((*ad.shape, self.examination.shape[0]), np.float32)
         return QueryBatch(topic, intent, ad, valid, features, relevance, bid, reserve, click_noise, device, lift,
                           self._cascade_noise(count))

@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from models import FeatureSpec, ModelConfig, SparseField
-from simulator.world.ground_truth import FEATURE_FIELDS, QueryBatch, World, diurnal_rate
+from simulator.world.ground_truth import FEATURE_FIELDS, QueryBatch, World, diurnal_rate, draw_index
 
 CONTEXT_FIELDS = ("query_id", "campaign", "device", "region", "hour", "weekday")
 
@@ -58,7 +58,7 @@ class RealisticWorld(World):
         rank_weight = 1.0 / np.arange(1, c.num_queries + 1) ** c.query_zipf_exponent
         self.query_popularity = rng.permutation(rank_weight / rank_weight.sum())
         self._query_cdf = np.cumsum(self.query_popularity)
-        self.query_topic = self._draw(self._topic_cdf, rng.random(c.num_queries))
+        self.query_topic = draw_index(self._topic_cdf, rng.random(c.num_queries))
         self.query_intent = rng.integers(0, c.num_intents, c.num_queries).astype(np.int32)
         self.query_bias = rng.normal(0.0, c.query_bias_sd, c.num_queries).astype(np.float32)
         self.query_vector = _latent(rng, self.topic_centre[self.query_topic], share)
@@ -85,10 +85,6 @@ class RealisticWorld(World):
             self.advertiser_active[rng.integers(c.num_advertisers)] = True
         self.ad_campaign, self.ad_vector = np.zeros(0, np.int32), np.zeros((0, c.latent_dim), np.float32)
         self._index: dict | None = None
-
-    @staticmethod
-    def _draw(cdf: np.ndarray, uniform: np.ndarray) -> np.ndarray:
-        return np.minimum(np.searchsorted(cdf, uniform, side="right"), len(cdf) - 1).astype(np.int32)
 
     def _draw_keywords(self, rng: np.random.Generator) -> None:
         """Each exact-match campaign's keywords: query ids of its topic, drawn by popularity (distinct pairs
@@ -193,8 +189,8 @@ class RealisticWorld(World):
         count = int(rng.poisson(diurnal_rate(self.traffic, minute + tick_minutes / 2) * tick_minutes))
         query_id = self._draw_queries(minute, count, rng)
         topic, intent = self.query_topic[query_id], self.query_intent[query_id]
-        device = self._draw(self._device_cdf, rng.random(count)) if self.num_devices > 1 else np.zeros(count, np.int32)
-        region = self._draw(self._region_cdf, rng.random(count))
+        device = draw_index(self._device_cdf, rng.random(count)) if self.num_devices > 1 else np.zeros(count, np.int32)
+        region = draw_index(self._region_cdf, rng.random(count))
         hour, weekday = int(minute // 60) % 24, int(minute // 1440) % 7
         ad, valid = self._candidates(query_id, topic, intent, rng)
         ad_topic = self.ad_topic[ad]
@@ -239,13 +235,13 @@ class RealisticWorld(World):
             rng = np.random.default_rng([self._seed, 0x7E, earlier])
             count = rng.poisson(c.trend_bursts_per_day)
             start = earlier * 1440.0 + rng.uniform(0.0, 1440.0, count)
-            topic = self._draw(self._topic_cdf, rng.random(count))
+            topic = draw_index(self._topic_cdf, rng.random(count))
             topics.extend(topic[(start <= minute) & (minute < start + 60.0 * c.trend_hours)].tolist())
         return np.unique(np.asarray(topics, np.int64))
 
     def _draw_queries(self, minute: float, count: int, rng: np.random.Generator) -> np.ndarray:
         """int32[count] query ids by popularity, a bursting topic's queries trend_multiplier times as likely."""
-        query_id = self._draw(self._query_cdf, rng.random(count))
+        query_id = draw_index(self._query_cdf, rng.random(count))
         bursting = self.trends(minute)
         if bursting.size:
             extra = (self.config.trend_multiplier - 1.0) * self._topic_mass[bursting]  # each burst's added share
