@@ -14,9 +14,12 @@ one phase. (Lowering a column instead, as the filter semantics would need, can l
 with a negative potential, which breaks optimality: the filter semantics go to the DP.)
 
 Ties. Another optimal matching is a cycle of tight edges (reduced cost within `slate_ties.tie_tolerance`)
-through the rows and the free columns (`_unique`); the query is then flagged `tied` and `auction.vcg`
-re-solves it with the reference tie-break. A unique optimum has no gaps: with CTRs non-increasing along
-positions moving an ad up into a gap would tie it.
+through the rows and the free columns (`_other_optima`). A unique optimum has no gaps: with CTRs non-increasing
+along positions moving an ad up into a gap would tie it. The commonest ties come from the monotone rule: a
+learned pCTR that rises down the page is flattened, and the shown ads can then trade places along their flat
+runs (or move into gaps) at exactly the same value. When every cycle is such a move, the kernel picks the
+reference's slate itself (`_flat_tie_break`); any other tie (a near-tie, an unshown ad that could enter, two
+ads of equal value) is flagged `tied` and `auction.vcg` re-solves it with the reference tie-break.
 """
 
 from __future__ import annotations
@@ -143,21 +146,32 @@ def page_matrix(value: jax.Array) -> jax.Array:
     return page.at[:, 0, :].set(0.0)
 
 
-def _unique(page: jax.Array, state: Matching, matched: jax.Array, num_ads: int) -> jax.Array:
-    """Whether the optimum is the only optimal slate, read off the optimal potentials (module docstring).
+def _tight(page: jax.Array, state: Matching) -> tuple[jax.Array, jax.Array]:
+    """bool[B, K, C]: the edges (position, column) whose reduced cost under the optimal potentials is within a
+    rounding tolerance (of the dtype) of 0 — every optimal matching uses only these (complementary slackness) —
+    and the tolerance float[B]."""
+    num_positions = page.shape[1] - 1
+    tolerance = tie_tolerance(page, num_positions)  # the page's K, not its N + K + 1 columns
+    reduced = -page - state.u[:, :, None] - state.v[:, None, :]
+    tight = jnp.isfinite(page) & (jnp.abs(reduced) <= tolerance[:, None, None])
+    return tight[:, 1:, 1:], tolerance
+
+
+def _other_optima(page: jax.Array, state: Matching, matched: jax.Array, num_ads: int,
+                  flat: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Whether the optimum is the only optimal slate, and whether every other one only moves shown ads to positions
+    where each keeps its value bit for bit (`flat` bool[B, K(from), K(to)]), read off the optimal potentials
+    (module docstring).
 
     Edges whose reduced cost is within a rounding tolerance (of the dtype) of 0 count as tight. Nodes: the K rows and Z, the
     free columns. x → y means "y takes x's column" (Z: a free column), y → Z "y's column is left free"
     (its potential is 0). A cycle is another optimal matching; it is another slate unless every row in it
-    only swaps one empty slot for another.
+    only swaps one empty slot for another. Its moves keep the value exactly unless an ad moves off its flat
+    run, an unshown candidate enters, or a shown ad leaves.
     """
     batch, rows, columns = page.shape
     num_positions = rows - 1
-    finite = jnp.isfinite(page)
-    tolerance = tie_tolerance(page, num_positions)[:, None, None]  # the page's K, not its N + K + 1 columns
-    reduced = -page - state.u[:, :, None] - state.v[:, None, :]
-    tight = finite & (jnp.abs(reduced) <= tolerance)  # [B, R+1, C+1]
-    tight = tight[:, 1:, 1:]  # rows 1..K, columns 1..C
+    tight, tolerance = _tight(page, state)  # rows 1..K, columns 1..C
     column_slot = jnp.arange(1, columns) > num_ads  # [C]
     own_slot = matched > num_ads  # [B, K]
     is_free = state.p[:, 1:] == 0  # [B, C]
@@ -168,18 +182,84 @@ def _unique(page: jax.Array, state: Matching, matched: jax.Array, num_ads: int) 
     from_free = tight & is_free[:, None, :]  # [B, y, f]
     enter_any = jnp.any(from_free, axis=2)
     enter_real = jnp.any(from_free & ~(column_slot[None, None, :] & own_slot[:, :, None]), axis=2)
-    leave = jnp.abs(jnp.take_along_axis(state.v[:, 1:], matched - 1, axis=1)) <= tolerance[:, :, 0]  # [B, K]
+    enter_ad = jnp.any(from_free & ~column_slot[None, None, :], axis=2)
+    leave = jnp.abs(jnp.take_along_axis(state.v[:, 1:], matched - 1, axis=1)) <= tolerance[:, None]  # [B, K]
     nodes = num_positions + 1  # rows, then Z
-    edges = jnp.zeros((batch, nodes, nodes), bool)
-    edges = edges.at[:, :num_positions, :num_positions].set(takes)
-    edges = edges.at[:, num_positions, :num_positions].set(enter_any).at[:, :num_positions, num_positions].set(leave)
-    real = jnp.zeros((batch, nodes, nodes), bool)
-    real = real.at[:, :num_positions, :num_positions].set(real_take).at[:, num_positions, :num_positions].set(enter_real)
+
+    def graph(moves: jax.Array, entries: jax.Array, exits: jax.Array) -> jax.Array:
+        edges = jnp.zeros((batch, nodes, nodes), bool)
+        edges = edges.at[:, :num_positions, :num_positions].set(moves)
+        return edges.at[:, num_positions, :num_positions].set(entries).at[:, :num_positions, num_positions].set(exits)
+
+    edges = graph(takes, enter_any, leave)
     reach = edges
     for _ in range(max(nodes - 1, 1).bit_length()):
         reach = reach | (jnp.einsum("bxy,byz->bxz", reach.astype(jnp.int32), reach.astype(jnp.int32)) > 0)
-    # a real edge x → y closes a cycle when y reaches x
-    return ~jnp.any(real & jnp.swapaxes(reach, 1, 2), axis=(1, 2))
+    on_cycle = jnp.swapaxes(reach, 1, 2)  # an edge x → y closes a cycle when y reaches x
+    real = graph(real_take, enter_real, jnp.zeros_like(leave))
+    inexact = graph(takes & ~own_slot[:, :, None] & ~flat, enter_ad, leave & ~own_slot)
+    return ~jnp.any(real & on_cycle, axis=(1, 2)), ~jnp.any(inexact & on_cycle, axis=(1, 2))
+
+
+def _flat_runs(value: jax.Array, group_ctr: jax.Array, matched: jax.Array) -> jax.Array:
+    """bool[B, K(from), K(to)]: the ad the optimum shows at one position has the same value and CTR, bit for bit, at
+    every position between it and the other (a flat run: the monotone rule flattens pCTRs that rise down the page).
+    value float32[B, N, 1, K]; group_ctr [B, N, K] the CTR of each candidate's best treatment."""
+    batch, num_ads, _, num_positions = value.shape
+    rows = jnp.arange(batch)[:, None]
+    positions = jnp.arange(num_positions)
+    real = (matched >= 1) & (matched <= num_ads)
+    ad = jnp.maximum(matched - 1, 0)
+    ad_value = value[:, :, 0, :][rows, ad]  # [B, K(held at), K(moved to)]
+    ad_ctr = group_ctr[rows, ad]
+    own = lambda x: jnp.diagonal(x, axis1=1, axis2=2)[..., None]  # noqa: E731 — the value at its own position
+    same = jnp.isfinite(ad_value) & (ad_value == own(ad_value)) & (ad_ctr == own(ad_ctr))
+    between = (jnp.minimum(positions[:, None, None], positions[None, :, None]) <= positions[None, None, :]) & \
+              (positions[None, None, :] <= jnp.maximum(positions[:, None, None], positions[None, :, None]))
+    return jnp.all(same[:, :, None, :] | ~between[None], axis=3) & real[..., None]
+
+
+def _flat_tie_break(value: jax.Array, flat: jax.Array, matched: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """The reference's slate among the optima when every other optimum only moves the shown ads along their flat
+    runs (`_other_optima`; also into gaps): all of them then have the optimum's value exactly, in any precision,
+    and no re-solve is needed. The reference prefers the gap-free one with the largest contribution at each
+    position in turn: filled top-down, each position takes the most valuable ad whose run holds it and that
+    leaves the rest placeable (for runs, Hall's condition on windows of positions suffices).
+
+    value float32[B, N, 1, K]; flat bool[B, K, K] (`_flat_runs`); matched int32[B, K] the optimum's column per
+    position. Returns the optimum's position placed at each position (−1 empty), and whether each step had one
+    best ad (two of equal value leave the query to the re-solve).
+    """
+    batch, num_ads, _, num_positions = value.shape
+    positions = jnp.arange(num_positions)
+    real = (matched >= 1) & (matched <= num_ads)  # [B, K]: the optimum's position holds an ad
+    start = jnp.min(jnp.where(flat, positions, num_positions), axis=2)
+    end = jnp.max(jnp.where(flat, positions, -1), axis=2)
+    own_value = value[:, :, 0, :][jnp.arange(batch)[:, None], jnp.maximum(matched - 1, 0), positions[None, :]]
+    worth = jnp.where(real, own_value, -jnp.inf)  # [B, K]
+    shown = jnp.sum(real, axis=1)  # [B]
+    single = jnp.ones(batch, bool)
+    window_start, window_end = positions[:, None], positions[None, :]  # [S, T]
+    order = jnp.full((batch, num_positions), -1, jnp.int32)
+    placed = ~real
+    for k in range(num_positions):
+        filling = k < shown
+        able = ~placed & (start <= k) & (end >= k) & filling[:, None]  # [B, I]
+        rest = ~placed[:, None, :] & ~jnp.eye(num_positions, dtype=bool)[None]  # [B, I, J]: the others left
+        rest_start = jnp.maximum(start, k + 1)[:, None, :, None, None]
+        rest_end = end[:, None, :, None, None]
+        inside = rest[..., None, None] & (rest_start >= window_start) & (rest_end <= window_end)  # [B, I, J, S, T]
+        window = (window_start >= k + 1) & (window_start <= window_end) & (window_end < shown[:, None, None])
+        crowded = jnp.any(window[:, None] & (jnp.sum(inside, axis=2) > window_end - window_start + 1), axis=(2, 3))
+        stranded = jnp.any(rest & (end < k + 1)[:, None, :], axis=2)
+        candidate = able & ~crowded & ~stranded
+        best = jnp.max(jnp.where(candidate, worth, -jnp.inf), axis=1)
+        at_best = candidate & (worth == best[:, None])
+        single &= ~filling | (jnp.sum(at_best, axis=1) == 1)
+        choice = jnp.argmax(at_best, axis=1)
+        order = order.at[:, k].set(jnp.where(filling, choice, -1).astype(jnp.int32))
+        placed = placed | (filling[:, None] & (positions[None, :] == choice[:, None]))
+    return order, single
 
 
 @jax.jit
@@ -196,7 +276,10 @@ def assignment_vcg(ctr: jax.Array, bid: jax.Array, reserve: jax.Array, usable: j
     rows = jnp.arange(batch)[:, None]
     positions = jnp.arange(num_positions)[None, :]
     shown_treatment = jnp.where(is_ad, treatment[rows, jnp.maximum(ad, 0), 0, positions], 0)
-    tied = ~_unique(page, state, matched, num_ads)
+    flat = _flat_runs(value, jnp.take_along_axis(ctr, treatment, axis=2)[:, :, 0], matched)
+    unique, only_flat = _other_optima(page, state, matched, num_ads, flat)
+    order, single = _flat_tie_break(value, flat, matched)
+    canonical = ~unique & only_flat & single  # the other optima move ads only along their flat runs
 
     # One lane per (query, position): the best page without the ad shown there (its column banned, its row
     # re-matched by one phase); the lanes share their query's page.
@@ -209,4 +292,11 @@ def assignment_vcg(ctr: jax.Array, bid: jax.Array, reserve: jax.Array, usable: j
     lane_state, feasible = _phase(-page, lane_state, lane_row, is_ad.reshape(-1), num_positions, query, lane_column)
     rematched = _matched_columns(lane_state.p, num_positions).reshape(batch, num_positions, num_positions)
     without = jnp.sum(jnp.take_along_axis(page[:, None, 1:, :], rematched[..., None], axis=3)[..., 0], axis=2)
-    return ad, shown_treatment, jnp.where(feasible.reshape(batch, num_positions), without, -jnp.inf), tied
+    without = jnp.where(feasible.reshape(batch, num_positions), without, -jnp.inf)
+    moved = jnp.maximum(order, 0)
+    moved_ad = jnp.where(order >= 0, jnp.take_along_axis(ad, moved, axis=1), -1)
+    moved_treatment = jnp.where(order >= 0, treatment[rows, jnp.maximum(moved_ad, 0), 0, positions], 0)
+    moved_without = jnp.where(order >= 0, jnp.take_along_axis(without, moved, axis=1), -jnp.inf)
+    pick = lambda canonical_value, found: jnp.where(canonical[:, None], canonical_value, found)  # noqa: E731
+    return (pick(moved_ad, ad), pick(moved_treatment, shown_treatment), pick(moved_without, without),
+            ~unique & ~canonical)

@@ -117,6 +117,40 @@ def test_identical_ads_tie_although_float32_sums_round_apart(num_positions):
     assert out.tied.mean() > 0.5
 
 
+@pytest.mark.parametrize("num_positions", [5, 6])
+def test_flat_runs_are_broken_in_the_kernel_as_the_reference_does(num_positions):
+    """A learned model's position curve that rises down the page is flattened by the monotone rule, and every order
+    of the ads on the flat positions is optimal. The assignment solver breaks those ties itself (no re-solve) and
+    picks the reference's slate; ties it cannot certify (equal values, other ads that could enter) are re-solved."""
+    import itertools
+
+    from auction.instance import from_dense
+    from auction.reference import solve
+
+    rng = np.random.default_rng(num_positions)
+    batch, num_ads, num_treatments = 40, 5, 2
+    curve = rng.uniform(0.3, 1.0, (batch, 1, 1, num_positions))  # one curve per query, shared by its ads
+    ctr = (rng.uniform(0.02, 0.3, (batch, num_ads, num_treatments, 1)) * curve).astype(np.float32)
+    bid = rng.lognormal(0.0, 0.5, (batch, num_ads)).astype(np.float32)
+    bid[:, 0] = np.where(rng.random(batch) < 0.3, 0.0, bid[:, 0])  # some queries with fewer ads than positions
+    reserve = np.zeros_like(bid)
+    value = bid[:, :, None].astype(np.float64) * np.minimum.accumulate(ctr.astype(np.float64), axis=3).max(axis=2)
+    tied = 0
+    for q in range(batch):
+        eligible = [a for a in range(num_ads) if bid[q, a] > 0]
+        slates = [sum(value[q, a, k] for k, a in enumerate(s)) for n in range(len(eligible) + 1)
+                  for s in itertools.permutations(eligible, n)]
+        tied += sum(o >= max(slates) * (1 - 1e-12) for o in slates) > 1
+    assert tied >= batch // 2  # the monotone rule made ties in most queries
+    assert np.mean(vcg_batch(ctr, bid, reserve).tied) < 0.1  # the kernel broke them itself
+    out = solve_batch(ctr, bid, reserve)
+    for q in range(batch):
+        reference = solve(from_dense(ctr[q], bid[q], reserve[q]), "cost", exact=False)
+        assert [(int(a), int(t)) for a, t in zip(out.ad[q], out.treatment[q]) if a >= 0] == list(reference.slate.picks), q
+        for k, (a, _) in enumerate(reference.slate.picks):
+            assert float(out.payment[q, k]) == pytest.approx(reference.payments[a], rel=1e-5, abs=1e-7)
+
+
 def test_an_empty_batch_gives_empty_outcomes():
     out = solve_batch(np.zeros((0, 3, 1, 2), np.float32), np.zeros((0, 3), np.float32), np.zeros((0, 3), np.float32))
     assert out.ad.shape == (0, 2) and out.payment.shape == (0, 2)
