@@ -104,6 +104,9 @@ class TrainConfig:
                                                       doc="Shampoo: steps on AdaGrad's direction before preconditioning (a "
                                                           "huge value = AdaGrad with Shampoo's momentum: its like-for-like "
                                                           "control)")
+    sparse_embeddings: bool = config_field(False, doc="update only the Q-embedding rows each batch uses, so a step costs the "
+                                                      "same with any table size (AdaGrad and CowClip: the same steps; Adam "
+                                                      "and embedding_l2 become lazy: rows a batch skips keep their state)")
     cowclip: bool = config_field(False, doc="CowClip: clip each Q-embedding row's gradient to cnt·max(r‖w‖, ζ)")
     cowclip_r: float = config_field(1.0, lo=0.0, hi=1000.0, doc="CowClip ratio r")
     cowclip_zeta: float = config_field(1e-4, lo=0.0, hi=100.0, doc="CowClip lower bound ζ")

@@ -131,14 +131,17 @@ class QualityTower(nnx.Module):
         self.mlp = Mlp([width + extra_inputs, *shape.quality_hidden, out_dim], hidden=shape.hidden,
                        bottleneck_dim=shape.bottleneck_dim, rngs=rngs)
 
-    def embeddings(self, raw: jax.Array) -> jax.Array:
-        """The embedding input layer e_0 (after the cross layers, if any): float32[..., fields × embedding_dim]."""
-        x = self.embed(embedding_ids(self.spec, raw))
+    def embeddings(self, raw: jax.Array, rows: jax.Array | None = None) -> jax.Array:
+        """The embedding input layer e_0 (after the cross layers, if any): float32[..., fields × embedding_dim].
+
+        `rows` (int32[..., fields]): the table rows to look up instead of `embedding_ids(raw)` — the sparse training
+        step's, whose table holds only the rows its batch uses (`models.trainer`)."""
+        x = self.embed(embedding_ids(self.spec, raw) if rows is None else rows)
         x = x.reshape(*x.shape[:-2], -1)
         return self.cross(x) if self.cross is not None else x
 
-    def __call__(self, raw: jax.Array) -> jax.Array:
-        return self.mlp(self.embeddings(raw))
+    def __call__(self, raw: jax.Array, rows: jax.Array | None = None) -> jax.Array:
+        return self.mlp(self.embeddings(raw, rows))
 
 
 class UiFeatures(nnx.Module):
@@ -189,8 +192,8 @@ class FactorizedCtr(nnx.Module):
         self.quality = QualityTower(spec, shape, shape.interaction_dim, rngs=rngs)
         self.ui = UiTower(treatment_features, num_positions, shape, shape.interaction_dim, rngs=rngs)
 
-    def logit(self, raw: jax.Array, treatment: jax.Array, position: jax.Array) -> jax.Array:
-        return jnp.sum(self.quality(raw) * self.ui(treatment, position), axis=-1)
+    def logit(self, raw: jax.Array, treatment: jax.Array, position: jax.Array, rows: jax.Array | None = None) -> jax.Array:
+        return jnp.sum(self.quality(raw, rows) * self.ui(treatment, position), axis=-1)
 
     def candidate_logits(self, raw: jax.Array) -> jax.Array:
         """float32[B, N, T, K]: Q once per candidate, U from its [T, K, d] table, one dot product per cell."""
@@ -211,8 +214,8 @@ class UnfactorizedCtr(nnx.Module):
     def _head(self, embedded: jax.Array, ui: jax.Array) -> jax.Array:
         return self.quality.mlp(jnp.concatenate([embedded, ui], axis=-1))[..., 0]
 
-    def logit(self, raw: jax.Array, treatment: jax.Array, position: jax.Array) -> jax.Array:
-        return self._head(self.quality.embeddings(raw), self.ui(treatment, position))
+    def logit(self, raw: jax.Array, treatment: jax.Array, position: jax.Array, rows: jax.Array | None = None) -> jax.Array:
+        return self._head(self.quality.embeddings(raw, rows), self.ui(treatment, position))
 
     def candidate_logits(self, raw: jax.Array) -> jax.Array:
         """float32[B, N, T, K]: the whole tower once per (candidate, treatment, position)."""
@@ -250,9 +253,11 @@ class CtrModel(nnx.Module):
                    transfer=config.transfer, architecture=config.architecture, ensemble_size=config.ensemble_size,
                    rngs=rngs)
 
-    def component_logits(self, raw: jax.Array, treatment: jax.Array, position: jax.Array) -> jax.Array:
-        """Logits float32[B, E] of each component for raw fields int32[B, F] shown in (treatment, position) int32[B]."""
-        return jnp.stack([c.logit(raw, treatment, position) for c in self.components], axis=-1)
+    def component_logits(self, raw: jax.Array, treatment: jax.Array, position: jax.Array,
+                         rows: jax.Array | None = None) -> jax.Array:
+        """Logits float32[B, E] of each component for raw fields int32[B, F] shown in (treatment, position) int32[B]
+        (`rows`: the Q-table rows to look up instead of the raw fields', `QualityTower.embeddings`)."""
+        return jnp.stack([c.logit(raw, treatment, position, rows) for c in self.components], axis=-1)
 
     def predict(self, raw: jax.Array, treatment: jax.Array, position: jax.Array) -> jax.Array:
         """pCTR float32[B]: the components' probabilities averaged."""

@@ -78,6 +78,18 @@ def _next_power_of_two(n: int) -> int:
     return 1 << max(n - 1, 0).bit_length()
 
 
+def _distinct_rows(ids: jax.Array, table_rows: int) -> tuple[jax.Array, jax.Array]:
+    """The distinct table rows in `ids` (int32[...]) as int32[ids.size], padded with `table_rows` (past the table's
+    end: gathers clamp, scatters drop them), and where each id's row is in that list (int32 like `ids`)."""
+    flat = ids.reshape(-1)
+    order = jnp.argsort(flat)
+    ordered = flat[order]
+    first = jnp.concatenate([jnp.ones(1, bool), ordered[1:] != ordered[:-1]])
+    slot = jnp.cumsum(first) - 1
+    rows = jnp.full(flat.shape, table_rows, flat.dtype).at[jnp.where(first, slot, flat.size)].set(ordered, mode="drop")
+    return rows, jnp.zeros_like(flat).at[order].set(slot.astype(flat.dtype)).reshape(ids.shape)
+
+
 class OnlineTrainer:
     """Holds the parameters, optimizer state and bias-constraint duals; `train` consumes logs, `snapshot` is deployed.
 
@@ -113,6 +125,7 @@ class OnlineTrainer:
         self._row_count_paths = {path for path, label in
                                  jax.tree_util.tree_flatten_with_path(parameter_labels(self.params))[0]
                                  if label == "embedding" and has_key(path, "quality")}
+        self._table_shape = self._sparse_table_shape() if config.sparse_embeddings else None
         if num_devices > 1:
             devices = jax.devices()
             if len(devices) < num_devices:
@@ -125,7 +138,9 @@ class OnlineTrainer:
             self._batch_sharding = self._replicated = None
         self.params, self.opt_state, self.duals, self.seen = self.place(
             (self.params, self.opt_state, self.duals, self.seen))
-        self._train_batches = jax.jit(self._scan_steps)
+        # sparse steps update the tables in place: a call that copied them (10⁷ rows: ~0.4 s) would cost what the
+        # steps save, so the trainer's own buffers are donated, and what leaves it (snapshots, state) is a copy
+        self._train_batches = jax.jit(self._scan_steps, donate_argnums=(0, 1, 2, 3) if self._table_shape else ())
         self._predict = jax.jit(lambda params, raw, treatment, position: nnx.merge(
             self.graphdef, params, self.constants).predict(raw, treatment, position))
         self._component_predict = jax.jit(lambda params, raw, treatment, position: transfer(nnx.merge(
@@ -137,19 +152,33 @@ class OnlineTrainer:
             return jax.device_put(state, self._replicated)
         return jax.tree.map(jnp.asarray, state)
 
+    def _sparse_table_shape(self) -> tuple[int, ...]:
+        """The Q-embedding tables' shape: optimizer state leaves of that shape hold per-row state (AdaGrad's
+        accumulator, Adam's moments), gathered and scattered with the rows in a sparse step."""
+        leaves = jax.tree_util.tree_flatten_with_path(self.params)[0]
+        shapes = {leaf.shape for path, leaf in leaves if path in self._row_count_paths}
+        others = {leaf.shape for path, leaf in leaves if path not in self._row_count_paths}
+        if len(shapes) != 1 or shapes & others:
+            raise ValueError("sparse_embeddings: needs Q-embedding tables of one shape that no other parameter has")
+        return shapes.pop()
+
     # ---- the jitted pass ------------------------------------------------------------------------
+    def _by_path(self, params, on_table, on_other):
+        """`params` with `on_table` applied to the Q-embedding tables and `on_other` to every other leaf."""
+        return jax.tree_util.tree_map_with_path(
+            lambda path, leaf: on_table(leaf) if path in self._row_count_paths else on_other(leaf), params)
+
     def _row_counts(self, params, raw, weight):
         """Occurrences of each Q-tower embedding row in the batch (CowClip's cnt); empty for other leaves."""
         counts = jnp.zeros(sum(self._spec.field_sizes), jnp.float32).at[embedding_ids(self._spec, raw)].add(
             (weight > 0).astype(jnp.float32)[:, None])
-        return jax.tree_util.tree_map_with_path(
-            lambda path, _: counts if path in self._row_count_paths else jnp.zeros(0), params)
+        return self._by_path(params, lambda _: counts, lambda _: jnp.zeros(0))
 
     def _scan_steps(self, params, opt_state, duals, seen, batches):
         graphdef, constants, kind, config, terms = self.graphdef, self.constants, self.kind, self.config, self._terms
 
-        def objective(p, duals, raw, treatment, position, label, weight, query, soft_label, ramp):
-            logits = nnx.merge(graphdef, p, constants).component_logits(raw, treatment, position)  # [B, E]
+        def objective(p, duals, raw, treatment, position, label, weight, query, soft_label, ramp, rows=None):
+            logits = nnx.merge(graphdef, p, constants).component_logits(raw, treatment, position, rows)  # [B, E]
             probabilities = transfer(logits, kind)
             prediction = probabilities.mean(axis=-1)
             batch = LossBatch(logits, probabilities, prediction, raw, treatment, position, label, weight, query,
@@ -160,14 +189,33 @@ class OnlineTrainer:
             params, opt_state, duals, seen = carry
             raw, treatment, position, label, weight, query, soft_label = batch
             ramp = curriculum_ramp(seen, config.loss_curriculum, config.loss_curriculum_examples)
+            if self._table_shape is None:
+                rows, row_counts = None, self._row_counts(params, raw, weight)
+                step_params, step_state = params, opt_state
+            else:  # the rows the batch uses, gathered from the tables and their per-row optimizer state
+                rows, lookup = _distinct_rows(embedding_ids(self._spec, raw), self._table_shape[0])
+                counts = jnp.zeros(rows.shape, jnp.float32).at[lookup].add((weight > 0).astype(jnp.float32)[:, None])
+                row_counts = self._by_path(params, lambda _: counts, lambda _: jnp.zeros(0))
+                step_params = self._by_path(params, lambda table: table[rows], lambda leaf: leaf)
+                step_state = jax.tree.map(lambda x: x[rows] if x.shape == self._table_shape else x, opt_state)
             (_, prediction), (grads, dual_grads) = jax.value_and_grad(objective, argnums=(0, 1), has_aux=True)(
-                params, duals, raw, treatment, position, label, weight, query, soft_label, ramp)
-            updates, opt_state = self.optimizer.update(grads, opt_state, params,
-                                                       row_counts=self._row_counts(params, raw, weight),
-                                                       batch_weight=jnp.sum(weight))
+                step_params, duals, raw, treatment, position, label, weight, query, soft_label, ramp,
+                None if rows is None else lookup)
+            updates, step_state = self.optimizer.update(grads, step_state, step_params, row_counts=row_counts,
+                                                        batch_weight=jnp.sum(weight))
+            step_params = optax.apply_updates(step_params, updates)
+            if self._table_shape is None:
+                params, opt_state = step_params, step_state
+            else:  # written back (the padding rows, numbered past the table's end, are dropped)
+                scatter = lambda full, part: full.at[rows].set(part, mode="drop")  # noqa: E731
+                params = jax.tree_util.tree_map_with_path(
+                    lambda path, full, part: scatter(full, part) if path in self._row_count_paths else part,
+                    params, step_params)
+                opt_state = jax.tree.map(lambda full, part: scatter(full, part) if full.shape == self._table_shape
+                                         else part, opt_state, step_state)
             duals = duals + config.bias_learning_rate * dual_grads  # gradient ascent on the duals
             seen = seen + jnp.sum(weight > 0)
-            return (optax.apply_updates(params, updates), opt_state, duals, seen), prediction
+            return (params, opt_state, duals, seen), prediction
 
         def padding_step(carry, batch):
             return carry, jnp.zeros(batch[3].shape, jnp.float32)
@@ -234,22 +282,27 @@ class OnlineTrainer:
             parts.append(np.asarray(function(self.params, *columns))[:rows.size])
         return np.concatenate(parts) if parts else np.zeros(0, np.float32)
 
+    def _own(self, tree):
+        """`tree` (this trainer's arrays) safe to hand out: a copy where training donates its buffers."""
+        return jax.tree.map(jnp.copy, tree) if self._table_shape else tree
+
     def state(self) -> TrainerState:
         """What training has changed, as named data (checkpoints save it; `restore` sets it)."""
-        return TrainerState(self.params, self.opt_state, self.duals, self.seen, tuple(self._buffer),
+        return TrainerState(*self._own((self.params, self.opt_state, self.duals, self.seen)), tuple(self._buffer),
                             None if self.teacher is None else self.teacher.state())
 
     def restore(self, state: TrainerState) -> None:
         """Set the state `state()` returned (placed on this trainer's devices)."""
         self.params, self.opt_state, self.duals, self.seen = self.place(
-            (state.params, state.opt_state, state.duals, state.seen))
+            self._own((state.params, state.opt_state, state.duals, state.seen)))
         self._buffer, self._buffered = list(state.buffer), sum(part.size for part in state.buffer)
         if self.teacher is not None:
             self.teacher.restore(state.teacher)
 
     def snapshot(self) -> nnx.State:
-        """The current parameters (immutable arrays, so the deployed copy never changes under the auction)."""
-        return self.params
+        """The current parameters (immutable arrays, or a copy where training donates them, so the deployed copy
+        never changes under the auction)."""
+        return self._own(self.params)
 
 
 class Scorer:
