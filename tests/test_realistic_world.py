@@ -240,3 +240,24 @@ def test_the_shipped_realistic_world_stays_inside_its_bands():
     rows = {row["statistic"]: row for row in target_rows(statistics(output, ads))}
     for name in ("ctr", "top_ads_1", "top_ads_2", "top_ads_3", "top_ads_4"):
         assert rows[name]["inside"], (name, rows[name]["world"], rows[name]["band"])
+
+
+def test_the_large_preset_has_production_sized_vocabularies_and_sparse_tables():
+    """scenarios/large.toml is what it says (its speed and memory: benchmarks/world_speed.py): ≥ 10⁶ ads and query
+    ids, tables of ≥ 10⁶ rows for ads, query ids and each cross, trained sparsely."""
+    scenario = simulator.load("scenarios/large.toml")
+    w, m = scenario.world, scenario.model
+    assert w.kind == "realistic" and w.initial_ads >= 10**6 and w.num_queries >= 10**6
+    assert scenario.train.sparse_embeddings
+    assert min(m.ad_buckets, m.id_buckets, m.cross_buckets) >= 2**20
+
+
+def test_exact_match_ads_are_the_ads_of_the_campaigns_targeting_the_query():
+    world = make_world(small(), 0)
+    index = world._retrieval_index()
+    for query in np.flatnonzero(index["posting_count"])[:40]:
+        count = int(index["posting_count"][query])
+        ads = world._exact_ads(index, np.array([query]), np.arange(count)[None, :])[0]
+        campaigns = world.keyword_campaign[world.keyword_query == query]
+        expected = np.flatnonzero(world.ad_active & np.isin(world.ad_campaign, campaigns))
+        assert sorted(ads.tolist()) == expected.tolist()

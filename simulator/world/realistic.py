@@ -105,6 +105,9 @@ class RealisticWorld(World):
         keep = self.query_topic[query] == topic  # a topic with no queries gives its campaigns no keywords
         pairs = np.unique(np.stack([campaign[keep], query[keep]]), axis=1)
         self.keyword_campaign, self.keyword_query = pairs[0].astype(np.int32), pairs[1].astype(np.int32)
+        by_query = np.argsort(self.keyword_query, kind="stable")  # the same pairs by query: retrieval's posting lists
+        self._targeting_campaign = self.keyword_campaign[by_query]
+        self._targeting_query = self.keyword_query[by_query]
 
     def reset(self, seed: int) -> None:
         self._seed = seed  # trend bursts are drawn per day from (seed, day): a schedule with no state to carry
@@ -166,22 +169,33 @@ class RealisticWorld(World):
         self._index = None
 
     def _retrieval_index(self) -> dict:
-        """Posting lists of the active ads: (query id → exact-match ads) sorted by query id, and the broad-match ads."""
+        """The active ads' retrieval index, rebuilt when ads change. A query's exact-match ads are the ads of each
+        campaign targeting it in turn: the keyword pairs by query (built once) give each pair's place in that
+        virtual posting list, so no list of (query, ad) postings is built or sorted. Also the broad-match ads."""
         if self._index is None:
+            c = self.config
             active = np.flatnonzero(self.ad_active)
             exact_ads = active[self.campaign_exact[self.ad_campaign[active]]]
-            starts = np.searchsorted(self.keyword_campaign, self.ad_campaign[exact_ads], side="left")
-            counts = np.searchsorted(self.keyword_campaign, self.ad_campaign[exact_ads], side="right") - starts
-            ad = np.repeat(exact_ads, counts)  # one entry per (exact-match ad, keyword of its campaign)
-            within = np.arange(ad.size) - np.repeat(np.cumsum(counts) - counts, counts)
-            query = self.keyword_query[np.repeat(starts, counts) + within]
-            order = np.argsort(query, kind="stable")
-            posting_query, posting_ad = query[order], ad[order].astype(np.int32)
-            bounds = np.searchsorted(posting_query, np.arange(self.config.num_queries + 1))
+            by_campaign = exact_ads[np.argsort(self.ad_campaign[exact_ads], kind="stable")]
+            campaign_bounds = np.searchsorted(self.ad_campaign[by_campaign],
+                                              np.arange(c.num_advertisers * c.campaigns_per_advertiser + 1))
+            counts = np.diff(campaign_bounds)[self._targeting_campaign]  # the ads of each (keyword, campaign) pair
+            pair_first = np.cumsum(counts) - counts
+            per_query = np.bincount(self._targeting_query, weights=counts, minlength=c.num_queries).astype(np.int64)
             broad = active[~self.campaign_exact[self.ad_campaign[active]]]
-            self._index = dict(posting_ad=posting_ad, posting_start=bounds[:-1], posting_count=np.diff(bounds),
-                               broad=broad)
+            self._index = dict(by_campaign=by_campaign.astype(np.int32), campaign_start=campaign_bounds[:-1],
+                               pair_first=pair_first, posting_start=np.cumsum(per_query) - per_query,
+                               posting_count=per_query, broad=broad)
         return self._index
+
+    def _exact_ads(self, index: dict, query_id: np.ndarray, offset: np.ndarray) -> np.ndarray:
+        """int[B, W]: the ads at `offset` in each query's exact-match list (the campaigns targeting it, in turn)."""
+        if not index["by_campaign"].size:
+            return np.zeros(offset.shape, np.int32)
+        place = index["posting_start"][query_id][:, None] + offset  # in the virtual list of every query's ads
+        pair = np.clip(np.searchsorted(index["pair_first"], place, side="right") - 1, 0, index["pair_first"].size - 1)
+        slot = index["campaign_start"][self._targeting_campaign[pair]] + place - index["pair_first"][pair]
+        return index["by_campaign"][np.clip(slot, 0, index["by_campaign"].size - 1)]
 
     def queries(self, minute: float, tick_minutes: float) -> QueryBatch:
         """Draw this tick's queries with their context, retrieve their candidates, and compute true relevance."""
@@ -260,12 +274,10 @@ class RealisticWorld(World):
         c, index = self.config, self._retrieval_index()
         width = c.candidates_per_query
         exact_count = np.minimum(index["posting_count"][query_id], width)
-        offset = _windows(index["posting_count"][query_id], width, rng)
-        exact = index["posting_ad"][np.minimum(index["posting_start"][query_id][:, None] + offset,
-                                               max(index["posting_ad"].size - 1, 0))] if index["posting_ad"].size \
-            else np.zeros((query_id.size, width), np.int32)
+        exact = self._exact_ads(index, query_id, _windows(index["posting_count"][query_id], width, rng))
         broad = index["broad"]
-        order = broad[np.lexsort((rng.random(broad.size), self.ad_topic[broad]))]  # a fresh shuffle per tick
+        shuffled = broad[rng.permutation(broad.size)]  # a fresh order within each topic every tick
+        order = shuffled[np.argsort(self.ad_topic[shuffled].astype(np.int16), kind="stable")]  # radix sort
         per_topic = np.bincount(self.ad_topic[order], minlength=c.num_topics)
         first = np.concatenate([[0], np.cumsum(per_topic)[:-1]])
         chance = c.broad_match_rate * (intent + 1) / c.num_intents

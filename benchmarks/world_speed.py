@@ -1,0 +1,73 @@
+"""End-to-end speed of the worlds: the teaching world, the realistic one and the large preset, learned model.
+
+    python benchmarks/world_speed.py [--hours H] [--large-hours H] [--json OUT.json]
+
+Each world runs in a fresh process, as `adfloor run` does (compiled programs from the on-disk cache after the first
+ever run), on the same machine one after another; queries/s is the run's own (queries over its wall time, JIT
+compilation included), peak RSS the process's. Targets (issue #17, ratios to the teaching world in the same run):
+the realistic world ≥ 0.5×, over one simulated day by default; the large preset ≥ 0.2× with peak RSS ≤ 8 GB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WORLDS = {"teaching": "default.toml", "realistic": "realistic.toml", "large": "large.toml"}
+TARGETS = {"realistic": 0.5, "large": 0.2}
+MAX_RSS_GB = 8.0
+
+
+def run_child(scenario: str, hours: float) -> None:
+    """Run one simulation in this process and print its queries/s and peak RSS as JSON (the parent reads it)."""
+    sys.path.insert(0, str(ROOT))
+    import simulator
+    from simulator.compile_cache import enable_compilation_cache
+    from simulator.loop.simulation import Simulation
+
+    enable_compilation_cache()
+    summary = Simulation(simulator.load(scenario, overrides=[f"run.duration_hours={hours}"])).run().summary()
+    rss_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # KiB on Linux
+    print(json.dumps({"queries": summary["queries"], "wall_seconds": summary["wall_seconds"],
+                      "queries_per_second": summary["queries_per_second"], "peak_rss_gb": rss_gb}))
+
+
+def measure(name: str, hours: float) -> dict:
+    command = [sys.executable, __file__, "--child", str(ROOT / "scenarios" / WORLDS[name]), "--hours", str(hours)]
+    result = subprocess.run(command, capture_output=True, text=True, check=True, cwd=ROOT)
+    return {"hours": hours, **json.loads(result.stdout.strip().splitlines()[-1])}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hours", type=float, default=24.0, help="simulated hours of the teaching and realistic runs")
+    parser.add_argument("--large-hours", type=float, default=2.0, help="simulated hours of the large preset's run")
+    parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        run_child(args.child, args.hours)
+        return
+    results = {}
+    for name in WORLDS:
+        results[name] = measure(name, args.large_hours if name == "large" else args.hours)
+        r = results[name]
+        print(f"{name:9s} {r['hours']:5.1f} h  {r['queries']:>11,d} queries in {r['wall_seconds']:7.1f} s = "
+              f"{r['queries_per_second']:>8,.0f} queries/s  peak RSS {r['peak_rss_gb']:.2f} GB", flush=True)
+    for name, target in TARGETS.items():
+        ratio = results[name]["queries_per_second"] / results["teaching"]["queries_per_second"]
+        results[name]["ratio_to_teaching"] = ratio
+        print(f"{name}: {ratio:.2f}× the teaching world's queries/s ({'meets' if ratio >= target else 'MISSES'} ≥ {target})")
+    rss = results["large"]["peak_rss_gb"]
+    print(f"large: peak RSS {rss:.2f} GB ({'meets' if rss <= MAX_RSS_GB else 'MISSES'} ≤ {MAX_RSS_GB:g} GB)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
