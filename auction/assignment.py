@@ -219,6 +219,9 @@ def _flat_runs(value: jax.Array, group_ctr: jax.Array, matched: jax.Array) -> ja
     return jnp.all(same[:, :, None, :] | ~between[None], axis=3) & real[..., None]
 
 
+ORDER_ULPS = 4  # two float32 values of (bid − reserve) × CTR this many ulps apart may be in either order exactly
+
+
 def _flat_tie_break(value: jax.Array, flat: jax.Array, matched: jax.Array) -> tuple[jax.Array, jax.Array]:
     """The reference's slate among the optima when every other optimum only moves the shown ads along their flat
     runs (`_other_optima`; also into gaps): all of them then have the optimum's value exactly, in any precision,
@@ -228,7 +231,8 @@ def _flat_tie_break(value: jax.Array, flat: jax.Array, matched: jax.Array) -> tu
 
     value float32[B, N, 1, K]; flat bool[B, K, K] (`_flat_runs`); matched int32[B, K] the optimum's column per
     position. Returns the optimum's position placed at each position (−1 empty), and whether each step had one
-    best ad (two of equal value leave the query to the re-solve).
+    best ad (two within `ORDER_ULPS` of each other, whose exact order the float32 values do not settle, leave the
+    query to the re-solve).
     """
     batch, num_ads, _, num_positions = value.shape
     positions = jnp.arange(num_positions)
@@ -254,9 +258,10 @@ def _flat_tie_break(value: jax.Array, flat: jax.Array, matched: jax.Array) -> tu
         stranded = jnp.any(rest & (end < k + 1)[:, None, :], axis=2)
         candidate = able & ~crowded & ~stranded
         best = jnp.max(jnp.where(candidate, worth, -jnp.inf), axis=1)
-        at_best = candidate & (worth == best[:, None])
-        single &= ~filling | (jnp.sum(at_best, axis=1) == 1)
-        choice = jnp.argmax(at_best, axis=1)
+        # values are rounded twice (bid − reserve, × CTR): ones this close may be in the other order, or tied
+        close = candidate & (worth >= best[:, None] - ORDER_ULPS * jnp.finfo(worth.dtype).eps * jnp.abs(best)[:, None])
+        single &= ~filling | (jnp.sum(close, axis=1) == 1)
+        choice = jnp.argmax(candidate & (worth == best[:, None]), axis=1)
         order = order.at[:, k].set(jnp.where(filling, choice, -1).astype(jnp.int32))
         placed = placed | (filling[:, None] & (positions[None, :] == choice[:, None]))
     return order, single

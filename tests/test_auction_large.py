@@ -151,6 +151,24 @@ def test_flat_runs_are_broken_in_the_kernel_as_the_reference_does(num_positions)
             assert float(out.payment[q, k]) == pytest.approx(reference.payments[a], rel=1e-5, abs=1e-7)
 
 
+@pytest.mark.parametrize(("bid", "reserve", "ctr"), [
+    ([1.6369617, 1.0165277], [0.13489336, 0.0], [0.11638941, 0.17198238]),  # float32 reverses the exact order
+    ([1.034852, 1.552278], [0.009010017, 0.013515025], [0.375, 0.25]),  # exactly tied, float32 one ulp apart
+], ids=["reversed", "tied"])
+def test_flat_ads_whose_float32_values_do_not_settle_their_order_are_re_solved(bid, reserve, ctr):
+    """(bid − reserve) × CTR is rounded twice in float32: two flat ads that close go to the exact re-solve (a
+    reviewer's cases)."""
+    from auction.instance import from_dense
+    from auction.reference import solve
+
+    bid, reserve = np.array([bid], np.float32), np.array([reserve], np.float32)
+    ctr = np.broadcast_to(np.array(ctr, np.float32)[None, :, None, None], (1, 2, 1, 5)).copy()
+    assert vcg_batch(ctr, bid, reserve).tied[0]
+    reference = solve(from_dense(ctr[0], bid[0], reserve[0]), "cost", exact=False)
+    assert [(int(a), int(t)) for a, t in zip(solve_batch(ctr, bid, reserve).ad[0], [0] * 5) if a >= 0] == \
+        list(reference.slate.picks)
+
+
 def test_an_empty_batch_gives_empty_outcomes():
     out = solve_batch(np.zeros((0, 3, 1, 2), np.float32), np.zeros((0, 3), np.float32), np.zeros((0, 3), np.float32))
     assert out.ad.shape == (0, 2) and out.payment.shape == (0, 2)
