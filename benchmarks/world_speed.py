@@ -1,10 +1,11 @@
 """End-to-end speed of the worlds: the teaching world, the realistic one and the large preset, learned model.
 
-    python benchmarks/world_speed.py [--hours H] [--large-hours H] [--json OUT.json]
+    python benchmarks/world_speed.py [--hours H] [--large-hours H] [--repeats R] [--json OUT.json]
 
-Each world runs in a fresh process, as `adfloor run` does (compiled programs from the on-disk cache after the first
-ever run), on the same machine one after another; queries/s is the run's own (queries over its wall time, JIT
-compilation included), peak RSS the process's. Targets (issue #17, ratios to the teaching world in the same run):
+Each run is a fresh process, as `adfloor run` is (compiled programs from the on-disk cache after the first ever
+run), on the same machine one after another: the teaching and realistic worlds in turn R times (A B A B, as the
+machine's speed drifts), each world's fastest run counted, then the large preset once; queries/s is the run's own
+(queries over its wall time, JIT compilation included), peak RSS the process's. Targets (issue #17, ratios to the teaching world in the same run):
 the realistic world ≥ 0.5×, over one simulated day by default; the large preset ≥ 0.2× with peak RSS ≤ 8 GB.
 """
 
@@ -47,6 +48,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hours", type=float, default=24.0, help="simulated hours of the teaching and realistic runs")
     parser.add_argument("--large-hours", type=float, default=2.0, help="simulated hours of the large preset's run")
+    parser.add_argument("--repeats", type=int, default=2, help="runs of the teaching and realistic worlds, in turn")
     parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -54,11 +56,12 @@ def main() -> None:
         run_child(args.child, args.hours)
         return
     results = {}
-    for name in WORLDS:
-        results[name] = measure(name, args.large_hours if name == "large" else args.hours)
-        r = results[name]
+    for name in [*(["teaching", "realistic"] * args.repeats), "large"]:
+        r = measure(name, args.large_hours if name == "large" else args.hours)
         print(f"{name:9s} {r['hours']:5.1f} h  {r['queries']:>11,d} queries in {r['wall_seconds']:7.1f} s = "
               f"{r['queries_per_second']:>8,.0f} queries/s  peak RSS {r['peak_rss_gb']:.2f} GB", flush=True)
+        if name not in results or r["queries_per_second"] > results[name]["queries_per_second"]:
+            results[name] = r
     for name, target in TARGETS.items():
         ratio = results[name]["queries_per_second"] / results["teaching"]["queries_per_second"]
         results[name]["ratio_to_teaching"] = ratio
