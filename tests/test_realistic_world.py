@@ -78,7 +78,8 @@ def test_relevance_is_the_documented_logit_with_interactions():
     qid, ad, device, hour = column["query_id"], column["ad_id"], column["device"], column["hour"]
     c = world.config
     levels = column["query_intent"] - (c.num_intents - 1) / 2
-    logit = (c.relevance_base + c.intent_effect * levels + world.query_bias[qid] + world.ad_quality[ad]
+    logit = (c.relevance_base + c.intent_effect * levels + world.query_bias[qid] + world.user_bias[column["user"]]
+             + world.ad_quality[ad]
              + c.latent_scale / np.sqrt(c.latent_dim) * np.sum(world.query_vector[qid] * world.ad_vector[ad], axis=1)
              + c.topic_match_effect * (world.ad_topic[ad] == column["query_topic"])
              + world.device_topic[device, world.ad_topic[ad]] + world.hour_topic[hour, world.ad_topic[ad]])
@@ -261,3 +262,14 @@ def test_exact_match_ads_are_the_ads_of_the_campaigns_targeting_the_query():
         campaigns = world.keyword_campaign[world.keyword_query == query]
         expected = np.flatnonzero(world.ad_active & np.isin(world.ad_campaign, campaigns))
         assert sorted(ads.tolist()) == expected.tolist()
+
+
+def test_users_are_a_long_tailed_feature_and_the_exponent_moves_the_tail():
+    def users(*overrides: str) -> np.ndarray:
+        world = make_world(small("world.num_users=100000", *overrides), 0)
+        batch = world.queries(600.0, 60.0)
+        return batch.features[:, 0, world.feature_spec(ModelConfig()).index("user")]
+
+    flat, steep = users(), users("world.user_zipf_exponent=2.0")
+    assert np.unique(flat).size > 0.5 * flat.size  # most users search once
+    assert np.unique(steep).size < 0.1 * steep.size and np.bincount(steep).max() > 0.3 * steep.size

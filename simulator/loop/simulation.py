@@ -41,7 +41,7 @@ from simulator.world.ground_truth import QueryBatch, true_ctr
 from simulator.world.kinds import make_world
 
 _oracle_ctr = jax.jit(true_ctr)
-WARM_START_VERSION = 1  # in the warm-start cache key: bump when the code changes what a pre-training produces
+WARM_START_VERSION = 2  # in the warm-start cache key: bump when the code changes what a pre-training produces
 
 
 @jax.jit

@@ -67,6 +67,11 @@ class WorldConfig:
     query_zipf_exponent: float = config_field(1.0, lo=0.0, hi=3.0, doc="(realistic) query popularity ∝ rank^−s")
     query_bias_sd: float = config_field(0.5, lo=0.0, hi=5.0, doc="(realistic) spread of a query's own click propensity "
                                                                  "(logit)")
+    num_users: int = config_field(1_000_000, lo=1, hi=100_000_000, doc="(realistic) users who search; each query's user "
+                                                                      "is a feature (hashed), most seen once a day")
+    user_zipf_exponent: float = config_field(0.8, lo=0.0, hi=3.0, doc="(realistic) a user's share of the queries ∝ "
+                                                                      "activity rank^−s")
+    user_bias_sd: float = config_field(0.3, lo=0.0, hi=5.0, doc="(realistic) spread of a user's own click propensity (logit)")
     campaigns_per_advertiser: int = config_field(4, lo=1, hi=10_000, doc="(realistic) campaigns of each advertiser; an "
                                                                         "ad belongs to one")
     exact_match_share: float = config_field(0.5, lo=0.0, hi=1.0, doc="(realistic) share of campaigns that target query "

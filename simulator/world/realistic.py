@@ -4,9 +4,10 @@ context, and relevance with real interactions.
 Entities. Query ids have Zipf-like popularity (rank^−s); each has a topic, an intent level, a bias and a latent
 vector. Advertisers own campaigns; a campaign targets either query ids of its topic (exact match: keywords drawn by
 popularity) or its whole topic (broad match). Each ad belongs to one campaign and has its own quality and latent
-vector. Each query comes with context: device, region, hour of day, day of week.
+vector. Each query comes with context: device, region, hour of day, day of week, and its user (a population with
+Zipf-like activity: most users a day sees search once, as the id tails of real logs need).
 
-Relevance = sigmoid(base + intent + query bias + ad quality + topic match + latent_scale · q·a/√L
+Relevance = sigmoid(base + intent + query bias + user bias + ad quality + topic match + latent_scale · q·a/√L
 + device × ad-topic + hour × ad-topic): the query·ad term and the context terms are interactions a model without
 crosses or hidden layers cannot represent.
 
@@ -28,7 +29,7 @@ import numpy as np
 from models import FeatureSpec, ModelConfig, SparseField
 from simulator.world.ground_truth import FEATURE_FIELDS, QueryBatch, World, diurnal_rate, draw_index
 
-CONTEXT_FIELDS = ("query_id", "campaign", "device", "region", "hour", "weekday")
+CONTEXT_FIELDS = ("query_id", "campaign", "device", "region", "hour", "weekday", "user")
 
 
 def _latent(rng: np.random.Generator, centre: np.ndarray, topic_share: float) -> np.ndarray:
@@ -85,6 +86,11 @@ class RealisticWorld(World):
             self.advertiser_active[rng.integers(c.num_advertisers)] = True
         self.ad_campaign, self.ad_vector = np.zeros(0, np.int32), np.zeros((0, c.latent_dim), np.float32)
         self._index: dict | None = None
+        # users from their own stream (the other entities' draws are as they were before users existed)
+        user_rng = np.random.default_rng([self._seed, 0x05E])
+        activity = 1.0 / np.arange(1, c.num_users + 1) ** c.user_zipf_exponent
+        self._user_cdf = np.cumsum(activity / activity.sum())
+        self.user_bias = user_rng.normal(0.0, c.user_bias_sd, c.num_users).astype(np.float32)
 
     def _draw_keywords(self, rng: np.random.Generator) -> None:
         """Each exact-match campaign's keywords: query ids of its topic, drawn by popularity (distinct pairs
@@ -206,9 +212,11 @@ class RealisticWorld(World):
         device = draw_index(self._device_cdf, rng.random(count)) if self.num_devices > 1 else np.zeros(count, np.int32)
         region = draw_index(self._region_cdf, rng.random(count))
         hour, weekday = int(minute // 60) % 24, int(minute // 1440) % 7
+        # each query's user, from a stream of the tick's own (seed, start in ms): no state to carry
+        user = draw_index(self._user_cdf, np.random.default_rng([self._seed, 0x05E, round(minute * 60_000)]).random(count))
         ad, valid = self._candidates(query_id, topic, intent, rng)
         ad_topic = self.ad_topic[ad]
-        logit = self._intent_logit[intent][:, None] + self.query_bias[query_id][:, None] + self.ad_quality[ad]
+        logit = (self._intent_logit[intent] + self.query_bias[query_id] + self.user_bias[user])[:, None] + self.ad_quality[ad]
         logit += np.float32(c.topic_match_effect) * (ad_topic == topic[:, None])
         affinity = np.einsum("bl,bnl->bn", self.query_vector[query_id], self.ad_vector[ad])
         logit += np.float32(c.latent_scale / np.sqrt(c.latent_dim)) * affinity
@@ -226,7 +234,7 @@ class RealisticWorld(World):
         columns = dict(query_topic=topic[:, None], query_intent=intent[:, None], ad_id=ad,
                        advertiser=self.ad_advertiser[ad], ad_topic=ad_topic, query_id=query_id[:, None],
                        campaign=self.ad_campaign[ad], device=device[:, None], region=region[:, None], hour=hour,
-                       weekday=weekday)
+                       weekday=weekday, user=user[:, None])
         features = np.empty((*ad.shape, len(self.feature_fields)), np.int32)
         for i, name in enumerate(self.feature_fields):
             features[..., i] = columns[name]
@@ -292,8 +300,8 @@ class RealisticWorld(World):
         return np.where(valid, candidates, 0).astype(np.int32), valid
 
     def feature_spec(self, model: ModelConfig) -> FeatureSpec:
-        """The teaching world's five columns, then query id and campaign (hashed), device, region, hour and weekday;
-        crosses: ad × query topic, ad × query id (memorisation, hashed), ad × device, ad topic × hour."""
+        """The teaching world's five columns, then query id and campaign (hashed), device, region, hour, weekday and user
+        (hashed); crosses: ad × query topic, ad × query id (memorisation, hashed), ad × device, ad topic × hour."""
         c = self.config
         teaching = super().feature_spec(model)
         def ids(name: str, vocabulary: int) -> SparseField:  # hashed only where there are more ids than buckets
@@ -301,7 +309,7 @@ class RealisticWorld(World):
 
         fields = (*teaching.fields, ids("query_id", c.num_queries), ids("campaign", c.num_advertisers * c.campaigns_per_advertiser),
                   SparseField("device", self.num_devices), SparseField("region", c.num_regions),
-                  SparseField("hour", 24), SparseField("weekday", 7))
+                  SparseField("hour", 24), SparseField("weekday", 7), ids("user", c.num_users))
         crosses = (*teaching.crosses, ("ad_id", "query_id", model.cross_buckets), ("ad_id", "device", model.cross_buckets),
                    ("ad_topic", "hour", model.cross_buckets))
         return FeatureSpec(fields, crosses)
