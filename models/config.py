@@ -144,9 +144,11 @@ class TrainConfig:
                                                                                          "(at least 20 batches)")
 
     def teacher(self) -> TrainConfig:
-        """A distillation teacher's config: plain AdaGrad at this learning rate, batch size and device count."""
+        """A distillation teacher's config: plain AdaGrad at this learning rate, batch size, device count and embedding
+        updates."""
         return TrainConfig(learning_rate=self.learning_rate, adagrad_initial_accumulator=self.adagrad_initial_accumulator,
-                           batch_size=self.batch_size, num_devices=self.num_devices)
+                           batch_size=self.batch_size, num_devices=self.num_devices,
+                           sparse_embeddings=self.sparse_embeddings)
 
     def check(self) -> None:
         """Cross-field checks (ValueError "field: why")."""

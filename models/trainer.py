@@ -136,8 +136,9 @@ class OnlineTrainer:
             self._replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
         else:
             self._batch_sharding = self._replicated = None
+        # own buffers (not the model's; none shared between state leaves): sparse steps donate them
         self.params, self.opt_state, self.duals, self.seen = self.place(
-            (self.params, self.opt_state, self.duals, self.seen))
+            self._own((self.params, self.opt_state, self.duals, self.seen)))
         # sparse steps update the tables in place: a call that copied them (10⁷ rows: ~0.4 s) would cost what the
         # steps save, so the trainer's own buffers are donated, and what leaves it (snapshots, state) is a copy
         self._train_batches = jax.jit(self._scan_steps, donate_argnums=(0, 1, 2, 3) if self._table_shape else ())
@@ -206,8 +207,9 @@ class OnlineTrainer:
             step_params = optax.apply_updates(step_params, updates)
             if self._table_shape is None:
                 params, opt_state = step_params, step_state
-            else:  # written back (the padding rows, numbered past the table's end, are dropped)
-                scatter = lambda full, part: full.at[rows].set(part, mode="drop")  # noqa: E731
+            else:  # written back, but not rows only zero-weight examples (padding) used, nor the padding slots
+                written = jnp.where(counts > 0, rows, self._table_shape[0])  # past the table's end: dropped
+                scatter = lambda full, part: full.at[written].set(part, mode="drop")  # noqa: E731
                 params = jax.tree_util.tree_map_with_path(
                     lambda path, full, part: scatter(full, part) if path in self._row_count_paths else part,
                     params, step_params)

@@ -273,3 +273,12 @@ def test_users_are_a_long_tailed_feature_and_the_exponent_moves_the_tail():
     flat, steep = users(), users("world.user_zipf_exponent=2.0")
     assert np.unique(flat).size > 0.5 * flat.size  # most users search once
     assert np.unique(steep).size < 0.1 * steep.size and np.bincount(steep).max() > 0.3 * steep.size
+
+
+def test_exact_match_campaigns_without_keywords_retrieve_nothing():
+    """Every campaign targets keywords, but the one query id is of another topic: no keyword pairs (a reviewer's
+    case)."""
+    world = make_world(small("world.num_queries=1", "world.num_advertisers=2", "world.initial_ads=20",
+                             "world.exact_match_share=1.0"), 0)
+    assert world.keyword_campaign.size == 0
+    assert not world.queries(60.0, 1.0).valid.any()

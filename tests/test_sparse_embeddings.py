@@ -86,3 +86,27 @@ def test_a_deployed_snapshot_and_a_saved_state_outlive_the_donated_training_buff
     assert not np.array_equal(_table(trainer), table)
     trainer.restore(saved)
     assert np.array_equal(_table(trainer), table)
+
+
+def test_sparse_shampoo_trains_and_the_model_handed_in_keeps_its_arrays():
+    """Donation needs buffers of the trainer's own: Shampoo's state shares one empty array among leaves, and the
+    model's parameters must outlive the trainer's first step (a reviewer's cases)."""
+    model = CtrModel(SPEC, FEATURES, 4, SHAPE, rngs=nnx.Rngs(0))
+    trainer = OnlineTrainer(model, TrainConfig(batch_size=64, sparse_embeddings=True, optimizer="shampoo",
+                                               shampoo_block_size=4))
+    trainer.train(_examples(), flush=True)
+    assert np.isfinite(_table(trainer)).all()
+    assert np.asarray(model.components[0].quality.embed.embedding[...]).shape == _table(trainer).shape
+
+
+def test_rows_only_padding_uses_keep_still_under_embedding_l2():
+    examples = _examples(100)  # 100 examples in batches of 64: the flush pads 28 zero-weight rows (raw ids 0)
+    padding_rows = np.asarray(embedding_ids(SPEC, np.zeros((1, 5), np.int32))).reshape(-1)
+    used = np.asarray(embedding_ids(SPEC, examples.raw)).reshape(-1)
+    quiet = np.setdiff1d(padding_rows, used)
+    assert quiet.size
+    model = CtrModel(SPEC, FEATURES, 4, SHAPE, rngs=nnx.Rngs(0))
+    before = np.asarray(model.components[0].quality.embed.embedding[...]).copy()
+    trainer = OnlineTrainer(model, TrainConfig(batch_size=64, sparse_embeddings=True, embedding_l2=0.01))
+    trainer.train(examples, flush=True)
+    assert np.array_equal(_table(trainer)[quiet], before[quiet])

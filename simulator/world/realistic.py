@@ -196,7 +196,7 @@ class RealisticWorld(World):
 
     def _exact_ads(self, index: dict, query_id: np.ndarray, offset: np.ndarray) -> np.ndarray:
         """int[B, W]: the ads at `offset` in each query's exact-match list (the campaigns targeting it, in turn)."""
-        if not index["by_campaign"].size:
+        if not index["by_campaign"].size or not index["pair_first"].size:  # no exact-match ads, or no keywords
             return np.zeros(offset.shape, np.int32)
         place = index["posting_start"][query_id][:, None] + offset  # in the virtual list of every query's ads
         pair = np.clip(np.searchsorted(index["pair_first"], place, side="right") - 1, 0, index["pair_first"].size - 1)
@@ -213,7 +213,7 @@ class RealisticWorld(World):
         region = draw_index(self._region_cdf, rng.random(count))
         hour, weekday = int(minute // 60) % 24, int(minute // 1440) % 7
         # each query's user, from a stream of the tick's own (seed, start in ms): no state to carry
-        user = draw_index(self._user_cdf, np.random.default_rng([self._seed, 0x05E, round(minute * 60_000)]).random(count))
+        user = draw_index(self._user_cdf, np.random.default_rng([self._seed, 0x05E, 1, round(minute * 60_000)]).random(count))
         ad, valid = self._candidates(query_id, topic, intent, rng)
         ad_topic = self.ad_topic[ad]
         logit = (self._intent_logit[intent] + self.query_bias[query_id] + self.user_bias[user])[:, None] + self.ad_quality[ad]
