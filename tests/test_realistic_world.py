@@ -233,8 +233,8 @@ def test_advertisers_leave_with_their_ads_and_enter_with_new_ones():
 
 def test_the_shipped_realistic_world_stays_inside_its_bands():
     """The realistic preset's CTR, position-2/1 CTR ratio and top-ad mix stay inside their documented bands
-    (docs/world.md) over half an hour of traffic; the two targets it misses (the id tails) are per-day statistics
-    that docs/world.md reports from a 24-hour run."""
+    (docs/world.md) over half an hour of traffic; the id tails are per-day statistics that docs/world.md reports
+    from a 24-hour run."""
     from simulator.measure.world_statistics import statistics, target_rows, world_run
 
     output, ads = world_run(simulator.load("scenarios/realistic.toml"), hours=0.5)
