@@ -201,15 +201,14 @@ def _other_optima(page: jax.Array, state: Matching, matched: jax.Array, num_ads:
     return ~jnp.any(real & on_cycle, axis=(1, 2)), ~jnp.any(inexact & on_cycle, axis=(1, 2))
 
 
-def _flat_runs(value: jax.Array, group_ctr: jax.Array, matched: jax.Array) -> jax.Array:
+def _flat_runs(value: jax.Array, group_ctr: jax.Array, ad: jax.Array, real: jax.Array) -> jax.Array:
     """bool[B, K(from), K(to)]: the ad the optimum shows at one position has the same value and CTR, bit for bit, at
     every position between it and the other (a flat run: the monotone rule flattens pCTRs that rise down the page).
-    value float32[B, N, 1, K]; group_ctr [B, N, K] the CTR of each candidate's best treatment."""
+    value float32[B, N, 1, K]; group_ctr [B, N, K] the CTR of each candidate's best treatment; ad int32[B, K] the
+    optimum's candidate at each position where `real` (elsewhere any index)."""
     batch, num_ads, _, num_positions = value.shape
     rows = jnp.arange(batch)[:, None]
     positions = jnp.arange(num_positions)
-    real = (matched >= 1) & (matched <= num_ads)
-    ad = jnp.maximum(matched - 1, 0)
     ad_value = value[:, :, 0, :][rows, ad]  # [B, K(held at), K(moved to)]
     ad_ctr = group_ctr[rows, ad]
     own = lambda x: jnp.diagonal(x, axis1=1, axis2=2)[..., None]  # noqa: E731 — the value at its own position
@@ -222,24 +221,22 @@ def _flat_runs(value: jax.Array, group_ctr: jax.Array, matched: jax.Array) -> ja
 ORDER_ULPS = 4  # two float32 values of (bid − reserve) × CTR this many ulps apart may be in either order exactly
 
 
-def _flat_tie_break(value: jax.Array, flat: jax.Array, matched: jax.Array) -> tuple[jax.Array, jax.Array]:
+def _flat_tie_break(value: jax.Array, flat: jax.Array, ad: jax.Array, real: jax.Array) -> tuple[jax.Array, jax.Array]:
     """The reference's slate among the optima when every other optimum only moves the shown ads along their flat
     runs (`_other_optima`; also into gaps): all of them then have the optimum's value exactly, in any precision,
     and no re-solve is needed. The reference prefers the gap-free one with the largest contribution at each
     position in turn: filled top-down, each position takes the most valuable ad whose run holds it and that
     leaves the rest placeable (for runs, Hall's condition on windows of positions suffices).
 
-    value float32[B, N, 1, K]; flat bool[B, K, K] (`_flat_runs`); matched int32[B, K] the optimum's column per
-    position. Returns the optimum's position placed at each position (−1 empty), and whether each step had one
+    value float32[B, N, 1, K]; flat bool[B, K, K] (`_flat_runs`); ad, real as there. Returns the optimum's position placed at each position (−1 empty), and whether each step had one
     best ad (two within `ORDER_ULPS` of each other, whose exact order the float32 values do not settle, leave the
     query to the re-solve).
     """
     batch, num_ads, _, num_positions = value.shape
     positions = jnp.arange(num_positions)
-    real = (matched >= 1) & (matched <= num_ads)  # [B, K]: the optimum's position holds an ad
     start = jnp.min(jnp.where(flat, positions, num_positions), axis=2)
     end = jnp.max(jnp.where(flat, positions, -1), axis=2)
-    own_value = value[:, :, 0, :][jnp.arange(batch)[:, None], jnp.maximum(matched - 1, 0), positions[None, :]]
+    own_value = value[:, :, 0, :][jnp.arange(batch)[:, None], ad, positions[None, :]]
     worth = jnp.where(real, own_value, -jnp.inf)  # [B, K]
     shown = jnp.sum(real, axis=1)  # [B]
     single = jnp.ones(batch, bool)
@@ -281,9 +278,9 @@ def assignment_vcg(ctr: jax.Array, bid: jax.Array, reserve: jax.Array, usable: j
     rows = jnp.arange(batch)[:, None]
     positions = jnp.arange(num_positions)[None, :]
     shown_treatment = jnp.where(is_ad, treatment[rows, jnp.maximum(ad, 0), 0, positions], 0)
-    flat = _flat_runs(value, jnp.take_along_axis(ctr, treatment, axis=2)[:, :, 0], matched)
+    flat = _flat_runs(value, jnp.take_along_axis(ctr, treatment, axis=2)[:, :, 0], jnp.maximum(ad, 0), is_ad)
     unique, only_flat = _other_optima(page, state, matched, num_ads, flat)
-    order, single = _flat_tie_break(value, flat, matched)
+    order, single = _flat_tie_break(value, flat, jnp.maximum(ad, 0), is_ad)
     canonical = ~unique & only_flat & single  # the other optima move ads only along their flat runs
 
     # One lane per (query, position): the best page without the ad shown there (its column banned, its row
