@@ -30,17 +30,33 @@ class Auctioneer:
                    preferred_batch(scenario.world.num_positions, scenario.world.candidates_per_query, heights, budget,
                                    a.reserve_mode, a.mechanism))
 
-    def start(self, ctr, bid, reserve, explore: np.ndarray | None,
-              page_positions: np.ndarray | None = None) -> tuple[AuctionOutcome, tuple]:
-        """The auction on one padded chunk (asynchronous under JAX): its outcome and the inputs it ranked on.
-        `page_positions` int32[B]: each query's page length (None: all K)."""
+    def start(self, ctr, bid, reserve, explore: np.ndarray | None, positions: int) -> tuple[AuctionOutcome, tuple]:
+        """The auction on one padded chunk (asynchronous under JAX) over the first `positions` page positions of
+        the pCTRs [B, N, T, K] (every query of the chunk has a page that long): its outcome and its inputs."""
+        ctr = ctr if positions == ctr.shape[3] else ctr[..., :positions]
         reserve = self.reserves(reserve, ctr)
         ranked = ctr if explore is None else ctr * explore[:, :, None, None]
-        inputs = (ranked, bid, reserve, None, page_positions)
+        inputs = (ranked, bid, reserve)
         return vcg_batch(*inputs, **self.options), inputs
 
-    def finish(self, in_flight: list) -> AuctionOutcome:
-        """The chunks' outcomes (rows, outcome, inputs, …) on the host, ties resolved, as one batch's outcome."""
-        parts = [resolve_ties(AuctionOutcome(*(np.asarray(c)[:rows] for c in outcome)), *inputs, **self.options)
+    def finish(self, in_flight: list, num_positions: int) -> AuctionOutcome:
+        """The chunks' outcomes (rows, outcome, inputs, pCTR, batch rows or None) on the host, ties resolved, as
+        one batch's outcome over `num_positions` positions, in the batch's order."""
+        parts = [pad_positions(resolve_ties(AuctionOutcome(*(np.asarray(c)[:rows] for c in outcome)), *inputs,
+                                            **self.options), num_positions)
                  for rows, outcome, inputs, *_ in in_flight]
-        return AuctionOutcome(*(np.concatenate(column) for column in zip(*parts)))
+        outcome = AuctionOutcome(*(np.concatenate(column) for column in zip(*parts)))
+        if in_flight[0][4] is None:
+            return outcome
+        order = np.argsort(np.concatenate([rows for *_, rows in in_flight]))
+        return AuctionOutcome(*(column[order] for column in outcome))
+
+
+def pad_positions(outcome: AuctionOutcome, num_positions: int) -> AuctionOutcome:
+    """A shorter page's outcome (numpy) over `num_positions` positions: the positions it lacks are empty."""
+    missing = num_positions - outcome.ad.shape[1]
+    if not missing:
+        return outcome
+    pad = lambda column, fill: np.pad(column, ((0, 0), (0, missing)), constant_values=fill)  # noqa: E731
+    return outcome._replace(ad=pad(outcome.ad, -1), treatment=pad(outcome.treatment, 0), ctr=pad(outcome.ctr, 0),
+                            payment=pad(outcome.payment, 0), price_per_click=pad(outcome.price_per_click, 0))

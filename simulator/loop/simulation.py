@@ -150,51 +150,66 @@ class Simulation:
     def _dispatch(self, batch: QueryBatch) -> list:
         """Start scoring and the auction for every chunk of the batch; JAX runs them asynchronously.
 
-        Each in-flight entry: (rows, auction outcome, the auction's inputs, the model's pCTR). They differ only
-        on explored queries, where the auction ranks on perturbed pCTRs. With `sync_stages`, wait after each
-        stage instead, so the timers split scoring from auction.
+        Each in-flight entry: (rows, auction outcome, the auction's inputs, the model's pCTR, the chunk's batch
+        rows or None for the next `rows` in order). The auction's and the model's pCTRs differ only on explored
+        queries, where the auction ranks on perturbed pCTRs. With `sync_stages`, wait after each stage instead,
+        so the timers split scoring from auction.
         """
         clock = time.perf_counter
         explore = exploration_factors(self.scenario.auction, self.scenario.run.seed, self._queries, batch)
         in_flight = []
-        for start, stop, size in chunk_bounds(batch.size, self.auctioneer.chunk_rows):
-            started = clock()
-            if self.oracle:
-                ctr = _oracle_ctr(pad_rows(batch.relevance[start:stop], size), pad_rows(batch.lift[start:stop], size),
-                                  self.world.examination)
-            else:
-                ctr = self.scorer(self.deployed, pad_rows(batch.features[start:stop], size))
-            page = None
-            if self.world.num_devices > 1:  # CTRs over every device's slots → at this page's positions
-                ctr = _at_slots(ctr, pad_rows(self.world.slots(batch)[start:stop], size))
-                page = pad_rows(self.world.page_positions[batch.device[start:stop]], size)
-            if self.sync_stages:
-                ctr = jax.block_until_ready(ctr)
-            scored = clock()
-            bid, reserve = pad_rows(batch.bid[start:stop], size), pad_rows(batch.reserve[start:stop], size)
-            outcome, inputs = self.auctioneer.start(ctr, bid, reserve,
-                                                    None if explore is None else pad_rows(explore[start:stop], size), page)
-            if self.sync_stages:
-                outcome = jax.block_until_ready(outcome)
-            self._timers["scoring"] += scored - started
-            self._timers["auction"] += clock() - scored
-            in_flight.append((stop - start, outcome, inputs, ctr))
+        for group, positions in self._page_groups(batch):
+            for start, stop, size in chunk_bounds(batch.size if group is None else group.size,
+                                                  self.auctioneer.chunk_rows):
+                rows = None if group is None else group[start:stop]
+                take = (lambda a: a[start:stop]) if rows is None else (lambda a: a[rows])  # noqa: E731
+                started = clock()
+                if self.oracle:
+                    ctr = _oracle_ctr(pad_rows(take(batch.relevance), size), pad_rows(take(batch.lift), size),
+                                      self.world.examination)
+                else:
+                    ctr = self.scorer(self.deployed, pad_rows(take(batch.features), size))
+                if self.world.num_devices > 1:  # CTRs over every device's slots → at this page's positions
+                    ctr = _at_slots(ctr, pad_rows(take(self.world.slots(batch)), size))
+                if self.sync_stages:
+                    ctr = jax.block_until_ready(ctr)
+                scored = clock()
+                bid, reserve = pad_rows(take(batch.bid), size), pad_rows(take(batch.reserve), size)
+                outcome, inputs = self.auctioneer.start(ctr, bid, reserve,
+                                                        None if explore is None else pad_rows(take(explore), size),
+                                                        positions)
+                if self.sync_stages:
+                    outcome = jax.block_until_ready(outcome)
+                self._timers["scoring"] += scored - started
+                self._timers["auction"] += clock() - scored
+                in_flight.append((stop - start, outcome, inputs, ctr, rows))
         return in_flight
+
+    def _page_groups(self, batch: QueryBatch) -> list[tuple[np.ndarray | None, int]]:
+        """The batch's rows (None: all, in order) by page length, with that length: each auction then runs on
+        its pages' own positions (a phone's 4 as a 4-position auction, ~3× cheaper than 7 with 3 masked)."""
+        length = self.world.page_positions[batch.device]
+        if np.all(length == self.scenario.world.num_positions):
+            return [(None, self.scenario.world.num_positions)]
+        order = np.argsort(length, kind="stable").astype(np.int32)
+        return [(rows, int(length[rows[0]])) for rows in np.split(order, np.flatnonzero(np.diff(length[order])) + 1)]
 
     def _settle(self, minute: float, batch: QueryBatch, in_flight: list) -> dict:
         """Collect the auction outcomes, draw clicks from the true CTR, log impressions; the tick's metric row."""
         clock = time.perf_counter
         waited = clock()
-        outcome = self.auctioneer.finish(in_flight)
+        outcome = self.auctioneer.finish(in_flight, self.scenario.world.num_positions)
         after_auction = clock()
         self._timers["auction"] += after_auction - waited  # time not hidden behind the next tick's draw
+        model_ctr = np.concatenate([np.asarray(ctr)[:rows] for rows, _, _, ctr, _ in in_flight])  # host pCTRs
+        if in_flight[0][4] is not None:  # chunks by page length: back to the batch's order
+            model_ctr = model_ctr[np.argsort(np.concatenate([rows for *_, rows in in_flight]))]
         context = query_context(batch, self.scenario.world.num_intents)  # for the probes and the log
-        host_ctr = [np.asarray(ctr)[:rows] for rows, _, _, ctr in in_flight]  # host views of the model's pCTRs
         probes = probe_record(self.scenario.run.probe_every, self._queries, minute - self.window_start, batch,
-                              host_ctr, context)
+                              model_ctr, context)
         if probes is not None:
             self.probes.append(probes._replace(query=probes.query - self.window_first_query))
-        entry, impressions, row = shown_and_clicked(minute, batch, outcome, np.concatenate(host_ctr), context,
+        entry, impressions, row = shown_and_clicked(minute, batch, outcome, model_ctr, context,
                                                     self.world.examination, self.world.slots(batch), self._queries,
                                                     self.scenario)
         if self.window_start:  # the window's own clock and query numbers: rows and impressions count from its start

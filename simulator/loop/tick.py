@@ -100,12 +100,12 @@ def slate_clicks(batch: QueryBatch, outcome: AuctionOutcome, examination: np.nda
     return truth[shown], click[shown]
 
 
-def probe_record(every: int, first_query: int, minute: float, batch: QueryBatch, model_ctr: list,
+def probe_record(every: int, first_query: int, minute: float, batch: QueryBatch, model_ctr: np.ndarray,
                  context: np.ndarray) -> ProbeRecord | None:
     """Every `every`-th query's pCTR of every candidate, treatment and position (None when none is due).
 
-    `model_ctr` holds the tick's chunks of pCTR[rows, N, T, K] (at the query's page positions). Paired runs see the same queries and
-    candidates, so these are predictions on the same examples.
+    `model_ctr` is the tick's pCTR[B, N, T, K] (at the query's page positions). Paired runs see the same queries
+    and candidates, so these are predictions on the same examples.
     """
     if not every:
         return None
@@ -113,10 +113,7 @@ def probe_record(every: int, first_query: int, minute: float, batch: QueryBatch,
     chosen = np.flatnonzero(number % every == 0)
     if chosen.size == 0:
         return None
-    offsets = np.cumsum([0] + [len(ctr) for ctr in model_ctr])
-    chunk = np.searchsorted(offsets, chosen, side="right") - 1
-    pctr = np.concatenate([model_ctr[c][chosen[chunk == c] - offsets[c]] for c in np.unique(chunk)])
-    return ProbeRecord(np.full(chosen.size, minute, np.float32), number[chosen], pctr, batch.valid[chosen],
+    return ProbeRecord(np.full(chosen.size, minute, np.float32), number[chosen], model_ctr[chosen], batch.valid[chosen],
                        batch.candidates[chosen], batch.relevance[chosen], context[chosen], batch.device[chosen],
                        batch.lift[chosen])
 
