@@ -282,3 +282,19 @@ def test_exact_match_campaigns_without_keywords_retrieve_nothing():
                              "world.exact_match_share=1.0"), 0)
     assert world.keyword_campaign.size == 0
     assert not world.queries(60.0, 1.0).valid.any()
+
+
+def test_id_tails_count_a_pages_ids_once_per_page_view():
+    """A page's ids (the query's, its user's) count once per page view however many ads it shows, an ad's once per
+    impression: as in the one-ad-per-row logs the tails are compared with."""
+    from simulator.measure.world_statistics import id_tails
+
+    # three page views: 7 with two ads (user 5), 8 with one (user 5), 9 with three (user 6); ads 1, 2, 1, 1, 2, 3
+    query = np.array([7, 7, 8, 9, 9, 9])
+    features = np.stack([np.array([5, 5, 5, 6, 6, 6]), np.array([1, 2, 1, 1, 2, 3])], axis=1).astype(np.int32)
+    tails = id_tails(features, np.zeros(6), query, ("user", "ad_id"), ("user",))
+    assert tails["user"]["once"] == 0.5  # user 6: one page view, three impressions
+    assert tails["ad_id"]["once"] == 1 / 3  # ad 3 only; ads 1 and 2 shown on several pages
+    assert tails["pooled"]["distinct_per_day"] == 5
+    per_row = id_tails(features, np.zeros(6), query, ("user", "ad_id"), ())
+    assert per_row["user"]["once"] == 0.0  # counted per impression row, no user is seen once

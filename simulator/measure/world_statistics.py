@@ -86,15 +86,25 @@ def separable_auction_loss(output: RunOutput, world, positions: int = SLATE_POSI
     return 1.0 - earned / best if best > 0 else float("nan")
 
 
-def id_tails(features: np.ndarray, day: np.ndarray, fields: tuple[str, ...]) -> dict[str, dict[str, float]]:
+def id_tails(features: np.ndarray, day: np.ndarray, query: np.ndarray, fields: tuple[str, ...],
+             page_fields: tuple[str, ...]) -> dict[str, dict[str, float]]:
     """Per field (and pooled over fields), the share of distinct ids seen fewer than RARE times and once, within
-    each day's examples, averaged over the days (weighted by distinct ids)."""
+    each day, averaged over the days (weighted by distinct ids).
+
+    Ids are counted per event, as in logs of one ad per row (Criteo, Avazu): an ad's ids once per impression, a
+    page's (`page_fields`: the query's and its context's) once per page view (`query` int[rows]: each row's),
+    not once for each of the page's ads.
+    """
     tails = {}
     counted = {name: [0, 0, 0] for name in (*fields, "pooled")}  # distinct, rare, once
     for d in np.unique(day):
-        rows = features[day == d]
+        today = day == d
+        rows, pages = features[today], query[today].astype(np.int64)
         for i, name in enumerate(fields):
-            _, counts = np.unique(rows[:, i], return_counts=True)
+            ids = rows[:, i]
+            if name in page_fields:  # one (page view, id) pair per page
+                ids = np.unique(pages << 32 | ids.astype(np.int64) & 0xFFFFFFFF) & 0xFFFFFFFF
+            _, counts = np.unique(ids, return_counts=True)
             for key in (name, "pooled"):
                 counted[key][0] += counts.size
                 counted[key][1] += int((counts < RARE).sum())
@@ -133,7 +143,9 @@ def statistics(output: RunOutput, ads: dict[str, float]) -> dict[str, Any]:
     delay = scenario.train.training_delay_minutes  # a log is available this long after its tick
     example_day = np.concatenate([np.full(len(p.examples.label), (p.available_minute - delay) // 1440) for p in logs]) \
         if logs else np.zeros(0)
-    tails = id_tails(features, example_day, WORLD_KINDS[w.kind].feature_fields)
+    query = np.concatenate([p.examples.query for p in logs]) if logs else np.zeros(0, np.int64)
+    kind = WORLD_KINDS[w.kind]
+    tails = id_tails(features, example_day, query, kind.feature_fields, kind.page_fields)
     stats = {
         "queries": queries,
         "impressions": int(len(log)),

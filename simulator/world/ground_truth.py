@@ -98,6 +98,7 @@ class World:
     # The arrays that change during a run (ads arrive and leave), and the raw feature columns of a query × ad.
     ad_arrays: tuple[str, ...] = ("ad_advertiser", "ad_topic", "ad_quality", "ad_bid", "ad_active", "ad_born_minute")
     feature_fields: tuple[str, ...] = FEATURE_FIELDS
+    page_fields: tuple[str, ...] = ("query_topic", "query_intent")  # the same for every ad of a page
 
     def __init__(self, scenario: Scenario):
         self.config: WorldConfig = scenario.world

@@ -51,6 +51,7 @@ class RealisticWorld(World):
 
     ad_arrays = (*World.ad_arrays, "ad_campaign", "ad_vector", "advertiser_active")
     feature_fields = (*FEATURE_FIELDS, *CONTEXT_FIELDS)
+    page_fields = (*World.page_fields, "query_id", "device", "region", "hour", "weekday", "user")
 
     def _draw_entities(self) -> None:
         c, rng = self.config, self._world_rng
