@@ -27,9 +27,10 @@ TARGETS: tuple[Target, ...] = (
     Target("top_ads_3", "28 %", 0.13, 0.43, "MozCast, as above"),
     Target("top_ads_4", "19 %", 0.04, 0.34, "MozCast, as above"),
     Target("ids_under_10_pooled", "~97 % of raw Criteo values occur < 10 times", 0.8, 1.0,
-           "Criteo Kaggle: 33.8M raw values vs 0.91M at min count 10 (reczoo/BARS); over a whole dataset, not a day"),
+           "Criteo Kaggle: 33.8M raw values vs 0.91M at min count 10 (reczoo/BARS); over a whole dataset, not a day; "
+           "one ad per row"),
     Target("ids_once_pooled", "~60 % of Avazu values occur once", 0.3, 0.9,
-           "Avazu: 9.4M raw values vs 3.75M at min count 2 (reczoo/BARS); over ten days"),
+           "Avazu: 9.4M raw values vs 3.75M at min count 2 (reczoo/BARS); over ten days, one ad per row"),
     Target("no_ads_share", "not found", None, None, "no citable share of queries without ads was found"),
     Target("diurnal_peak_over_trough", "not found (the issue's ~9× is unsourced)", None, None,
            "a public log with hourly stamps (Avazu) could give it; not measured here"),
