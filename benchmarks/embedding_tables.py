@@ -37,7 +37,7 @@ CASES = {"small_sparse": (1024, True), "large_sparse": (1 << 21, True), "small_d
 
 def step_cost(buckets: int, sparse: bool, steps: int = 8, calls: int = 6) -> dict:
     """Table rows and milliseconds per train step."""
-    scenario = config.load(ROOT / "scenarios" / "realistic.toml", [
+    scenario = config.load(ROOT / "scenarios" / "default.toml", [
         f"model.ad_buckets={buckets}", f"model.id_buckets={buckets}", f"model.cross_buckets={buckets}",
         f"train.sparse_embeddings={str(sparse).lower()}"])
     world = make_world(scenario, 0)

@@ -46,7 +46,7 @@ def measure(scenario: str, overrides: list[str], sync_stages: bool) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("scenario", nargs="?", default=str(ROOT / "scenarios" / "default.toml"))
+    parser.add_argument("scenario", nargs="?", default=str(ROOT / "scenarios" / "teaching.toml"))
     parser.add_argument("--set", action="append", default=[])
     parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)

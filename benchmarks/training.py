@@ -72,7 +72,7 @@ def synthetic_examples(world: World, n: int, rng: np.random.Generator) -> Exampl
 
 def train_step_cost(overrides: list[str], batch_size: int, steps: int = 16) -> dict:
     """Examples/s and FLOP/s of `steps` train steps at `batch_size`, as the loop runs them."""
-    scenario = config.load(ROOT / "scenarios" / "default.toml", [*overrides, f"train.batch_size={batch_size}"])
+    scenario = config.load(ROOT / "scenarios" / "teaching.toml", [*overrides, f"train.batch_size={batch_size}"])
     world = make_world(scenario, 0)
     trainer = build_trainer(scenario, world)
     examples = synthetic_examples(world, batch_size * steps, np.random.default_rng(0))
@@ -94,7 +94,7 @@ def scoring_cost(overrides: list[str], queries: int = 1024) -> dict:
 
     results = {}
     for name, extra in (("factorized", []), ("unfactorized", ["model.architecture=unfactorized"])):
-        scenario = config.load(ROOT / "scenarios" / "default.toml", [*overrides, *extra])
+        scenario = config.load(ROOT / "scenarios" / "teaching.toml", [*overrides, *extra])
         world = make_world(scenario, 0)
         trainer = build_trainer(scenario, world)
         raw = jnp.asarray(world.queries(0.0, 60.0).features[:queries])

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-WORLDS = {"teaching": "default.toml", "realistic": "realistic.toml", "large": "large.toml"}
+WORLDS = {"teaching": "teaching.toml", "realistic": "default.toml", "large": "large.toml"}
 TARGETS = {"realistic": 0.5, "large": 0.2}
 MAX_RSS_GB = 8.0
 

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 AUCTION_CASES_FILE = ROOT / "tests" / "data" / "auction_cases" / "cases.json"
 AUCTION_CASES: list[dict] = json.loads(AUCTION_CASES_FILE.read_text())["cases"]
 SMOKE = ROOT / "scenarios" / "smoke.toml"
-DEFAULT = ROOT / "scenarios" / "default.toml"
+DEFAULT = ROOT / "scenarios" / "teaching.toml"
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -271,7 +271,7 @@ def test_equal_cost_single_matches_the_ensemble():
     from simulator.world.ground_truth import World
 
     def sizes(arm: str) -> dict[str, int]:
-        scenario = simulator.load(SMOKE.parent / "default.toml", overrides=list(CLAIMS_STUDY.arms[arm].overrides))
+        scenario = simulator.load(SMOKE.parent / "teaching.toml", overrides=list(CLAIMS_STUDY.arms[arm].overrides))
         world = World(scenario)
         world.reset(0)
         params = nnx.state(build_model(scenario, world), nnx.Param)

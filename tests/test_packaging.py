@@ -36,7 +36,7 @@ def test_an_installed_layout_finds_its_scenarios_and_studies(tmp_path):
         f"assert config.SCENARIOS == config.shipped('scenarios') and str(config.SCENARIOS).startswith({str(site)!r})\n"
         "assert simulator.load('smoke') == simulator.load(config.scenario_file('smoke'))  # a shipped name\n"
         "study = load_study(study_file('claims'))\n"
-        "assert study.scenario == config.scenario_file('default') and sum(bool(c.why_not) for c in study.claims) == 13\n"
+        "assert study.scenario == config.scenario_file('teaching') and sum(bool(c.why_not) for c in study.claims) == 13\n"
         "assert load_study(study_file('example')).scenario == config.scenario_file('smoke')\n"
         "print('ok')\n")
     done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True,

@@ -231,13 +231,15 @@ def test_advertisers_leave_with_their_ads_and_enter_with_new_ones():
     assert "advertiser_active" in saved.ads  # checkpoints carry who advertises
 
 
-def test_the_shipped_realistic_world_stays_inside_its_bands():
-    """The realistic preset's CTR, position-2/1 CTR ratio and top-ad mix stay inside their documented bands
-    (docs/world.md) over half an hour of traffic; the id tails are per-day statistics that docs/world.md reports
-    from a 24-hour run."""
+def test_the_shipped_default_world_stays_inside_its_bands():
+    """The default scenario is the realistic world, and its CTR, position-2/1 CTR ratio and top-ad mix stay inside
+    their documented bands (docs/world.md) over half an hour of traffic; the id tails are per-day statistics that
+    docs/world.md reports from a 24-hour run."""
     from simulator.measure.world_statistics import statistics, target_rows, world_run
 
-    output, ads = world_run(simulator.load("scenarios/realistic.toml"), hours=0.5)
+    scenario = simulator.load("scenarios/default.toml")
+    assert scenario.world.kind == "realistic"
+    output, ads = world_run(scenario, hours=0.5)
     rows = {row["statistic"]: row for row in target_rows(statistics(output, ads))}
     for name in ("ctr", "ctr_position_2_over_1", "top_ads_1", "top_ads_2", "top_ads_3", "top_ads_4"):
         assert rows[name]["inside"], (name, rows[name]["world"], rows[name]["band"])

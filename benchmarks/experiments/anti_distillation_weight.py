@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for seed in args.seeds:
         for weight in args.weights:
-            scenario = config.load(scenario_file("default"), ["model.ensemble_size=3", f"train.anti_distillation_weight={weight}",
+            scenario = config.load(scenario_file("teaching"), ["model.ensemble_size=3", f"train.anti_distillation_weight={weight}",
                                               f"run.duration_hours={args.hours}"], seed=seed)
             simulation = Simulation(scenario, keep_training_logs=True)
             output = simulation.run()

@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = {name: (*ADAM, *overrides) for name, overrides in CANDIDATES}
     settings.update({name: tuple(overrides) for name, overrides in REFERENCES})
-    tables = config.read_toml(scenario_file("default"))
+    tables = config.read_toml(scenario_file("teaching"))
     rows, online = [], []
     for seed in args.seeds:
         result = batch_scaling(seed, args.hours, args.epochs, settings, tables)

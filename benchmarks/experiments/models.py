@@ -21,6 +21,7 @@ from pathlib import Path
 from simulator.experiments.cells import Cell, run_cells
 from simulator.experiments.study import load_study, study_file
 from simulator.report.claims_figures import pd_frontier_figure
+from simulator.report.claims_report import scenario_label
 from simulator.report.tables import models_report
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         command = previous.get("command", "python -m benchmarks.experiments.models") + f"; then {command}"
     (args.out / "models.json").write_text(json.dumps({"seeds": args.seeds, "hours": args.hours, "command": command,
                                                       "results": results}, indent=1, default=float) + "\n")
-    (args.out / "models.md").write_text(models_report(STUDY, results, args.seeds, args.hours, command.strip()))
+    (args.out / "models.md").write_text(models_report(STUDY, results, args.seeds, args.hours, command.strip(),
+                                                          scenario_label(STUDY)))
     print(f"wrote {args.out / 'models.md'}")
     ran = {r["arm"] for r in results}
     deep = ran & {arm for label, arms in STUDY.frontiers["deep"].lines.items() if "deep" in label for arm in arms}

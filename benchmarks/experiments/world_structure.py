@@ -2,7 +2,7 @@
 
     python -m benchmarks.experiments.world_structure [--seeds 0 1 2] [--hours 6] [--out docs/results/world]
 
-In each world (the teaching world, scenarios/default.toml; the realistic one, scenarios/realistic.toml) at the same
+In each world (the teaching world, scenarios/teaching.toml; the realistic one, scenarios/default.toml) at the same
 traffic (300 queries per minute), a linear Q tower (model.quality_hidden = []) and the default MLP ([64, 32]) learn
 online on the same seeds. The measure is each run's final-window PV log-loss gap over the oracle on the same examples
 (`final_window_gap`); the paired difference linear − MLP says what the hidden layers buy. In the teaching world the
@@ -24,7 +24,7 @@ import simulator
 from simulator.measure.intervals import interval
 
 ROOT = Path(__file__).resolve().parents[2]
-WORLDS = {"teaching": "scenarios/default.toml", "realistic": "scenarios/realistic.toml"}
+WORLDS = {"teaching": "scenarios/teaching.toml", "realistic": "scenarios/default.toml"}
 ARMS = {"linear": ["model.quality_hidden=[]"], "mlp": ["model.quality_hidden=[64, 32]"]}
 TRAFFIC = ["traffic.queries_per_minute=300"]
 

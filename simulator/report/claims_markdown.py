@@ -116,7 +116,7 @@ def _verdict_word(entry: dict, yes: str, no: str, untestable: str) -> str:
 
 
 def claims_markdown(study: Study, entries: list[dict], results: list[dict], seeds: list[int], hours: float,
-                    command: str, scenario: str = "scenarios/default.toml") -> str:
+                    command: str, scenario: str) -> str:
     """The study's report: its claims' verdicts, then the measurement sections whose arms it has."""
     reproduced = sum(e["reproduced"] for e in entries)
     lines = [f"# {study.description or study.name}", "",

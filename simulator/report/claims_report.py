@@ -72,6 +72,12 @@ def _figures(study: Study, entries: list[dict], results: list[dict], arm_results
     return figures
 
 
+def scenario_label(study: Study) -> str:
+    """The study's scenario as the reports name it: `scenarios/NAME.toml` for a shipped one, else its path."""
+    shipped = Path(study.scenario).parent == config.SCENARIOS
+    return f"scenarios/{Path(study.scenario).name}" if shipped else str(study.scenario)
+
+
 def report(study: Study, out: str | Path, seeds: list[int], hours: float, arms: list[str] | None = None,
            workers: int = 2, cache_dir: str | Path = "runs/report-cache", backend: str = "local",
            address: str | None = None, command: str = "adfloor report", progress: Callable[[str], None] | None = None,
@@ -94,9 +100,7 @@ def report(study: Study, out: str | Path, seeds: list[int], hours: float, arms: 
     wall = time.perf_counter() - started
     arm_results = [r for r in rows if r["arm"] != "auction"]
     auctions = [r for r in results if r["arm"] == "auction"]
-    scenario_name = Path(study.scenario).name
-    shipped = Path(study.scenario).parent == config.SCENARIOS
-    scenario = f"scenarios/{scenario_name}" if shipped else str(study.scenario)  # as the report names it
+    scenario_name, scenario = Path(study.scenario).name, scenario_label(study)
     figures = _figures(study, entries, results, arm_results, seeds, hours)
     (out / "claims.json").write_text(json.dumps({"command": command, "code": code_version(), "study": study.name,
                                                  "scenario": scenario_name, "seeds": seeds, "hours": hours,

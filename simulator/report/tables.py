@@ -33,7 +33,7 @@ def _overrides(study: Study, arm: str) -> tuple[str, ...]:
 
 
 def models_report(study: Study, results: list[dict], seeds: list[int], hours: float, command: str,
-                  scenario: str = "scenarios/default.toml") -> str:
+                  scenario: str) -> str:
     """docs/results/models.md: each table of the study, its arms against the first, mean ± 95 % interval and paired Δ."""
     by = {(r["arm"], r["seed"]): r for r in results}
     lines = ["# Model techniques: paired experiments", "",
