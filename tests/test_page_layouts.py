@@ -126,3 +126,24 @@ def test_the_learned_model_sees_every_devices_slots_and_the_run_is_measured(two_
     metrics = run_metrics(output, simulation.world.page_examination)
     assert len(metrics["true_position_effect"]) == 6  # the first device's 7 positions, against its top
     assert np.isfinite(metrics["position_effect_error"])
+
+
+def test_each_page_length_has_its_own_auctions_and_the_batch_gets_the_whole_pages_outcome(two_device_runs):
+    """The loop runs a desktop's 7 positions and a phone's 3 as separate auctions and puts their outcomes back in the
+    batch's order: the same pages and prices as one auction per query over 7 positions with the page's mask."""
+    from auction import solve_batch
+    from simulator.loop.simulation import _at_slots, _oracle_ctr
+
+    simulation, _ = two_device_runs[True]
+    world, auctioneer = simulation.world, simulation.auctioneer
+    batch = world.queries(30.0, 1.0)
+    in_flight = simulation._dispatch(batch)
+    assert sorted({inputs[0].shape[3] for _, _, inputs, *_ in in_flight}) == [3, 7]
+    outcome = auctioneer.finish(in_flight, 7)
+    ctr = np.asarray(_at_slots(_oracle_ctr(batch.relevance, batch.lift, world.examination), world.slots(batch)))
+    expected = solve_batch(ctr, batch.bid, np.asarray(auctioneer.reserves(batch.reserve, ctr)), None,
+                           world.page_positions[batch.device], **auctioneer.options)
+    np.testing.assert_array_equal(outcome.ad, expected.ad)
+    np.testing.assert_array_equal(outcome.treatment, expected.treatment)
+    np.testing.assert_allclose(outcome.price_per_click, expected.price_per_click, rtol=1e-4, atol=1e-7)
+    assert np.all(outcome.ad[batch.device == 1][:, 3:] == -1)  # a phone's page ends after its 3 positions
