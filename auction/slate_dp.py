@@ -29,7 +29,7 @@ holds the tolerance and the lexicographic DP that re-solves it.
 
 Cost per query: 2·N·K·G·2^K·(H+1) steps, forward and backward (the shortlist's N = K + 4: ~8·4·1·16 without a budget
 at K = 4), and N·(1 + K·G) for the trace-back; budget-free pages with
-K > 4 (cost semantics) go to the assignment solver, which is polynomial in K, and come here only for ties.
+K > 3 (cost semantics, VCG) go to the assignment solver, which is polynomial in K, and come here only for ties.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ machine's matmul peak (measured in the same run), and scoring cost per candidate
 
 Train step = the trainer's jitted `lax.scan` over stacked batches (forward, backward, optimizer), exactly
 what the loop runs; FLOPs per step from XLA's cost analysis of that compiled program. Two models: the
-default scenario's (small: 6 fields × 8 dims, Q 64-32) and a production-shaped one (6 fields × 16 dims,
+teaching world's (small: 6 fields × 8 dims, Q 64-32) and a production-shaped one (6 fields × 16 dims,
 Q 512-256-128, interaction 32) on which the FLOP/s goal is judged.
 Goal: train-step FLOP/s ≥ 40 % of the matmul peak at batch 8K (production-shaped model).
 """

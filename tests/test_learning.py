@@ -1,4 +1,4 @@
-"""The default world has signal, the model learns it, and the loop is closed."""
+"""The teaching world has signal, the model learns it, and the loop is closed."""
 
 from __future__ import annotations
 

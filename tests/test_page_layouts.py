@@ -147,3 +147,12 @@ def test_each_page_length_has_its_own_auctions_and_the_batch_gets_the_whole_page
     np.testing.assert_array_equal(outcome.treatment, expected.treatment)
     np.testing.assert_allclose(outcome.price_per_click, expected.price_per_click, rtol=1e-4, atol=1e-7)
     assert np.all(outcome.ad[batch.device == 1][:, 3:] == -1)  # a phone's page ends after its 3 positions
+
+
+def test_ticks_without_queries_run_through_the_loop():
+    """At half a query a minute most ticks have no query: they take the same path (one chunk of padding)."""
+    scenario = simulator.load(SMOKE, overrides=TWO_DEVICES + ["traffic.queries_per_minute=0.5", "run.duration_hours=0.3"])
+    output = simulator.Simulation(scenario).run()
+    queries = [row["queries"] for row in output.rows]
+    assert 0 in queries and sum(queries) > 0
+    assert sum(row["impressions"] for row in output.rows) == len(output.log.frame())

@@ -11,8 +11,8 @@ import pytest
 from auction import solve_batch
 from tests.test_auction_batched import _random_batch
 
-# (ads, treatments, K, heights, budget, mode, mechanism): the DP at K ≤ 4 (with GSP's thresholds), the
-# assignment solver above, a binding budget, the filter semantics
+# (ads, treatments, K, heights, budget, mode, mechanism): the DP (GSP's thresholds need it), the
+# assignment solver (budget-free VCG at K ≥ 4), a binding budget, the filter semantics
 SHAPES = [(6, 2, 4, None, None, "cost", "gsp"), (10, 2, 6, None, None, "cost", "vcg"),
           (6, 3, 4, (1.0, 2.0, 3.0), 6.0, "cost", "first_price"), (8, 2, 5, (1.0, 2.0), 5.0, "filter", "vcg")]
 

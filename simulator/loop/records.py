@@ -101,7 +101,8 @@ class Unscored(NamedTuple):
 
 
 def chunk_bounds(count: int, largest: int = CHUNK_SIZES[0]) -> list[tuple[int, int, int]]:
-    """Split `count` rows into (start, stop, padded_size) chunks of CHUNK_SIZES up to `largest`; padding < 128."""
+    """Split `count` rows into (start, stop, padded_size) chunks of CHUNK_SIZES up to `largest`; padding < 128. No
+    rows give one chunk of padding, so a tick without queries takes the same path."""
     sizes = [s for s in CHUNK_SIZES if s <= largest] or [CHUNK_SIZES[-1]]
     bounds, start = [], 0
     while start < count:
@@ -109,7 +110,7 @@ def chunk_bounds(count: int, largest: int = CHUNK_SIZES[0]) -> list[tuple[int, i
         size = next((s for s in sizes if s <= left), sizes[-1])
         bounds.append((start, min(start + size, count), size))
         start += size
-    return bounds
+    return bounds or [(0, 0, sizes[-1])]
 
 
 @dataclass

@@ -135,7 +135,7 @@ class RunOutput:
         """Write config.toml, metrics.parquet and summary.json into `out_dir` (the figure: `report.figures`).
 
         With `impressions`, also impressions.parquet: every shown ad with its click, true CTR, pCTR and
-        price (about 40 MB for the default scenario).
+        price (about 40 MB for a simulated day of the teaching world).
         """
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
