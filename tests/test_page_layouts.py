@@ -132,6 +132,7 @@ def test_each_page_length_has_its_own_auctions_and_the_batch_gets_the_whole_page
     """The loop runs a desktop's 7 positions and a phone's 3 as separate auctions and puts their outcomes back in the
     batch's order: the same pages and prices as one auction per query over 7 positions with the page's mask."""
     from auction import solve_batch
+    from simulator.loop.auctioneer import batch_order
     from simulator.loop.simulation import _at_slots, _oracle_ctr
 
     simulation, _ = two_device_runs[True]
@@ -139,7 +140,7 @@ def test_each_page_length_has_its_own_auctions_and_the_batch_gets_the_whole_page
     batch = world.queries(30.0, 1.0)
     in_flight = simulation._dispatch(batch)
     assert sorted({inputs[0].shape[3] for _, _, inputs, *_ in in_flight}) == [3, 7]
-    outcome = auctioneer.finish(in_flight, 7)
+    outcome = auctioneer.finish(in_flight, 7, batch_order(in_flight))
     ctr = np.asarray(_at_slots(_oracle_ctr(batch.relevance, batch.lift, world.examination), world.slots(batch)))
     expected = solve_batch(ctr, batch.bid, np.asarray(auctioneer.reserves(batch.reserve, ctr)), None,
                            world.page_positions[batch.device], **auctioneer.options)

@@ -39,17 +39,21 @@ class Auctioneer:
         inputs = (ranked, bid, reserve)
         return vcg_batch(*inputs, **self.options), inputs
 
-    def finish(self, in_flight: list, num_positions: int) -> AuctionOutcome:
-        """The chunks' outcomes (rows, outcome, inputs, pCTR, batch rows or None) on the host, ties resolved, as
-        one batch's outcome over `num_positions` positions, in the batch's order."""
+    def finish(self, in_flight: list, num_positions: int, order: np.ndarray | None) -> AuctionOutcome:
+        """The chunks' outcomes (rows, outcome, inputs, …) on the host, ties resolved, as one batch's outcome over
+        `num_positions` positions, taken in `order` (`batch_order`; None: the chunks are in the batch's order)."""
         parts = [pad_positions(resolve_ties(AuctionOutcome(*(np.asarray(c)[:rows] for c in outcome)), *inputs,
                                             **self.options), num_positions)
                  for rows, outcome, inputs, *_ in in_flight]
         outcome = AuctionOutcome(*(np.concatenate(column) for column in zip(*parts)))
-        if in_flight[0][4] is None:
-            return outcome
-        order = np.argsort(np.concatenate([rows for *_, rows in in_flight]))
-        return AuctionOutcome(*(column[order] for column in outcome))
+        return outcome if order is None else AuctionOutcome(*(column[order] for column in outcome))
+
+
+def batch_order(in_flight: list) -> np.ndarray | None:
+    """Where each batch row lies in the chunks' concatenation (None: the chunks hold the batch in order)."""
+    if in_flight[0][4] is None:
+        return None
+    return np.argsort(np.concatenate([rows for *_, rows in in_flight]))
 
 
 def pad_positions(outcome: AuctionOutcome, num_positions: int) -> AuctionOutcome:

@@ -28,7 +28,7 @@ from models import Scorer
 from simulator import config as config_module
 from simulator.config import Scenario
 from simulator.loop import checkpoint
-from simulator.loop.auctioneer import Auctioneer
+from simulator.loop.auctioneer import Auctioneer, batch_order
 from simulator.loop.builders import build_trainer
 from simulator.loop.records import (ImpressionLog, PendingLog, ProbeRecord, Progress, PvChunk, TrainingDiverged,
                                     Unscored, chunk_bounds, query_context)
@@ -157,6 +157,7 @@ class Simulation:
         """
         clock = time.perf_counter
         explore = exploration_factors(self.scenario.auction, self.scenario.run.seed, self._queries, batch)
+        slots = self.world.slots(batch) if self.world.num_devices > 1 else None
         in_flight = []
         for group, positions in self._page_groups(batch):
             for start, stop, size in chunk_bounds(batch.size if group is None else group.size,
@@ -170,7 +171,7 @@ class Simulation:
                 else:
                     ctr = self.scorer(self.deployed, pad_rows(take(batch.features), size))
                 if self.world.num_devices > 1:  # CTRs over every device's slots → at this page's positions
-                    ctr = _at_slots(ctr, pad_rows(take(self.world.slots(batch)), size))
+                    ctr = _at_slots(ctr, pad_rows(take(slots), size))
                 if self.sync_stages:
                     ctr = jax.block_until_ready(ctr)
                 scored = clock()
@@ -198,12 +199,13 @@ class Simulation:
         """Collect the auction outcomes, draw clicks from the true CTR, log impressions; the tick's metric row."""
         clock = time.perf_counter
         waited = clock()
-        outcome = self.auctioneer.finish(in_flight, self.scenario.world.num_positions)
+        order = batch_order(in_flight)
+        outcome = self.auctioneer.finish(in_flight, self.scenario.world.num_positions, order)
         after_auction = clock()
         self._timers["auction"] += after_auction - waited  # time not hidden behind the next tick's draw
         model_ctr = np.concatenate([np.asarray(ctr)[:rows] for rows, _, _, ctr, _ in in_flight])  # host pCTRs
-        if in_flight[0][4] is not None:  # chunks by page length: back to the batch's order
-            model_ctr = model_ctr[np.argsort(np.concatenate([rows for *_, rows in in_flight]))]
+        if order is not None:  # chunks by page length: back to the batch's order
+            model_ctr = model_ctr[order]
         context = query_context(batch, self.scenario.world.num_intents)  # for the probes and the log
         probes = probe_record(self.scenario.run.probe_every, self._queries, minute - self.window_start, batch,
                               model_ctr, context)
