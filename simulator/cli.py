@@ -24,7 +24,11 @@ def _runner_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _study_arguments(parser: argparse.ArgumentParser, quick_help: str) -> None:
     """The flags `report` and `experiment` share."""
-    parser.add_argument("--quick", action="store_true", help=quick_help)
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--quick", action="store_true", help=quick_help)
+    group.add_argument("--mature", action="store_true",
+                       help="the study's [mature] pass: only its claims about mature, retrained models, each arm "
+                            "warm-started from its own model after [mature] warm_start_hours of the same scenario")
     parser.add_argument("--scenario", help="run every arm on this scenario (a shipped name or a .toml file) instead "
                                             "of the study's")
     parser.add_argument("--seeds", type=int, help="number of seeds from --first-seed (default: the study's)")

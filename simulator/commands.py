@@ -194,12 +194,15 @@ def cmd_report(args: argparse.Namespace) -> int:
     study = load_study(args.study or study_file("claims"))
     if args.scenario:
         study = study.on_scenario(args.scenario)
+    if args.mature:
+        study = study.mature_pass()
     seeds, hours, arms = study.plan(args.quick, args.seeds, args.first_seed, args.hours)
-    arms = args.arms or arms
+    arms = args.arms or (study.claim_arms if args.mature else arms)
+    suffix = "-quick" if args.quick else "-mature" if args.mature else ""
     if args.study is None:  # the claims report
-        default_out = Path("runs/report-quick" if args.quick else "docs/results")
+        default_out = Path("runs/report-quick" if args.quick else "docs/results/mature" if args.mature else "docs/results")
     else:
-        default_out = Path("runs") / (study.name + ("-quick" if args.quick else ""))
+        default_out = Path("runs") / (study.name + suffix)
     out = Path(args.out) if args.out else default_out
     cache = Path(args.cache)
     if args.fresh:
@@ -207,7 +210,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     command = "adfloor " + " ".join(args.argv)
     where = f"Ray at {args.address}" if args.address else f"{args.workers} {args.backend} workers"
     print(f"adfloor {args.command}: study {study.name!r}, {len(seeds)} seeds × {len(arms) if arms else 'all'} arms, "
-          f"{hours:g} simulated hours each, {where} → {out}/ (cells cached in {cache}/)", file=sys.stderr)
+          f"{hours:g} simulated hours each" + (f" after {study.warm_start_hours:g} h of warm start" if args.mature else "")
+          + f", {where} → {out}/ (cells cached in {cache}/)", file=sys.stderr)
     try:
         entries, failures = report(study, out, seeds, hours, arms=list(arms) if arms else None, workers=args.workers,
                                    cache_dir=cache, backend=args.backend, address=args.address, command=command.strip(),

@@ -61,6 +61,8 @@ def test_the_claims_study_is_the_report_it_replaced():
     assert len(study.claims) == 14 and len(study.tables) == 12 and len(study.arms) == 39
     assert study.auction and study.batch_scaling.epochs == 6 and set(study.frontiers) == {"smelu", "deep"}
     assert (study.seeds, study.hours, study.quick_seeds, study.quick_hours) == ((0, 1, 2, 3, 4), 24.0, (0, 1, 2), 0.5)
+    assert study.mature.warm_start_hours == 24 and len(study.mature.claims) == 10  # fixed before the warm-started pass
+    assert not {"cowclip_keeps_auc_online", "smelu_lowers_pd_same_init"} & set(study.mature.claims)
     explained = [c.id for c in study.claims if c.why_not]  # studies/claims_why.md, read when the study loads
     assert len(explained) == 13 and "Table 3's measure" in next(c.why_not for c in study.claims
                                                                  if c.id == "bias_constraints_cut_churn")
@@ -123,6 +125,49 @@ def test_the_seeds_hours_and_arms_a_run_uses(tmp_path):
         study.plan(seeds=1)
     with pytest.raises(StudyError, match="--quick: the study .* has no \\[quick\\] table"):
         load_study(_study(tmp_path)).plan(quick=True)
+
+
+MATURE = '[mature]\nwarm_start_hours = 0.05\nclaims = ["c"]\n'
+
+
+def test_the_mature_pass_warm_starts_every_arm_and_keeps_only_its_claims(tmp_path):
+    from simulator.experiments.cells import Cell
+
+    text = STUDY + """[[claims]]
+id = "d"
+claim = "rank lifts PV AUC"
+source = "s"
+effect = "e"
+expect = "increase"
+measure = {difference = ["rank.pv_auc", "baseline.pv_auc"]}
+"""
+    study = load_study(_study(tmp_path, text + MATURE))
+    mature = study.mature_pass()
+    assert [c.id for c in mature.claims] == ["c"] and mature.warm_start_hours == 0.05 and study.warm_start_hours == 0
+    assert mature.arms["rank"].overrides == ("train.rank_loss_weight=0.3", "run.warm_start_hours=0.05")
+    assert mature.claim_arms == ["baseline", "rank"] and not mature.auction
+    assert Cell("rank", 0, 0.1).key(mature) != Cell("rank", 0, 0.1).key(study)  # never served from the cold cache
+    with pytest.raises(StudyError, match="--mature: the study .* has no \\[mature\\] table"):
+        load_study(_study(tmp_path)).mature_pass()
+    for old, new, message in (('claims = ["c"]', 'claims = ["e"]', r"mature\.claims: unknown claim 'e'; claims: c, d"),
+                              ("= 0.05", "= -1", r"mature\.warm_start_hours: expected simulated hours > 0"),
+                              ("= 0.05", "= 0.05\nhours = 2", r"mature\.hours: unknown key")):
+        with pytest.raises(StudyError, match=message):
+            load_study(_study(tmp_path, text + MATURE.replace(old, new)))
+
+
+def test_the_mature_pass_runs_from_the_cli_each_arm_from_its_own_pre_trained_state(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the warm-start cache (run.warm_start_cache) is relative: runs/warm-start here
+    out = tmp_path / "out"
+    assert main(["experiment", str(_study(tmp_path, STUDY + MATURE)), "--mature", "--out", str(out),
+                 "--cache", str(tmp_path / "cells"), "--workers", "1", "--quiet"]) == 0
+    result = json.loads((out / "claims.json").read_text())
+    assert result["warm_start_hours"] == 0.05 and [c["id"] for c in result["claims"]] == ["c"]
+    assert "each after 0.05 simulated hours of warm start" in (out / "claims.md").read_text()
+    # one pre-trained state per system: the baseline on 2 seeds, the rank arm and its replica on 2 seeds
+    assert len(list((tmp_path / "runs" / "warm-start").iterdir())) == 6
+    with pytest.raises(SystemExit):  # one pass or the other
+        main(["experiment", str(out.parent / "study.toml"), "--mature", "--quick"])
 
 
 def test_a_cell_key_holds_the_whole_arm_and_the_scenario(tmp_path):

@@ -61,6 +61,15 @@ class BatchScaling:
 
 
 @dataclass(frozen=True)
+class Mature:
+    """`--mature`: the claims about mature, retrained models, each arm run from its own model and world after
+    `warm_start_hours` of the same scenario (`run.warm_start_hours`), measured over the window after that."""
+
+    warm_start_hours: float
+    claims: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Table:
     title: str
     arms: tuple[str, ...]
@@ -93,6 +102,8 @@ class Study:
     feedback_arms: tuple[str, ...] = ()  # the feedback-loop section and figure
     quick_seeds: tuple[int, ...] | None = None  # `--quick`: these seeds and hours, the claims' and sections' arms
     quick_hours: float | None = None
+    mature: Mature | None = None
+    warm_start_hours: float = 0.0  # > 0 in the study `mature_pass` returns: every arm is warm-started so long
 
     @property
     def replica_arms(self) -> list[str]:
@@ -103,6 +114,23 @@ class Study:
         """The claims' arms and the sections' arms (the protocols' cells run anyway)."""
         wanted = {arm for claim in self.claims for arm in claim.arms} | {*self.attribution_arms, *self.feedback_arms}
         return [name for name in self.arms if name in wanted]
+
+    @property
+    def claim_arms(self) -> list[str]:
+        """The arms the claims read (the protocols' rows aside)."""
+        wanted = {arm for claim in self.claims for arm in claim.arms}
+        return [name for name in self.arms if name in wanted]
+
+    def mature_pass(self) -> Study:
+        """The study's [mature] pass: its mature claims only, every arm warm-started (so each cell has its own cache
+        key), no protocols; run it on `claim_arms`."""
+        if self.mature is None:
+            raise StudyError(f"--mature: the study {str(self.path)!r} has no [mature] table")
+        warm = f"run.warm_start_hours={self.mature.warm_start_hours:g}"
+        return dataclasses.replace(
+            self, arms={name: dataclasses.replace(arm, overrides=(*arm.overrides, warm)) for name, arm in self.arms.items()},
+            claims=tuple(claim for claim in self.claims if claim.id in self.mature.claims), auction=False,
+            batch_scaling=None, quick_seeds=None, quick_hours=None, warm_start_hours=self.mature.warm_start_hours)
 
     def evaluate(self, results: list[dict], seeds: list[int]) -> list[dict]:
         return evaluate(self.claims, results, seeds)
@@ -144,6 +172,18 @@ def _hours(value: Any, where: str) -> float:
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
         raise StudyError(f"{where}: expected simulated hours > 0, got {value!r}")
     return float(value)
+
+
+def _mature(spec: Any, ids: list[str], scenario: Path, where: str) -> Mature:
+    spec = check_keys(spec, where, ("warm_start_hours", "claims"), ("warm_start_hours", "claims"))
+    hours = _hours(spec["warm_start_hours"], f"{where}.warm_start_hours")
+    _check_overrides((f"run.warm_start_hours={hours:g}",), scenario, f"{where}.warm_start_hours")
+    claims = strings(spec["claims"], f"{where}.claims")
+    unknown = [claim for claim in claims if claim not in ids]
+    if unknown or not claims:
+        raise StudyError(f"{where}.claims: " + (f"unknown claim {unknown[0]!r}; claims: {', '.join(ids)}" if unknown
+                                                else "name at least one claim"))
+    return Mature(hours, claims)
 
 
 def _expand(overrides: tuple[str, ...], groups: dict[str, tuple[str, ...]], where: str) -> tuple[str, ...]:
@@ -215,7 +255,7 @@ def load_study(path: str | Path) -> Study:
         data = config.read_toml(path)
     except ConfigError as err:
         raise StudyError(str(err).replace("scenario file", "study file")) from None
-    data = check_keys(data, where, ("name", "description", "scenario", "seeds", "hours", "quick", "explanations",
+    data = check_keys(data, where, ("name", "description", "scenario", "seeds", "hours", "quick", "mature", "explanations",
                                      "groups", "arms", "protocols", "report", "frontiers", "tables", "claims"),
                        ("scenario", "seeds", "hours", "arms"))
     scenario = scenario_path(typed(data["scenario"], f"{where}: scenario", str, "a scenario file or a shipped name"),
@@ -294,6 +334,7 @@ def load_study(path: str | Path) -> Study:
     repeated = sorted({i for i in ids if ids.count(i) > 1})
     if repeated:
         raise StudyError(f"{where}: claims: the id {repeated[0]!r} is used twice")
+    mature = _mature(data.get("mature"), ids, scenario, f"{where}: mature") if "mature" in data else None
     orphans = sorted(set(why) - set(ids))
     if orphans:
         raise StudyError(f"{where}: explanations: section {orphans[0]!r} names no claim of this study")
@@ -307,4 +348,4 @@ def load_study(path: str | Path) -> Study:
         attribution_arms=known_arms(report.get("attribution_arms", []), f"{where}: report.attribution_arms", set(arms)),
         feedback_arms=known_arms(report.get("feedback_arms", []), f"{where}: report.feedback_arms", set(arms)),
         quick_seeds=_seeds(quick["seeds"], f"{where}: quick.seeds") if "seeds" in quick else None,
-        quick_hours=_hours(quick["hours"], f"{where}: quick.hours") if "hours" in quick else None)
+        quick_hours=_hours(quick["hours"], f"{where}: quick.hours") if "hours" in quick else None, mature=mature)

@@ -14,7 +14,7 @@ from simulator.experiments.study import Study
 from simulator.measure.definitions import METRIC_DOC
 from simulator.measure.intervals import interval
 from simulator.report.claims_figures import figure_caption
-from simulator.report.tables import fmt, fmt_interval
+from simulator.report.tables import fmt, fmt_interval, warm_start_note
 
 
 # ---- the markdown ----------------------------------------------------------------------------------------------
@@ -121,7 +121,7 @@ def claims_markdown(study: Study, entries: list[dict], results: list[dict], seed
     reproduced = sum(e["reproduced"] for e in entries)
     lines = [f"# {study.description or study.name}", "",
              f"Produced by `{command}`: {len(seeds)} seeds ({', '.join(map(str, seeds))}), {hours:g} simulated hours "
-             f"of `{scenario}` per run; every arm of a seed sees the same queries and click noise "
+             f"of `{scenario}` per run{warm_start_note(study)}; every arm of a seed sees the same queries and click noise "
              "(paired replays), so each effect is a paired difference or ratio per seed. Interval: 95 % t-interval "
              "of the mean over seeds. A claim is reproduced when the interval lies on the claimed side of 0 (or, for "
              "non-inferiority, above −margin).", "",

@@ -104,7 +104,7 @@ def report(study: Study, out: str | Path, seeds: list[int], hours: float, arms: 
     figures = _figures(study, entries, results, arm_results, seeds, hours)
     (out / "claims.json").write_text(json.dumps({"command": command, "code": code_version(), "study": study.name,
                                                  "scenario": scenario_name, "seeds": seeds, "hours": hours,
-                                                 "wall_seconds": wall, "claims": entries,
+                                                 "warm_start_hours": study.warm_start_hours, "wall_seconds": wall, "claims": entries,
                                                  "sanity_checks": sanity_checks(auctions) if study.auction else [],
                                                  "auction_comparison": auctions, "failed_cells": failures,
                                                  "figures": list(figures)}, indent=1, default=float) + "\n")

@@ -32,13 +32,19 @@ def _overrides(study: Study, arm: str) -> tuple[str, ...]:
     return (*spec.overrides, *(("nuisance: train.shuffle_seed 1 vs 2",) if spec.nuisance == "order" else ()))
 
 
+def warm_start_note(study: Study) -> str:
+    """How a warm-started study's runs began ("" for runs from cold models)."""
+    return (f", each after {study.warm_start_hours:g} simulated hours of warm start (the arm's own model and world, "
+            "pre-trained on the same seed; only the window after it is measured)" if study.warm_start_hours else "")
+
+
 def models_report(study: Study, results: list[dict], seeds: list[int], hours: float, command: str,
                   scenario: str) -> str:
     """docs/results/models.md: each table of the study, its arms against the first, mean ± 95 % interval and paired Δ."""
     by = {(r["arm"], r["seed"]): r for r in results}
     lines = ["# Model techniques: paired experiments", "",
              f"Produced by `{command}` ({len(seeds)} seed(s): {', '.join(map(str, seeds))}; "
-             f"{hours:g} simulated hours of `{scenario}` per run). Every arm of a seed sees the same "
+             f"{hours:g} simulated hours of `{scenario}` per run{warm_start_note(study)}). Every arm of a seed sees the same "
              "traffic and user noise as the baseline of that seed. Cells: mean ± 95 % t-interval half-width over "
              "seeds; Δ = paired difference to the section's first arm (same seed), mean ± half-width.", ""]
     for table in study.tables:
