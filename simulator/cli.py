@@ -7,8 +7,8 @@ import sys
 
 from auction.mechanisms import MECHANISMS
 from auction.reserves import RESERVE_MODES
-from simulator.commands import (DEFAULT_SCENARIO, cmd_app, cmd_auction, cmd_compare, cmd_report, cmd_run, cmd_sweep,
-                                cmd_world)
+from simulator.commands import (DEFAULT_SCENARIO, cmd_app, cmd_auction, cmd_compare, cmd_report, cmd_run,
+                                cmd_side_by_side, cmd_sweep, cmd_world)
 from simulator.compile_cache import enable_compilation_cache
 from simulator.config import ConfigError
 from simulator.experiments.runner import BACKENDS
@@ -103,6 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("study", help="study TOML file (format: docs/studies.md; e.g. studies/example.toml)")
     exp.add_argument("--out", help="output folder (default runs/<study name>, runs/<study name>-quick with --quick)")
     _study_arguments(exp, "the study's [quick] seeds and hours, its claims' and sections' arms only")
+    side = commands.add_parser("side-by-side", help="each claim of several saved claims reports side by side "
+                                                    "(e.g. two worlds): a table and a figure")
+    side.add_argument("reports", nargs="+", metavar="LABEL=FOLDER",
+                      help="a label and a folder `adfloor report` wrote (its claims.json), e.g. teaching=docs/results")
+    side.add_argument("--out", required=True, help="the table's markdown file (its figure: the same name, .png)")
+    side.set_defaults(handler=cmd_side_by_side)
     app = commands.add_parser("app", help="start the Streamlit app on 127.0.0.1")
     app.add_argument("--port", type=int, default=8501)
     app.set_defaults(handler=cmd_app)

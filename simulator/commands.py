@@ -228,6 +228,22 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def cmd_side_by_side(args: argparse.Namespace) -> int:
+    """`adfloor side-by-side LABEL=FOLDER ... --out FILE.md`: each claim of several saved reports side by side."""
+    from simulator.report.side_by_side import write_side_by_side
+
+    sources = {}
+    for item in args.reports:
+        label, equals, folder = item.partition("=")
+        if not equals or not label or not folder:
+            raise ConfigError(f"side-by-side: {item!r}: expected LABEL=FOLDER, e.g. teaching=docs/results")
+        if label in sources:
+            raise ConfigError(f"side-by-side: the label {label!r} is used twice")
+        sources[label] = folder
+    print(f"wrote {write_side_by_side(sources, args.out)}")
+    return 0
+
+
 def cmd_auction(args: argparse.Namespace) -> int:
     import json
 
