@@ -61,8 +61,8 @@ def test_the_claims_study_is_the_report_it_replaced():
     assert len(study.claims) == 14 and len(study.tables) == 12 and len(study.arms) == 39
     assert study.auction and study.batch_scaling.epochs == 6 and set(study.frontiers) == {"smelu", "deep"}
     assert (study.seeds, study.hours, study.quick_seeds, study.quick_hours) == ((0, 1, 2, 3, 4), 24.0, (0, 1, 2), 0.5)
-    assert study.mature.warm_start_hours == 24 and len(study.mature.claims) == 10  # fixed before the warm-started pass
-    assert not {"cowclip_keeps_auc_online", "smelu_lowers_pd_same_init"} & set(study.mature.claims)
+    assert study.mature.warm_start_hours == 24 and len(study.mature.claims) == 11  # fixed before the warm-started pass
+    assert not {"cowclip_keeps_auc_online", "factorization_helps_rare_combinations"} & set(study.mature.claims)
     explained = [c.id for c in study.claims if c.why_not]  # studies/claims_why.md, read when the study loads
     assert len(explained) == 13 and "Table 3's measure" in next(c.why_not for c in study.claims
                                                                  if c.id == "bias_constraints_cut_churn")
