@@ -39,7 +39,9 @@ def _study_arguments(parser: argparse.ArgumentParser, quick_help: str) -> None:
     _runner_arguments(parser)
     parser.add_argument("--cache", default="runs/report-cache",
                         help="finished cells are kept here and reused by re-runs (default runs/report-cache)")
-    parser.add_argument("--fresh", action="store_true", help="empty the cache first")
+    parser.add_argument("--fresh", action="store_true", help="empty the cache first (pre-trained warm-start states "
+                                                              "in run.warm_start_cache stay: their key holds their code's "
+                                                              "version)")
     parser.add_argument("--quiet", action="store_true")
     parser.set_defaults(handler=cmd_report)
 
@@ -96,12 +98,14 @@ def build_parser() -> argparse.ArgumentParser:
     rep = commands.add_parser("report", help="run the claims study (or another study file) and write its report")
     rep.add_argument("study", nargs="?", help="study TOML file (default: the shipped studies/claims.toml)")
     rep.add_argument("--out", help="output folder (default docs/results; runs/report-quick with --quick; "
+                                   "docs/results/mature with --mature; "
                                    "runs/<study name> for another study)")
     _study_arguments(rep, "the claims' and sections' arms only, on the study's [quick] seeds and hours "
                           "(the claims study: 3 seeds × 0.5 h, under 10 min on 2 cores); writes to runs/report-quick")
     exp = commands.add_parser("experiment", help="run a study file (arms, seeds, claims, tables) and write its report")
     exp.add_argument("study", help="study TOML file (format: docs/studies.md; e.g. studies/example.toml)")
-    exp.add_argument("--out", help="output folder (default runs/<study name>, runs/<study name>-quick with --quick)")
+    exp.add_argument("--out", help="output folder (default runs/<study name>, runs/<study name>-quick with --quick, "
+                                   "runs/<study name>-mature with --mature)")
     _study_arguments(exp, "the study's [quick] seeds and hours, its claims' and sections' arms only")
     side = commands.add_parser("side-by-side", help="each claim of several saved claims reports side by side "
                                                     "(e.g. two worlds): a table and a figure")

@@ -133,27 +133,45 @@ MATURE = '[mature]\nwarm_start_hours = 0.05\nclaims = ["c"]\n'
 def test_the_mature_pass_warm_starts_every_arm_and_keeps_only_its_claims(tmp_path):
     from simulator.experiments.cells import Cell
 
-    text = STUDY + """[[claims]]
+    arms = "[arms.wide]\noverrides = [\"model.quality_hidden=[128]\"]\n[arms.distill]\n" \
+           "overrides = [\"train.distillation_weight=0.5\"]\n"
+    text = STUDY.replace("[arms.baseline]\n", "[arms.baseline]\n" + arms).replace(
+        'measure = {difference = ["rank.per_query_auc", "baseline.per_query_auc"]}',
+        'measure = {difference = ["rank.per_query_auc", "baseline.per_query_auc"]}\n'
+        'side = [{label = "wider", difference = ["wide.pv_auc", "baseline.pv_auc"]}]') + """[[claims]]
 id = "d"
-claim = "rank lifts PV AUC"
+claim = "distillation lifts PV AUC"
 source = "s"
 effect = "e"
 expect = "increase"
-measure = {difference = ["rank.pv_auc", "baseline.pv_auc"]}
+measure = {difference = ["distill.pv_auc", "baseline.pv_auc"]}
 """
     study = load_study(_study(tmp_path, text + MATURE))
     mature = study.mature_pass()
     assert [c.id for c in mature.claims] == ["c"] and mature.warm_start_hours == 0.05 and study.warm_start_hours == 0
     assert mature.arms["rank"].overrides == ("train.rank_loss_weight=0.3", "run.warm_start_hours=0.05")
-    assert mature.claim_arms == ["baseline", "rank"] and not mature.auction
+    # the kept claim's arms, its side measure's included; the dropped claim's arm is not run
+    assert mature.claim_arms == ["baseline", "wide", "rank"] and study.claim_arms == ["baseline", "wide", "distill", "rank"]
+    assert not mature.auction and not mature.attribution_arms and not mature.feedback_arms
     assert Cell("rank", 0, 0.1).key(mature) != Cell("rank", 0, 0.1).key(study)  # never served from the cold cache
     with pytest.raises(StudyError, match="--mature: the study .* has no \\[mature\\] table"):
         load_study(_study(tmp_path)).mature_pass()
     for old, new, message in (('claims = ["c"]', 'claims = ["e"]', r"mature\.claims: unknown claim 'e'; claims: c, d"),
+                              ('claims = ["c"]', 'claims = []', r"mature\.claims: name at least one claim"),
                               ("= 0.05", "= -1", r"mature\.warm_start_hours: expected simulated hours > 0"),
                               ("= 0.05", "= 0.05\nhours = 2", r"mature\.hours: unknown key")):
         with pytest.raises(StudyError, match=message):
             load_study(_study(tmp_path, text + MATURE.replace(old, new)))
+
+
+def test_a_mature_claim_cannot_read_the_offline_protocol(tmp_path):
+    import shutil
+
+    shutil.copy(STUDIES / "claims_why.md", tmp_path)
+    text = study_file("claims").read_text().replace('claims = ["smelu_lowers_pd",',
+                                                    'claims = ["cowclip_keeps_auc_at_large_batch", "smelu_lowers_pd",')
+    with pytest.raises(StudyError, match="mature.claims: 'cowclip_keeps_auc_at_large_batch' reads the batch-scaling"):
+        load_study(_study(tmp_path, text))
 
 
 def test_the_mature_pass_runs_from_the_cli_each_arm_from_its_own_pre_trained_state(tmp_path, monkeypatch):

@@ -53,3 +53,23 @@ def test_paired_replays_and_resume_work_from_a_warm_start(tmp_path):
     whole = Simulation(scenario).run(checkpoint_dir=tmp_path / "checkpoint")
     resumed = Simulation.resume(tmp_path / "checkpoint").run()
     pd.testing.assert_frame_equal(whole.metrics(), resumed.metrics())
+
+
+def test_the_open_loop_control_starts_from_the_replicas_pre_trained_state(tmp_path):
+    """The claims' open-loop control after a warm start: the replica's own pre-trained model, then the primary's logs."""
+    from simulator.loop.simulation import Simulation
+
+    overrides = ["run.duration_hours=0.5", "run.warm_start_hours=0.25", f"run.warm_start_cache={tmp_path}"]
+    primary = Simulation(simulator.load(SMOKE, overrides=overrides), keep_training_logs=True).run()
+    replica_scenario = simulator.load(SMOKE, overrides=[*overrides, "model.init_seed=1"])
+    replica = Simulation(replica_scenario).run()
+    open_loop = Simulation(replica_scenario, training_logs=primary.training_logs).run()
+    assert len(list(tmp_path.iterdir())) == 2  # the primary's pre-trained state and the replica's, shared by both
+
+    def first_and_last(output):
+        return output.probes[0].pctr, output.probes[-1].pctr
+
+    (replica_first, replica_last), (open_first, open_last) = first_and_last(replica), first_and_last(open_loop)
+    np.testing.assert_array_equal(open_first, replica_first)  # the same deployed model when the window opens
+    assert not np.array_equal(open_first, first_and_last(primary)[0])  # not the primary's
+    assert not np.allclose(open_last, replica_last)  # then trained on other logs than the replica's own

@@ -123,14 +123,16 @@ class Study:
 
     def mature_pass(self) -> Study:
         """The study's [mature] pass: its mature claims only, every arm warm-started (so each cell has its own cache
-        key), no protocols; run it on `claim_arms`."""
+        key); no protocols, and no attribution or feedback-loop section (both read a run from its cold start); run
+        it on `claim_arms`."""
         if self.mature is None:
             raise StudyError(f"--mature: the study {str(self.path)!r} has no [mature] table")
         warm = f"run.warm_start_hours={self.mature.warm_start_hours:g}"
         return dataclasses.replace(
             self, arms={name: dataclasses.replace(arm, overrides=(*arm.overrides, warm)) for name, arm in self.arms.items()},
             claims=tuple(claim for claim in self.claims if claim.id in self.mature.claims), auction=False,
-            batch_scaling=None, quick_seeds=None, quick_hours=None, warm_start_hours=self.mature.warm_start_hours)
+            batch_scaling=None, attribution_arms=(), feedback_arms=(), quick_seeds=None, quick_hours=None,
+            warm_start_hours=self.mature.warm_start_hours)
 
     def evaluate(self, results: list[dict], seeds: list[int]) -> list[dict]:
         return evaluate(self.claims, results, seeds)
@@ -174,15 +176,19 @@ def _hours(value: Any, where: str) -> float:
     return float(value)
 
 
-def _mature(spec: Any, ids: list[str], scenario: Path, where: str) -> Mature:
+def _mature(spec: Any, claims_by_id: dict[str, Claim], scenario: Path, where: str) -> Mature:
     spec = check_keys(spec, where, ("warm_start_hours", "claims"), ("warm_start_hours", "claims"))
     hours = _hours(spec["warm_start_hours"], f"{where}.warm_start_hours")
     _check_overrides((f"run.warm_start_hours={hours:g}",), scenario, f"{where}.warm_start_hours")
     claims = strings(spec["claims"], f"{where}.claims")
-    unknown = [claim for claim in claims if claim not in ids]
+    unknown = [claim for claim in claims if claim not in claims_by_id]
     if unknown or not claims:
-        raise StudyError(f"{where}.claims: " + (f"unknown claim {unknown[0]!r}; claims: {', '.join(ids)}" if unknown
-                                                else "name at least one claim"))
+        raise StudyError(f"{where}.claims: " + (f"unknown claim {unknown[0]!r}; claims: {', '.join(claims_by_id)}"
+                                                if unknown else "name at least one claim"))
+    offline = [claim for claim in claims if any(arm.startswith(OFFLINE) for arm in claims_by_id[claim].arms)]
+    if offline:
+        raise StudyError(f"{where}.claims: {offline[0]!r} reads the batch-scaling protocol's rows, which train offline "
+                         "over logs, not a warm-started run")
     return Mature(hours, claims)
 
 
@@ -334,7 +340,8 @@ def load_study(path: str | Path) -> Study:
     repeated = sorted({i for i in ids if ids.count(i) > 1})
     if repeated:
         raise StudyError(f"{where}: claims: the id {repeated[0]!r} is used twice")
-    mature = _mature(data.get("mature"), ids, scenario, f"{where}: mature") if "mature" in data else None
+    mature = _mature(data["mature"], {claim.id: claim for claim in claims}, scenario, f"{where}: mature") \
+        if "mature" in data else None
     orphans = sorted(set(why) - set(ids))
     if orphans:
         raise StudyError(f"{where}: explanations: section {orphans[0]!r} names no claim of this study")

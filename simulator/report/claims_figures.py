@@ -37,7 +37,8 @@ def figure_caption(name: str) -> str:
 
 
 # ---- figures ---------------------------------------------------------------------------------------------------
-def _plt():
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (figures are written to files, never shown)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -47,7 +48,7 @@ def _plt():
 
 
 def claims_figure(entries: list[dict]):
-    plt = _plt()
+    plt = pyplot()
     figure, axis = plt.subplots(figsize=(9, 0.5 * len(entries) + 1.2))
     for row, entry in enumerate(entries):
         low, high = entry["ci95"]
@@ -73,7 +74,7 @@ def _series_band(axis, values: np.ndarray, hours: np.ndarray, label: str, color:
 
 
 def irreproducibility_figure(results: list[dict], seeds: list[int], hours: float):
-    plt = _plt()
+    plt = pyplot()
     baseline = [r for r in results if r["arm"] == "baseline" and r["seed"] in seeds and "over_time" in r]
     centers = (np.arange(TIME_BINS) + 0.5) * hours / TIME_BINS
     figure, axes = plt.subplots(1, 4, figsize=(19, 4.2))
@@ -92,7 +93,7 @@ def irreproducibility_figure(results: list[dict], seeds: list[int], hours: float
 
 
 def attribution_figure(results: list[dict], seeds: list[int], arms: list[str]):
-    plt = _plt()
+    plt = pyplot()
     arms = [a for a in arms if any(r["arm"] == a for r in results)]
     figure, (left, right) = plt.subplots(1, 2, figsize=(15, 4.5))
     baseline_row = next(r for r in results if r["arm"] == "baseline")
@@ -119,7 +120,7 @@ def attribution_figure(results: list[dict], seeds: list[int], arms: list[str]):
 
 
 def feedback_figure(results: list[dict], seeds: list[int], arms: list[str]):
-    plt = _plt()
+    plt = pyplot()
     arms = [a for a in arms if any(r["arm"] == a for r in results)]
     metrics = ("underestimated_early_share", "stuck_underestimated", "stuck_overestimated")
     figure, (left, right) = plt.subplots(1, 2, figsize=(14, 4.2))
@@ -150,7 +151,7 @@ def feedback_figure(results: list[dict], seeds: list[int], arms: list[str]):
 
 def techniques_figure(study: Study, results: list[dict], seeds: list[int]):
     """Every arm's accuracy (log-loss gap, AUC) and, for replica arms, closed- and open-loop PD."""
-    plt = _plt()
+    plt = pyplot()
     arms = [a for a in study.arms if sum(r["arm"] == a and r["seed"] in seeds for r in results) == len(seeds)]
     figure, axes = plt.subplots(1, 3, figsize=(19, 0.32 * len(arms) + 1.8))
 
@@ -187,7 +188,7 @@ def _optimizer(overrides: tuple[str, ...]) -> str:
 
 def batch_scaling_figure(study: Study, results: list[dict], seeds: list[int]):
     """Test AUC after each epoch of the batch-scaling protocol, per setting (a panel per optimizer): mean over seeds."""
-    plt = _plt()
+    plt = pyplot()
     studies = [r for r in results if r["arm"] == "batch_scaling" and r["seed"] in seeds]
     settings = study.batch_scaling.settings
     optimizers = list(dict.fromkeys(_optimizer(overrides) for overrides in settings.values()))
@@ -208,7 +209,7 @@ def batch_scaling_figure(study: Study, results: list[dict], seeds: list[int]):
 
 def pd_frontier_figure(results: list[dict], seeds: list[int], frontier: Frontier):
     """PD (closed and open loop) against the log-loss gap, one line per group of `frontier` (arms that ran)."""
-    plt = _plt()
+    plt = pyplot()
     figure, axes = plt.subplots(1, 2, figsize=(13, 4.5), sharex=True)
     for index, (label, arms) in enumerate(frontier.lines.items()):
         ran = [a for a in arms if sum(r["arm"] == a and r["seed"] in seeds for r in results) == len(seeds)]

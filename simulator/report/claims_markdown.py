@@ -14,7 +14,7 @@ from simulator.experiments.study import Study
 from simulator.measure.definitions import METRIC_DOC
 from simulator.measure.intervals import interval
 from simulator.report.claims_figures import figure_caption
-from simulator.report.tables import fmt, fmt_interval, warm_start_note
+from simulator.report.tables import fmt, fmt_interval, table_cell, warm_start_note
 
 
 # ---- the markdown ----------------------------------------------------------------------------------------------
@@ -130,7 +130,7 @@ def claims_markdown(study: Study, entries: list[dict], results: list[dict], seed
     if entries:
         lines += ["| claim | source | measured effect | mean [95 % interval] | reproduced |", "|---|---|---|---|---|"]
     for e in entries:
-        lines.append(f"| {e['claim']} (`{e['id']}`) | {e['source']} | {e['effect']} | {fmt(e['mean'])} "
+        lines.append(f"| {table_cell(e['claim'])} (`{e['id']}`) | {table_cell(e['source'])} | {table_cell(e['effect'])} | {fmt(e['mean'])} "
                      f"[{fmt(e['ci95'][0])}, {fmt(e['ci95'][1])}] | {_verdict_word(e, '**yes**', '**no**', '**not testable here**')} |")
     checks = sanity_checks([r for r in results if r["arm"] == "auction"]) if study.auction else []
     if checks:

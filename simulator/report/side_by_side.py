@@ -1,5 +1,6 @@
 """Each claim in several saved claims reports side by side (the teaching world, the realistic world from cold models,
-the realistic world from mature ones, ...): one table and one figure, read from each report's claims.json."""
+the realistic world from mature ones, ...): one table and one figure, read from each report's claims.json. A claim
+whose definition differs between the reports (its measure, arms or rule) is marked, not silently put in one row."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import os
 from pathlib import Path
 
 from simulator.config import ConfigError
-from simulator.report.claims_figures import _plt
-from simulator.report.tables import fmt
+from simulator.report.claims_figures import pyplot
+from simulator.report.tables import fmt, table_cell
 
 
 def read_reports(sources: dict[str, str | Path]) -> dict[str, dict]:
@@ -20,12 +21,16 @@ def read_reports(sources: dict[str, str | Path]) -> dict[str, dict]:
     for label, folder in sources.items():
         path = Path(folder) / "claims.json"
         try:
-            reports[label] = {**json.loads(path.read_text()), "folder": Path(folder)}
-        except FileNotFoundError:
+            report = json.loads(path.read_text())
+        except (FileNotFoundError, NotADirectoryError):
             raise ConfigError(f"side-by-side: {label}={folder}: no claims.json there (a folder `adfloor report` "
                               "wrote)") from None
-        except json.JSONDecodeError as err:
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
             raise ConfigError(f"side-by-side: {path}: not a claims report: {err}") from None
+        missing = [key for key in ("claims", "seeds", "hours") if not isinstance(report, dict) or key not in report]
+        if missing:
+            raise ConfigError(f"side-by-side: {path}: not a claims report (no {missing[0]!r})")
+        reports[label] = {**report, "folder": Path(folder)}
     return reports
 
 
@@ -38,12 +43,29 @@ def _claims(reports: dict[str, dict]) -> dict[str, dict]:
     return claims
 
 
-def _cell(entry: dict | None) -> str:
+def _verdict(entry: dict) -> str:
+    return "not testable" if not entry.get("testable", True) else "reproduced" if entry["reproduced"] else "not reproduced"
+
+
+def _cell(entry: dict | None, differs: bool) -> str:
     if entry is None:
         return "—"
     low, high = entry["ci95"]
-    verdict = ("not testable" if not entry.get("testable", True) else "**yes**" if entry["reproduced"] else "no")
-    return f"{fmt(entry['mean'])} [{fmt(low)}, {fmt(high)}] {verdict}"
+    verdict = {"reproduced": "**yes**", "not reproduced": "no"}.get(_verdict(entry), _verdict(entry))
+    return f"{fmt(entry['mean'])} [{fmt(low)}, {fmt(high)}] {verdict}" + (" (†)" if differs else "")
+
+
+def _definitions_differ(reports: dict[str, dict], claim_id: str) -> set[str]:
+    """The labels of the reports whose definition of the claim differs from the first report's that has it."""
+    entries = {label: e for label, report in reports.items() for e in report["claims"] if e["id"] == claim_id}
+    first = next(iter(entries.values()))
+    return {label for label, e in entries.items() if e.get("definition") != first.get("definition")}
+
+
+def _short(code: str) -> str:
+    """A commit as `git log --oneline` writes it, keeping "+changes" (an uncommitted tree)."""
+    commit, plus, changes = code.partition("+")
+    return commit[:7] + plus + changes
 
 
 def _describe(label: str, report: dict, out: Path) -> str:
@@ -51,10 +73,13 @@ def _describe(label: str, report: dict, out: Path) -> str:
     warm = report.get("warm_start_hours") or 0
     start = f"after {warm:g} simulated hours of warm start" if warm else "from cold models"
     failed = len(report.get("failed_cells") or {})
-    return (f"- **{label}**: [{link}]({link}), {len(report['seeds'])} seeds × "
-            f"{report['hours']:g} simulated hours {start}; {sum(e['reproduced'] for e in report['claims'])} of "
-            f"{len(report['claims'])} claims reproduced" + (f"; {failed} cell(s) failed, their claims left out"
-                                                             if failed else "") + ".")
+    return (f"- **{label}**: [{link}]({link}), {len(report['seeds'])} seeds × {report['hours']:g} simulated hours "
+            f"{start}, scenario file `{report.get('scenario', '?')}` when it ran, code `{_short(report.get('code', '?'))}`; "
+            f"{sum(e['reproduced'] for e in report['claims'])} of {len(report['claims'])} claims reproduced"
+            + (f"; {failed} cell(s) failed, their claims left out" if failed else "") + ".")
+
+
+EXPECT = {"increase": "> 0", "decrease": "< 0", "non_inferior": "> −margin"}
 
 
 def side_by_side_markdown(reports: dict[str, dict], out: Path, figure_name: str) -> str:
@@ -62,25 +87,30 @@ def side_by_side_markdown(reports: dict[str, dict], out: Path, figure_name: str)
     has no such claim)."""
     labels = list(reports)
     by_report = {label: {e["id"]: e for e in report["claims"]} for label, report in reports.items()}
-    lines = ["# Each claim in each world", "",
-             "Written by `adfloor side-by-side` from these reports' claims.json (each report's own page has every "
-             "claim's per-seed values, side measures and the reasons it may not reproduce):", "",
-             *(_describe(label, report, out) for label, report in reports.items()), "",
-             "Each cell: the claim's measured effect, mean over seeds [95 % t-interval], and whether it reproduced "
-             "(the interval on the claimed side of 0, or above −margin for non-inferiority). —: the report has no "
-             "such claim (not in its pass, or a cell of its arms failed).", "",
-             f"![each claim in each world]({figure_name})", "",
-             "| claim | measured effect | " + " | ".join(labels) + " |",
-             "|---|---|" + "---|" * len(labels)]
+    rows, marked = [], False
     for claim_id, entry in _claims(reports).items():
-        cells = " | ".join(_cell(by_report[label].get(claim_id)) for label in labels)
-        lines.append(f"| `{claim_id}` | {entry['effect']} | {cells} |")
-    return "\n".join(lines) + "\n"
+        differs = _definitions_differ(reports, claim_id)
+        marked |= bool(differs)
+        expect = EXPECT.get(entry.get("expect"), entry.get("expect", "?")).replace("margin", f"{entry.get('margin', 0):g}")
+        cells = " | ".join(_cell(by_report[label].get(claim_id), label in differs) for label in labels)
+        rows.append(f"| `{claim_id}` | {table_cell(entry['effect'])} | {expect} | {cells} |")
+    return "\n".join([
+        "# Each claim in each report", "",
+        "Written by `adfloor side-by-side` from these reports' claims.json (each report's own page has every claim's "
+        "per-seed values, side measures and the reasons it may not reproduce):", "",
+        *(_describe(label, report, out) for label, report in reports.items()), "",
+        "Each cell: the claim's measured effect, mean over seeds [95 % t-interval], and whether it reproduced (the "
+        "interval on the claimed side: the column \"claimed\"). —: the report has no such claim (not in its pass, or "
+        "a cell of its arms failed)." + (" (†): that report defines the claim differently from the first report "
+                                          "that has it (its measure, arms or rule); compare with care." if marked else ""),
+        "", f"![each claim in each report]({figure_name})", "",
+        "| claim | measured effect | claimed | " + " | ".join(labels) + " |", "|---|---|---|" + "---|" * len(labels),
+        *rows]) + "\n"
 
 
 def side_by_side_figure(reports: dict[str, dict]):
     """A panel per claim (their units differ): each report's mean and 95 % interval, green where it reproduced."""
-    plt = _plt()
+    plt = pyplot()
     claims, labels = _claims(reports), list(reports)
     columns = 4
     rows = -(-len(claims) // columns)
@@ -92,7 +122,7 @@ def side_by_side_figure(reports: dict[str, dict]):
             if entry is None:
                 continue
             low, high = entry["ci95"]
-            color = "C2" if entry["reproduced"] else "C3"
+            color = {"reproduced": "C2", "not reproduced": "C3"}.get(_verdict(entry), "grey")
             axis.errorbar(entry["mean"], row, xerr=[[entry["mean"] - low], [high - entry["mean"]]], fmt="o",
                           color=color, capsize=3)
         axis.axvline(0, color="grey", linestyle="--", linewidth=0.8)
@@ -104,8 +134,8 @@ def side_by_side_figure(reports: dict[str, dict]):
         axis.tick_params(axis="x", labelsize=8)
     for axis in list(axes.flat)[len(claims):]:
         axis.set_visible(False)
-    figure.suptitle("Each claim in each world: mean effect and 95 % interval over seeds (green: reproduced; "
-                    "see the table for each effect's unit)")
+    figure.suptitle("Each claim in each report: mean effect and 95 % interval over seeds (green: reproduced, red: not, "
+                    "grey: not testable; dotted: a non-inferiority margin; units in the table)")
     figure.tight_layout()
     return figure
 

@@ -16,6 +16,11 @@ def fmt_interval(mean: float, half: float) -> str:
     return f"{fmt(mean)} ± {fmt(half)}"
 
 
+def table_cell(text: str) -> str:
+    """Text for a markdown table's cell: a "|" inside it (as in "|log(pCTR/true)|") would end the cell."""
+    return text.replace("|", "\\|")
+
+
 def fmt(value: float) -> str:
     if not np.isfinite(value):
         return "–"
@@ -34,8 +39,10 @@ def _overrides(study: Study, arm: str) -> tuple[str, ...]:
 
 def warm_start_note(study: Study) -> str:
     """How a warm-started study's runs began ("" for runs from cold models)."""
-    return (f", each after {study.warm_start_hours:g} simulated hours of warm start (the arm's own model and world, "
-            "pre-trained on the same seed; only the window after it is measured)" if study.warm_start_hours else "")
+    return (f", each after {study.warm_start_hours:g} simulated hours of warm start (the arm's model and world, "
+            "and separately its replica from its own init, each pre-trained in its own closed loop on the same seed; "
+            "only the window after it is measured, and the open-loop control starts from the replica's pre-trained "
+            "state, so closed against open loop is the window's feedback)" if study.warm_start_hours else "")
 
 
 def models_report(study: Study, results: list[dict], seeds: list[int], hours: float, command: str,
