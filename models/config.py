@@ -61,6 +61,9 @@ class ModelConfig:
     architecture: str = config_field("factorized", choices=tuple(ARCHITECTURES),
                                      doc="factorized: τ(Q·U), U cached per (treatment, position); unfactorized: one tower "
                                          "with treatment/position as input features, run per (candidate, treatment, position)")
+    omit_crosses: list = config_field([], doc="hashed crosses left out of the model, each \"a*b\" as the world's "
+                                             "feature spec names it (the realistic world: ad_id*query_topic, "
+                                             "ad_id*query_id, ad_id*device, ad_topic*hour): feature ablations")
     dcn_layers: int = config_field(0, lo=0, hi=8, doc="DCNv2 low-rank cross layers on the Q tower's embedding input (0 = none)")
     dcn_rank: int = config_field(8, lo=1, hi=512, doc="rank k of each cross layer's U·V")
     bottleneck_dim: int = config_field(0, lo=0, hi=8192, doc="low-rank bottleneck k: every Q-tower layer m→n with k < min(m, n) "

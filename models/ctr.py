@@ -54,6 +54,18 @@ class FeatureSpec:
                     SparseField("ad_id", 1 << 31, ad_buckets), SparseField("advertiser", num_advertisers),
                     SparseField("ad_topic", num_topics)), (("ad_id", "query_topic", cross_buckets),))
 
+    @property
+    def cross_names(self) -> tuple[str, ...]:
+        """Each cross as "a*b"."""
+        return tuple(f"{a}*{b}" for a, b, _ in self.crosses)
+
+    def without_crosses(self, names: list[str] | tuple[str, ...]) -> FeatureSpec:
+        """The same columns without the crosses `names` ("a*b"); ValueError naming one this spec lacks."""
+        unknown = [name for name in names if name not in self.cross_names]
+        if unknown:
+            raise ValueError(f"no cross {unknown[0]!r} in this world; its crosses: {', '.join(self.cross_names)}")
+        return FeatureSpec(self.fields, tuple(c for c, name in zip(self.crosses, self.cross_names) if name not in names))
+
     def index(self, name: str) -> int:
         """The raw column of field `name`."""
         return next(i for i, f in enumerate(self.fields) if f.name == name)

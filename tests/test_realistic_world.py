@@ -126,6 +126,24 @@ def test_the_model_sees_every_column_and_the_loop_runs():
     assert s["impressions"] > 0 and s["trained_examples"] == s["impressions"] and np.isfinite(s["pv_logloss"])
 
 
+def test_a_cross_can_be_left_out_of_the_model_and_a_wrong_name_is_refused():
+    from simulator.loop.builders import build_model
+
+    scenario = small()
+    world = make_world(scenario)
+    full = build_model(scenario, world)
+    assert full.spec.cross_names == ("ad_id*query_topic", "ad_id*query_id", "ad_id*device", "ad_topic*hour")
+    ablated = build_model(simulator.config.replace(scenario, model__omit_crosses=["ad_id*query_id"]), world)
+    assert ablated.spec.cross_names == ("ad_id*query_topic", "ad_id*device", "ad_topic*hour")
+    removed = dict(zip(full.spec.cross_names, full.spec.field_sizes[len(full.spec.fields):]))["ad_id*query_id"]
+    assert sum(full.spec.field_sizes) - sum(ablated.spec.field_sizes) == removed  # its table rows are gone
+    assert ablated.spec.fields == full.spec.fields  # the columns the world gives stay
+    run = simulator.run(small("run.duration_hours=0.1", "model.omit_crosses=['ad_id*query_id']", "train.sparse_embeddings=true"))
+    assert run.summary()["trained_examples"] > 0 and np.isfinite(run.summary()["pv_logloss"])
+    with pytest.raises(ConfigError, match=r"model\.omit_crosses: no cross 'query_id\*ad_id' in this world; its crosses: ad_id\*query_topic"):
+        build_model(simulator.config.replace(scenario, model__omit_crosses=["query_id*ad_id"]), world)
+
+
 def test_contradictory_targeting_is_refused_with_the_field():
     with pytest.raises(ConfigError, match="broad_match_rate"):
         small("world.broad_match_rate=0", "world.exact_match_share=0")

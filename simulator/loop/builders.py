@@ -7,14 +7,17 @@ import numpy as np
 from flax import nnx
 
 from models import CtrModel, DataConfig, OnlineTrainer
-from simulator.config import Scenario
+from simulator.config import ConfigError, Scenario
 from simulator.world.ground_truth import World
 
 
 def build_model(scenario: Scenario, world: World, width_multiplier: int = 1, seed_offset: int = 0) -> CtrModel:
     """The scenario's CTR model, initialised from the nuisance seed (`width_multiplier` widens the Q tower: teachers)."""
     m = scenario.model
-    spec = world.feature_spec(m)
+    try:
+        spec = world.feature_spec(m).without_crosses(m.omit_crosses)
+    except ValueError as err:
+        raise ConfigError(f"model.omit_crosses: {err}") from None
     key = jax.random.key(m.init_seed + 7919 * scenario.run.seed + 104_729 * seed_offset)
     return CtrModel.from_config(m, spec, world.treatment_features, world.num_slots, width_multiplier=width_multiplier,
                                 rngs=nnx.Rngs(params=key))
