@@ -10,7 +10,9 @@ online on the same seeds. The measure is each run's final-window PV log-loss gap
 truth is a logistic model of the features, so the difference should be near 0; in the realistic world the query·ad
 latent term and the context effects are interactions a linear model (with its hashed crosses) can only memorise.
 `--warm-start-hours H` asks the same of mature models: each arm is pre-trained H simulated hours (`run.warm_start_hours`,
-cached) and measured on the window after. Writes OUT/structure.md and OUT/structure.json.
+cached) and measured on the window after. `--omit-crosses a*b ...` leaves those hashed crosses out of both arms
+(`model.omit_crosses`): without the ad × query-id cross, a linear Q tower has no way to represent the query·ad
+latent term, so an MLP that finds it should beat the linear one. Writes OUT/structure.md and OUT/structure.json.
 """
 
 from __future__ import annotations
@@ -37,11 +39,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--worlds", nargs="+", choices=list(WORLDS), default=list(WORLDS))
     parser.add_argument("--queries-per-minute", type=float, default=300.0, help="the same traffic in every world")
     parser.add_argument("--warm-start-hours", type=float, default=0.0, help="pre-training before the measured window")
+    parser.add_argument("--omit-crosses", nargs="+", default=[], metavar="A*B",
+                        help="crosses left out of both arms (model.omit_crosses), e.g. ad_id*query_id")
     parser.add_argument("--out", default=str(ROOT / "docs" / "results" / "world"))
     args = parser.parse_args(argv)
     started, results = time.perf_counter(), []
     common = [f"traffic.queries_per_minute={args.queries_per_minute}", f"run.duration_hours={args.hours}",
-              f"run.warm_start_hours={args.warm_start_hours}"]
+              f"run.warm_start_hours={args.warm_start_hours}", f"model.omit_crosses={args.omit_crosses!r}"]
     for world in args.worlds:
         for seed in args.seeds:
             for arm, overrides in ARMS.items():
@@ -54,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
                       f"{100 * summary['final_window_gap']:+.2f} %", flush=True)
     command = (f"python -m benchmarks.experiments.world_structure --seeds {' '.join(map(str, args.seeds))} --hours "
                f"{args.hours:g} --worlds {' '.join(args.worlds)} --queries-per-minute {args.queries_per_minute:g} "
-               f"--warm-start-hours {args.warm_start_hours:g}")
+               f"--warm-start-hours {args.warm_start_hours:g}"
+               + (f" --omit-crosses {' '.join(args.omit_crosses)}" if args.omit_crosses else ""))
     lines = ["# Does the world give hidden layers something to find?", "",
              f"`{command}` ({time.perf_counter() - started:,.0f} s). Final-window PV log-loss gap over the oracle "
              "on the same examples, mean ± 95 % t-interval over seeds; the difference is paired by seed.", "",
