@@ -121,6 +121,9 @@ def side_by_side_figure(reports: dict[str, dict]):
             entry = next((e for e in reports[label]["claims"] if e["id"] == claim_id), None)
             if entry is None:
                 continue
+            if _verdict(entry) == "not testable":
+                axis.text(0, row, " not testable", color="grey", va="center", fontsize=8)
+                continue
             low, high = entry["ci95"]
             color = {"reproduced": "C2", "not reproduced": "C3"}.get(_verdict(entry), "grey")
             axis.errorbar(entry["mean"], row, xerr=[[entry["mean"] - low], [high - entry["mean"]]], fmt="o",
