@@ -12,7 +12,7 @@ import tomli_w
 
 from auction.config import AuctionConfig
 from models.config import DataConfig, ModelConfig, TrainConfig, config_field
-from simulator.world.config import TrafficConfig, WorldConfig
+from simulator.world.config import WORLD_CROSSES, TrafficConfig, WorldConfig
 
 
 class ConfigError(ValueError):
@@ -138,7 +138,19 @@ def from_dict(data: dict[str, Any]) -> Scenario:
                 check()
             except ValueError as err:  # the section's own cross-field rule: "field: why"
                 raise ConfigError(f"{name}.{err}") from None
+    _check_omitted_crosses(sections["world"].kind, sections["model"].omit_crosses)
     return Scenario(**sections)
+
+
+def _check_omitted_crosses(kind: str, names: list[str]) -> None:
+    """model.omit_crosses names distinct crosses the world gives (simulator.world.config.WORLD_CROSSES)."""
+    crosses = WORLD_CROSSES[kind]
+    unknown = [name for name in names if name not in crosses]
+    if unknown:
+        raise ConfigError(f"model.omit_crosses: no cross {unknown[0]!r} in the {kind} world; its crosses: "
+                          f"{', '.join(crosses)}")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"model.omit_crosses: the names must be distinct, got {names!r}")
 
 
 def to_dict(scenario: Scenario) -> dict[str, dict[str, Any]]:

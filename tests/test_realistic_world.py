@@ -4,6 +4,7 @@ world's feature ids unchanged by the general feature spec."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import jax.numpy as jnp
@@ -140,8 +141,14 @@ def test_a_cross_can_be_left_out_of_the_model_and_a_wrong_name_is_refused():
     assert ablated.spec.fields == full.spec.fields  # the columns the world gives stay
     run = simulator.run(small("run.duration_hours=0.1", "model.omit_crosses=['ad_id*query_id']", "train.sparse_embeddings=true"))
     assert run.summary()["trained_examples"] > 0 and np.isfinite(run.summary()["pv_logloss"])
+    unchecked = dataclasses.replace(scenario, model=dataclasses.replace(scenario.model, omit_crosses=["query_id*ad_id"]))
     with pytest.raises(ConfigError, match=r"model\.omit_crosses: no cross 'query_id\*ad_id' in this world; its crosses: ad_id\*query_topic"):
-        build_model(simulator.config.replace(scenario, model__omit_crosses=["query_id*ad_id"]), world)
+        build_model(unchecked, world)  # a scenario built in Python, past the loader's check
+    # refused at load, before any world is built (a study's arms are checked this way before anything runs)
+    with pytest.raises(ConfigError, match=r"model\.omit_crosses: no cross 'ad_id\*query_id' in the teaching world; its crosses: ad_id\*query_topic$"):
+        simulator.load("scenarios/smoke.toml", overrides=["model.omit_crosses=['ad_id*query_id']"])
+    with pytest.raises(ConfigError, match=r"model\.omit_crosses: the names must be distinct"):
+        small("model.omit_crosses=['ad_id*device', 'ad_id*device']")
 
 
 def test_contradictory_targeting_is_refused_with_the_field():

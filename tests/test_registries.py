@@ -150,3 +150,18 @@ def test_every_claim_measure_computes_its_operation_and_a_study_file_offers_exac
                      'source = "s"\neffect = "e"\nexpect = "increase"\nmeasure = {product = ["baseline.pd", "baseline.pd"]}\n')
     with pytest.raises(StudyError, match="(?s)" + ".*".join(MEASURES)):  # the error lists the registry
         load_study(study)
+
+
+def test_each_world_kind_names_the_crosses_its_feature_spec_gives():
+    """model.omit_crosses is checked at load against WORLD_CROSSES; each world's feature spec is the truth."""
+    import simulator
+    from simulator.world.config import WORLD_CROSSES
+
+    assert set(WORLD_CROSSES) == set(WORLD_KINDS)
+    small = ["world.num_queries=3000", "world.num_topics=6", "world.num_advertisers=30", "world.initial_ads=60",
+             "world.num_users=1000"]
+    for kind, world_class in WORLD_KINDS.items():
+        scenario = simulator.load("scenarios/smoke.toml", overrides=[f"world.kind={kind}", *small])
+        world = world_class(scenario)
+        world.reset(0)
+        assert world.feature_spec(scenario.model).cross_names == WORLD_CROSSES[kind], kind

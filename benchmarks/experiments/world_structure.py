@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import time
 from pathlib import Path
 
@@ -59,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     command = (f"python -m benchmarks.experiments.world_structure --seeds {' '.join(map(str, args.seeds))} --hours "
                f"{args.hours:g} --worlds {' '.join(args.worlds)} --queries-per-minute {args.queries_per_minute:g} "
                f"--warm-start-hours {args.warm_start_hours:g}"
-               + (f" --omit-crosses {' '.join(args.omit_crosses)}" if args.omit_crosses else ""))
+               + (f" --omit-crosses {' '.join(map(shlex.quote, args.omit_crosses))}" if args.omit_crosses else ""))
     lines = ["# Does the world give hidden layers something to find?", "",
              f"`{command}` ({time.perf_counter() - started:,.0f} s). Final-window PV log-loss gap over the oracle "
              "on the same examples, mean ± 95 % t-interval over seeds; the difference is paired by seed.", "",

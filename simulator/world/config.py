@@ -21,6 +21,10 @@ class TrafficConfig:
 
 
 WORLD_KINDS = ("teaching", "realistic")  # the classes behind them: simulator.world.kinds.WORLD_KINDS (one test checks)
+# The hashed crosses each kind's feature spec gives the model, as model.omit_crosses names them (one test checks them
+# against World.feature_spec), so a scenario that omits a cross its world lacks is refused at load.
+WORLD_CROSSES = {"teaching": ("ad_id*query_topic",),
+                 "realistic": ("ad_id*query_topic", "ad_id*query_id", "ad_id*device", "ad_topic*hour")}
 
 
 @dataclass(frozen=True)
