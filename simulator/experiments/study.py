@@ -112,12 +112,12 @@ class Study:
     @property
     def quick_arms(self) -> list[str]:
         """The claims' arms and the sections' arms (the protocols' cells run anyway)."""
-        wanted = {arm for claim in self.claims for arm in claim.arms} | {*self.attribution_arms, *self.feedback_arms}
+        wanted = {*self.claim_arms, *self.attribution_arms, *self.feedback_arms}
         return [name for name in self.arms if name in wanted]
 
     @property
     def claim_arms(self) -> list[str]:
-        """The arms the claims read (the protocols' rows aside)."""
+        """The arms the claims read (the protocols' rows aside), in the study's order."""
         wanted = {arm for claim in self.claims for arm in claim.arms}
         return [name for name in self.arms if name in wanted]
 

@@ -43,21 +43,26 @@ def _claims(reports: dict[str, dict]) -> dict[str, dict]:
     return claims
 
 
-def _verdict(entry: dict) -> str:
-    return "not testable" if not entry.get("testable", True) else "reproduced" if entry["reproduced"] else "not reproduced"
+def _by_report(reports: dict[str, dict]) -> dict[str, dict[str, dict]]:
+    """Each report's claims by id."""
+    return {label: {e["id"]: e for e in report["claims"]} for label, report in reports.items()}
+
+
+def _testable(entry: dict) -> bool:
+    return entry.get("testable", True)
 
 
 def _cell(entry: dict | None, differs: bool) -> str:
     if entry is None:
         return "—"
     low, high = entry["ci95"]
-    verdict = {"reproduced": "**yes**", "not reproduced": "no"}.get(_verdict(entry), _verdict(entry))
+    verdict = "not testable" if not _testable(entry) else "**yes**" if entry["reproduced"] else "no"
     return f"{fmt(entry['mean'])} [{fmt(low)}, {fmt(high)}] {verdict}" + (" (†)" if differs else "")
 
 
-def _definitions_differ(reports: dict[str, dict], claim_id: str) -> set[str]:
+def _definitions_differ(by_report: dict[str, dict[str, dict]], claim_id: str) -> set[str]:
     """The labels of the reports whose definition of the claim differs from the first report's that has it."""
-    entries = {label: e for label, report in reports.items() for e in report["claims"] if e["id"] == claim_id}
+    entries = {label: claims[claim_id] for label, claims in by_report.items() if claim_id in claims}
     first = next(iter(entries.values()))
     return {label for label, e in entries.items() if e.get("definition") != first.get("definition")}
 
@@ -86,10 +91,10 @@ def side_by_side_markdown(reports: dict[str, dict], out: Path, figure_name: str)
     """The table: a row per claim, a column per report (mean [95 % interval] and the verdict; — where that report
     has no such claim)."""
     labels = list(reports)
-    by_report = {label: {e["id"]: e for e in report["claims"]} for label, report in reports.items()}
+    by_report = _by_report(reports)
     rows, marked = [], False
     for claim_id, entry in _claims(reports).items():
-        differs = _definitions_differ(reports, claim_id)
+        differs = _definitions_differ(by_report, claim_id)
         marked |= bool(differs)
         expect = EXPECT.get(entry.get("expect"), entry.get("expect", "?")).replace("margin", f"{entry.get('margin', 0):g}")
         cells = " | ".join(_cell(by_report[label].get(claim_id), label in differs) for label in labels)
@@ -111,21 +116,21 @@ def side_by_side_markdown(reports: dict[str, dict], out: Path, figure_name: str)
 def side_by_side_figure(reports: dict[str, dict]):
     """A panel per claim (their units differ): each report's mean and 95 % interval, green where it reproduced."""
     plt = pyplot()
-    claims, labels = _claims(reports), list(reports)
+    claims, labels, by_report = _claims(reports), list(reports), _by_report(reports)
     columns = 4
     rows = -(-len(claims) // columns)
     figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 0.45 * len(labels) * rows + 1.4 * rows),
                                 squeeze=False)
     for axis, (claim_id, first) in zip(axes.flat, claims.items()):
         for row, label in enumerate(labels):
-            entry = next((e for e in reports[label]["claims"] if e["id"] == claim_id), None)
+            entry = by_report[label].get(claim_id)
             if entry is None:
                 continue
-            if _verdict(entry) == "not testable":
+            if not _testable(entry):
                 axis.text(0, row, " not testable", color="grey", va="center", fontsize=8)
                 continue
             low, high = entry["ci95"]
-            color = {"reproduced": "C2", "not reproduced": "C3"}.get(_verdict(entry), "grey")
+            color = "C2" if entry["reproduced"] else "C3"
             axis.errorbar(entry["mean"], row, xerr=[[entry["mean"] - low], [high - entry["mean"]]], fmt="o",
                           color=color, capsize=3)
         axis.axvline(0, color="grey", linestyle="--", linewidth=0.8)
