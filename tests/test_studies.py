@@ -130,7 +130,8 @@ def test_the_seeds_hours_and_arms_a_run_uses(tmp_path):
 MATURE = '[mature]\nwarm_start_hours = 0.05\nclaims = ["c"]\n'
 
 
-def test_the_mature_pass_warm_starts_every_arm_and_keeps_only_its_claims(tmp_path):
+def test_the_mature_pass_warm_starts_every_arm_and_keeps_only_its_claims(tmp_path, monkeypatch):
+    from simulator.experiments import cells
     from simulator.experiments.cells import Cell
 
     arms = "[arms.wide]\noverrides = [\"model.quality_hidden=[128]\"]\n[arms.distill]\n" \
@@ -154,6 +155,9 @@ measure = {difference = ["distill.pv_auc", "baseline.pv_auc"]}
     assert mature.claim_arms == ["baseline", "wide", "rank"] and study.claim_arms == ["baseline", "wide", "distill", "rank"]
     assert not mature.auction and not mature.attribution_arms and not mature.feedback_arms
     assert Cell("rank", 0, 0.1).key(mature) != Cell("rank", 0, 0.1).key(study)  # never served from the cold cache
+    warm_key, cold_key = Cell("rank", 0, 0.1).key(mature), Cell("rank", 0, 0.1).key(study)
+    monkeypatch.setattr(cells, "WARM_START_VERSION", cells.WARM_START_VERSION + 1)  # the pre-training's code changed
+    assert Cell("rank", 0, 0.1).key(mature) != warm_key and Cell("rank", 0, 0.1).key(study) == cold_key
     with pytest.raises(StudyError, match="--mature: the study .* has no \\[mature\\] table"):
         load_study(_study(tmp_path)).mature_pass()
     for old, new, message in (('claims = ["c"]', 'claims = ["e"]', r"mature\.claims: unknown claim 'e'; claims: c, d"),
@@ -162,6 +166,25 @@ measure = {difference = ["distill.pv_auc", "baseline.pv_auc"]}
                               ("= 0.05", "= 0.05\nhours = 2", r"mature\.hours: unknown key")):
         with pytest.raises(StudyError, match=message):
             load_study(_study(tmp_path, text + MATURE.replace(old, new)))
+
+
+def test_a_study_warm_starts_all_its_arms_or_none(tmp_path):
+    """An arm may not warm-start apart from the others; a scenario that warm-starts makes the whole study warm."""
+    apart = STUDY.replace('overrides = ["@rank"]',
+                          'overrides = ["train.rank_loss_weight=0.3", "run.warm_start_hours=0.05"]')
+    assert apart != STUDY
+    with pytest.raises(StudyError, match=r"arms\.rank\.overrides: run\.warm_start_hours: every arm of a study starts "
+                                         r"alike \(the scenario's 0 h\)") as error:
+        load_study(_study(tmp_path, apart))
+    assert "\n" not in str(error.value)
+    warm = tmp_path / "warm.toml"
+    warm.write_text(SMOKE.read_text().replace("[run]\n", "[run]\nwarm_start_hours = 0.05\n", 1))
+    study = load_study(_study(tmp_path))
+    assert study.warm_start_hours == 0 and study.on_scenario(str(warm)).warm_start_hours == 0.05
+    cold_arm = STUDY.replace('overrides = ["@rank"]',
+                             'overrides = ["train.rank_loss_weight=0.3", "run.warm_start_hours=0"]')
+    with pytest.raises(StudyError, match=r"--scenario .*warm\.toml: arms\.rank\.overrides: .*\(the scenario's 0\.05 h\)"):
+        load_study(_study(tmp_path, cold_arm)).on_scenario(str(warm))
 
 
 def test_a_mature_claim_cannot_read_the_offline_protocol(tmp_path):

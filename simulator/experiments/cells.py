@@ -15,7 +15,7 @@ from simulator import config
 from simulator.experiments.protocols import auction_revenue, batch_scaling
 from simulator.experiments.runner import Job, Outcome, run_jobs
 from simulator.experiments.study import Arm, Study
-from simulator.loop.simulation import Simulation
+from simulator.loop.simulation import WARM_START_VERSION, Simulation
 from simulator.measure.irreproducibility import irreproducibility
 from simulator.measure.runs import clipped_share, component_spread, run_metrics
 
@@ -70,9 +70,11 @@ class Cell:
 
     def key(self, study: Study) -> str:
         """The cache id: the arm's whole definition (overrides, replica, nuisance), the hours and the scenario's text
-        (and the measurements' version): two studies share a cell only where they would compute the same numbers."""
+        (and the measurements' version, and a warm-started arm's WARM_START_VERSION): two studies share a cell only
+        where they would compute the same numbers."""
         arm = study.arms.get(self.arm)
-        overrides = () if arm is None else (*arm.overrides, f"replica={arm.replica}", f"nuisance={arm.nuisance}")
+        overrides = () if arm is None else (*arm.overrides, f"replica={arm.replica}", f"nuisance={arm.nuisance}",
+                                            *([f"warm start version {WARM_START_VERSION}"] if study.warm_start_hours else []))
         if self.arm == "batch_scaling":
             overrides = (*(f"{name}: {' '.join(o)}" for name, o in study.batch_scaling.settings.items()),
                          f"epochs {study.batch_scaling.epochs}")

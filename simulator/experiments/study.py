@@ -103,7 +103,7 @@ class Study:
     quick_seeds: tuple[int, ...] | None = None  # `--quick`: these seeds and hours, the claims' and sections' arms
     quick_hours: float | None = None
     mature: Mature | None = None
-    warm_start_hours: float = 0.0  # > 0 in the study `mature_pass` returns: every arm is warm-started so long
+    warm_start_hours: float = 0.0  # every arm's run.warm_start_hours: the scenario's, or [mature]'s in `mature_pass`
 
     @property
     def replica_arms(self) -> list[str]:
@@ -154,9 +154,11 @@ class Study:
     def on_scenario(self, value: str) -> Study:
         """The same study on another scenario (a shipped name or a .toml path), its arms re-checked there."""
         scenario = scenario_path(value, Path.cwd(), "--scenario")
+        warm = _check_overrides((), scenario, f"--scenario {value}").run.warm_start_hours
         for arm in self.arms.values():
-            _check_overrides(arm.overrides, scenario, f"--scenario {value}: arms.{arm.name}.overrides")
-        return dataclasses.replace(self, scenario=scenario)
+            _arm_warm_start(_check_overrides(arm.overrides, scenario, f"--scenario {value}: arms.{arm.name}.overrides"),
+                            warm, f"--scenario {value}: arms.{arm.name}.overrides")
+        return dataclasses.replace(self, scenario=scenario, warm_start_hours=warm)
 
 
 # ---- reading and checking a study file ------------------------------------------------------------------------
@@ -210,6 +212,14 @@ def _check_overrides(overrides: tuple[str, ...], scenario: Path, where: str) -> 
         return config.load(scenario, list(overrides))
     except ConfigError as err:
         raise StudyError(f"{where}: {err}") from None
+
+
+def _arm_warm_start(arm_scenario: config.Scenario, warm_start_hours: float, where: str) -> None:
+    """Refuse an arm that warm-starts unlike the scenario: a study's arms start alike (its [mature] table warm-starts
+    them all), and its report states one warm start."""
+    if arm_scenario.run.warm_start_hours != warm_start_hours:
+        raise StudyError(f"{where}: run.warm_start_hours: every arm of a study starts alike (the scenario's "
+                         f"{warm_start_hours:g} h); warm-start them all with the study's [mature] table")
 
 
 def scenario_path(value: str, base: Path, where: str) -> Path:
@@ -266,6 +276,7 @@ def load_study(path: str | Path) -> Study:
                        ("scenario", "seeds", "hours", "arms"))
     scenario = scenario_path(typed(data["scenario"], f"{where}: scenario", str, "a scenario file or a shipped name"),
                              path.parent, f"{where}: scenario")
+    warm_start_hours = _check_overrides((), scenario, f"{where}: scenario").run.warm_start_hours
     quick = check_keys(data.get("quick", {}), f"{where}: quick", ("seeds", "hours"))
     groups = {name: strings(items, f"{where}: groups.{name}")
               for name, items in check_keys(data.get("groups", {}), f"{where}: groups", tuple(data.get("groups", {}))).items()}
@@ -277,6 +288,7 @@ def load_study(path: str | Path) -> Study:
         spec = check_keys(spec, at, ("overrides", "replica", "nuisance"))
         overrides = _expand(strings(spec.get("overrides", []), f"{at}.overrides"), groups, f"{at}.overrides")
         arm_scenario = _check_overrides(overrides, scenario, f"{at}.overrides")
+        _arm_warm_start(arm_scenario, warm_start_hours, f"{at}.overrides")
         if spec.get("nuisance", "init") not in NUISANCES:
             raise StudyError(f"{at}.nuisance: {spec['nuisance']!r} is not allowed; allowed: {', '.join(NUISANCES)}")
         replica = typed(spec.get("replica", False), f"{at}.replica", bool, "true or false")
@@ -355,4 +367,5 @@ def load_study(path: str | Path) -> Study:
         attribution_arms=known_arms(report.get("attribution_arms", []), f"{where}: report.attribution_arms", set(arms)),
         feedback_arms=known_arms(report.get("feedback_arms", []), f"{where}: report.feedback_arms", set(arms)),
         quick_seeds=_seeds(quick["seeds"], f"{where}: quick.seeds") if "seeds" in quick else None,
-        quick_hours=_hours(quick["hours"], f"{where}: quick.hours") if "hours" in quick else None, mature=mature)
+        quick_hours=_hours(quick["hours"], f"{where}: quick.hours") if "hours" in quick else None, mature=mature,
+        warm_start_hours=warm_start_hours)
