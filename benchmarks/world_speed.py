@@ -33,7 +33,7 @@ def run_child(scenario: str, hours: float) -> None:
 
     enable_compilation_cache()
     summary = Simulation(simulator.load(scenario, overrides=[f"run.duration_hours={hours}"])).run().summary()
-    rss_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # KiB on Linux
+    rss_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9  # KiB on Linux; decimal GB
     print(json.dumps({"queries": summary["queries"], "wall_seconds": summary["wall_seconds"],
                       "queries_per_second": summary["queries_per_second"], "peak_rss_gb": rss_gb}))
 

@@ -210,7 +210,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     command = "adfloor " + " ".join(args.argv)
     where = f"Ray at {args.address}" if args.address else f"{args.workers} {args.backend} workers"
     print(f"adfloor {args.command}: study {study.name!r}, {len(seeds)} seeds × {len(arms) if arms else 'all'} arms, "
-          f"{hours:g} simulated hours each" + (f" after {study.warm_start_hours:g} h of warm start" if args.mature else "")
+          f"{hours:g} simulated hours each" + (f" after {study.warm_start_hours:g} h of warm start" if study.warm_start_hours else "")
           + f", {where} → {out}/ (cells cached in {cache}/)", file=sys.stderr)
     try:
         entries, failures = report(study, out, seeds, hours, arms=list(arms) if arms else None, workers=args.workers,

@@ -168,13 +168,13 @@ measure = {difference = ["distill.pv_auc", "baseline.pv_auc"]}
             load_study(_study(tmp_path, text + MATURE.replace(old, new)))
 
 
-def test_a_study_warm_starts_all_its_arms_or_none(tmp_path):
+def test_a_study_warm_starts_all_its_arms_or_none(tmp_path, monkeypatch):
     """An arm may not warm-start apart from the others; a scenario that warm-starts makes the whole study warm."""
     apart = STUDY.replace('overrides = ["@rank"]',
                           'overrides = ["train.rank_loss_weight=0.3", "run.warm_start_hours=0.05"]')
     assert apart != STUDY
-    with pytest.raises(StudyError, match=r"arms\.rank\.overrides: run\.warm_start_hours: every arm of a study starts "
-                                         r"alike \(the scenario's 0 h\)") as error:
+    with pytest.raises(StudyError, match=r"arms\.rank\.overrides: run\.warm_start_hours: this arm's 0\.05 h, the "
+                                         r"scenario's 0 h; every arm of a study starts alike") as error:
         load_study(_study(tmp_path, apart))
     assert "\n" not in str(error.value)
     warm = tmp_path / "warm.toml"
@@ -183,8 +183,19 @@ def test_a_study_warm_starts_all_its_arms_or_none(tmp_path):
     assert study.warm_start_hours == 0 and study.on_scenario(str(warm)).warm_start_hours == 0.05
     cold_arm = STUDY.replace('overrides = ["@rank"]',
                              'overrides = ["train.rank_loss_weight=0.3", "run.warm_start_hours=0"]')
-    with pytest.raises(StudyError, match=r"--scenario .*warm\.toml: arms\.rank\.overrides: .*\(the scenario's 0\.05 h\)"):
+    with pytest.raises(StudyError, match=r"--scenario .*warm\.toml: arms\.rank\.overrides: .*this arm's 0 h, the scenario's 0\.05 h"):
         load_study(_study(tmp_path, cold_arm)).on_scenario(str(warm))
+    # a warm-starting scenario's cells, its protocol's included (its logs come from a warm-started run), carry the
+    # warm start's code version in their keys; the auction protocol runs no loop and keeps its key
+    from simulator.experiments import cells
+    from simulator.experiments.cells import Cell
+
+    scaling = STUDY + '[protocols]\nauction = true\n[protocols.batch_scaling]\nepochs = 1\nsettings = {small = ["train.batch_size=512"]}\n'
+    warm_study = load_study(_study(tmp_path, scaling)).on_scenario(str(warm))
+    keys = {name: Cell(name, 0, 0.1).key(warm_study) for name in ("rank", "batch_scaling", "auction")}
+    monkeypatch.setattr(cells, "WARM_START_VERSION", cells.WARM_START_VERSION + 1)
+    assert {name: Cell(name, 0, 0.1).key(warm_study) == key for name, key in keys.items()} == {
+        "rank": False, "batch_scaling": False, "auction": True}
 
 
 def test_a_mature_claim_cannot_read_the_offline_protocol(tmp_path):

@@ -1,5 +1,6 @@
-"""Where does anti-distillation act? The ensemble's components' spread against the term's weight, on seeds the
-claims never use for a verdict (100, 101), so the weight of the `ensemble3_anti` arm is chosen before its test.
+"""Where does anti-distillation act? The ensemble's components' spread against the term's weight, by default on seeds
+the claims never use for a verdict (100, 101), so the weight of the `ensemble3_anti` arm is chosen before its test
+(run on the claims' seeds, as below, it diagnoses a cell and chooses nothing).
 
     python -m benchmarks.experiments.anti_distillation_weight            # weights 0 1 2 3 5, 2 h, seeds 100 101
     python -m benchmarks.experiments.anti_distillation_weight --hours 1 --weights 0 10
@@ -52,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
                    "pv_logloss_gap": output.summary()["final_window_gap"],
                    "component_mean_pctr": components.mean(axis=0).tolist(),
                    "component_share_above_half": (components > 0.5).mean(axis=0).tolist(),
-                   "pv_over_oracle_per_6_minutes": _pv_over_oracle(simulation.rows, 6.0)}
+                   "pv_over_oracle_per_6_minutes": _pv_over_oracle(simulation.rows, 6.0),
+                   "stopped": output.stopped}  # a run can stop on non-finite predictions even without the guard
             rows.append(row)
             print(f"seed {seed}  weight {weight:g}: spread {row['component_spread']:.4f}  "
                   f"log-loss gap {100 * row['pv_logloss_gap']:+.2f} %", file=sys.stderr)

@@ -73,11 +73,11 @@ class Cell:
         (and the measurements' version, and a warm-started arm's WARM_START_VERSION): two studies share a cell only
         where they would compute the same numbers."""
         arm = study.arms.get(self.arm)
-        overrides = () if arm is None else (*arm.overrides, f"replica={arm.replica}", f"nuisance={arm.nuisance}",
-                                            *([f"warm start version {WARM_START_VERSION}"] if study.warm_start_hours else []))
-        if self.arm == "batch_scaling":
+        warm = (f"warm start version {WARM_START_VERSION}",) if study.warm_start_hours else ()  # the auction's: cold
+        overrides = () if arm is None else (*arm.overrides, f"replica={arm.replica}", f"nuisance={arm.nuisance}", *warm)
+        if self.arm == "batch_scaling":  # its logs come from a run of the scenario, warm-started if the scenario is
             overrides = (*(f"{name}: {' '.join(o)}" for name, o in study.batch_scaling.settings.items()),
-                         f"epochs {study.batch_scaling.epochs}")
+                         f"epochs {study.batch_scaling.epochs}", *warm)
         digest = hashlib.sha256(json.dumps([MEASUREMENTS_VERSION, overrides, self.hours,
                                             Path(study.scenario).read_text()]).encode())
         return f"{self.arm}-seed{self.seed}-{digest.hexdigest()[:10]}"

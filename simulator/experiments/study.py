@@ -152,7 +152,8 @@ class Study:
         return chosen, hours, self.quick_arms if quick else None
 
     def on_scenario(self, value: str) -> Study:
-        """The same study on another scenario (a shipped name or a .toml path), its arms re-checked there."""
+        """The same study on another scenario (a shipped name or a .toml path), its arms re-checked there; call it
+        before `mature_pass`, whose arms carry their warm start as an override."""
         scenario = scenario_path(value, Path.cwd(), "--scenario")
         warm = _check_overrides((), scenario, f"--scenario {value}").run.warm_start_hours
         for arm in self.arms.values():
@@ -218,8 +219,9 @@ def _arm_warm_start(arm_scenario: config.Scenario, warm_start_hours: float, wher
     """Refuse an arm that warm-starts unlike the scenario: a study's arms start alike (its [mature] table warm-starts
     them all), and its report states one warm start."""
     if arm_scenario.run.warm_start_hours != warm_start_hours:
-        raise StudyError(f"{where}: run.warm_start_hours: every arm of a study starts alike (the scenario's "
-                         f"{warm_start_hours:g} h); warm-start them all with the study's [mature] table")
+        raise StudyError(f"{where}: run.warm_start_hours: this arm's {arm_scenario.run.warm_start_hours:g} h, the "
+                         f"scenario's {warm_start_hours:g} h; every arm of a study starts alike (drop the override; the "
+                         "study's [mature] table warm-starts them all)")
 
 
 def scenario_path(value: str, base: Path, where: str) -> Path:
