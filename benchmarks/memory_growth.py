@@ -1,0 +1,90 @@
+"""What makes a run's memory grow? The Python-side allocations that grow between two moments of a run, grouped by the
+line of adfloor's code that made them, against the RSS growth over the same stretch.
+
+    python benchmarks/memory_growth.py [--scenario large] [--from-minute 40] [--to-minute 100] [--json OUT.json]
+
+A run keeps records for its end-of-run measures (impressions, PV examples, probes); issue #17's memory target
+(the large preset ≤ 8 GB) needs to know how much of its growth each is. tracemalloc (started 10 simulated minutes
+before the first snapshot) sees numpy's allocations; what JAX and XLA allocate natively it does not, so the RSS
+growth beside it bounds what the trace leaves out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tracemalloc
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import simulator  # noqa: E402
+from simulator.compile_cache import enable_compilation_cache  # noqa: E402
+from simulator.loop.simulation import Simulation  # noqa: E402
+
+
+def resident_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * 4096
+
+
+def impressions(simulation: Simulation) -> int:
+    return sum(len(part) for part in simulation.log._parts["minute"])
+
+
+def adfloor_line(traceback: tracemalloc.Traceback) -> str:
+    """The innermost frame in adfloor's own code (not numpy's, simpy's or the standard library's)."""
+    for frame in reversed(traceback):  # most recent call last
+        path = Path(frame.filename)
+        if ROOT in path.parents and ".venv" not in path.parts:
+            return f"{path.relative_to(ROOT)}:{frame.lineno}"
+    return "elsewhere"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenario", default="large", help="a shipped scenario name or a .toml file")
+    parser.add_argument("--from-minute", type=float, default=40.0)
+    parser.add_argument("--to-minute", type=float, default=100.0)
+    parser.add_argument("--json", help="also write the results to this file")
+    args = parser.parse_args()
+    if not 10.0 <= args.from_minute < args.to_minute:
+        parser.error("need 10 ≤ --from-minute < --to-minute")
+    enable_compilation_cache()
+    marks: dict = {}
+
+    def progress(p) -> None:
+        if p.sim_minute >= args.from_minute - 10 and not tracemalloc.is_tracing() and "from" not in marks:
+            tracemalloc.start(25)
+        elif p.sim_minute >= args.from_minute and "from" not in marks:
+            marks["from"] = (tracemalloc.take_snapshot(), impressions(simulation), resident_bytes(), p.sim_minute)
+        elif p.sim_minute >= args.to_minute and "to" not in marks:
+            marks["to"] = (tracemalloc.take_snapshot(), impressions(simulation), resident_bytes(), p.sim_minute)
+            tracemalloc.stop()
+
+    scenario = simulator.load(args.scenario, overrides=[f"run.duration_hours={(args.to_minute + 5) / 60}"])
+    simulation = Simulation(scenario, progress=progress)
+    simulation.run(finish=False)
+    (first, shown_first, rss_first, minute_first), (last, shown_last, rss_last, minute_last) = marks["from"], marks["to"]
+    shown = shown_last - shown_first
+    growth = Counter()
+    for stat in last.compare_to(first, "traceback"):
+        growth[adfloor_line(stat.traceback)] += stat.size_diff
+    traced = sum(growth.values())
+    print(f"{args.scenario}: simulated minutes {minute_first:.0f} → {minute_last:.0f}, {shown:,} impressions; RSS grew "
+          f"{(rss_last - rss_first) / 1e6:.0f} MB = {(rss_last - rss_first) / shown:.0f} B an impression, tracemalloc saw "
+          f"{traced / 1e6:.0f} MB = {traced / shown:.0f} B an impression:")
+    for line, size in growth.most_common(15):
+        print(f"  {size / shown:7.1f} B an impression  {line}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({
+            "scenario": args.scenario, "minutes": [minute_first, minute_last], "impressions": shown,
+            "rss_growth_bytes": rss_last - rss_first, "traced_growth_bytes": traced,
+            "traced_by_line": dict(growth.most_common())}, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
