@@ -6,7 +6,8 @@ line of adfloor's code that made them, against the RSS growth over the same stre
 A run keeps records for its end-of-run measures (impressions, PV examples, probes); issue #17's memory target
 (the large preset ≤ 8 GB) needs to know how much of its growth each is. tracemalloc (started 10 simulated minutes
 before the first snapshot) sees numpy's allocations; what JAX and XLA allocate natively it does not, so the RSS
-growth beside it bounds what the trace leaves out.
+growth beside it bounds what the trace leaves out, and the bytes of live JAX arrays say whether held device buffers
+are in that rest.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import jax  # noqa: E402
+
 import simulator  # noqa: E402
 from simulator.compile_cache import enable_compilation_cache  # noqa: E402
 from simulator.loop.simulation import Simulation  # noqa: E402
@@ -29,6 +32,10 @@ from simulator.loop.simulation import Simulation  # noqa: E402
 def resident_bytes() -> int:
     with open("/proc/self/statm") as statm:
         return int(statm.read().split()[1]) * 4096
+
+
+def live_jax_bytes() -> int:
+    return sum(array.nbytes for array in jax.live_arrays())
 
 
 def impressions(simulation: Simulation) -> int:
@@ -60,15 +67,18 @@ def main() -> None:
         if p.sim_minute >= args.from_minute - 10 and not tracemalloc.is_tracing() and "from" not in marks:
             tracemalloc.start(25)
         elif p.sim_minute >= args.from_minute and "from" not in marks:
-            marks["from"] = (tracemalloc.take_snapshot(), impressions(simulation), resident_bytes(), p.sim_minute)
+            marks["from"] = (tracemalloc.take_snapshot(), impressions(simulation), resident_bytes(), live_jax_bytes(),
+                             p.sim_minute)
         elif p.sim_minute >= args.to_minute and "to" not in marks:
-            marks["to"] = (tracemalloc.take_snapshot(), impressions(simulation), resident_bytes(), p.sim_minute)
+            marks["to"] = (tracemalloc.take_snapshot(), impressions(simulation), resident_bytes(), live_jax_bytes(),
+                           p.sim_minute)
             tracemalloc.stop()
 
     scenario = simulator.load(args.scenario, overrides=[f"run.duration_hours={(args.to_minute + 5) / 60}"])
     simulation = Simulation(scenario, progress=progress)
     simulation.run(finish=False)
-    (first, shown_first, rss_first, minute_first), (last, shown_last, rss_last, minute_last) = marks["from"], marks["to"]
+    (first, shown_first, rss_first, jax_first, minute_first) = marks["from"]
+    (last, shown_last, rss_last, jax_last, minute_last) = marks["to"]
     shown = shown_last - shown_first
     growth = Counter()
     for stat in last.compare_to(first, "traceback"):
@@ -76,13 +86,15 @@ def main() -> None:
     traced = sum(growth.values())
     print(f"{args.scenario}: simulated minutes {minute_first:.0f} → {minute_last:.0f}, {shown:,} impressions; RSS grew "
           f"{(rss_last - rss_first) / 1e6:.0f} MB = {(rss_last - rss_first) / shown:.0f} B an impression, tracemalloc saw "
-          f"{traced / 1e6:.0f} MB = {traced / shown:.0f} B an impression:")
+          f"{traced / 1e6:.0f} MB = {traced / shown:.0f} B an impression, live JAX arrays {jax_first / 1e6:.0f} → "
+          f"{jax_last / 1e6:.0f} MB; the traced growth by line:")
     for line, size in growth.most_common(15):
         print(f"  {size / shown:7.1f} B an impression  {line}")
     if args.json:
         Path(args.json).write_text(json.dumps({
             "scenario": args.scenario, "minutes": [minute_first, minute_last], "impressions": shown,
             "rss_growth_bytes": rss_last - rss_first, "traced_growth_bytes": traced,
+            "live_jax_array_bytes": [jax_first, jax_last],
             "traced_by_line": dict(growth.most_common())}, indent=1) + "\n")
 
 
