@@ -191,11 +191,15 @@ def test_a_study_warm_starts_all_its_arms_or_none(tmp_path, monkeypatch):
     from simulator.experiments.cells import Cell
 
     scaling = STUDY + '[protocols]\nauction = true\n[protocols.batch_scaling]\nepochs = 1\nsettings = {small = ["train.batch_size=512"]}\n'
-    warm_study = load_study(_study(tmp_path, scaling)).on_scenario(str(warm))
-    keys = {name: Cell(name, 0, 0.1).key(warm_study) for name in ("rank", "batch_scaling", "auction")}
+    cold_study = load_study(_study(tmp_path, scaling))
+    warm_study = cold_study.on_scenario(str(warm))
+    keys = {(name, study.warm_start_hours): Cell(name, 0, 0.1).key(study) for name in ("rank", "batch_scaling", "auction")
+            for study in (cold_study, warm_study)}
     monkeypatch.setattr(cells, "WARM_START_VERSION", cells.WARM_START_VERSION + 1)
-    assert {name: Cell(name, 0, 0.1).key(warm_study) == key for name, key in keys.items()} == {
-        "rank": False, "batch_scaling": False, "auction": True}
+    kept = {(name, study.warm_start_hours): Cell(name, 0, 0.1).key(study) == keys[name, study.warm_start_hours]
+            for name in ("rank", "batch_scaling", "auction") for study in (cold_study, warm_study)}
+    assert kept == {("rank", 0): True, ("batch_scaling", 0): True, ("auction", 0): True,
+                    ("rank", 0.05): False, ("batch_scaling", 0.05): False, ("auction", 0.05): True}
 
 
 def test_a_mature_claim_cannot_read_the_offline_protocol(tmp_path):
