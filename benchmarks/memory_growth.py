@@ -40,10 +40,6 @@ def live_jax_bytes() -> int:
     return sum(array.nbytes for array in jax.live_arrays())
 
 
-def impressions(simulation: Simulation) -> int:
-    return sum(len(part) for part in simulation.log._parts["minute"])
-
-
 def adfloor_line(traceback: tracemalloc.Traceback) -> str:
     """The innermost frame in adfloor's own code (not numpy's, simpy's or the standard library's)."""
     for frame in reversed(traceback):  # most recent call last
@@ -76,10 +72,10 @@ def main() -> None:
                 tracemalloc.start(25)
         elif p.sim_minute >= args.from_minute and "from" not in marks:
             rss = resident_bytes()  # before the snapshot, whose own objects are not the run's
-            marks["from"] = (snapshot(), impressions(simulation), rss, live_jax_bytes(), p.sim_minute)
+            marks["from"] = (snapshot(), len(simulation.log), rss, live_jax_bytes(), p.sim_minute)
         elif p.sim_minute >= args.to_minute and "to" not in marks:
             rss = resident_bytes()
-            marks["to"] = (snapshot(), impressions(simulation), rss, live_jax_bytes(), p.sim_minute)
+            marks["to"] = (snapshot(), len(simulation.log), rss, live_jax_bytes(), p.sim_minute)
             if tracemalloc.is_tracing():
                 tracemalloc.stop()
 

@@ -58,6 +58,10 @@ class ImpressionLog:
         for name in self.COLUMNS:
             self._parts[name].append(np.asarray(columns[name]))
 
+    def __len__(self) -> int:
+        """The impressions logged so far (without joining the parts)."""
+        return sum(len(part) for part in self._parts["minute"])
+
     def column(self, name: str) -> np.ndarray:
         return np.concatenate(self._parts[name]) if self._parts[name] else np.zeros(0)
 
