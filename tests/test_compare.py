@@ -113,7 +113,7 @@ def _hand_made_pair(smoke_output, treatments: int = 1):
     """
     import dataclasses
 
-    from simulator.loop.records import ImpressionLog
+    from simulator.loop.records import ColumnLog, ImpressionLog, ProbeRecord
 
     k = smoke_output.scenario.world.num_positions
 
@@ -129,8 +129,11 @@ def _hand_made_pair(smoke_output, treatments: int = 1):
         pctr = np.full((2, 2, treatments, k), 0.1, np.float32)
         for (row, candidate, position_), value in changes.items():
             pctr[row, candidate, 0, position_] = value
-        probes = [(np.zeros(2, np.float32), np.array([0, 2]), pctr, np.ones((2, 2), bool), np.array([[10, 11], [13, 14]]),
-                   np.full((2, 2), 0.1, np.float32), np.zeros(2, np.int32), np.zeros(2, np.int32))]
+        probes = ColumnLog(ProbeRecord._fields)
+        probes.append(minute=np.zeros(2, np.float32), query=np.array([0, 2]), pctr=pctr, valid=np.ones((2, 2), bool),
+                      candidates=np.array([[10, 11], [13, 14]]), relevance=np.full((2, 2), 0.1, np.float32),
+                      context=np.zeros(2, np.int32), device=np.zeros(2, np.int32),
+                      lift=np.ones((2, 2, treatments), np.float32))
         return dataclasses.replace(smoke_output, log=log, probes=probes, queries=3)
 
     a = run([[10, 11], [12], [13]], {})

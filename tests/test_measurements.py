@@ -311,16 +311,16 @@ def test_second_half_windows_are_the_second_half_of_simulated_time(smoke_output)
     only in the second half of simulated time, so the second-half calibration there is exactly 0."""
     import dataclasses
 
-    from simulator.loop.records import PvChunk
+    from simulator.loop.records import PV_COLUMNS, ColumnLog, PvChunk
     from simulator.measure.runs import run_metrics
 
     minutes = 60.0 * smoke_output.scenario.run.duration_hours
-    chunks = []
+    chunks = ColumnLog(PV_COLUMNS)
     for minute, count in ((0.1 * minutes, 3000), (0.4 * minutes, 3000), (0.6 * minutes, 500), (0.9 * minutes, 500)):
         truth = np.full(count, 0.1, np.float32)
         label = (np.arange(count) % 10 == 0).astype(np.float32)
         prediction = truth if minute >= 0.5 * minutes else 2 * truth
-        chunks.append(PvChunk(minute, prediction, label, truth, np.ones(count, np.float32), np.arange(count)))
+        chunks.append(**PvChunk(minute, prediction, label, truth, np.ones(count, np.float32), np.arange(count)).rows())
     output = dataclasses.replace(smoke_output, pv=chunks)
     examination = np.ones((1, len(output.scenario.world.treatments), output.scenario.world.num_positions))
     assert run_metrics(output, examination)["calibration_vs_truth"] == pytest.approx(0.0, abs=1e-9)

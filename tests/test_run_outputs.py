@@ -64,6 +64,35 @@ def test_impression_log_is_written_on_request(tmp_path):
     assert {"query", "ad_id", "position", "treatment", "click", "true_ctr", "pctr", "price_per_click"} <= set(impressions)
 
 
+def test_records_moved_to_disk_read_back_as_the_same_arrays(smoke_scenario, smoke_output, tmp_path, monkeypatch):
+    """A run whose records move to disk almost every tick (run.records_memory_mb = 10 KB) ends with the same
+    impressions, PV examples, probes, summary and impressions.parquet as one that holds them all; the files go when
+    the records do."""
+    import gc
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    moved = simulator.run(simulator.config.replace(smoke_scenario, run__records_memory_mb=0.01))
+    assert min(moved.log.stored_parts, moved.pv.stored_parts, moved.probes.stored_parts) > 10
+    assert smoke_output.log.stored_parts == smoke_output.pv.stored_parts == 0
+    for records in ("log", "pv", "probes"):
+        a, b = getattr(moved, records).arrays(), getattr(smoke_output, records).arrays()
+        assert a.keys() == b.keys()
+        for name in a:
+            assert a[name].dtype == b[name].dtype and np.array_equal(a[name], b[name]), (records, name)
+    summaries = [{k: v for k, v in run.summary().items() if k not in WALL_CLOCK_KEYS} for run in (moved, smoke_output)]
+    assert summaries[0] == summaries[1]
+    moved.write(tmp_path / "moved", impressions=True)
+    smoke_output.write(tmp_path / "held", impressions=True)
+    pdt.assert_frame_equal(pd.read_parquet(tmp_path / "moved" / "impressions.parquet"),
+                           pd.read_parquet(tmp_path / "held" / "impressions.parquet"))
+    assert len(list((tmp_path / "tmp").iterdir())) == 3  # a folder for each of the three records
+    del moved
+    gc.collect()
+    assert not list((tmp_path / "tmp").iterdir())
+
+
 def test_exp_transfer_and_oracle_model_run_end_to_end(smoke_scenario):
     short = simulator.config.replace(smoke_scenario, run__duration_hours=0.5)
     exp = simulator.run(simulator.config.replace(short, model__transfer="exp")).summary()
@@ -84,15 +113,15 @@ def test_final_window_is_the_last_quarter_of_simulated_time(smoke_output):
     perfect (prediction = truth) only in the last quarter of simulated time, so only that window has gap 0."""
     import dataclasses
 
-    from simulator.loop.records import PvChunk
+    from simulator.loop.records import PV_COLUMNS, ColumnLog, PvChunk
 
     minutes = 60.0 * smoke_output.scenario.run.duration_hours
-    chunks = []
+    chunks = ColumnLog(PV_COLUMNS)
     for minute, count in ((0.1 * minutes, 3000), (0.5 * minutes, 3000), (0.8 * minutes, 500), (0.95 * minutes, 500)):
         truth = np.full(count, 0.1, np.float32)
         label = (np.arange(count) % 10 == 0).astype(np.float32)
         prediction = truth if minute >= 0.75 * minutes else np.full(count, 0.3, np.float32)
-        chunks.append(PvChunk(minute, prediction, label, truth, np.ones(count, np.float32), np.arange(count)))
+        chunks.append(**PvChunk(minute, prediction, label, truth, np.ones(count, np.float32), np.arange(count)).rows())
     summary = dataclasses.replace(smoke_output, pv=chunks).summary()
     assert summary["final_window_gap"] == pytest.approx(0.0, abs=1e-9)
     assert summary["final_window_pv_logloss"] == pytest.approx(summary["final_window_oracle_logloss"])

@@ -67,7 +67,9 @@ def test_the_open_loop_control_starts_from_the_replicas_pre_trained_state(tmp_pa
     assert len(list(tmp_path.iterdir())) == 2  # the primary's pre-trained state and the replica's, shared by both
 
     def first_and_last(output):
-        return output.probes[0].pctr, output.probes[-1].pctr
+        probes = output.probe_arrays()
+        minute, pctr = probes["minute"], probes["pctr"]
+        return pctr[minute == minute[0]], pctr[minute == minute[-1]]
 
     (replica_first, replica_last), (open_first, open_last) = first_and_last(replica), first_and_last(open_loop)
     np.testing.assert_array_equal(open_first, replica_first)  # the same deployed model when the window opens

@@ -20,8 +20,9 @@ from simulator import config as config_module
 from simulator.config import Scenario
 from simulator.loop.state import RunState, flatten, unflatten
 
-FORMAT_VERSION = 6  # 3: the run's state as one flattened RunState; 4: queries, probes and impressions carry the device;
-# 5: CowClip's optimizer state counts its row-steps; 6: the realistic world's users (a feature more) and retrieval order
+FORMAT_VERSION = 7  # 3: the run's state as one flattened RunState; 4: queries, probes and impressions carry the device;
+# 5: CowClip's optimizer state counts its row-steps; 6: the realistic world's users (a feature more) and retrieval order;
+# 7: PV examples and probes as columns, as the impression log
 
 
 class CheckpointError(ValueError):

@@ -3,7 +3,11 @@ tick is cut into chunks."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+import weakref
 from dataclasses import dataclass
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -45,30 +49,90 @@ def query_context(batch: QueryBatch, num_intents: int) -> np.ndarray:
     return (batch.topic.astype(np.int32) * num_intents + batch.intent).astype(np.int32)
 
 
-class ImpressionLog:
-    """Every shown ad of the run in time order, column by column (what churn and attribution metrics read)."""
+class ColumnLog:
+    """Rows appended a tick at a time, column by column, in time order. Past `memory_limit_bytes` held in memory
+    (0: no limit), the held rows move to one .npy file a column in a temporary folder of the log's own (removed
+    with it), so a long run's records wait on disk rather than in memory; reading a column joins the files and
+    the rows still held, in order: the same arrays with or without a limit."""
+
+    COLUMNS: tuple[str, ...] = ()
+
+    def __init__(self, columns: tuple[str, ...] | None = None, memory_limit_bytes: int = 0) -> None:
+        self.columns = tuple(columns or self.COLUMNS)
+        self.memory_limit_bytes = memory_limit_bytes
+        self._held: dict[str, list[np.ndarray]] = {name: [] for name in self.columns}
+        self._held_bytes = 0
+        self._stored: list[int] = []  # the rows of each part moved to disk, in order
+        self._folder: Path | None = None
+
+    def append(self, **columns: np.ndarray) -> None:
+        for name in self.columns:
+            part = np.asarray(columns[name])
+            self._held[name].append(part)
+            self._held_bytes += part.nbytes
+        if self.memory_limit_bytes and self._held_bytes > self.memory_limit_bytes:
+            self._store()
+
+    def _store(self) -> None:
+        """Move the held rows to disk, one column at a time (so joining them needs one column's bytes at most)."""
+        if self._folder is None:
+            self._folder = Path(tempfile.mkdtemp(prefix="adfloor-records-"))
+            weakref.finalize(self, shutil.rmtree, self._folder, ignore_errors=True)
+        part = len(self._stored)
+        for name in self.columns:
+            rows = np.concatenate(self._held[name])
+            np.save(self._folder / f"{part}-{name}.npy", rows, allow_pickle=False)
+            self._held[name] = []
+        self._stored.append(len(rows))
+        self._held_bytes = 0
+
+    def __len__(self) -> int:
+        """The rows logged so far (without joining the parts)."""
+        return sum(self._stored) + sum(len(part) for part in self._held[self.columns[0]])
+
+    @property
+    def stored_parts(self) -> int:
+        """How many times the held rows have moved to disk."""
+        return len(self._stored)
+
+    def column(self, name: str) -> np.ndarray:
+        """One column's rows, all of them in order (np.zeros(0) when there are none)."""
+        parts = [np.load(self._folder / f"{part}-{name}.npy") for part in range(len(self._stored))]
+        parts += self._held[name]
+        return np.concatenate(parts) if parts else np.zeros(0)
+
+    def arrays(self, names: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
+        """The named columns (all by default), each joined whole."""
+        return {name: self.column(name) for name in names or self.columns}
+
+    def parts(self):
+        """The rows a part at a time, as dicts of columns (what is on disk part by part, then what is held): for
+        writing a long log out without joining it in memory."""
+        for part in range(len(self._stored)):
+            yield {name: np.load(self._folder / f"{part}-{name}.npy") for name in self.columns}
+        if self._held[self.columns[0]]:
+            yield {name: np.concatenate(self._held[name]) for name in self.columns}
+
+    def frame(self) -> pd.DataFrame:
+        """All rows as a DataFrame."""
+        return pd.DataFrame(self.arrays())
+
+    def __getstate__(self) -> dict:
+        """Pickled whole, in memory (a copy in another process has no access to this one's folder)."""
+        return {"columns": self.columns, "memory_limit_bytes": self.memory_limit_bytes, "arrays": self.arrays()}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["columns"], state["memory_limit_bytes"])
+        if len(state["arrays"][self.columns[0]]):
+            self.append(**state["arrays"])
+
+
+class ImpressionLog(ColumnLog):
+    """Every shown ad of the run in time order (what churn and attribution metrics read). `frame()`: query = the
+    query's number in the run, device = index in world.devices, position 0 = the page's top."""
 
     COLUMNS = ("minute", "query", "context", "device", "position", "treatment", "ad_id", "click", "true_ctr", "pctr",
                "price_per_click")
-
-    def __init__(self) -> None:
-        self._parts: dict[str, list[np.ndarray]] = {name: [] for name in self.COLUMNS}
-
-    def append(self, **columns: np.ndarray) -> None:
-        for name in self.COLUMNS:
-            self._parts[name].append(np.asarray(columns[name]))
-
-    def __len__(self) -> int:
-        """The impressions logged so far (without joining the parts)."""
-        return sum(len(part) for part in self._parts["minute"])
-
-    def column(self, name: str) -> np.ndarray:
-        return np.concatenate(self._parts[name]) if self._parts[name] else np.zeros(0)
-
-    def frame(self) -> pd.DataFrame:
-        """All impressions as a DataFrame (query = the query's number in the run, device = index in world.devices,
-        position 0 = the page's top)."""
-        return pd.DataFrame({name: self.column(name) for name in self.COLUMNS})
 
 
 class ProbeRecord(NamedTuple):
@@ -127,3 +191,11 @@ class PvChunk:
     truth: np.ndarray
     weight: np.ndarray
     query: np.ndarray
+
+    def rows(self) -> dict[str, np.ndarray]:
+        """The chunk as rows of the run's PV log (PV_COLUMNS): its minute on every row."""
+        return dict(minute=np.full(len(self.label), self.minute, np.float32), prediction=self.prediction,
+                    label=self.label, truth=self.truth, weight=self.weight, query=self.query)
+
+
+PV_COLUMNS = ("minute", "prediction", "label", "truth", "weight", "query")  # a run's PV log: one row an example

@@ -9,11 +9,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from models.metrics import auc, calibration_by_decile, entropy_of_mean, log_loss
 from simulator import config as config_module
 from simulator.config import Scenario
-from simulator.loop.records import ProbeRecord
+from simulator.loop.records import ColumnLog, ImpressionLog
 
 # The "final window" the learning criteria are judged on: the examples trained in the last quarter of
 # simulated time (not the last quarter of the examples: traffic follows the time of day).
@@ -27,12 +29,12 @@ class RunOutput:
 
     scenario: Scenario
     rows: list[dict]
-    pv: list  # list[PvChunk] in training order
-    log: Any  # simulator.loop.ImpressionLog: every shown ad
+    pv: ColumnLog  # PV examples in training order (records.PV_COLUMNS)
+    log: ImpressionLog  # every shown ad
     timers: dict[str, float]
     wall_seconds: float
     queries: int
-    probes: list  # list[ProbeRecord], one per tick
+    probes: ColumnLog  # every `run.probe_every`-th query's pCTRs (records.ProbeRecord's fields)
     training_logs: list | None = None  # what the trainer was fed, when the run was asked to keep it
     stopped: str | None = None  # why the run ended early (training diverged, a stop request), else None
 
@@ -47,24 +49,12 @@ class RunOutput:
         """The probed queries' pCTRs: minute[P], query[P], pctr[P, N, T, K], valid[P, N], candidates[P, N] (ad ids),
         relevance[P, N] and lift[P, N, T] (the world's truth: true CTR = relevance × lift[treatment] × the query's page
         examination at [treatment, position]), context[P] (topic·intents + intent), device[P]."""
-        names = ProbeRecord._fields
-        if not self.probes:
-            return {name: np.zeros(0) for name in names}
-        return {name: np.concatenate(column) for name, column in zip(names, zip(*self.probes))}
+        return self.probes.arrays()
 
-    def pv_arrays(self) -> dict[str, np.ndarray]:
-        """All PV predictions, labels, true CTRs, importance weights, query numbers and training minutes, in order."""
-        if not self.pv:
-            empty = np.zeros(0, np.float32)
-            return {"prediction": empty, "label": empty, "truth": empty, "minute": empty, "weight": empty, "query": empty}
-        return {
-            "weight": np.concatenate([c.weight for c in self.pv]),
-            "query": np.concatenate([c.query for c in self.pv]),
-            "prediction": np.concatenate([c.prediction for c in self.pv]),
-            "label": np.concatenate([c.label for c in self.pv]),
-            "truth": np.concatenate([c.truth for c in self.pv]),
-            "minute": np.concatenate([np.full(len(c.label), c.minute, np.float32) for c in self.pv]),
-        }
+    def pv_arrays(self, names: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
+        """PV predictions, labels, true CTRs, importance weights, query numbers and training minutes, in training order
+        (the named ones, all by default)."""
+        return self.pv.arrays(names)
 
     def metrics(self) -> pd.DataFrame:
         """One row per tick: traffic, auction and PV-training metrics."""
@@ -84,7 +74,7 @@ class RunOutput:
     def summary(self) -> dict[str, Any]:
         """The run's headline numbers (all plain JSON types)."""
         frame = self.metrics()
-        pv = self.pv_arrays()
+        pv = self.pv_arrays(("prediction", "label", "truth", "weight", "minute"))
         prediction, label, truth, weight = pv["prediction"], pv["label"], pv["truth"], pv["weight"]
         final = pv["minute"] >= (1 - FINAL_WINDOW_SHARE) * 60.0 * self.simulated_hours
         base_entropy = entropy_of_mean(label, weight)
@@ -142,5 +132,11 @@ class RunOutput:
         (out / "config.toml").write_text(config_module.dumps(self.scenario))
         self.metrics().to_parquet(out / "metrics.parquet", index=False)
         (out / "summary.json").write_text(json.dumps(self.summary(), indent=2, sort_keys=True) + "\n")
-        if impressions:
-            self.log.frame().to_parquet(out / "impressions.parquet", index=False, compression="zstd")
+        if impressions:  # part by part: a long run's log is never joined in memory
+            tables = (pa.table(part) for part in self.log.parts())
+            first = next(tables, None)
+            first = pa.table(self.log.arrays()) if first is None else first
+            with pq.ParquetWriter(out / "impressions.parquet", first.schema, compression="zstd") as writer:
+                writer.write_table(first)
+                for table in tables:
+                    writer.write_table(table.cast(first.schema))

@@ -30,8 +30,8 @@ from simulator.config import Scenario
 from simulator.loop import checkpoint
 from simulator.loop.auctioneer import Auctioneer, batch_order
 from simulator.loop.builders import build_trainer
-from simulator.loop.records import (ImpressionLog, PendingLog, ProbeRecord, Progress, PvChunk, TrainingDiverged,
-                                    Unscored, chunk_bounds, query_context)
+from simulator.loop.records import (PV_COLUMNS, ColumnLog, ImpressionLog, PendingLog, ProbeRecord, Progress, PvChunk,
+                                    TrainingDiverged, Unscored, chunk_bounds, query_context)
 from simulator.loop.results import RunOutput
 from simulator.loop.processes import Processes
 from simulator.loop.state import RunState, Wakeup, pytree_templates
@@ -78,9 +78,7 @@ class Simulation:
         self.auctioneer = Auctioneer.from_config(scenario, self.world.treatment_heights)
         self.deploy_version = 0
         self.rows: list[dict] = []
-        self.log = ImpressionLog()
-        self.probes: list[ProbeRecord] = []
-        self.pv: list[PvChunk] = []
+        self.log, self.pv, self.probes = self._new_records()
         self._pending: collections.deque[PendingLog] = collections.deque()
         self._unscored: list[Unscored] = []  # trained, PV predictions not back yet
         self._queries = 0
@@ -210,7 +208,7 @@ class Simulation:
         probes = probe_record(self.scenario.run.probe_every, self._queries, minute - self.window_start, batch,
                               model_ctr, context)
         if probes is not None:
-            self.probes.append(probes._replace(query=probes.query - self.window_first_query))
+            self.probes.append(**probes._replace(query=probes.query - self.window_first_query)._asdict())
         entry, impressions, row = shown_and_clicked(minute, batch, outcome, model_ctr, context,
                                                     self.world.examination, self.world.slots(batch), self._queries,
                                                     self.scenario)
@@ -246,7 +244,7 @@ class Simulation:
         done, self._unscored = split_scored(self._unscored, scored)
         chunk = PvChunk(minute - self.window_start, done.truth if predictions is None else predictions, done.label, done.truth,
                         done.weight, done.query)
-        self.pv.append(chunk)
+        self.pv.append(**chunk.rows())
         self._trained += scored
         add_pv(self.rows[-1], chunk)
         check_divergence(self.scenario.train, minute, chunk.prediction, self._trained, self.rows, self.oracle)
@@ -269,7 +267,7 @@ class Simulation:
             try:
                 self._warm_start()
             except TrainingDiverged as err:
-                return RunOutput(self.scenario, [], [], self.log, {}, 0.0, 0, [], self.training_logs, str(err))
+                return RunOutput(self.scenario, [], self.pv, self.log, {}, 0.0, 0, self.probes, self.training_logs, str(err))
         if self.processes is None:  # a fresh start
             self.processes = Processes()
             for kind in ("traffic", "training") + (() if self.oracle else ("deployment",)):
@@ -294,7 +292,7 @@ class Simulation:
                 if self.progress is not None and now - last_report >= 1.0:
                     last_report = now
                     self.progress(Progress(env.now - window, duration, self._queries - self.window_first_query,
-                                           now - started, recent_pv_logloss(self.pv)))
+                                           now - started, recent_pv_logloss(self.rows)))
             else:
                 if finish:
                     self._train_available(window + duration, flush=True)
@@ -303,7 +301,7 @@ class Simulation:
         wall = time.perf_counter() - started + self.resumed_wall_seconds
         if self.progress is not None:
             self.progress(Progress(duration if stopped is None else env.now - window, duration,
-                                   self._queries - self.window_first_query, wall, recent_pv_logloss(self.pv)))
+                                   self._queries - self.window_first_query, wall, recent_pv_logloss(self.rows)))
         return RunOutput(self.scenario, self.rows, self.pv, self.log, dict(self._timers), wall,
                          self._queries - self.window_first_query, self.probes, self.training_logs, stopped)
 
@@ -315,7 +313,7 @@ class Simulation:
         run = self.scenario.run
         pre = dataclasses.replace(self.scenario, run=dataclasses.replace(
             run, duration_hours=run.warm_start_hours, warm_start_hours=0.0, warm_start_cache="",
-            checkpoint_every_minutes=0.0, probe_every=0))
+            checkpoint_every_minutes=0.0, probe_every=0, records_memory_mb=config_module.RunConfig.records_memory_mb))
         key = f"{checkpoint.FORMAT_VERSION} {WARM_START_VERSION}\n{config_module.dumps(pre)}"
         folder = Path(run.warm_start_cache) / hashlib.sha256(key.encode()).hexdigest()[:16]
         state = None
@@ -330,8 +328,10 @@ class Simulation:
             output = pretraining.run(finish=False)
             if output.stopped:
                 raise TrainingDiverged(f"warm start: the pre-training stopped: {output.stopped}")
-            state = dataclasses.replace(pretraining.state(), rows=[], pv=[], probes=[],
-                                        log={name: np.zeros(0) for name in ImpressionLog.COLUMNS})
+            empty = np.zeros(0)  # the window's records start empty
+            state = dataclasses.replace(pretraining.state(), rows=[], pv=dict.fromkeys(PV_COLUMNS, empty),
+                                        probes=dict.fromkeys(ProbeRecord._fields, empty),
+                                        log=dict.fromkeys(ImpressionLog.COLUMNS, empty))
             writing = folder.with_name(f"{folder.name}.{os.getpid()}")  # workers sharing a key write apart
             checkpoint.save(state, pre, writing, pretraining.pytree_templates())
             try:
@@ -339,8 +339,8 @@ class Simulation:
             except OSError:  # another worker cached it first
                 shutil.rmtree(writing, ignore_errors=True)
         self.restore(state)
-        self.rows, self.pv, self.probes = [], [], []
-        self.log, self._timers, self.resumed_wall_seconds = ImpressionLog(), collections.Counter(), 0.0
+        self.rows, (self.log, self.pv, self.probes) = [], self._new_records()
+        self._timers, self.resumed_wall_seconds = collections.Counter(), 0.0
         self.deploy_version, self.window_first_query = 0, self._queries
         if self.upcoming is None:  # the pre-training drew no tick past its end: draw the one its traffic waits for
             traffic = next(w for w in state.wakeups if w.kind == "traffic")
@@ -361,8 +361,8 @@ class Simulation:
         return RunState(
             now=self.processes.env.now if self.processes is not None else 0.0, world=self.world.state(), upcoming=self.upcoming,
             trainer=None if self.oracle else self.trainer.state(), deployed=None if self.oracle else self.deployed,
-            pending=list(self._pending), unscored=list(self._unscored), pv=list(self.pv),
-            log={name: self.log.column(name) for name in self.log.COLUMNS}, probes=list(self.probes),
+            pending=list(self._pending), unscored=list(self._unscored), pv=self.pv.arrays(), log=self.log.arrays(),
+            probes=self.probes.arrays(),
             rows=[dict(row) for row in self.rows], queries=self._queries, trained=self._trained,
             deploy_version=self.deploy_version, timers=dict(self._timers),
             wakeups=self.processes.wakeups() if self.processes is not None else [],
@@ -376,10 +376,11 @@ class Simulation:
             self.trainer.restore(state.trainer)
             self.deployed = state.deployed
         self._pending = collections.deque(state.pending)
-        self._unscored, self.pv, self.probes = list(state.unscored), list(state.pv), list(state.probes)
-        self.log = ImpressionLog()
-        if len(state.log["minute"]):
-            self.log.append(**state.log)
+        self._unscored = list(state.unscored)
+        self.log, self.pv, self.probes = self._new_records()
+        for records, arrays in ((self.log, state.log), (self.pv, state.pv), (self.probes, state.probes)):
+            if len(arrays[records.columns[0]]):
+                records.append(**arrays)
         self.rows = [dict(row) for row in state.rows]
         self._queries, self._trained, self.deploy_version = state.queries, state.trained, state.deploy_version
         self.window_first_query = state.window_first_query
@@ -388,6 +389,12 @@ class Simulation:
         self.processes = Processes.resumed(state.now, state.wakeups)
         for wakeup in state.wakeups:  # in the order they were scheduled ⇒ the same order among equal times
             self._start(wakeup.kind, wakeup.minute - state.now, wakeup.snapshot, wakeup)
+
+    def _new_records(self) -> tuple[ImpressionLog, ColumnLog, ColumnLog]:
+        """Empty records for the run's measures: impressions, PV examples and probes, each moving to disk past
+        `run.records_memory_mb` held."""
+        limit = int(self.scenario.run.records_memory_mb * 2 ** 20)
+        return ImpressionLog(memory_limit_bytes=limit), ColumnLog(PV_COLUMNS, limit), ColumnLog(ProbeRecord._fields, limit)
 
     def pytree_templates(self) -> dict:
         """The structures this run's parameter and optimizer pytrees are saved and loaded on."""

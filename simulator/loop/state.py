@@ -2,7 +2,7 @@
 
 Between two simpy events the run is fully described by a `RunState`: the world's changing arrays and random
 streams, the trainer's state, the deployed snapshot, the logs on their way to training, the metric rows, PV
-chunks, impressions and probes, and each process's next wake-up (kept by the process itself). `flatten` turns
+examples, impressions and probes, and each process's next wake-up (kept by the process itself). `flatten` turns
 any such value into a JSON tree plus a dict of arrays, and `unflatten` back: records (NamedTuples and dataclasses
 named in RECORDS) by name, lists of one record type column by column (few large arrays, not one per tick), and
 pytrees (parameters, optimizer states) as their leaves, restored on the structure of a named template.
@@ -20,7 +20,7 @@ import numpy as np
 
 from models import Examples
 from models.trainer import TrainerState
-from simulator.loop.records import PendingLog, ProbeRecord, PvChunk, Unscored
+from simulator.loop.records import PendingLog, Unscored
 from simulator.world.ground_truth import QueryBatch, WorldState
 
 
@@ -45,9 +45,9 @@ class RunState:
     deployed: Any  # the live snapshot (parameters), None for the oracle
     pending: list[PendingLog]
     unscored: list[Unscored]
-    pv: list[PvChunk]
+    pv: dict[str, np.ndarray]  # the PV log's columns (records.PV_COLUMNS)
     log: dict[str, np.ndarray]  # the impression log's columns
-    probes: list[ProbeRecord]
+    probes: dict[str, np.ndarray]  # the probes' columns (records.ProbeRecord's fields)
     rows: list[dict]
     queries: int
     trained: int
@@ -58,8 +58,8 @@ class RunState:
     window_first_query: int = 0  # a warm-started run's first query number (its records count queries from there)
 
 
-RECORDS = {cls.__name__: cls for cls in (RunState, WorldState, TrainerState, Examples, PvChunk, ProbeRecord,
-                                         PendingLog, Unscored, Wakeup, QueryBatch)}
+RECORDS = {cls.__name__: cls for cls in (RunState, WorldState, TrainerState, Examples, PendingLog, Unscored, Wakeup,
+                                         QueryBatch)}
 
 
 class StateError(ValueError):

@@ -127,28 +127,29 @@ def check_divergence(train: TrainConfig, minute: float, predictions: np.ndarray,
     warmup = max(train.divergence_warmup_examples, 20 * train.batch_size)  # large batches take fewer, later steps
     if oracle or not train.divergence_factor or trained < warmup:
         return
-    pv_sum = oracle_sum = count = 0.0
-    for row in reversed(rows):
-        pv_sum, oracle_sum = pv_sum + row.get("pv_loss_sum", 0.0), oracle_sum + row.get("oracle_loss_sum", 0.0)
-        count += row.get("trained_weight", 0.0)
-        if count >= 2000:
-            break
+    pv_sum, oracle_sum, count = recent_loss_sums(rows, 2000)
     if count and pv_sum > train.divergence_factor * oracle_sum:
         raise TrainingDiverged(f"training diverged {where}: PV log loss {pv_sum / count:.3f} > "
                                f"{train.divergence_factor:g} × the oracle's {oracle_sum / count:.3f} over the last "
                                f"{int(count):,} examples (train.divergence_factor)")
 
 
-def recent_pv_logloss(pv: list[PvChunk], examples: float = 20_000) -> float:
-    """PV log loss over about the last `examples` trained examples (for progress displays)."""
-    losses, count = 0.0, 0.0
-    for chunk in reversed(pv):
-        weight = float(chunk.weight.sum())
-        losses += weight * log_loss(chunk.prediction, chunk.label, chunk.weight)
-        count += weight
+def recent_loss_sums(rows: list[dict], examples: float) -> tuple[float, float, float]:
+    """The PV and oracle weighted log-loss sums, and the weight, of about the last `examples` trained examples (whole
+    ticks' rows, newest first, until their weight reaches it)."""
+    pv_sum = oracle_sum = count = 0.0
+    for row in reversed(rows):
+        pv_sum, oracle_sum = pv_sum + row.get("pv_loss_sum", 0.0), oracle_sum + row.get("oracle_loss_sum", 0.0)
+        count += row.get("trained_weight", 0.0)
         if count >= examples:
             break
-    return losses / count if count else float("nan")
+    return pv_sum, oracle_sum, count
+
+
+def recent_pv_logloss(rows: list[dict], examples: float = 20_000) -> float:
+    """PV log loss over about the last `examples` trained examples (for progress displays)."""
+    pv_sum, _, count = recent_loss_sums(rows, examples)
+    return pv_sum / count if count else float("nan")
 
 
 def pop_ready(pending: collections.deque[PendingLog], minute: float, flush: bool,
