@@ -5,7 +5,8 @@
 Each run is a fresh process, as `adfloor run` is (compiled programs from the on-disk cache after the first ever
 run), on the same machine one after another: the teaching and realistic worlds in turn R times (A B A B, as the
 machine's speed drifts), each world's fastest run counted, then the large preset once; queries/s is the run's own
-(queries over its wall time, JIT compilation included), peak RSS the process's. Targets (issue #17, ratios to the teaching world in the same run):
+(queries over its wall time, JIT compilation included), peak RSS the process's (`--child` alone also gives it before
+the end-of-run summary, and RSS every ~20 s of the run). Targets (issue #17, ratios to the teaching world in the same run):
 the realistic world ≥ 0.5×, over one simulated day by default; the large preset ≥ 0.2× with peak RSS ≤ 8 GB.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -32,10 +34,28 @@ def run_child(scenario: str, hours: float) -> None:
     from simulator.loop.simulation import Simulation
 
     enable_compilation_cache()
-    summary = Simulation(simulator.load(scenario, overrides=[f"run.duration_hours={hours}"])).run().summary()
-    rss_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9  # KiB on Linux; decimal GB
+    samples, last = [], [0.0]
+
+    def sample(progress) -> None:  # RSS now, every ~20 s of wall time: the run's memory over simulated time
+        if progress.wall_seconds - last[0] >= 20.0:
+            last[0] = progress.wall_seconds
+            samples.append([round(progress.sim_minute / 60, 3), round(resident_gb(), 3)])
+
+    output = Simulation(simulator.load(scenario, overrides=[f"run.duration_hours={hours}"]), progress=sample).run()
+    loop_peak = peak_rss_gb()  # before the end-of-run measures read the records whole
+    summary = output.summary()
     print(json.dumps({"queries": summary["queries"], "wall_seconds": summary["wall_seconds"],
-                      "queries_per_second": summary["queries_per_second"], "peak_rss_gb": rss_gb}))
+                      "queries_per_second": summary["queries_per_second"], "peak_rss_gb": peak_rss_gb(),
+                      "peak_rss_gb_before_summary": loop_peak, "rss_gb_by_simulated_hour": samples}))
+
+
+def peak_rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9  # KiB on Linux; decimal GB
+
+
+def resident_gb() -> float:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e9
 
 
 def measure(name: str, hours: float) -> dict:
