@@ -188,6 +188,21 @@ def test_world_command_reports_statistics_beside_targets(tmp_path, capsys):
     assert -0.01 < loss < 0.5
 
 
+def test_world_statistics_are_the_same_with_the_records_on_disk():
+    """The world run's records (impressions, probes, the shown ads' ids) moved to disk almost every tick give the
+    same statistics, the cascade's separable-auction loss included, as records held in memory."""
+    from simulator.measure.world_statistics import statistics, world_run
+
+    reports = []
+    for megabytes in (0.0, 0.01):
+        scenario = small("world.click_model=cascade", "run.probe_every=4", f"run.records_memory_mb={megabytes}")
+        output, ads = world_run(scenario, hours=0.25)
+        moved = output.training_logs.rows.stored_parts, output.log.stored_parts, output.probes.stored_parts
+        assert (min(moved) > 5) if megabytes else moved == (0, 0, 0)
+        reports.append(json.dumps(statistics(output, ads), sort_keys=True))
+    assert reports[0] == reports[1]
+
+
 def test_format_effects_depend_on_the_ad_and_the_context():
     """Each format's lift over the first is exp(topic + device + intent-slope effects), so the true CTR is not a
     query-ad factor times a format-position factor: the image/text ratio differs between candidates."""

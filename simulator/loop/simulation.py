@@ -15,7 +15,7 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -55,18 +55,19 @@ class Simulation:
 
     `sync_stages` waits for each jitted stage to finish, so the stage timers are exact (benchmarks);
     results are identical either way. `keep_training_logs` keeps what the trainer is fed, tick by tick,
-    as `training_logs`; passing another run's list as `training_logs` trains this run on it instead of
+    as `training_logs` (True: a list of `PendingLog`s; or any object with `append(PendingLog)`, which then
+    receives them); passing another run's list as `training_logs` trains this run on it instead of
     on its own logs (the open-loop control of paired replays).
     """
 
     def __init__(self, scenario: Scenario, progress: Callable[[Progress], None] | None = None,
-                 sync_stages: bool = False, training_logs: list | None = None, keep_training_logs: bool = False,
+                 sync_stages: bool = False, training_logs: list | None = None, keep_training_logs: bool | Any = False,
                  stop: Callable[[], bool] | None = None):
         self.scenario = scenario
         self.stop = stop  # asked after every event: true ends the run there, keeping what it made (the app's Stop)
         # Open loop: train on another run's logs (its `training_logs`) instead of the ones this run's auctions make.
         self._external_logs = collections.deque(training_logs) if training_logs is not None else None
-        self.training_logs: list | None = [] if keep_training_logs else None
+        self.training_logs = None if keep_training_logs is False else [] if keep_training_logs is True else keep_training_logs
         self.progress = progress
         self.sync_stages = sync_stages
         self.world = make_world(scenario)

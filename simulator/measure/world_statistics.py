@@ -11,8 +11,10 @@ from dataclasses import replace
 from typing import Any, Callable
 
 import numpy as np
+import pandas as pd
 
 from simulator.config import Scenario
+from simulator.loop.records import ColumnLog, PendingLog
 from simulator.loop.results import RunOutput
 from simulator.loop.simulation import Simulation
 from simulator.world.click_models import best_cascade_slate
@@ -30,7 +32,8 @@ def world_run(scenario: Scenario, hours: float | None = None,
     run = scenario.run if hours is None else replace(scenario.run, duration_hours=hours)
     data = replace(scenario.data, negative_keep_rate=1.0, low_position_keep_rate=1.0, low_pctr_keep_rate=1.0)
     scenario = replace(scenario, run=run, data=data, model=replace(scenario.model, oracle=True))
-    simulation = Simulation(scenario, progress=progress, keep_training_logs=True)
+    shown = ShownIds(scenario.train.training_delay_minutes, int(scenario.run.records_memory_mb * 2 ** 20))
+    simulation = Simulation(scenario, progress=progress, keep_training_logs=shown)
     world = simulation.world
     quality, active = world.ad_quality.copy(), world.ad_active.copy()
     advertisers = getattr(world, "advertiser_active", np.ones(scenario.world.num_advertisers, bool)).copy()
@@ -50,6 +53,20 @@ def world_run(scenario: Scenario, hours: float | None = None,
     return output, ads
 
 
+class ShownIds:
+    """The world run's training logs as it keeps them: each shown ad's sparse ids, the day it was shown and its query
+    number (what the id tails count), in a ColumnLog (on disk past `run.records_memory_mb`), not whole logs in memory."""
+
+    def __init__(self, delay_minutes: float, memory_limit_bytes: int) -> None:
+        self.delay_minutes = delay_minutes  # a log is available this long after its tick
+        self.rows = ColumnLog(("raw", "day", "query"), memory_limit_bytes)
+
+    def append(self, entry: PendingLog) -> None:
+        examples = entry.examples
+        day = np.full(examples.size, (entry.available_minute - self.delay_minutes) // 1440, np.int32)
+        self.rows.append(raw=examples.raw, day=day, query=examples.query)
+
+
 def separable_auction_loss(output: RunOutput, world, positions: int = SLATE_POSITIONS) -> float:
     """Under the cascade click model: 1 − the objective the auction's slates earned on the probed queries / the best
     slates' there, over each page's top `positions` positions (no ad below changes their cascade truth). The
@@ -58,7 +75,7 @@ def separable_auction_loss(output: RunOutput, world, positions: int = SLATE_POSI
     per-position CTRs (the oracle's here), so this is what that assumption loses. `best_cascade_slate` searches a
     shortlist, so the best is a lower bound and so is the loss (it can come out slightly below 0)."""
     w, a = output.scenario.world, output.scenario.auction
-    probes, log = output.probe_arrays(), output.log.frame()
+    probes, log = output.probe_arrays(), pd.DataFrame(output.log.arrays(("query", "position", "ad_id", "true_ctr")))
     if not len(probes["query"]):
         return float("nan")
     shown = log[log["query"].isin(probes["query"]) & (log["position"] < positions)]
@@ -120,7 +137,7 @@ def statistics(output: RunOutput, ads: dict[str, float]) -> dict[str, Any]:
     `simulator.world.targets.TARGETS` are compared with their targets."""
     scenario = output.scenario
     w = scenario.world
-    log = output.log.frame()
+    log = pd.DataFrame(output.log.arrays(("query", "position", "device", "click", "treatment")))
     queries = int(sum(row["queries"] for row in output.rows))
     top_positions = np.array(w.top_positions())
     top = log.position.to_numpy() < top_positions[log.device.to_numpy()]
@@ -138,14 +155,10 @@ def statistics(output: RunOutput, ads: dict[str, float]) -> dict[str, Any]:
     rate = np.where(ticks_per_hour > 0, per_hour / np.maximum(ticks_per_hour, 1), np.nan)
     day = (minutes // 1440).astype(int)
     per_day = np.bincount(day, [row["queries"] for row in output.rows]) if day.size else np.zeros(0)
-    logs = output.training_logs or []
-    features = np.concatenate([p.examples.raw for p in logs]) if logs else np.zeros((0, 1), np.int32)
-    delay = scenario.train.training_delay_minutes  # a log is available this long after its tick
-    example_day = np.concatenate([np.full(len(p.examples.label), (p.available_minute - delay) // 1440) for p in logs]) \
-        if logs else np.zeros(0)
-    query = np.concatenate([p.examples.query for p in logs]) if logs else np.zeros(0, np.int64)
+    shown = output.training_logs.rows
+    features = shown.column("raw") if len(shown) else np.zeros((0, 1), np.int32)
     kind = WORLD_KINDS[w.kind]
-    tails = id_tails(features, example_day, query, kind.feature_fields, kind.page_fields)
+    tails = id_tails(features, shown.column("day"), shown.column("query"), kind.feature_fields, kind.page_fields)
     stats = {
         "queries": queries,
         "impressions": int(len(log)),
