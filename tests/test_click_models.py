@@ -11,7 +11,8 @@ import pytest
 import simulator
 from auction import AuctionOutcome
 from simulator.loop.tick import slate_clicks
-from simulator.world.click_models import CLICK_MODELS, best_cascade_slate, cascade, cascade_welfare
+from simulator.world.click_models import (CLICK_MODELS, best_cascade_slate, cascade, cascade_welfare, trusted,
+                                           trusted_ctr)
 from simulator.world.kinds import make_world
 
 
@@ -84,3 +85,46 @@ def test_slate_clicks_in_the_loop(world_kind):
             np.testing.assert_allclose(first, a1, rtol=1e-6)
             np.testing.assert_allclose(second, a2 * 0.8 * (1 - a1 * 0.5), rtol=1e-6)
             assert batch.cascade_noise.shape == (batch.size, 4, 2)
+
+
+def test_the_trust_term_clicks_unattractive_top_ads_and_is_not_separable():
+    """Vardasbi et al.'s trust term: a look at rank r clicks with ε⁺_r·a + ε⁻_r·(1 − a), ε⁺_r = 1 − drop·(r + 1),
+    ε⁻_r = ε⁻/r; an ad's CTR over positions then depends on its attractiveness, and both zero change nothing."""
+    attractive = np.array([[0.02], [0.5]], np.float32)
+    ratio = np.array([[1.0, 0.6, 0.3]], np.float32)
+    ctr, looked = trusted(attractive, ratio, 0.1, 0.01)
+    plus, minus = 1 - 0.01 * np.array([2, 3, 4]), 0.1 / np.array([1, 2, 3])
+    np.testing.assert_allclose(looked, attractive * plus + (1 - attractive) * minus, rtol=1e-6)
+    np.testing.assert_allclose(ctr, ratio * looked, rtol=1e-6)
+    assert ctr[0, 0] > 5 * attractive[0, 0]  # an unattractive ad on top is clicked mostly from trust
+    assert ctr[0, 2] / ctr[0, 0] < 0.2 < ctr[1, 2] / ctr[1, 0] < 0.3  # its CTR falls faster down the page
+    same, _ = trusted(attractive, ratio, 0.0, 0.0)
+    np.testing.assert_array_equal(same, attractive * ratio)
+    np.testing.assert_allclose(trusted_ctr(attractive * ratio, 0.1, 0.01), ctr, rtol=1e-6)  # from CTRs alone
+
+
+@pytest.mark.parametrize("model", list(CLICK_MODELS))
+def test_the_trust_term_in_the_loop_and_the_oracle_that_knows_it(model):
+    """With the trust term the loop's truth is the trusted one (the cascade's on trusted attractiveness), and under
+    the position-based model the oracle's pCTR of every shown ad is its logged true CTR."""
+    trust = ["world.trust_false_click=0.05", "world.trust_true_click_drop=0.01"]
+    scenario = simulator.load("scenarios/smoke.toml", overrides=[f"world.click_model={model}", *trust,
+                                                                 "world.cascade_continue=0.8"])
+    world = make_world(scenario)
+    batch = world.queries(0.0, 1.0)
+    rows = np.flatnonzero(batch.valid.sum(axis=1) >= 2)
+    outcome = AuctionOutcome(ad=np.full((batch.size, 4), -1, np.int32), treatment=np.zeros((batch.size, 4), np.int32),
+                             ctr=None, payment=None, price_per_click=None, objective=None, tied=None)
+    outcome.ad[rows, 0], outcome.ad[rows, 1] = 0, 1
+    truth, _ = slate_clicks(batch, outcome, world.examination, world.slots(batch), scenario.world)
+    a1 = batch.relevance[rows, 0] * batch.lift[rows, 0, 0] * world.examination[0, 0]
+    a2 = batch.relevance[rows, 1] * batch.lift[rows, 1, 0] * world.examination[0, 0]
+    t1, t2 = a1 * 0.98 + (1 - a1) * 0.05, a2 * 0.97 + (1 - a2) * 0.025
+    np.testing.assert_allclose(truth[0::2], t1, rtol=1e-5)
+    if model == "position_based":
+        np.testing.assert_allclose(truth[1::2], t2 * world.examination[0, 1] / world.examination[0, 0], rtol=1e-5)
+        output = simulator.run(simulator.config.replace(scenario, run__duration_hours=0.1, model__oracle=True))
+        log = output.log.arrays(("true_ctr", "pctr"))
+        np.testing.assert_allclose(log["pctr"], log["true_ctr"], rtol=1e-5)
+    else:
+        np.testing.assert_allclose(truth[1::2], t2 * 0.8 * (1 - t1 * 0.5), rtol=1e-5)

@@ -157,3 +157,21 @@ def test_ticks_without_queries_run_through_the_loop():
     queries = [row["queries"] for row in output.rows]
     assert 0 in queries and sum(queries) > 0
     assert sum(row["impressions"] for row in output.rows) == len(output.log.frame())
+
+
+def test_a_tablet_is_a_third_device_with_its_own_page_and_the_oracle_knows_its_trust_term():
+    """Devices are a list: desktop, mobile and tablet each get their share of queries and their own page; the
+    oracle's pCTR is every shown ad's true CTR on its device's page, with the trust term on."""
+    scenario = simulator.load(SMOKE, overrides=[
+        "world.num_positions=7", 'world.devices=["desktop", "mobile", "tablet"]', "world.device_shares=[0.35, 0.55, 0.1]",
+        "world.top_slots=[4, 2, 3]",
+        "world.position_effects=[[1.0, 0.65, 0.45, 0.3, 0.12, 0.09, 0.07], [1.0, 0.45, 0.1], [1.0, 0.6, 0.4, 0.2, 0.1]]",
+        "world.trust_false_click=0.03", "world.trust_true_click_drop=0.01", "run.duration_hours=0.15",
+        "model.oracle=true"])
+    simulation = simulator.Simulation(scenario)
+    frame = simulation.run().log.frame()
+    assert simulation.world.page_positions.tolist() == [7, 3, 5]
+    pages = frame.groupby("query").agg(device=("device", "first"), shown=("position", "size"))
+    assert set(pages["device"]) == {0, 1, 2}
+    assert np.all(pages["shown"] <= simulation.world.page_positions[pages["device"]])
+    np.testing.assert_allclose(frame["pctr"], frame["true_ctr"], rtol=1e-5)

@@ -37,10 +37,12 @@ from simulator.loop.processes import Processes
 from simulator.loop.state import RunState, Wakeup, pytree_templates
 from simulator.loop.tick import (add_pv, check_divergence, exploration_factors, pop_ready, probe_record,
                                  recent_pv_logloss, shown_and_clicked, split_scored)
+from simulator.world.click_models import trusted_ctr
 from simulator.world.ground_truth import QueryBatch, true_ctr
 from simulator.world.kinds import make_world
 
 _oracle_ctr = jax.jit(true_ctr)
+_trusted_ctr = jax.jit(trusted_ctr, static_argnums=(1, 2))
 WARM_START_VERSION = 2  # in the warm-start cache key: bump when the code changes what a pre-training produces
 
 
@@ -171,6 +173,8 @@ class Simulation:
                     ctr = self.scorer(self.deployed, pad_rows(take(batch.features), size))
                 if self.world.num_devices > 1:  # CTRs over every device's slots → at this page's positions
                     ctr = _at_slots(ctr, pad_rows(take(slots), size))
+                if self.oracle and self.scenario.world.trust:  # the trust term: still one CTR per ad and position
+                    ctr = _trusted_ctr(ctr, self.scenario.world.trust_false_click, self.scenario.world.trust_true_click_drop)
                 if self.sync_stages:
                     ctr = jax.block_until_ready(ctr)
                 scored = clock()

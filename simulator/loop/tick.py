@@ -19,7 +19,7 @@ from models.metrics import log_loss
 from simulator.config import Scenario
 from simulator.loop.builders import sampling_rates, training_order, uniform_hash
 from simulator.loop.records import PendingLog, ProbeRecord, PvChunk, TrainingDiverged, Unscored
-from simulator.world.click_models import CLICK_MODELS
+from simulator.world.click_models import CLICK_MODELS, trusted
 from simulator.world.config import WorldConfig
 from simulator.world.ground_truth import QueryBatch
 
@@ -92,8 +92,12 @@ def slate_clicks(batch: QueryBatch, outcome: AuctionOutcome, examination: np.nda
     rows = np.arange(batch.size)[:, None]
     ad, treatment = np.where(shown, outcome.ad, 0), np.where(shown, outcome.treatment, 0)
     base = batch.relevance[rows, ad] * batch.lift[rows, ad, treatment]
-    separable = np.where(shown, base * examination[treatment, slots], np.float32(0))
-    attractive = np.where(shown, base * examination[treatment, slots[:, :1]], np.float32(0))
+    separable, attractive = base * examination[treatment, slots], base * examination[treatment, slots[:, :1]]
+    if world.trust:
+        separable, attractive = trusted(attractive, examination[treatment, slots] / examination[treatment, slots[:, :1]],
+                                        world.trust_false_click, world.trust_true_click_drop)
+    separable = np.where(shown, separable, np.float32(0))
+    attractive = np.where(shown, attractive, np.float32(0))
     truth, click = CLICK_MODELS[world.click_model].clicks(separable, attractive, batch.click_noise[rows, ad],
                                                           batch.cascade_noise, world.cascade_continue,
                                                           world.cascade_satisfaction)

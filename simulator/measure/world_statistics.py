@@ -48,8 +48,8 @@ def world_run(scenario: Scenario, hours: float | None = None,
                new_ads_per_day=(world.num_ads - active.size) / days,
                left_per_day=(int(active.sum()) + world.num_ads - active.size - int(world.ad_active.sum())) / days,
                quality_drift_per_sqrt_day=float(change.std() / np.sqrt(days)) if change.size > 1 else float("nan"))
-    if scenario.world.click_model == "cascade":
-        ads["separable_auction_loss"] = separable_auction_loss(output, world)
+    if scenario.world.click_model == "cascade" and not scenario.world.trust:  # the best-slate search takes each ad's
+        ads["separable_auction_loss"] = separable_auction_loss(output, world)  # attractiveness the same at every rank
     return output, ads
 
 

@@ -11,6 +11,10 @@ CTR of each shown ad given the whole slate, and the clicks.
 - cascade (the dynamic Bayesian network of Chapelle & Zhang, WWW 2009): the user looks at the top ad, clicks it
   with its attractiveness, is satisfied by a click with probability σ and stops, and otherwise goes on to the next
   ad with probability γ. An ad's CTR then depends on the ads above it: a·Π_{j<k} γ(1 − a_j σ).
+
+With either, the trust term (`world.trust_false_click`, `world.trust_true_click_drop`; `trusted`) replaces a looking
+user's attractiveness a at page rank r by ε⁺_r·a + ε⁻_r·(1 − a): the top ads draw clicks from trust, so an ad's CTR
+over positions is no longer its attractiveness times a position effect.
 """
 
 from __future__ import annotations
@@ -49,6 +53,23 @@ def cascade(separable: np.ndarray, attractive: np.ndarray, noise: np.ndarray, un
         looking &= ~satisfied & (uniforms[:, k, 0] < continue_rate)
         looking_chance = looking_chance * np.float32(continue_rate) * (1 - a * np.float32(satisfaction))
     return truth, clicked
+
+
+def trusted(attractive, ratio, false_click: float, true_click_drop: float):
+    """The trust term (Vardasbi et al., CIKM 2020; ULTRA's TrustBiasedModel) on a page's [..., K] positions, top first:
+    a user who looks at the ad at rank r clicks it with ε⁺_r·a + ε⁻_r·(1 − a) instead of its attractiveness a, where
+    ε⁺_r = 1 − drop·(r + 1) and ε⁻_r = ε⁻ / r. `ratio` is each position's examination over the top's. Returns the
+    position-based CTR and the attractiveness with the term; numpy or JAX arrays (operators only)."""
+    rank = np.arange(1, ratio.shape[-1] + 1, dtype=np.float32)
+    attracted = attractive * (1 - np.float32(true_click_drop) * (rank + 1)) + (1 - attractive) * (np.float32(false_click) / rank)
+    return ratio * attracted, attracted
+
+
+def trusted_ctr(ctr, false_click: float, true_click_drop: float):
+    """CTR[..., K] at a page's positions (top first; position-based) → the same with the trust term: the top's CTR is
+    the attractiveness, and each position's over it the examination ratio (0 where the top's CTR is 0)."""
+    top = ctr[..., :1]
+    return trusted(top, ctr / (top + (top == 0)), false_click, true_click_drop)[0]
 
 
 CLICK_MODELS: dict[str, ClickModel] = {"position_based": ClickModel(False, position_based),

@@ -60,6 +60,15 @@ class WorldConfig:
                                                                    "ad when not satisfied")
     cascade_satisfaction: float = config_field(0.5, lo=0.0, hi=1.0, doc="cascade: σ, the chance a click satisfies the "
                                                                        "user, who then stops")
+    trust_false_click: float = config_field(0.0, lo=0.0, hi=1.0,
+                                            doc="trust term (with either click model; 0 = off): ε⁻, the chance a user "
+                                                "who looks at the top ad clicks it though it does not attract them, "
+                                                "ε⁻ / r at page rank r: users trust what the page puts first "
+                                                "(Vardasbi et al. 2020, as ULTRA's TrustBiasedModel)")
+    trust_true_click_drop: float = config_field(0.0, lo=0.0, hi=0.1,
+                                                doc="trust term: an attracted user who looks clicks with chance "
+                                                    "1 − drop·(r + 1) at page rank r (0.01 in Vardasbi et al. 2020; "
+                                                    "0 = always; ≤ 0.1 keeps it ≥ 0.1 down a page of 8)")
     relevance_base: float = config_field(-3.3, lo=-20.0, hi=5.0, doc="logit of relevance for an average ad")
     advertiser_quality_sd: float = config_field(0.6, lo=0.0, hi=5.0, doc="spread of advertiser quality (logit)")
     ad_quality_sd: float = config_field(0.6, lo=0.0, hi=5.0, doc="spread of an ad's quality around its advertiser's (logit)")
@@ -148,6 +157,11 @@ class WorldConfig:
         for device, effects, top in zip(self.devices, layouts, self.top_slots):
             if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= len(effects):
                 raise ValueError(f"top_slots: {device}'s must be an integer from 1 to its {len(effects)} positions, got {top!r}")
+
+    @property
+    def trust(self) -> bool:
+        """Whether the trust term is on."""
+        return self.trust_false_click > 0 or self.trust_true_click_drop > 0
 
     def page_lengths(self) -> list[int]:
         """Each device's page positions (top and bottom)."""
