@@ -29,6 +29,7 @@ BAD_INPUTS = {
     "bad width": (["--set", "model.quality_hidden=[16, 0]"], "model.quality_hidden"),
     "train cross-field rule": (["--set", "train.num_devices=3"], "train.num_devices"),
     "bad reserve kind": (["--set", "auction.reserve_kind=random"], "auction.reserve_kind"),
+    "realistic key in the teaching world": (["--set", "world.num_queries=5"], "world.num_queries"),
 }
 
 

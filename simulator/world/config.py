@@ -3,6 +3,8 @@ click model. `simulator.config` composes them with the other packages' sections 
 
 from __future__ import annotations
 
+import dataclasses
+
 from dataclasses import dataclass
 
 from models.config import config_field
@@ -33,7 +35,8 @@ class WorldConfig:
                              doc="teaching: true CTR = relevance(ad quality, intent, topic match) × examination, the model "
                                  "class contains the truth; realistic: a query vocabulary with a long tail, campaigns "
                                  "with targeting, user context, and latent-factor relevance with context effects "
-                                 "(docs/world.md). The keys marked (realistic) act only there")
+                                 "(docs/world.md). The keys marked (realistic) act only there, and "
+                                 "another world refuses them away from their defaults")
     num_topics: int = config_field(20, lo=1, hi=10_000, doc="query/ad topics; topic popularity is Zipf-like")
     num_intents: int = config_field(4, lo=1, hi=100, doc="query intent levels; higher intent clicks more")
     num_advertisers: int = config_field(100, lo=1, hi=1_000_000, doc="each has a topic, a quality and a value per click")
@@ -148,6 +151,13 @@ class WorldConfig:
         for device, effects in zip(self.devices, layouts):
             if not effects or not all(isinstance(x, (int, float)) and not isinstance(x, bool) and 0 < x <= 1 for x in effects):
                 raise ValueError(f"position_effects: {device}'s page needs numbers in (0, 1], got {effects!r}")
+        if self.kind != "realistic":
+            moved = next((f.name for f in dataclasses.fields(self) if f.metadata.get("doc", "").startswith("(realistic)")
+                          and getattr(self, f.name) != (f.default_factory() if f.default is dataclasses.MISSING
+                                                        else f.default)), None)
+            if moved is not None:
+                raise ValueError(f"{moved}: acts only in the realistic world (world.kind = \"realistic\"); this one is "
+                                 f"{self.kind!r}")
         if self.kind == "realistic" and self.broad_match_rate == 0 and self.exact_match_share == 0:
             raise ValueError("broad_match_rate: 0 with exact_match_share 0 retrieves no ad for any query")
         longest = max(len(effects) for effects in layouts)
