@@ -35,7 +35,7 @@ class RunConfig:
     probe_every: int = config_field(32, lo=0, hi=1_000_000, doc="every n-th query's pCTRs (all candidates, treatments, "
                                                                    "positions) are kept, for prediction differences (0 = off)")
     records_memory_mb: float = config_field(256.0, lo=0.0, hi=1e6,
-                                            doc="MB of each record kept for the end-of-run measures (impressions, PV "
+                                            doc="MiB of each record kept for the end-of-run measures (impressions, PV "
                                                 "examples, probes) held in memory; past it they move to files in the "
                                                 "temporary folder ($TMPDIR), removed with the run (0 = all in memory)")
 
