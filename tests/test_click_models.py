@@ -56,6 +56,20 @@ def test_best_slate_enumeration_matches_a_brute_force():
     assert best_cascade_slate(value, attractive, 2, 1.0, 1.0) == pytest.approx(0.75 + 0.9 * 0.5)
 
 
+def _two_ad_slates(scenario, second_treatment: int):
+    """The world's first tick, with candidates 0 and 1 shown on top (the second in `second_treatment`) on every query
+    that has both: the world, the batch, those rows, and the loop's truth and clicks (in (query, position) order)."""
+    world = make_world(scenario)
+    batch = world.queries(0.0, 1.0)
+    rows = np.flatnonzero(batch.valid.sum(axis=1) >= 2)
+    outcome = AuctionOutcome(ad=np.full((batch.size, 4), -1, np.int32), treatment=np.zeros((batch.size, 4), np.int32),
+                             ctr=None, payment=None, price_per_click=None, objective=None, tied=None)
+    outcome.ad[rows, 0], outcome.ad[rows, 1] = 0, 1
+    outcome.treatment[rows, 1] = second_treatment
+    truth, click = slate_clicks(batch, outcome, world.examination, world.slots(batch), scenario.world)
+    return world, batch, rows, truth, click
+
+
 @pytest.mark.parametrize("world_kind", ["teaching", "realistic"])
 def test_slate_clicks_in_the_loop(world_kind):
     """The loop's clicks: relevance × lift × examination under the position-based model (bit for bit); under the
@@ -64,14 +78,7 @@ def test_slate_clicks_in_the_loop(world_kind):
         scenario = simulator.load("scenarios/smoke.toml", overrides=[f"world.click_model={model}",
                                                                      "world.cascade_continue=0.8",
                                                                      f"world.kind={world_kind}"])
-        world = make_world(scenario)
-        batch = world.queries(0.0, 1.0)
-        rows = np.flatnonzero(batch.valid.sum(axis=1) >= 2)
-        outcome = AuctionOutcome(ad=np.full((batch.size, 4), -1, np.int32), treatment=np.zeros((batch.size, 4), np.int32),
-                                 ctr=None, payment=None, price_per_click=None, objective=None, tied=None)
-        outcome.ad[rows, 0], outcome.ad[rows, 1] = 0, 1
-        outcome.treatment[rows, 1] = 2
-        truth, click = slate_clicks(batch, outcome, world.examination, world.slots(batch), scenario.world)
+        world, batch, rows, truth, click = _two_ad_slates(scenario, second_treatment=2)
         first, second = truth[0::2], truth[1::2]
         a1 = batch.relevance[rows, 0] * batch.lift[rows, 0, 0] * world.examination[0, 0]
         a2 = batch.relevance[rows, 1] * batch.lift[rows, 1, 2] * world.examination[2, 0]
@@ -110,13 +117,7 @@ def test_the_trust_term_in_the_loop_and_the_oracle_that_knows_it(model):
     trust = ["world.trust_false_click=0.05", "world.trust_true_click_drop=0.01"]
     scenario = simulator.load("scenarios/smoke.toml", overrides=[f"world.click_model={model}", *trust,
                                                                  "world.cascade_continue=0.8"])
-    world = make_world(scenario)
-    batch = world.queries(0.0, 1.0)
-    rows = np.flatnonzero(batch.valid.sum(axis=1) >= 2)
-    outcome = AuctionOutcome(ad=np.full((batch.size, 4), -1, np.int32), treatment=np.zeros((batch.size, 4), np.int32),
-                             ctr=None, payment=None, price_per_click=None, objective=None, tied=None)
-    outcome.ad[rows, 0], outcome.ad[rows, 1] = 0, 1
-    truth, _ = slate_clicks(batch, outcome, world.examination, world.slots(batch), scenario.world)
+    world, batch, rows, truth, _ = _two_ad_slates(scenario, second_treatment=0)
     a1 = batch.relevance[rows, 0] * batch.lift[rows, 0, 0] * world.examination[0, 0]
     a2 = batch.relevance[rows, 1] * batch.lift[rows, 1, 0] * world.examination[0, 0]
     t1, t2 = a1 * 0.98 + (1 - a1) * 0.05, a2 * 0.97 + (1 - a2) * 0.025
