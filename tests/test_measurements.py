@@ -14,6 +14,7 @@ from simulator.experiments.study import Frontier, load_study, study_file
 from simulator.loop.builders import build_model
 from simulator.loop.simulation import Simulation
 from simulator.loop.tick import exploration_factors
+from simulator.world.config import WorldConfig
 from simulator.measure.attribution import MISESTIMATED, feedback_loop
 from simulator.measure.irreproducibility import irreproducibility
 from simulator.measure.paired import ads_per_query_difference, shown_slates
@@ -250,7 +251,7 @@ def test_attribution_reads_the_served_format_and_counts_cells_per_query_context(
               "context": np.array([0, 1]), "lift": np.ones((2, 1, 2))}
     frame = pd.DataFrame({"ad_id": [7] * 12, "context": [0] * 12, "treatment": [1] * 12, "position": [0] * 12})
     assert served_treatment(pctr).tolist() == [[1], [1]]
-    result = _attribution(probes, examination, frame, half=5.0)  # probes at minute 10: the second half
+    result = _attribution(probes, examination, frame, half=5.0, world=WorldConfig())  # minute 10: the second half
     assert result["position_effect_error"] == pytest.approx(0.0, abs=1e-12)
     assert result["learned_position_effect"] == pytest.approx([0.5])
     assert result["treatment_effect_reference"] == 1 and result["treatment_effect_others"] == [0]
@@ -259,6 +260,39 @@ def test_attribution_reads_the_served_format_and_counts_cells_per_query_context(
     # ≥ 10 times: only (context 0, ad 7, format 1, top), whose error is 0; the other 7 cells were never shown
     assert result["error_often_shown"] == pytest.approx(0.0, abs=1e-12)
     assert result["error_never_shown"] == pytest.approx(2 * np.log(0.045 / 0.025) / 7)
+
+
+def test_with_the_trust_term_attribution_reads_each_candidates_trusted_truth():
+    """With the trust term a model that predicts the trusted truth exactly has no error anywhere, and the true position
+    effect is the trusted one (it differs from the examination ratio and between ads of other relevance)."""
+    from simulator.measure.attribution import _attribution
+    from simulator.world.click_models import trusted_ctr
+
+    world = WorldConfig(trust_false_click=0.05, trust_true_click_drop=0.01)
+    examination = np.array([[0.5, 0.25], [1.0, 0.5]], np.float32)  # [T, K]
+    relevance = np.array([[0.02], [0.3]], np.float32)
+    pctr = trusted_ctr(relevance[:, :, None, None] * examination[None, None], 0.05, 0.01)
+    probes = {"minute": np.array([10.0, 10.0]), "query": np.array([0, 1]), "pctr": pctr,
+              "valid": np.ones((2, 1), bool), "candidates": np.array([[7], [8]]), "relevance": relevance,
+              "context": np.array([0, 1]), "lift": np.ones((2, 1, 2), np.float32), "device": np.zeros(2, np.int32)}
+    frame = pd.DataFrame({"ad_id": [7] * 12, "context": [0] * 12, "treatment": [1] * 12, "position": [0] * 12,
+                          "minute": [10.0] * 12})
+    result = _attribution(probes, examination, frame, half=5.0, world=world)
+    assert result["position_effect_error"] == pytest.approx(0.0, abs=1e-6)
+    assert result["treatment_effect_error"] == pytest.approx(0.0, abs=1e-6)
+    assert result["error_never_shown"] == pytest.approx(0.0, abs=1e-6)
+    assert abs(result["true_position_effect"][0] - 0.5) > 0.01  # not the examination ratio
+    untrusting = _attribution(probes, examination, frame, half=5.0, world=WorldConfig())
+    assert untrusting["position_effect_error"] > 0.01  # the same model read against the untrusted truth
+    # the feedback-loop study: ad 7 (unattractive, clicked mostly from trust) probed 4 times early and 4 times late
+    rows = np.array([0, 0, 0, 0, 0, 0, 0, 0])
+    late_probes = {name: column[rows] for name, column in probes.items()}
+    late_probes["minute"] = np.array([1.0, 1.5, 2.0, 2.5, 10.0, 10.5, 11.0, 11.5])
+    untrusted = simulator.config.replace(simulator.load(SMOKE), run__duration_hours=0.2)
+    trusting = simulator.config.replace(untrusted, world__trust_false_click=0.05, world__trust_true_click_drop=0.01)
+    exact = feedback_loop(late_probes, examination, frame, trusting)
+    assert exact["tracked_ads"] == 1 and exact["underestimated_early_share"] == 0 and np.isnan(exact["stuck_overestimated"])
+    assert feedback_loop(late_probes, examination, frame, untrusted)["stuck_overestimated"] == 1.0  # read untrusted
 
 
 def test_equal_cost_single_matches_the_ensemble():
@@ -339,6 +373,6 @@ def test_the_true_treatment_effect_with_equal_lifts_is_the_examination_ratio_exa
               "candidates": np.full((rows, 1), 7), "relevance": relevance, "context": np.zeros(rows, np.int64),
               "lift": np.ones((rows, 1, 3), np.float32)}
     frame = pd.DataFrame({"ad_id": [7] * 3, "context": [0] * 3, "treatment": [1] * 3, "position": [0] * 3})
-    result = _attribution(probes, examination, frame, half=5.0)
+    result = _attribution(probes, examination, frame, half=5.0, world=WorldConfig())
     assert result["true_treatment_effect"] == [float(np.exp(np.log(examination[t, 0] / examination[1, 0])))
                                                for t in (0, 2)]

@@ -71,6 +71,8 @@ def test_records_moved_to_disk_read_back_as_the_same_arrays(smoke_scenario, smok
     import gc
     import tempfile
 
+    from simulator.loop.records import ColumnLog
+
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
     moved = simulator.run(simulator.config.replace(smoke_scenario, run__records_memory_mb=0.01))
@@ -88,9 +90,14 @@ def test_records_moved_to_disk_read_back_as_the_same_arrays(smoke_scenario, smok
     pdt.assert_frame_equal(pd.read_parquet(tmp_path / "moved" / "impressions.parquet"),
                            pd.read_parquet(tmp_path / "held" / "impressions.parquet"))
     assert len(list((tmp_path / "tmp").iterdir())) == 3  # a folder for each of the three records
-    del moved
+    moved.close()  # what a study's cell does once it has measured
+    assert not list((tmp_path / "tmp").iterdir()) and len(moved.log) == 0
+    log = ColumnLog(("a",), memory_limit_bytes=1)
+    log.append(a=np.arange(3))
+    assert log.stored_parts == 1 and len(list((tmp_path / "tmp").iterdir())) == 1
+    del log
     gc.collect()
-    assert not list((tmp_path / "tmp").iterdir())
+    assert not list((tmp_path / "tmp").iterdir())  # or when the records are collected
 
 
 def test_exp_transfer_and_oracle_model_run_end_to_end(smoke_scenario):

@@ -38,6 +38,9 @@ def run_arm(arm: Arm, seed: int, hours: float, scenario: str | Path | dict) -> d
         open_loop = _finished(Simulation(replica_scenario, training_logs=output.training_logs).run(), arm, seed,
                               "open-loop replica")
         result.update(irreproducibility(output, replica, open_loop))
+        replica.close()
+        open_loop.close()
+    output.close()
     result["wall_seconds"] = time.perf_counter() - started
     return result
 

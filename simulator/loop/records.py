@@ -77,7 +77,7 @@ class ColumnLog:
         """Move the held rows to disk, one column at a time (so joining them needs one column's bytes at most)."""
         if self._folder is None:
             self._folder = Path(tempfile.mkdtemp(prefix="adfloor-records-"))
-            weakref.finalize(self, shutil.rmtree, self._folder, ignore_errors=True)
+            self._remove = weakref.finalize(self, shutil.rmtree, self._folder, ignore_errors=True)
         part = len(self._stored)
         for name in self.columns:
             rows = np.concatenate(self._held[name])
@@ -85,6 +85,12 @@ class ColumnLog:
             self._held[name] = []
         self._stored.append(len(rows))
         self._held_bytes = 0
+
+    def close(self) -> None:
+        """Remove the files now, not when the log is collected; the log is empty after."""
+        if self._folder is not None:
+            self._remove()
+        self.__init__(self.columns, self.memory_limit_bytes)
 
     def __len__(self) -> int:
         """The rows logged so far (without joining the parts)."""

@@ -35,8 +35,14 @@ class RunOutput:
     wall_seconds: float
     queries: int
     probes: ColumnLog  # every `run.probe_every`-th query's pCTRs (records.ProbeRecord's fields)
-    training_logs: list | None = None  # what the trainer was fed, when the run was asked to keep it
+    training_logs: Any = None  # what the trainer was fed, when the run was asked to keep it (its list or sink)
     stopped: str | None = None  # why the run ended early (training diverged, a stop request), else None
+
+    def close(self) -> None:
+        """Remove the files of the records that moved to disk now, not when the output is collected (a study's cell
+        does, after measuring); its records are empty after."""
+        for records in (self.log, self.pv, self.probes):
+            records.close()
 
     @property
     def simulated_hours(self) -> float:
@@ -139,4 +145,4 @@ class RunOutput:
             with pq.ParquetWriter(out / "impressions.parquet", first.schema, compression="zstd") as writer:
                 writer.write_table(first)
                 for table in tables:
-                    writer.write_table(table.cast(first.schema))
+                    writer.write_table(table)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import hashlib
+import math
 import os
 import shutil
 import time
@@ -69,7 +70,8 @@ class Simulation:
         self.stop = stop  # asked after every event: true ends the run there, keeping what it made (the app's Stop)
         # Open loop: train on another run's logs (its `training_logs`) instead of the ones this run's auctions make.
         self._external_logs = collections.deque(training_logs) if training_logs is not None else None
-        self.training_logs = None if keep_training_logs is False else [] if keep_training_logs is True else keep_training_logs
+        self.training_logs = ([] if keep_training_logs else None) if isinstance(keep_training_logs, (bool, np.bool_)) \
+            else keep_training_logs
         self.progress = progress
         self.sync_stages = sync_stages
         self.world = make_world(scenario)
@@ -333,10 +335,7 @@ class Simulation:
             output = pretraining.run(finish=False)
             if output.stopped:
                 raise TrainingDiverged(f"warm start: the pre-training stopped: {output.stopped}")
-            empty = np.zeros(0)  # the window's records start empty
-            state = dataclasses.replace(pretraining.state(), rows=[], pv=dict.fromkeys(PV_COLUMNS, empty),
-                                        probes=dict.fromkeys(ProbeRecord._fields, empty),
-                                        log=dict.fromkeys(ImpressionLog.COLUMNS, empty))
+            state = pretraining.state(records=False)  # the window's records start empty
             writing = folder.with_name(f"{folder.name}.{os.getpid()}")  # workers sharing a key write apart
             checkpoint.save(state, pre, writing, pretraining.pytree_templates())
             try:
@@ -360,15 +359,17 @@ class Simulation:
         return simulation
 
     # ---- the run's state -----------------------------------------------------------------------
-    def state(self) -> RunState:
-        """Everything the run has changed, as named data: between two events, resuming from it is exact."""
+    def state(self, records: bool = True) -> RunState:
+        """Everything the run has changed, as named data: between two events, resuming from it is exact. Without
+        `records`, the metric rows, PV examples, impressions and probes come empty (not read back from disk): a
+        warm start's pre-trained state, whose window starts its records afresh."""
         running = time.perf_counter() - self.started_wall if self.started_wall is not None else 0.0
+        log, pv, probes = (self.log, self.pv, self.probes) if records else self._new_records()
         return RunState(
             now=self.processes.env.now if self.processes is not None else 0.0, world=self.world.state(), upcoming=self.upcoming,
             trainer=None if self.oracle else self.trainer.state(), deployed=None if self.oracle else self.deployed,
-            pending=list(self._pending), unscored=list(self._unscored), pv=self.pv.arrays(), log=self.log.arrays(),
-            probes=self.probes.arrays(),
-            rows=[dict(row) for row in self.rows], queries=self._queries, trained=self._trained,
+            pending=list(self._pending), unscored=list(self._unscored), pv=pv.arrays(), log=log.arrays(),
+            probes=probes.arrays(), rows=[dict(row) for row in self.rows] if records else [], queries=self._queries, trained=self._trained,
             deploy_version=self.deploy_version, timers=dict(self._timers),
             wakeups=self.processes.wakeups() if self.processes is not None else [],
             wall_seconds=self.resumed_wall_seconds + running, window_first_query=self.window_first_query)
@@ -398,7 +399,7 @@ class Simulation:
     def _new_records(self) -> tuple[ImpressionLog, ColumnLog, ColumnLog]:
         """Empty records for the run's measures: impressions, PV examples and probes, each moving to disk past
         `run.records_memory_mb` held."""
-        limit = int(self.scenario.run.records_memory_mb * 2 ** 20)
+        limit = math.ceil(self.scenario.run.records_memory_mb * 2 ** 20)  # > 0 whenever the key is
         return ImpressionLog(memory_limit_bytes=limit), ColumnLog(PV_COLUMNS, limit), ColumnLog(ProbeRecord._fields, limit)
 
     def pytree_templates(self) -> dict:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from simulator.world.click_models import trusted_ctr
+
 MISESTIMATED = np.log(1.5)  # the feedback-loop study calls an ad under/overestimated beyond a factor 1.5
 
 
@@ -33,16 +35,25 @@ def served_treatment(pctr: np.ndarray) -> np.ndarray:
     return np.argmax(pctr[:, :, :, 0], axis=2)
 
 
-def _attribution(probes: dict, examination: np.ndarray, frame, half: float) -> dict:
+def probe_truth(probes: dict, examination: np.ndarray, world) -> np.ndarray:
+    """The probed candidates' true CTR[P, N, T, K] on the page of `examination` [T, K]: relevance × lift × examination,
+    with the world's trust term when it is on (exact under the position-based click model; the cascade's slate
+    effect is in no per-candidate truth)."""
+    truth = probes["relevance"][:, :, None, None] * probes["lift"][:, :, :, None] * examination[None, None]
+    return trusted_ctr(truth, world.trust_false_click, world.trust_true_click_drop) if world.trust else truth
+
+
+def _attribution(probes: dict, examination: np.ndarray, frame, half: float, world) -> dict:
     """Credit attribution and accuracy on rarely shown (query context, ad, treatment, position) cells, from the
     probes of the second half: learned vs true position effect in the treatment the auction would serve each
-    candidate, treatment effects against the treatment served most, learned vs true ad quality there."""
+    candidate, treatment effects against the treatment served most, learned vs true ad quality there. With the
+    trust term the true effects depend on the ad, and come from each candidate's own truth."""
     from scipy.stats import spearmanr
 
     late = probes["minute"] >= half  # the second half of simulated time
     pctr, valid = probes["pctr"][late].astype(np.float64), probes["valid"][late]
     lift = probes["lift"][late]  # [P, N, T]
-    truth = probes["relevance"][late][:, :, None, None] * lift[:, :, :, None] * examination[None, None]
+    truth = probe_truth({name: column[late] for name, column in probes.items()}, examination, world)
     ads = probes["candidates"][late]
     t, k = examination.shape
     shown_count = _shown_counts(frame, probes["context"][late], ads, t, k)
@@ -56,7 +67,8 @@ def _attribution(probes: dict, examination: np.ndarray, frame, half: float) -> d
     log_pctr = np.log(np.maximum(pctr, 1e-9))
     served = served_treatment(pctr)  # [P, N]
     at_served = np.take_along_axis(log_pctr, served[:, :, None, None], axis=2)[:, :, 0, :]  # [P, N, K]
-    true_at_served = np.log(examination[served])  # [P, N, K]
+    true_at_served = np.log(np.take_along_axis(truth, served[:, :, None, None], axis=2)[:, :, 0, :] if world.trust
+                            else examination[served])  # [P, N, K]
     learned_position = at_served[:, :, 1:] - at_served[:, :, :1]  # vs the top, in the served treatment
     true_position = true_at_served[:, :, 1:] - true_at_served[:, :, :1]
     result["position_effect_error"] = float(np.abs(learned_position - true_position)[valid].mean())
@@ -66,8 +78,11 @@ def _attribution(probes: dict, examination: np.ndarray, frame, half: float) -> d
     reference = int(np.argmax(counts))  # the treatment the auction served most
     others = [f for f in range(t) if f != reference]
     learned_treatment = log_pctr[:, :, others, 0] - log_pctr[:, :, reference:reference + 1, 0]  # at the top
-    true_treatment = np.log((lift[:, :, others] * examination[others, 0])
-                            / (lift[:, :, reference:reference + 1] * examination[reference, 0]))  # [P, N, others]
+    if world.trust:
+        true_treatment = np.log(truth[:, :, others, 0] / truth[:, :, reference:reference + 1, 0])
+    else:
+        true_treatment = np.log((lift[:, :, others] * examination[others, 0])
+                                / (lift[:, :, reference:reference + 1] * examination[reference, 0]))  # [P, N, others]
     result["treatment_effect_error"] = float(np.abs(learned_treatment - true_treatment)[valid].mean())
     result["learned_treatment_effect"] = np.exp(learned_treatment[valid].mean(axis=0)).tolist()
     # averaged in float64: with equal lifts (the teaching world) every value is the same and the mean is exact
@@ -103,8 +118,11 @@ def feedback_loop(probes: dict, examination: np.ndarray, frame, scenario) -> dic
     ads = probes["candidates"][valid]
     served = served_treatment(probes["pctr"])[:, :, None]
     top_pctr = np.take_along_axis(probes["pctr"][:, :, :, 0], served, axis=2)[:, :, 0].astype(np.float64)
-    top_lift = np.take_along_axis(probes["lift"], served, axis=2)[:, :, 0]
-    top_truth = probes["relevance"] * top_lift * examination[served[:, :, 0], 0]
+    if scenario.world.trust:
+        top_truth = np.take_along_axis(probe_truth(probes, examination, scenario.world)[:, :, :, 0], served, axis=2)[:, :, 0]
+    else:
+        top_lift = np.take_along_axis(probes["lift"], served, axis=2)[:, :, 0]
+        top_truth = probes["relevance"] * top_lift * examination[served[:, :, 0], 0]
     error = (np.log(np.maximum(top_pctr, 1e-9)) - np.log(np.maximum(top_truth, 1e-9)))[valid]
     when = np.broadcast_to(minute[:, None], valid.shape)[valid]
     ids = np.unique(ads)

@@ -96,7 +96,7 @@ def run_metrics(output, page_examination: np.ndarray) -> dict:
     metrics["treatment_names"] = list(output.scenario.world.treatments)
     probes, examination = first_device(output.probe_arrays(), page_examination, output.scenario.world.page_lengths()[0])
     frame = frame[frame["device"] == 0]
-    metrics.update(_attribution(probes, examination, frame, half))
+    metrics.update(_attribution(probes, examination, frame, half, output.scenario.world))
     metrics.update(feedback_loop(probes, examination, frame, output.scenario))
     return metrics
 
