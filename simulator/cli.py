@@ -7,7 +7,7 @@ import sys
 
 from auction.mechanisms import MECHANISMS
 from auction.reserves import RESERVE_MODES
-from simulator.commands import (DEFAULT_SCENARIO, cmd_app, cmd_auction, cmd_compare, cmd_report, cmd_run,
+from simulator.commands import (DEFAULT_SCENARIO, cmd_app, cmd_auction, cmd_compare, cmd_pretrain, cmd_report, cmd_run,
                                 cmd_side_by_side, cmd_sweep, cmd_world)
 from simulator.compile_cache import enable_compilation_cache
 from simulator.config import ConfigError
@@ -69,6 +69,15 @@ def build_parser() -> argparse.ArgumentParser:
     world.add_argument("--out", help="output folder (default: runs/world-<scenario>-seed<N>)")
     world.add_argument("--quiet", action="store_true", help="no live progress line")
     world.set_defaults(handler=cmd_world)
+    pretrain = commands.add_parser("pretrain", help="pre-train a scenario's model for some simulated hours and cache its "
+                                                    "state, for runs with run.warm_start_hours (docs/world.md)")
+    pretrain.add_argument("scenario", nargs="?", help=f"scenario TOML file or shipped name (default: {DEFAULT_SCENARIO})")
+    pretrain.add_argument("--hours", type=float, required=True, help="simulated hours of pre-training")
+    pretrain.add_argument("--seed", type=int, help="override run.seed")
+    pretrain.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                          help="override a key (run.warm_start_cache: where the state is cached)")
+    pretrain.add_argument("--quiet", action="store_true", help="no live progress line")
+    pretrain.set_defaults(handler=cmd_pretrain)
     comp = commands.add_parser("compare", help="paired replays: two systems on identical traffic and user noise")
     comp.add_argument("scenarios", nargs="*", help="A.toml B.toml, or one scenario with --vary")
     comp.add_argument("--vary", help="one scenario, two values of a key: section.key=v1,v2")

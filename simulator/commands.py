@@ -130,6 +130,30 @@ def cmd_world(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    import simulator
+    from simulator.loop.records import TrainingDiverged
+    from simulator.loop.simulation import Simulation
+
+    if not args.hours > 0:
+        raise ConfigError(f"--hours: must be > 0, got {args.hours:g}")
+    overrides = [*args.set, f"run.warm_start_hours={args.hours}"]
+    scenario = simulator.load(_resolve_scenario(args.scenario), overrides=overrides, seed=args.seed)
+    print(f"adfloor pretrain: {scenario.world.kind} world, {args.hours:g} simulated hours, seed {scenario.run.seed} → "
+          f"{scenario.run.warm_start_cache}", file=sys.stderr)
+    simulation = Simulation(scenario, progress=None if args.quiet else _progress_printer(sys.stderr))
+    try:
+        _, folder, cached = simulation.pretrained_state()
+    except TrainingDiverged as err:
+        print(f"\nadfloor pretrain: {err}", file=sys.stderr)
+        return 1
+    if not args.quiet and not cached:
+        sys.stderr.write("\n")
+    print(f"{'already cached' if cached else 'pre-trained and cached'}: {folder} (runs of this scenario and seed with "
+          f"run.warm_start_hours={args.hours:g} and run.warm_start_cache={scenario.run.warm_start_cache} start from it)")
+    return 0
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     import simulator
     from simulator.experiments.paired import compare

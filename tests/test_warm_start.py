@@ -75,3 +75,23 @@ def test_the_open_loop_control_starts_from_the_replicas_pre_trained_state(tmp_pa
     np.testing.assert_array_equal(open_first, replica_first)  # the same deployed model when the window opens
     assert not np.array_equal(open_first, first_and_last(primary)[0])  # not the primary's
     assert not np.allclose(open_last, replica_last)  # then trained on other logs than the replica's own
+
+
+def test_the_pretrain_command_makes_the_state_a_warm_start_runs_from(tmp_path, capsys):
+    """`adfloor pretrain` pre-trains and caches the state a run with the same warm start then reads (no second
+    pre-training), and that run is the one it would have been had it pre-trained itself."""
+    from simulator.cli import main
+
+    cache, elsewhere = tmp_path / "cache", tmp_path / "elsewhere"
+    command = ["pretrain", str(SMOKE), "--hours", "0.25", "--set", f"run.warm_start_cache={cache}", "--quiet"]
+    assert main(command) == 0 and "pre-trained and cached" in capsys.readouterr().out
+    assert main(command) == 0 and "already cached" in capsys.readouterr().out
+    (folder,) = cache.iterdir()
+
+    def window(where):
+        return simulator.run(simulator.load(SMOKE, overrides=["run.duration_hours=0.25", "run.warm_start_hours=0.25",
+                                                              f"run.warm_start_cache={where}"])).metrics()
+
+    pd.testing.assert_frame_equal(window(cache), window(elsewhere))
+    assert list(cache.iterdir()) == [folder] and len(list(elsewhere.iterdir())) == 1
+    assert main(["pretrain", str(SMOKE), "--hours", "0", "--quiet"]) == 2

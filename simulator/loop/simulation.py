@@ -318,30 +318,7 @@ class Simulation:
         the window's records start empty, so the measures see only the window. Raises TrainingDiverged when the
         pre-training diverges (nothing is cached then)."""
         run = self.scenario.run
-        pre = dataclasses.replace(self.scenario, run=dataclasses.replace(
-            run, duration_hours=run.warm_start_hours, warm_start_hours=0.0, warm_start_cache="",
-            checkpoint_every_minutes=0.0, probe_every=0, records_memory_mb=config_module.RunConfig.records_memory_mb))
-        key = f"{checkpoint.FORMAT_VERSION} {WARM_START_VERSION}\n{config_module.dumps(pre)}"
-        folder = Path(run.warm_start_cache) / hashlib.sha256(key.encode()).hexdigest()[:16]
-        state = None
-        if (folder / "state.json").is_file():
-            try:
-                directory, tree, _ = checkpoint.read(folder)
-                state = checkpoint.load(directory, tree, self.pytree_templates())
-            except (checkpoint.CheckpointError, ValueError):  # unreadable: pre-train again
-                state = None
-        if state is None:
-            pretraining = Simulation(pre)
-            output = pretraining.run(finish=False)
-            if output.stopped:
-                raise TrainingDiverged(f"warm start: the pre-training stopped: {output.stopped}")
-            state = pretraining.state(records=False)  # the window's records start empty
-            writing = folder.with_name(f"{folder.name}.{os.getpid()}")  # workers sharing a key write apart
-            checkpoint.save(state, pre, writing, pretraining.pytree_templates())
-            try:
-                writing.rename(folder)
-            except OSError:  # another worker cached it first
-                shutil.rmtree(writing, ignore_errors=True)
+        state, _, _ = self.pretrained_state()
         self.restore(state)
         self.rows, (self.log, self.pv, self.probes) = [], self._new_records()
         self._timers, self.resumed_wall_seconds = collections.Counter(), 0.0
@@ -349,6 +326,36 @@ class Simulation:
         if self.upcoming is None:  # the pre-training drew no tick past its end: draw the one its traffic waits for
             traffic = next(w for w in state.wakeups if w.kind == "traffic")
             self.upcoming = self._draw(traffic.minute, run.tick_minutes)
+
+    def pretrained_state(self) -> tuple[RunState, Path, bool]:
+        """The state after `run.warm_start_hours` simulated hours of the same scenario (its records empty), its cache
+        folder in `run.warm_start_cache`, and whether it was cached already: else it is pre-trained now (the progress
+        callback sees the pre-training) and cached. Raises TrainingDiverged when the pre-training diverges (nothing
+        is cached then)."""
+        run = self.scenario.run
+        pre = dataclasses.replace(self.scenario, run=dataclasses.replace(
+            run, duration_hours=run.warm_start_hours, warm_start_hours=0.0, warm_start_cache="",
+            checkpoint_every_minutes=0.0, probe_every=0, records_memory_mb=config_module.RunConfig.records_memory_mb))
+        key = f"{checkpoint.FORMAT_VERSION} {WARM_START_VERSION}\n{config_module.dumps(pre)}"
+        folder = Path(run.warm_start_cache) / hashlib.sha256(key.encode()).hexdigest()[:16]
+        if (folder / "state.json").is_file():
+            try:
+                directory, tree, _ = checkpoint.read(folder)
+                return checkpoint.load(directory, tree, self.pytree_templates()), folder, True
+            except (checkpoint.CheckpointError, ValueError):  # unreadable: pre-train again
+                pass
+        pretraining = Simulation(pre, progress=self.progress)
+        output = pretraining.run(finish=False)
+        if output.stopped:
+            raise TrainingDiverged(f"warm start: the pre-training stopped: {output.stopped}")
+        state = pretraining.state(records=False)  # the window's records start empty
+        writing = folder.with_name(f"{folder.name}.{os.getpid()}")  # workers sharing a key write apart
+        checkpoint.save(state, pre, writing, pretraining.pytree_templates())
+        try:
+            writing.rename(folder)
+        except OSError:  # another worker cached it first
+            shutil.rmtree(writing, ignore_errors=True)
+        return state, folder, False
 
     @classmethod
     def resume(cls, checkpoint_dir: str | Path, progress: Callable[[Progress], None] | None = None) -> "Simulation":
