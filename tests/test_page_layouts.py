@@ -166,7 +166,7 @@ def test_a_tablet_is_a_third_device_with_its_own_page_and_the_oracle_knows_its_t
         "world.num_positions=7", 'world.devices=["desktop", "mobile", "tablet"]', "world.device_shares=[0.35, 0.55, 0.1]",
         "world.top_slots=[4, 2, 3]",
         "world.position_effects=[[1.0, 0.65, 0.45, 0.3, 0.12, 0.09, 0.07], [1.0, 0.45, 0.1], [1.0, 0.6, 0.4, 0.2, 0.1]]",
-        "world.trust_false_click=0.03", "world.trust_true_click_drop=0.01", "run.duration_hours=0.15",
+        "world.trust_false_click=0.03", "world.trust_true_click_drop=0.01", "run.duration_hours=0.1",
         "model.oracle=true"])
     simulation = simulator.Simulation(scenario)
     frame = simulation.run().log.frame()

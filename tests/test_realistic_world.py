@@ -196,7 +196,7 @@ def test_world_statistics_are_the_same_with_the_records_on_disk():
     reports = []
     for megabytes in (0.0, 0.01):
         scenario = small("world.click_model=cascade", "run.probe_every=4", f"run.records_memory_mb={megabytes}")
-        output, ads = world_run(scenario, hours=0.25)
+        output, ads = world_run(scenario, hours=0.15)
         moved = output.training_logs.rows.stored_parts, output.log.stored_parts, output.probes.stored_parts
         assert (min(moved) > 5) if megabytes else moved == (0, 0, 0)
         reports.append(json.dumps(statistics(output, ads), sort_keys=True))

@@ -83,13 +83,13 @@ def test_the_pretrain_command_makes_the_state_a_warm_start_runs_from(tmp_path, c
     from simulator.cli import main
 
     cache, elsewhere = tmp_path / "cache", tmp_path / "elsewhere"
-    command = ["pretrain", str(SMOKE), "--hours", "0.25", "--set", f"run.warm_start_cache={cache}", "--quiet"]
+    command = ["pretrain", str(SMOKE), "--hours", "0.1", "--set", f"run.warm_start_cache={cache}", "--quiet"]
     assert main(command) == 0 and "pre-trained and cached" in capsys.readouterr().out
     assert main(command) == 0 and "already cached" in capsys.readouterr().out
     (folder,) = cache.iterdir()
 
     def window(where):
-        return simulator.run(simulator.load(SMOKE, overrides=["run.duration_hours=0.25", "run.warm_start_hours=0.25",
+        return simulator.run(simulator.load(SMOKE, overrides=["run.duration_hours=0.1", "run.warm_start_hours=0.1",
                                                               f"run.warm_start_cache={where}"])).metrics()
 
     pd.testing.assert_frame_equal(window(cache), window(elsewhere))
