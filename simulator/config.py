@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,11 @@ class RunConfig:
                                             doc="MiB of each record kept for the end-of-run measures (impressions, PV "
                                                 "examples, probes) held in memory; past it they move to files in the "
                                                 "temporary folder ($TMPDIR), removed with the run (0 = all in memory)")
+
+    @property
+    def records_memory_bytes(self) -> int:
+        """`records_memory_mb` in bytes (MiB × 2²⁰), > 0 whenever the key is (0: no limit)."""
+        return math.ceil(self.records_memory_mb * 2 ** 20)
 
     def check(self) -> None:
         """Cross-field checks (ValueError "field: why")."""

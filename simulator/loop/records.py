@@ -81,10 +81,18 @@ class ColumnLog:
         part = len(self._stored)
         for name in self.columns:
             rows = np.concatenate(self._held[name])
-            np.save(self._folder / f"{part}-{name}.npy", rows, allow_pickle=False)
+            np.save(self._part_file(part, name), rows, allow_pickle=False)
             self._held[name] = []
         self._stored.append(len(rows))
         self._held_bytes = 0
+
+    def extend(self, arrays: dict[str, np.ndarray]) -> None:
+        """Append whole columns' rows (a saved state's, a pickled log's), if there are any."""
+        if len(arrays[self.columns[0]]):
+            self.append(**arrays)
+
+    def _part_file(self, part: int, name: str) -> Path:
+        return self._folder / f"{part}-{name}.npy"
 
     def close(self) -> None:
         """Remove the files now, not when the log is collected; the log is empty after."""
@@ -103,7 +111,7 @@ class ColumnLog:
 
     def column(self, name: str) -> np.ndarray:
         """One column's rows, all of them in order (np.zeros(0) when there are none)."""
-        parts = [np.load(self._folder / f"{part}-{name}.npy") for part in range(len(self._stored))]
+        parts = [np.load(self._part_file(part, name)) for part in range(len(self._stored))]
         parts += self._held[name]
         return np.concatenate(parts) if parts else np.zeros(0)
 
@@ -115,7 +123,7 @@ class ColumnLog:
         """The rows a part at a time, as dicts of columns (what is on disk part by part, then what is held): for
         writing a long log out without joining it in memory."""
         for part in range(len(self._stored)):
-            yield {name: np.load(self._folder / f"{part}-{name}.npy") for name in self.columns}
+            yield {name: np.load(self._part_file(part, name)) for name in self.columns}
         if self._held[self.columns[0]]:
             yield {name: np.concatenate(self._held[name]) for name in self.columns}
 
@@ -129,8 +137,7 @@ class ColumnLog:
 
     def __setstate__(self, state: dict) -> None:
         self.__init__(state["columns"], state["memory_limit_bytes"])
-        if len(state["arrays"][self.columns[0]]):
-            self.append(**state["arrays"])
+        self.extend(state["arrays"])
 
 
 class ImpressionLog(ColumnLog):

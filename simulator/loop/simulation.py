@@ -11,7 +11,6 @@ from __future__ import annotations
 import collections
 import dataclasses
 import hashlib
-import math
 import os
 import shutil
 import time
@@ -392,8 +391,7 @@ class Simulation:
         self._unscored = list(state.unscored)
         self.log, self.pv, self.probes = self._new_records()
         for records, arrays in ((self.log, state.log), (self.pv, state.pv), (self.probes, state.probes)):
-            if len(arrays[records.columns[0]]):
-                records.append(**arrays)
+            records.extend(arrays)
         self.rows = [dict(row) for row in state.rows]
         self._queries, self._trained, self.deploy_version = state.queries, state.trained, state.deploy_version
         self.window_first_query = state.window_first_query
@@ -406,7 +404,7 @@ class Simulation:
     def _new_records(self) -> tuple[ImpressionLog, ColumnLog, ColumnLog]:
         """Empty records for the run's measures: impressions, PV examples and probes, each moving to disk past
         `run.records_memory_mb` held."""
-        limit = math.ceil(self.scenario.run.records_memory_mb * 2 ** 20)  # > 0 whenever the key is
+        limit = self.scenario.run.records_memory_bytes
         return ImpressionLog(memory_limit_bytes=limit), ColumnLog(PV_COLUMNS, limit), ColumnLog(ProbeRecord._fields, limit)
 
     def pytree_templates(self) -> dict:

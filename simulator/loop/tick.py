@@ -92,10 +92,10 @@ def slate_clicks(batch: QueryBatch, outcome: AuctionOutcome, examination: np.nda
     rows = np.arange(batch.size)[:, None]
     ad, treatment = np.where(shown, outcome.ad, 0), np.where(shown, outcome.treatment, 0)
     base = batch.relevance[rows, ad] * batch.lift[rows, ad, treatment]
-    separable, attractive = base * examination[treatment, slots], base * examination[treatment, slots[:, :1]]
+    looked, top = examination[treatment, slots], examination[treatment, slots[:, :1]]
+    separable, attractive = base * looked, base * top
     if world.trust:
-        separable, attractive = trusted(attractive, examination[treatment, slots] / examination[treatment, slots[:, :1]],
-                                        world.trust_false_click, world.trust_true_click_drop)
+        separable, attractive = trusted(attractive, looked / top, world.trust_false_click, world.trust_true_click_drop)
     separable = np.where(shown, separable, np.float32(0))
     attractive = np.where(shown, attractive, np.float32(0))
     truth, click = CLICK_MODELS[world.click_model].clicks(separable, attractive, batch.click_noise[rows, ad],

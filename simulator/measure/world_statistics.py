@@ -7,7 +7,6 @@ format shares, the traffic's hourly shape, and the long tails of the sparse ids.
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 from typing import Any, Callable
 
@@ -33,7 +32,7 @@ def world_run(scenario: Scenario, hours: float | None = None,
     run = scenario.run if hours is None else replace(scenario.run, duration_hours=hours)
     data = replace(scenario.data, negative_keep_rate=1.0, low_position_keep_rate=1.0, low_pctr_keep_rate=1.0)
     scenario = replace(scenario, run=run, data=data, model=replace(scenario.model, oracle=True))
-    shown = ShownIds(scenario.train.training_delay_minutes, math.ceil(scenario.run.records_memory_mb * 2 ** 20))
+    shown = ShownIds(scenario.train.training_delay_minutes, scenario.run.records_memory_bytes)
     simulation = Simulation(scenario, progress=progress, keep_training_logs=shown)
     world = simulation.world
     quality, active = world.ad_quality.copy(), world.ad_active.copy()
