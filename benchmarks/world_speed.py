@@ -6,7 +6,8 @@ Each run is a fresh process, as `adfloor run` is (compiled programs from the on-
 run), on the same machine one after another: the teaching and realistic worlds in turn R times (A B A B, as the
 machine's speed drifts), each world's fastest run counted, then the large preset once; queries/s is the run's own
 (queries over its wall time, JIT compilation included), peak RSS the process's (`--child` alone also gives it before
-the end-of-run summary, and RSS every ~20 s of the run). Targets (issue #17, ratios to the teaching world in the same run):
+the end-of-run summary, and RSS every ~20 s of the run; `--child S --checkpoint-every M` checkpoints every M
+simulated minutes, as `adfloor run` does). Targets (issue #17, ratios to the teaching world in the same run):
 the realistic world ≥ 0.5×, over one simulated day by default; the large preset ≥ 0.2× with peak RSS ≤ 8 GB.
 """
 
@@ -26,9 +27,12 @@ TARGETS = {"realistic": 0.5, "large": 0.2}
 MAX_RSS_GB = 8.0
 
 
-def run_child(scenario: str, hours: float) -> None:
-    """Run one simulation in this process and print its queries/s and peak RSS as JSON (the parent reads it)."""
+def run_child(scenario: str, hours: float, checkpoint_every: float = 0.0) -> None:
+    """Run one simulation in this process and print its queries/s and peak RSS as JSON (the parent reads it); with
+    `checkpoint_every` (simulated minutes), checkpoint it that often into a temporary folder, as `adfloor run` does."""
     sys.path.insert(0, str(ROOT))
+    import tempfile
+
     import simulator
     from simulator.compile_cache import enable_compilation_cache
     from simulator.loop.simulation import Simulation
@@ -41,7 +45,10 @@ def run_child(scenario: str, hours: float) -> None:
             last[0] = progress.wall_seconds
             samples.append([round(progress.sim_minute / 60, 3), round(resident_gb(), 3)])
 
-    output = Simulation(simulator.load(scenario, overrides=[f"run.duration_hours={hours}"]), progress=sample).run()
+    overrides = [f"run.duration_hours={hours}", f"run.checkpoint_every_minutes={checkpoint_every}"]
+    with tempfile.TemporaryDirectory(prefix="adfloor-checkpoint-") as folder:
+        simulation = Simulation(simulator.load(scenario, overrides=overrides), progress=sample)
+        output = simulation.run(checkpoint_dir=Path(folder) / "checkpoint" if checkpoint_every else None)
     loop_peak = peak_rss_gb()  # before the end-of-run measures read the records whole
     summary = output.summary()
     print(json.dumps({"queries": summary["queries"], "wall_seconds": summary["wall_seconds"],
@@ -71,9 +78,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2, help="runs of the teaching and realistic worlds, in turn")
     parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--checkpoint-every", type=float, default=0.0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        run_child(args.child, args.hours)
+        run_child(args.child, args.hours, args.checkpoint_every)
         return
     results = {}
     for name in [*(["teaching", "realistic"] * args.repeats), "large"]:

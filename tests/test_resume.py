@@ -59,7 +59,8 @@ def test_killed_run_resumes_to_the_same_final_numbers(tmp_path):
 
 
 @pytest.mark.parametrize("overrides", [
-    ["train.deploy_every_minutes=7", "train.deploy_delay_minutes=5", "run.tick_minutes=0.7"],
+    ["train.deploy_every_minutes=7", "train.deploy_delay_minutes=5", "run.tick_minutes=0.7",
+     "run.records_memory_mb=0.01"],  # its records move to disk every few ticks, and its checkpoints link them
     ["train.distillation_weight=0.5", "train.optimizer=shampoo", "train.bias_constraints=['position']",
      "data.negative_keep_rate=0.5"],
     ["model.oracle=true"],
@@ -115,6 +116,28 @@ def test_a_saved_state_loads_back_equal(tmp_path, overrides):
         assert not equal(reloaded, state)
 
 
+def test_a_checkpoint_links_the_records_on_disk_and_never_joins_them(tmp_path, monkeypatch):
+    """Checkpoints of a run whose records move to disk (every few ticks here) write them part by part: the parts on
+    disk are linked, not read, and no column is ever joined in memory (reading one fails the run here)."""
+    from simulator.loop.records import ColumnLog
+
+    def joined(log, name):
+        raise AssertionError(f"a checkpoint joined the column {name!r} in memory")
+
+    scenario = config.load(ROOT / "scenarios" / "smoke.toml", ["run.duration_hours=0.5", "run.records_memory_mb=0.01",
+                                                              "run.checkpoint_every_minutes=10"])
+    with monkeypatch.context() as patch:
+        patch.setattr(ColumnLog, "column", joined)
+        output = Simulation(scenario).run(checkpoint_dir=tmp_path / "checkpoint")
+    saved = json.loads((tmp_path / "checkpoint" / "state.json").read_text())["records"]
+    for name, log in (("pv", output.pv), ("log", output.log), ("probes", output.probes)):
+        parts = saved[name]["parts"]
+        assert len(parts) > 3 and sum(parts) < len(log)  # the checkpoint at minute 20 of a 30-minute run
+        for part in range(len(parts) - 1):  # all but the rows still held then, which are written
+            for column in log.columns:
+                assert (tmp_path / "checkpoint" / "records" / name / f"{part}-{column}.npy").stat().st_nlink == 2
+
+
 def test_resume_without_a_checkpoint_is_a_one_line_error(tmp_path):
     with pytest.raises(CheckpointError, match="no checkpoint"):
         Simulation.resume(tmp_path)
@@ -127,6 +150,8 @@ def test_checkpoint_files_are_data_not_pickles(tmp_path):
                                                               "run.checkpoint_every_minutes=10"])
     Simulation(scenario).run(checkpoint_dir=tmp_path / "checkpoint")
     files = sorted(p.name for p in (tmp_path / "checkpoint").iterdir())
-    assert files == ["arrays.npz", "config.toml", "state.json"]
+    assert files == ["arrays.npz", "config.toml", "records", "state.json"]
     with np.load(tmp_path / "checkpoint" / "arrays.npz", allow_pickle=False) as data:  # raises on object arrays
         assert all(data[name].dtype != object for name in data.files)
+    records = sorted((tmp_path / "checkpoint" / "records").rglob("*.npy"))
+    assert records and all(np.load(path, allow_pickle=False).dtype != object for path in records)

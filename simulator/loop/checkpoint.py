@@ -1,7 +1,9 @@
 """Checkpoints of a running simulation, in data formats only: `state.json` + `arrays.npz` + `config.toml`.
 
 A checkpoint is a `RunState` (`simulator.loop.state`) taken between two simpy events, flattened generically
-into a JSON tree and named arrays. `Simulation.resume` builds a fresh Simulation of the saved scenario, `load`
+into a JSON tree and named arrays; its records (PV examples, impressions, probes) go part by part into
+`records/<name>/`, linked from the files a long run's records already moved to disk, so a checkpoint never joins
+them in memory. `Simulation.resume` builds a fresh Simulation of the saved scenario, `load`
 reads the state back on the structures of its pytrees, and `Simulation.restore` re-creates every process at
 its recorded wake-up, in the order they were scheduled, so the resumed run ends with the same numbers as an
 uninterrupted one. Files are written to a temporary folder and renamed into place, so a kill mid-write leaves
@@ -10,6 +12,7 @@ the previous checkpoint intact. Loading never unpickles (`allow_pickle=False`).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -18,11 +21,13 @@ import numpy as np
 
 from simulator import config as config_module
 from simulator.config import Scenario
+from simulator.loop.records import ColumnLog
 from simulator.loop.state import RunState, flatten, unflatten
 
-FORMAT_VERSION = 7  # 3: the run's state as one flattened RunState; 4: queries, probes and impressions carry the device;
+RECORDS = ("pv", "log", "probes")  # the RunState fields written part by part
+FORMAT_VERSION = 8  # 3: the run's state as one flattened RunState; 4: queries, probes and impressions carry the device;
 # 5: CowClip's optimizer state counts its row-steps; 6: the realistic world's users (a feature more) and retrieval order;
-# 7: PV examples and probes as columns, as the impression log
+# 7: PV examples and probes as columns, as the impression log; 8: the records part by part, in records/
 
 
 class CheckpointError(ValueError):
@@ -33,10 +38,13 @@ def save(state: RunState, scenario: Scenario, directory: str | Path, templates: 
     """Write `state` (of a run of `scenario`) to `directory`, replacing the checkpoint there."""
     directory = Path(directory)
     arrays: dict[str, np.ndarray] = {}
-    tree = {"format_version": FORMAT_VERSION, "now": state.now, "state": flatten(state, templates, arrays)}
+    rest = dataclasses.replace(state, **{name: None for name in RECORDS})
+    tree = {"format_version": FORMAT_VERSION, "now": state.now, "state": flatten(rest, templates, arrays)}
     temporary = directory.with_name(directory.name + ".writing")
     shutil.rmtree(temporary, ignore_errors=True)
     temporary.mkdir(parents=True)
+    tree["records"] = {name: {"columns": list(getattr(state, name).columns),
+                              "parts": getattr(state, name).save(temporary / "records" / name)} for name in RECORDS}
     (temporary / "config.toml").write_text(config_module.dumps(scenario))
     np.savez(temporary / "arrays.npz", **arrays)
     (temporary / "state.json").write_text(json.dumps(tree))  # written last: its presence marks a whole checkpoint
@@ -68,6 +76,10 @@ def load(directory: Path, tree: dict, templates: dict) -> RunState:
     """The RunState saved in `directory` (its tree from `read`), pytrees restored on `templates`' structures."""
     try:
         with np.load(directory / "arrays.npz", allow_pickle=False) as data:
-            return unflatten(tree["state"], templates, {name: data[name] for name in data.files})
+            state = unflatten(tree["state"], templates, {name: data[name] for name in data.files})
+        records = {name: ColumnLog(tuple(saved["columns"])) for name, saved in tree["records"].items()}
+        for name, log in records.items():
+            log.adopt(directory / "records" / name, tree["records"][name]["parts"])
+        return dataclasses.replace(state, **records)
     except (OSError, ValueError, KeyError, TypeError) as err:  # StateError is a ValueError
         raise CheckpointError(f"--resume: checkpoint in {str(directory)!r} cannot be read: {err}") from None

@@ -3,6 +3,7 @@ tick is cut into chunks."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import weakref
@@ -73,11 +74,14 @@ class ColumnLog:
         if self.memory_limit_bytes and self._held_bytes > self.memory_limit_bytes:
             self._store()
 
+    def _new_folder(self) -> None:
+        self._folder = Path(tempfile.mkdtemp(prefix="adfloor-records-"))
+        self._remove = weakref.finalize(self, shutil.rmtree, self._folder, ignore_errors=True)
+
     def _store(self) -> None:
         """Move the held rows to disk, one column at a time (so joining them needs one column's bytes at most)."""
         if self._folder is None:
-            self._folder = Path(tempfile.mkdtemp(prefix="adfloor-records-"))
-            self._remove = weakref.finalize(self, shutil.rmtree, self._folder, ignore_errors=True)
+            self._new_folder()
         part = len(self._stored)
         for name in self.columns:
             rows = np.concatenate(self._held[name])
@@ -87,12 +91,46 @@ class ColumnLog:
         self._held_bytes = 0
 
     def extend(self, arrays: dict[str, np.ndarray]) -> None:
-        """Append whole columns' rows (a saved state's, a pickled log's), if there are any."""
+        """Append whole columns' rows (a pickled log's), if there are any."""
         if len(arrays[self.columns[0]]):
             self.append(**arrays)
 
-    def _part_file(self, part: int, name: str) -> Path:
-        return self._folder / f"{part}-{name}.npy"
+    def _part_file(self, part: int, name: str, folder: Path | None = None) -> Path:
+        return (folder or self._folder) / f"{part}-{name}.npy"
+
+    def save(self, folder: Path) -> list[int]:
+        """Write the rows into `folder` a part at a time (one .npy file a column and part; the rows on disk are
+        linked there, not read), and return each part's row count: for a checkpoint of a long run, which must not
+        join its records in memory."""
+        folder.mkdir(parents=True, exist_ok=True)
+        for part in range(len(self._stored)):
+            for name in self.columns:
+                _link_or_copy(self._part_file(part, name), self._part_file(part, name, folder))
+        held = len(self) - sum(self._stored)
+        if held:
+            for name in self.columns:
+                np.save(self._part_file(len(self._stored), name, folder), np.concatenate(self._held[name]),
+                        allow_pickle=False)
+        return self._stored + ([held] if held else [])
+
+    def adopt(self, folder: Path, parts: list[int]) -> None:
+        """Append the rows `save` wrote into `folder` (`parts`: its row counts), as parts on disk of this log's own,
+        without reading them."""
+        if self._held[self.columns[0]]:
+            self._store()
+        for saved, rows in enumerate(parts):
+            if self._folder is None:
+                self._new_folder()
+            for name in self.columns:
+                _link_or_copy(self._part_file(saved, name, folder), self._part_file(len(self._stored), name))
+            self._stored.append(rows)
+
+    def extend_with(self, other: ColumnLog) -> None:
+        """Append all of `other`'s rows (its parts on disk linked, not read): a restored run's records of its own."""
+        if other._stored:
+            self.adopt(other._folder, other._stored)
+        if other._held[self.columns[0]]:
+            self.append(**{name: np.concatenate(other._held[name]) for name in self.columns})
 
     def close(self) -> None:
         """Remove the files now, not when the log is collected; the log is empty after."""
@@ -138,6 +176,14 @@ class ColumnLog:
     def __setstate__(self, state: dict) -> None:
         self.__init__(state["columns"], state["memory_limit_bytes"])
         self.extend(state["arrays"])
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """`target` as a hard link to `source` (free: parts on disk never change), or a copy across file systems."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
 
 
 class ImpressionLog(ColumnLog):

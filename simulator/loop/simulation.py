@@ -366,16 +366,16 @@ class Simulation:
 
     # ---- the run's state -----------------------------------------------------------------------
     def state(self, records: bool = True) -> RunState:
-        """Everything the run has changed, as named data: between two events, resuming from it is exact. Without
-        `records`, the metric rows, PV examples, impressions and probes come empty (not read back from disk): a
-        warm start's pre-trained state, whose window starts its records afresh."""
+        """Everything the run has changed, as named data: between two events, resuming from it is exact. Its PV
+        examples, impressions and probes are the run's own logs, not copies (a checkpoint writes them part by part).
+        Without `records`, the metric rows and those logs come empty: a warm start's pre-trained state, whose window
+        starts its records afresh."""
         running = time.perf_counter() - self.started_wall if self.started_wall is not None else 0.0
         log, pv, probes = (self.log, self.pv, self.probes) if records else self._new_records()
         return RunState(
             now=self.processes.env.now if self.processes is not None else 0.0, world=self.world.state(), upcoming=self.upcoming,
             trainer=None if self.oracle else self.trainer.state(), deployed=None if self.oracle else self.deployed,
-            pending=list(self._pending), unscored=list(self._unscored), pv=pv.arrays(), log=log.arrays(),
-            probes=probes.arrays(), rows=[dict(row) for row in self.rows] if records else [], queries=self._queries, trained=self._trained,
+            pending=list(self._pending), unscored=list(self._unscored), pv=pv, log=log, probes=probes, rows=[dict(row) for row in self.rows] if records else [], queries=self._queries, trained=self._trained,
             deploy_version=self.deploy_version, timers=dict(self._timers),
             wakeups=self.processes.wakeups() if self.processes is not None else [],
             wall_seconds=self.resumed_wall_seconds + running, window_first_query=self.window_first_query)
@@ -390,8 +390,8 @@ class Simulation:
         self._pending = collections.deque(state.pending)
         self._unscored = list(state.unscored)
         self.log, self.pv, self.probes = self._new_records()
-        for records, arrays in ((self.log, state.log), (self.pv, state.pv), (self.probes, state.probes)):
-            records.extend(arrays)
+        for records, saved in ((self.log, state.log), (self.pv, state.pv), (self.probes, state.probes)):
+            records.extend_with(saved)
         self.rows = [dict(row) for row in state.rows]
         self._queries, self._trained, self.deploy_version = state.queries, state.trained, state.deploy_version
         self.window_first_query = state.window_first_query

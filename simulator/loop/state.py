@@ -2,8 +2,9 @@
 
 Between two simpy events the run is fully described by a `RunState`: the world's changing arrays and random
 streams, the trainer's state, the deployed snapshot, the logs on their way to training, the metric rows, PV
-examples, impressions and probes, and each process's next wake-up (kept by the process itself). `flatten` turns
-any such value into a JSON tree plus a dict of arrays, and `unflatten` back: records (NamedTuples and dataclasses
+examples, impressions and probes (the run's own logs, which a checkpoint writes part by part), and each process's
+next wake-up (kept by the process itself). `flatten` turns any other such value into a JSON tree plus a dict of
+arrays, and `unflatten` back: records (NamedTuples and dataclasses
 named in RECORDS) by name, lists of one record type column by column (few large arrays, not one per tick), and
 pytrees (parameters, optimizer states) as their leaves, restored on the structure of a named template.
 """
@@ -20,7 +21,7 @@ import numpy as np
 
 from models import Examples
 from models.trainer import TrainerState
-from simulator.loop.records import PendingLog, Unscored
+from simulator.loop.records import ColumnLog, PendingLog, Unscored
 from simulator.world.ground_truth import QueryBatch, WorldState
 
 
@@ -45,9 +46,9 @@ class RunState:
     deployed: Any  # the live snapshot (parameters), None for the oracle
     pending: list[PendingLog]
     unscored: list[Unscored]
-    pv: dict[str, np.ndarray]  # the PV log's columns (records.PV_COLUMNS)
-    log: dict[str, np.ndarray]  # the impression log's columns
-    probes: dict[str, np.ndarray]  # the probes' columns (records.ProbeRecord's fields)
+    pv: ColumnLog  # the PV log (records.PV_COLUMNS)
+    log: ColumnLog  # the impression log
+    probes: ColumnLog  # the probes (records.ProbeRecord's fields)
     rows: list[dict]
     queries: int
     trained: int
@@ -208,11 +209,14 @@ def pytree_templates(trainer: TrainerState | None) -> dict[str, Any]:
 
 
 def equal(a: Any, b: Any) -> bool:
-    """Whether two states flatten to the same tree and bit-identical arrays (dtype and shape included)."""
+    """Whether two states flatten to the same tree and bit-identical arrays (dtype and shape included); a RunState's
+    records compare as their columns, joined."""
     templates = {}
     for state in (a, b):
         if isinstance(state, RunState):
             templates.update(pytree_templates(state.trainer))
+    a, b = (dataclasses.replace(state, pv=state.pv.arrays(), log=state.log.arrays(), probes=state.probes.arrays())
+            if isinstance(state, RunState) else state for state in (a, b))
     arrays_a, arrays_b = {}, {}
     trees = [json.dumps(flatten(state, templates, arrays)) for state, arrays in ((a, arrays_a), (b, arrays_b))]
     if trees[0] != trees[1] or arrays_a.keys() != arrays_b.keys():  # as JSON text: a NaN equals a NaN
