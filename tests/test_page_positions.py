@@ -30,7 +30,9 @@ def test_short_pages_equal_the_auction_on_their_positions_alone(shape):
         rows = np.flatnonzero(page == k)
         if not rows.size:
             continue
-        alone = solve_batch(ctr[rows][..., :k], bid[rows], reserve[rows], available[rows], page[rows], **options)
-        assert np.array_equal(mixed.ad[rows, :k], alone.ad) and np.array_equal(mixed.treatment[rows, :k], alone.treatment)
-        np.testing.assert_allclose(mixed.payment[rows, :k], alone.payment, rtol=1e-5, atol=1e-6)
-        np.testing.assert_allclose(mixed.price_per_click[rows, :k], alone.price_per_click, rtol=1e-5, atol=1e-6)
+        # every query on a page of k positions alone (the batch's shape, so K = k reuses the mixed batch's program)
+        alone = solve_batch(ctr[..., :k], bid, reserve, available, np.full_like(page, k), **options)
+        assert np.array_equal(mixed.ad[rows, :k], alone.ad[rows])
+        assert np.array_equal(mixed.treatment[rows, :k], alone.treatment[rows])
+        np.testing.assert_allclose(mixed.payment[rows, :k], alone.payment[rows], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(mixed.price_per_click[rows, :k], alone.price_per_click[rows], rtol=1e-5, atol=1e-6)
