@@ -29,7 +29,8 @@ MAX_RSS_GB = 8.0
 
 def run_child(scenario: str, hours: float, checkpoint_every: float = 0.0) -> None:
     """Run one simulation in this process and print its queries/s and peak RSS as JSON (the parent reads it); with
-    `checkpoint_every` (simulated minutes), checkpoint it that often into a temporary folder, as `adfloor run` does."""
+    `checkpoint_every` (simulated minutes), checkpoint it that often, as `adfloor run` does, into a folder in $TMPDIR
+    (where the records' files are: the checkpoints link them)."""
     sys.path.insert(0, str(ROOT))
     import tempfile
 

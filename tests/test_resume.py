@@ -75,8 +75,10 @@ def test_resume_from_any_checkpoint_is_exact(tmp_path, overrides):
     whole = Simulation(scenario).run(checkpoint_dir=tmp_path / "checkpoint")  # last checkpoint: minute 75
     assert json.loads((tmp_path / "checkpoint" / "state.json").read_text())["now"] < 75
     resumed = Simulation.resume(tmp_path / "checkpoint").run()
-    for name, column in whole.pv_arrays().items():
-        assert np.array_equal(column, resumed.pv_arrays()[name]), name
+    for records in ("pv", "probes"):
+        a, b = getattr(whole, records).arrays(), getattr(resumed, records).arrays()
+        for name, column in a.items():
+            assert column.dtype == b[name].dtype and np.array_equal(column, b[name]), (records, name)
     pd.testing.assert_frame_equal(whole.metrics(), resumed.metrics())
     assert whole.log.frame().equals(resumed.log.frame())
 
@@ -117,8 +119,9 @@ def test_a_saved_state_loads_back_equal(tmp_path, overrides):
 
 
 def test_a_checkpoint_links_the_records_on_disk_and_never_joins_them(tmp_path, monkeypatch):
-    """Checkpoints of a run whose records move to disk (every few ticks here) write them part by part: the parts on
-    disk are linked, not read, and no column is ever joined in memory (reading one fails the run here)."""
+    """Checkpoints of a run whose records move to disk (every few ticks here) write them part by part, and a resume
+    reads them back so: the parts on disk are linked, not read, and no column is ever joined in memory (reading one
+    fails the run, or the resume, here)."""
     from simulator.loop.records import ColumnLog
 
     def joined(log, name):
@@ -136,6 +139,12 @@ def test_a_checkpoint_links_the_records_on_disk_and_never_joins_them(tmp_path, m
         for part in range(len(parts) - 1):  # all but the rows still held then, which are written
             for column in log.columns:
                 assert (tmp_path / "checkpoint" / "records" / name / f"{part}-{column}.npy").stat().st_nlink == 2
+    with monkeypatch.context() as patch:
+        patch.setattr(ColumnLog, "column", joined)
+        resumed = Simulation.resume(tmp_path / "checkpoint")
+    last = tmp_path / "checkpoint" / "records" / "log" / f"{len(saved['log']['parts']) - 1}-ad_id.npy"
+    assert last.stat().st_nlink >= 2  # the resumed run's own records link the checkpoint's files
+    assert len(resumed.log) == sum(saved["log"]["parts"]) and resumed.log.stored_parts == len(saved["log"]["parts"])
 
 
 def test_resume_without_a_checkpoint_is_a_one_line_error(tmp_path):

@@ -1,4 +1,4 @@
-"""Checkpoints of a running simulation, in data formats only: `state.json` + `arrays.npz` + `config.toml`.
+"""Checkpoints of a running simulation, in data formats only: `state.json` + `arrays.npz` + `config.toml` + `records/`.
 
 A checkpoint is a `RunState` (`simulator.loop.state`) taken between two simpy events, flattened generically
 into a JSON tree and named arrays; its records (PV examples, impressions, probes) go part by part into

@@ -3,6 +3,7 @@ tick is cut into chunks."""
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
@@ -99,19 +100,19 @@ class ColumnLog:
         return (folder or self._folder) / f"{part}-{name}.npy"
 
     def save(self, folder: Path) -> list[int]:
-        """Write the rows into `folder` a part at a time (one .npy file a column and part; the rows on disk are
-        linked there, not read), and return each part's row count: for a checkpoint of a long run, which must not
-        join its records in memory."""
-        folder.mkdir(parents=True, exist_ok=True)
+        """Write the rows into `folder` (a new one) a part at a time: one .npy file a column and part, the parts on
+        disk linked there (not read), the held rows joined a column at a time. Returns each part's row count. For a
+        checkpoint of a long run, which must not join its records in memory."""
+        folder.mkdir(parents=True)  # never into files another log may have linked
         for part in range(len(self._stored)):
             for name in self.columns:
                 _link_or_copy(self._part_file(part, name), self._part_file(part, name, folder))
         held = len(self) - sum(self._stored)
-        if held:
+        if self._held[self.columns[0]]:  # a part of no rows too: it keeps the columns' dtypes and shapes
             for name in self.columns:
                 np.save(self._part_file(len(self._stored), name, folder), np.concatenate(self._held[name]),
                         allow_pickle=False)
-        return self._stored + ([held] if held else [])
+        return self._stored + ([held] if self._held[self.columns[0]] else [])
 
     def adopt(self, folder: Path, parts: list[int]) -> None:
         """Append the rows `save` wrote into `folder` (`parts`: its row counts), as parts on disk of this log's own,
@@ -179,10 +180,13 @@ class ColumnLog:
 
 
 def _link_or_copy(source: Path, target: Path) -> None:
-    """`target` as a hard link to `source` (free: parts on disk never change), or a copy across file systems."""
+    """`target` as a hard link to `source` (free: parts on disk never change), or a copy where the file system
+    cannot link it (another file system, no hard links)."""
     try:
         os.link(source, target)
-    except OSError:
+    except OSError as err:
+        if err.errno not in (errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EMLINK):
+            raise
         shutil.copyfile(source, target)
 
 
