@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 
 import pytest
 
@@ -278,7 +279,19 @@ def test_a_failed_cell_is_recorded_and_the_rest_still_report(tmp_path, backend, 
     a cell a worker, as the local backend's two seeds already cover the bookkeeping)."""
     from simulator.report.claims_report import report
 
+    import tempfile
+
+    from simulator.experiments import runner
+
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    made, mkdtemp = [], tempfile.mkdtemp  # the folders of Ray's session files, which the runner must remove after
+
+    def recorded(**options):
+        folder = mkdtemp(**options)
+        made.extend([folder] if options.get("prefix") == "adfray-" else [])
+        return folder
+
+    monkeypatch.setattr(runner.tempfile, "mkdtemp", recorded)
     study = load_study(_study(tmp_path))
     broken = dataclasses.replace(study, arms={"baseline": study.arms["baseline"],
                                               "rank": Arm("rank", ("train.batch_size=0",))})
@@ -289,4 +302,5 @@ def test_a_failed_cell_is_recorded_and_the_rest_still_report(tmp_path, backend, 
     assert entries == []  # the claim's arm failed: no verdict, rather than a made-up one
     assert len(list((tmp_path / "cache").glob("*.error.json"))) == len(seeds)
     assert len(list((tmp_path / "cache").glob("*.json"))) == 2 * len(seeds)
+    assert len(made) == (backend == "ray") and not any(os.path.exists(folder) for folder in made)
     assert json.loads((tmp_path / "out" / "claims.json").read_text())["failed_cells"] == failures

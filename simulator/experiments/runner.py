@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import multiprocessing
+import shutil
 import tempfile
 import time
 import traceback
@@ -96,11 +97,12 @@ def _ray(jobs: list[Job], workers: int, address: str | None) -> Iterator[Outcome
     import ray  # optional: only this backend needs it
 
     started_here = not ray.is_initialized()
+    folder = None  # the local instance's session files (a short path: Ray's sockets live there), removed after
     if started_here:
         options = dict(include_dashboard=False, log_to_driver=False)
         if address is None:
-            options.update(num_cpus=max(workers, 1), object_store_memory=200 * 2**20,
-                           _temp_dir=tempfile.mkdtemp(prefix="adfray-", dir="/tmp"))
+            folder = tempfile.mkdtemp(prefix="adfray-", dir="/tmp")
+            options.update(num_cpus=max(workers, 1), object_store_memory=200 * 2**20, _temp_dir=folder)
         ray.init(address=address, **options)
     try:
         task = ray.remote(num_cpus=1)(_execute)
@@ -115,6 +117,8 @@ def _ray(jobs: list[Job], workers: int, address: str | None) -> Iterator[Outcome
     finally:
         if started_here:
             ray.shutdown()
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def run_jobs(jobs: Iterable[Job], *, finished: Callable[[Job], bool], store: Callable[[Outcome], None],
