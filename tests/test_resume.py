@@ -145,6 +145,15 @@ def test_a_checkpoint_links_the_records_on_disk_and_never_joins_them(tmp_path, m
     last = tmp_path / "checkpoint" / "records" / "log" / f"{len(saved['log']['parts']) - 1}-ad_id.npy"
     assert last.stat().st_nlink >= 2  # the resumed run's own records link the checkpoint's files
     assert len(resumed.log) == sum(saved["log"]["parts"]) and resumed.log.stored_parts == len(saved["log"]["parts"])
+    # a damaged checkpoint is refused at the resume, in one line, not at the end of the resumed run
+    damaged = tmp_path / "checkpoint" / "records" / "pv" / "0-label.npy"
+    damaged.unlink()  # not written over: the file is linked into the runs' own records
+    np.save(damaged, np.zeros(3, np.float32))
+    with pytest.raises(CheckpointError, match=r"records/pv/0-label.npy holds shape \(3,\), not \d+ rows"):
+        Simulation.resume(tmp_path / "checkpoint")
+    damaged.unlink()
+    with pytest.raises(CheckpointError, match="0-label.npy"):
+        Simulation.resume(tmp_path / "checkpoint")
 
 
 def test_resume_without_a_checkpoint_is_a_one_line_error(tmp_path):

@@ -72,6 +72,19 @@ def read(directory: str | Path) -> tuple[Path, dict, Scenario]:
     return directory, tree, config_module.load(directory / "config.toml")
 
 
+def _check_parts(folder: Path, columns: tuple[str, ...], parts: list[int]) -> None:
+    """Each saved part's files hold the rows the state says (their .npy headers only: the rows are not read), so a
+    damaged checkpoint fails here, not at the end of the resumed run."""
+    for part, rows in enumerate(parts):
+        for name in columns:
+            with open(folder / f"{part}-{name}.npy", "rb") as file:
+                header = (np.lib.format.read_array_header_1_0 if np.lib.format.read_magic(file) == (1, 0)
+                          else np.lib.format.read_array_header_2_0)
+                shape = header(file)[0]
+            if not shape or shape[0] != rows:
+                raise ValueError(f"records/{folder.name}/{part}-{name}.npy holds shape {shape}, not {rows} rows")
+
+
 def load(directory: Path, tree: dict, templates: dict) -> RunState:
     """The RunState saved in `directory` (its tree from `read`), pytrees restored on `templates`' structures."""
     try:
@@ -79,6 +92,7 @@ def load(directory: Path, tree: dict, templates: dict) -> RunState:
             state = unflatten(tree["state"], templates, {name: data[name] for name in data.files})
         records = {name: ColumnLog(tuple(saved["columns"])) for name, saved in tree["records"].items()}
         for name, log in records.items():
+            _check_parts(directory / "records" / name, log.columns, tree["records"][name]["parts"])
             log.adopt(directory / "records" / name, tree["records"][name]["parts"])
         return dataclasses.replace(state, **records)
     except (OSError, ValueError, KeyError, TypeError) as err:  # StateError is a ValueError
