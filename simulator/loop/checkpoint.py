@@ -90,10 +90,11 @@ def load(directory: Path, tree: dict, templates: dict) -> RunState:
     try:
         with np.load(directory / "arrays.npz", allow_pickle=False) as data:
             state = unflatten(tree["state"], templates, {name: data[name] for name in data.files})
-        records = {name: ColumnLog(tuple(saved["columns"])) for name, saved in tree["records"].items()}
-        for name, log in records.items():
-            _check_parts(directory / "records" / name, log.columns, tree["records"][name]["parts"])
-            log.adopt(directory / "records" / name, tree["records"][name]["parts"])
+        records = {}
+        for name, saved in tree["records"].items():
+            folder, records[name] = directory / "records" / name, ColumnLog(tuple(saved["columns"]))
+            _check_parts(folder, records[name].columns, saved["parts"])
+            records[name].adopt(folder, saved["parts"])
         return dataclasses.replace(state, **records)
     except (OSError, ValueError, KeyError, TypeError) as err:  # StateError is a ValueError
         raise CheckpointError(f"--resume: checkpoint in {str(directory)!r} cannot be read: {err}") from None

@@ -107,12 +107,13 @@ class ColumnLog:
         for part in range(len(self._stored)):
             for name in self.columns:
                 _link_or_copy(self._part_file(part, name), self._part_file(part, name, folder))
-        held = len(self) - sum(self._stored)
+        parts = list(self._stored)
         if self._held[self.columns[0]]:  # a part of no rows too: it keeps the columns' dtypes and shapes
             for name in self.columns:
-                np.save(self._part_file(len(self._stored), name, folder), np.concatenate(self._held[name]),
-                        allow_pickle=False)
-        return self._stored + ([held] if self._held[self.columns[0]] else [])
+                rows = np.concatenate(self._held[name])
+                np.save(self._part_file(len(self._stored), name, folder), rows, allow_pickle=False)
+            parts.append(len(rows))
+        return parts
 
     def adopt(self, folder: Path, parts: list[int]) -> None:
         """Append the rows `save` wrote into `folder` (`parts`: its row counts), as parts on disk of this log's own,

@@ -375,7 +375,8 @@ class Simulation:
         return RunState(
             now=self.processes.env.now if self.processes is not None else 0.0, world=self.world.state(), upcoming=self.upcoming,
             trainer=None if self.oracle else self.trainer.state(), deployed=None if self.oracle else self.deployed,
-            pending=list(self._pending), unscored=list(self._unscored), pv=pv, log=log, probes=probes, rows=[dict(row) for row in self.rows] if records else [], queries=self._queries, trained=self._trained,
+            pending=list(self._pending), unscored=list(self._unscored), pv=pv, log=log, probes=probes,
+            rows=[dict(row) for row in self.rows] if records else [], queries=self._queries, trained=self._trained,
             deploy_version=self.deploy_version, timers=dict(self._timers),
             wakeups=self.processes.wakeups() if self.processes is not None else [],
             wall_seconds=self.resumed_wall_seconds + running, window_first_query=self.window_first_query)
