@@ -6,6 +6,8 @@ weighs 1/r, so weighted metrics estimate what the full, unsampled data would giv
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+
 import numpy as np
 
 EPS = 1e-7
@@ -17,20 +19,10 @@ def _weights(weight: np.ndarray | None, size: int) -> np.ndarray:
 
 def log_loss(pred: np.ndarray, label: np.ndarray, weight: np.ndarray | None = None) -> float:
     """(Weighted) mean binary cross-entropy of probabilities `pred` against 0/1 `label`."""
-    p = np.clip(np.asarray(pred, np.float64), EPS, 1 - EPS)
-    y = np.asarray(label, np.float64)
-    if not p.size:
+    if not np.size(pred):
         return float("nan")
-    w = _weights(weight, p.size)
-    # w · (y log p + (1 − y) log(1 − p)), in place: the same numbers in a third of the temporary arrays (a summary
-    # of a long run holds tens of millions of examples)
-    terms = np.log(p)
-    terms *= y
-    other = np.log1p(np.negative(p, out=p), out=p)
-    other *= 1 - y
-    terms += other
-    terms *= w
-    return float(-np.sum(terms) / np.sum(w))
+    loss, weight_sum = log_loss_sums(pred, label, weight)
+    return float(loss / weight_sum)
 
 
 def entropy_of_mean(label: np.ndarray, weight: np.ndarray | None = None) -> float:
@@ -105,3 +97,215 @@ def per_query_auc(pred: np.ndarray, label: np.ndarray, query: np.ndarray, weight
         right += np.sum(pair_weight * ((positive_first > 0) + 0.5 * (positive_first == 0)))
         pairs += np.sum(pair_weight)
     return float(right / pairs) if pairs else float("nan")
+
+
+# The same metrics over data read a chunk at a time: a long run's examples wait on disk, and its summary must not
+# join them in memory. Each takes `passes`, a function that starts a fresh pass over the rows (the same rows in the
+# same order every time) and yields them a chunk at a time as tuples of columns (one chunk of no rows for no data).
+# Data of at most `rows_in_memory` rows is measured whole, by the functions above, so it gives their numbers bit for
+# bit; larger data is split by value, 16 bits of an order key at a time, into ranges of at most `rows_in_memory` rows
+# (ties at the last digit need no rows at all), so memory is bounded and the result exact up to the order of sums.
+
+Passes = Callable[[], Iterable[tuple[np.ndarray, ...]]]
+ROWS_IN_MEMORY = 1 << 22
+_DIGIT_BITS, _DIGITS, _LAST_DEPTH = 16, 1 << 16, 3
+_SIGN = np.uint64(1 << 63)
+
+
+def log_loss_sums(pred: np.ndarray, label: np.ndarray, weight: np.ndarray | None = None) -> tuple[float, float]:
+    """(Σ w·cross-entropy, Σ w): what `log_loss` divides, to be added up over chunks."""
+    p = np.clip(np.asarray(pred, np.float64), EPS, 1 - EPS)
+    y = np.asarray(label, np.float64)
+    w = _weights(weight, p.size)
+    # w · (y log p + (1 − y) log(1 − p)), in place: the same numbers in a third of the temporary arrays (a summary
+    # of a long run holds tens of millions of examples)
+    terms = np.log(p)
+    terms *= y
+    other = np.log1p(np.negative(p, out=p), out=p)
+    other *= 1 - y
+    terms += other
+    terms *= w
+    return -float(np.sum(terms)), float(np.sum(w))
+
+
+def _whole(passes: Passes, rows_in_memory: int) -> tuple[np.ndarray, ...] | None:
+    """The data's columns joined, or None when it has more than `rows_in_memory` rows."""
+    chunks, rows = [], 0
+    for chunk in passes():
+        rows += len(chunk[0])
+        if rows > rows_in_memory:
+            return None
+        chunks.append(chunk)
+    if not chunks:
+        raise ValueError("a pass over the data must yield at least one chunk (of no rows when there are none)")
+    return tuple(np.concatenate(column) for column in zip(*chunks))
+
+
+def _order_keys(values: np.ndarray) -> np.ndarray:
+    """uint64 keys that order and tie as the values do (as float64; −0 ties +0)."""
+    bits = (np.asarray(values, np.float64) + 0.0).view(np.uint64)
+    return np.where(bits >= _SIGN, ~bits, bits | _SIGN)
+
+
+def _key_values(keys: np.ndarray) -> np.ndarray:
+    """The float64 values of order keys (`_order_keys` undone)."""
+    keys = np.asarray(keys, np.uint64)
+    return np.where(keys >= _SIGN, keys ^ _SIGN, ~keys).view(np.float64)
+
+
+def _in_range(keys: np.ndarray, depth: int, prefix: int) -> np.ndarray:
+    """Rows whose keys begin with the `depth` digits `prefix` (all rows at depth 0)."""
+    if depth == 0:
+        return np.ones(keys.shape, bool)
+    return (keys >> np.uint64(64 - _DIGIT_BITS * depth)) == np.uint64(prefix)
+
+
+def _digit(keys: np.ndarray, depth: int) -> np.ndarray:
+    """The keys' digit number `depth` (0: the 16 highest bits)."""
+    return ((keys >> np.uint64(64 - _DIGIT_BITS * (depth + 1))) & np.uint64(_DIGITS - 1)).astype(np.int64)
+
+
+def _histogram(passes: Passes, depth: int, prefix: int) -> tuple[np.ndarray, ...]:
+    """Per next digit of the rows in a range: row count and, for (score, label, weight) rows, positive and
+    negative weight."""
+    count = np.zeros(_DIGITS, np.int64)
+    positive, negative = np.zeros(_DIGITS), np.zeros(_DIGITS)
+    for chunk in passes():
+        keys = _order_keys(chunk[0])
+        inside = _in_range(keys, depth, prefix)
+        digit = _digit(keys[inside], depth)
+        count += np.bincount(digit, minlength=_DIGITS)
+        if len(chunk) > 1:
+            label, weight = np.asarray(chunk[1])[inside].astype(bool), _weights(chunk[2], len(keys))[inside]
+            positive += np.bincount(digit, np.where(label, weight, 0.0), minlength=_DIGITS)
+            negative += np.bincount(digit, np.where(label, 0.0, weight), minlength=_DIGITS)
+    return count, positive, negative
+
+
+def _gather(passes: Passes, depth: int, prefix: int, digits: list[int]) -> tuple[np.ndarray, ...]:
+    """The rows of a range whose next digit is one of `digits`: their keys (and labels and weights), sorted by key."""
+    wanted = np.zeros(_DIGITS, bool)
+    wanted[digits] = True
+    parts = []
+    for chunk in passes():
+        keys = _order_keys(chunk[0])
+        inside = np.flatnonzero(_in_range(keys, depth, prefix))
+        inside = inside[wanted[_digit(keys[inside], depth)]]
+        rest = (np.asarray(chunk[1])[inside].astype(bool), _weights(chunk[2], len(keys))[inside]) if len(chunk) > 1 else ()
+        parts.append((keys[inside], *rest))
+    columns = tuple(np.concatenate(column) for column in zip(*parts))
+    order = np.argsort(columns[0], kind="stable")
+    return tuple(column[order] for column in columns)
+
+
+def _groups(count: np.ndarray, digits: np.ndarray, rows_in_memory: int) -> list[list[int]]:
+    """`digits` (in order) in runs of at most `rows_in_memory` rows; a digit with more rows alone."""
+    groups, rows = [], rows_in_memory + 1
+    for digit in digits:
+        if count[digit] > rows_in_memory or rows + count[digit] > rows_in_memory:
+            groups.append([])
+            rows = 0
+        groups[-1].append(int(digit))
+        rows += count[digit]
+    return groups
+
+
+def _auc_pairs(passes: Passes, rows_in_memory: int, depth: int = 0, prefix: int = 0) -> float:
+    """Σ over (positive, negative) pairs in a key range of w⁺·w⁻·(1 if the positive scores higher, ½ if tied)."""
+    count, positive, negative = _histogram(passes, depth, prefix)
+    pairs = float(np.sum(positive * (np.cumsum(negative) - negative)))  # pairs across the next digit
+    for group in _groups(count, np.flatnonzero(count), rows_in_memory):
+        digit = group[0]
+        if count[digit] > rows_in_memory:  # one digit, too many rows: split it by its next digit
+            if depth == _LAST_DEPTH:  # a single value: every pair ties
+                pairs += 0.5 * positive[digit] * negative[digit]
+            else:
+                pairs += _auc_pairs(passes, rows_in_memory, depth + 1, (prefix << _DIGIT_BITS) | digit)
+            continue
+        keys, label, weight = _gather(passes, depth, prefix, group)
+        starts = np.concatenate([[0], np.flatnonzero(np.diff(keys)) + 1])  # runs of tied scores
+        negative_in_run = np.add.reduceat(np.where(label, 0.0, weight), starts)
+        positive_in_run = np.add.reduceat(np.where(label, weight, 0.0), starts)
+        below = np.cumsum(negative_in_run) - negative_in_run
+        run_digit = _digit(keys[starts], depth)
+        below -= below[np.searchsorted(run_digit, run_digit)]  # within a digit only: across them is counted above
+        pairs += float(np.sum(positive_in_run * (below + 0.5 * negative_in_run)))
+    return pairs
+
+
+def auc_in_parts(passes: Passes, rows_in_memory: int = ROWS_IN_MEMORY) -> float:
+    """`auc` of (score, label, weight) chunks, in at most `rows_in_memory` rows at a time."""
+    whole = _whole(passes, rows_in_memory)
+    if whole is not None:
+        return auc(*whole)
+    _, positive, negative = _histogram(passes, 0, 0)
+    positives, negatives = float(positive.sum()), float(negative.sum())
+    if positives == 0 or negatives == 0:
+        return float("nan")
+    return float(_auc_pairs(passes, rows_in_memory) / (positives * negatives))
+
+
+def _ranked_keys(passes: Passes, ranks: np.ndarray, rows_in_memory: int, depth: int = 0, prefix: int = 0
+                 ) -> np.ndarray:
+    """The order keys at 0-based `ranks` (sorted) within a key range of (values,) chunks."""
+    count = _histogram(passes, depth, prefix)[0]
+    below = np.cumsum(count) - count
+    digit_of_rank = np.searchsorted(np.cumsum(count), ranks, side="right")
+    found = np.zeros(len(ranks), np.uint64)
+    for group in _groups(count, np.unique(digit_of_rank), rows_in_memory):
+        mine = np.isin(digit_of_rank, group)
+        if count[group[0]] > rows_in_memory:
+            digit = group[0]
+            if depth == _LAST_DEPTH:
+                found[mine] = np.uint64((prefix << _DIGIT_BITS) | digit)
+            else:
+                found[mine] = _ranked_keys(passes, ranks[mine] - below[digit], rows_in_memory, depth + 1,
+                                           (prefix << _DIGIT_BITS) | digit)
+            continue
+        keys = _gather(passes, depth, prefix, group)[0]
+        gathered_below = np.cumsum(np.where(np.isin(np.arange(_DIGITS), group), count, 0)) - count
+        digit = digit_of_rank[mine]
+        found[mine] = keys[ranks[mine] - below[digit] + gathered_below[digit]]
+    return found
+
+
+def quantiles_in_parts(passes: Passes, quantiles: np.ndarray, rows_in_memory: int = ROWS_IN_MEMORY) -> np.ndarray:
+    """`np.quantile` (linear) of (values,) chunks, in at most `rows_in_memory` rows at a time."""
+    quantiles = np.asarray(quantiles, np.float64)
+    whole = _whole(passes, rows_in_memory)
+    if whole is not None:
+        return np.quantile(whole[0], quantiles)
+    rows = int(_histogram(passes, 0, 0)[0].sum())
+    if rows == 0:
+        raise ValueError("quantiles of no values")
+    # numpy's linear method: the virtual index (n − 1)·q, its neighbours in the data, then numpy's lerp
+    virtual = (rows - 1) * quantiles
+    previous = np.clip(np.floor(virtual), 0, rows - 1).astype(np.int64)
+    following = np.clip(previous + 1, 0, rows - 1)
+    following[virtual >= rows - 1] = rows - 1
+    gamma = virtual - np.floor(virtual)
+    ranks = np.unique(np.concatenate([previous, following]))
+    values = _key_values(_ranked_keys(passes, ranks, rows_in_memory))
+    low, high = values[np.searchsorted(ranks, previous)], values[np.searchsorted(ranks, following)]
+    difference = high - low
+    return np.where(gamma >= 0.5, high - difference * (1 - gamma), low + difference * gamma)
+
+
+def calibration_by_decile_in_parts(passes: Passes, rows_in_memory: int = ROWS_IN_MEMORY) -> dict[str, np.ndarray]:
+    """`calibration_by_decile` of (pred, label, weight) chunks, in at most `rows_in_memory` rows at a time."""
+    whole = _whole(passes, rows_in_memory)
+    if whole is not None:
+        return calibration_by_decile(whole[0], whole[1], weight=whole[2])
+    edges = quantiles_in_parts(lambda: ((np.asarray(c[0], np.float64),) for c in passes()),
+                               np.linspace(0, 1, 11)[1:-1], rows_in_memory)
+    count, sum_pred, sum_label = np.zeros(10), np.zeros(10), np.zeros(10)
+    for pred, label, weight in passes():
+        pred, label = np.asarray(pred, np.float64), np.asarray(label, np.float64)
+        w = _weights(weight, pred.size)
+        decile = np.searchsorted(edges, pred, side="right")
+        count += np.bincount(decile, w, minlength=10)
+        sum_pred += np.bincount(decile, w * pred, minlength=10)
+        sum_label += np.bincount(decile, w * label, minlength=10)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return {"decile": np.arange(10), "mean_pred": sum_pred / count, "mean_label": sum_label / count,
+                "mean_truth": sum_label / count, "bias": (sum_pred - sum_label) / sum_label}

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.metrics import EPS, auc, entropy_of_mean, log_loss
+from models.metrics import (EPS, auc, auc_in_parts, calibration_by_decile, calibration_by_decile_in_parts,
+                            entropy_of_mean, log_loss, quantiles_in_parts)
 
 
 def _cases():
@@ -38,3 +39,45 @@ def test_auc_and_log_loss_match_their_definitions(case):
     kept = pred.copy()
     log_loss(pred, label, weight), auc(pred, label, weight)
     assert np.array_equal(kept, pred)  # the caller's arrays are left as they were
+
+
+def _passes(columns: tuple[np.ndarray, ...], chunk: int):
+    """A fresh pass over `columns`, `chunk` rows at a time (one chunk of no rows when there are none)."""
+    return lambda: (tuple(c[i:i + chunk] for c in columns) for i in range(0, max(len(columns[0]), 1), chunk))
+
+
+def _scores(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
+    if kind == "spread":
+        return rng.random(n).astype(np.float32)
+    if kind == "few values":  # ties that split a range down to its last digit
+        return rng.integers(0, 5, n) / 7.0
+    if kind == "one value":
+        return np.full(n, 0.3)
+    scores = np.where(rng.random(n) < 0.5, rng.random(n), -1e-3 * rng.random(n))  # signs, +0 and −0 tie
+    scores[:4], scores[4:8] = -0.0, 0.0
+    return scores
+
+
+@pytest.mark.parametrize("kind", ["spread", "few values", "one value", "signed"])
+def test_metrics_in_parts_give_the_whole_arrays_numbers(kind):
+    """Split into value ranges of at most a few rows, AUC and calibration equal the whole arrays' (to the order of
+    float sums), quantiles exactly; data that fits is measured whole, bit for bit."""
+    rng = np.random.default_rng(len(kind))
+    for _ in range(8):
+        n = int(rng.integers(20, 2000))
+        score = _scores(kind, n, rng)
+        label, weight = rng.random(n) < 0.3, rng.uniform(0.5, 2.0, n)
+        rows_in_memory, chunk = int(rng.integers(1, 40)), int(rng.integers(1, 600))
+        passes = _passes((score, label, weight), chunk)
+        expected, got = auc(score, label, weight), auc_in_parts(passes, rows_in_memory)
+        assert got == pytest.approx(expected, rel=1e-12, nan_ok=True)
+        assert auc_in_parts(passes, n) == expected or np.isnan(expected)
+        deciles = np.linspace(0, 1, 11)[1:-1]
+        values = _passes((score,), chunk)
+        assert np.array_equal(quantiles_in_parts(values, deciles, rows_in_memory), np.quantile(score, deciles))
+        whole, parts = calibration_by_decile(score, label, weight=weight), calibration_by_decile_in_parts(passes, 7)
+        for name in whole:
+            np.testing.assert_allclose(parts[name], whole[name], rtol=1e-12, equal_nan=True)
+        assert quantiles_in_parts(values, [0.0, 1.0], rows_in_memory).tolist() == [score.min(), score.max()]
+    # no data: NaN, as the whole-array AUC gives
+    assert np.isnan(auc_in_parts(_passes((np.zeros(0), np.zeros(0, bool), np.zeros(0)), 5), 3))

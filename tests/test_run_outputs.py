@@ -66,8 +66,8 @@ def test_impression_log_is_written_on_request(tmp_path):
 
 def test_records_moved_to_disk_read_back_as_the_same_arrays(smoke_scenario, smoke_output, tmp_path, monkeypatch):
     """A run whose records move to disk almost every tick (run.records_memory_mb = 10 KB) ends with the same
-    impressions, PV examples, probes, summary and impressions.parquet as one that holds them all; the files go when
-    the records do."""
+    impressions, PV examples, probes, summary and impressions.parquet as one that holds them all, and measures its PV
+    examples a window at a time without joining them; the files go when the records do."""
     import gc
     import tempfile
 
@@ -85,6 +85,14 @@ def test_records_moved_to_disk_read_back_as_the_same_arrays(smoke_scenario, smok
             assert a[name].dtype == b[name].dtype and np.array_equal(a[name], b[name]), (records, name)
     summaries = [{k: v for k, v in run.summary().items() if k not in WALL_CLOCK_KEYS} for run in (moved, smoke_output)]
     assert summaries[0] == summaries[1]
+    # the PV numbers a few thousand examples at a time: no column joined whole; the same numbers whatever the parts
+    # on disk, and the whole arrays' up to the order of float sums
+    whole = smoke_output.pv_numbers()
+    with monkeypatch.context() as patched:
+        patched.setattr(ColumnLog, "column", lambda *_: pytest.fail("a column was joined whole"))
+        in_parts = [run.pv_numbers(rows_in_memory=5000) for run in (moved, smoke_output)]
+    assert len(moved.pv) > 20 * 5000 and in_parts[0] == in_parts[1]
+    assert in_parts[0] == pytest.approx(whole, rel=1e-12) and in_parts[0] != whole
     moved.write(tmp_path / "moved", impressions=True)
     smoke_output.write(tmp_path / "held", impressions=True)
     pdt.assert_frame_equal(pd.read_parquet(tmp_path / "moved" / "impressions.parquet"),

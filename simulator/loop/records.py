@@ -167,6 +167,31 @@ class ColumnLog:
         if self._held[self.columns[0]]:
             yield {name: np.concatenate(self._held[name]) for name in self.columns}
 
+    def chunks(self, names: tuple[str, ...], rows: int):
+        """The named columns in windows of `rows` rows (the last shorter; one of no rows when the log is empty), in
+        order: windows by row number, whatever the parts, so a measure summed over them does not depend on when the
+        rows moved to disk. A part on disk is mapped while it is read, not loaded, so a pass holds about a window."""
+        def pieces():
+            for part in range(len(self._stored)):
+                yield {name: np.load(self._part_file(part, name), mmap_mode="r") for name in names}
+            for i in range(len(self._held[self.columns[0]])):
+                yield {name: self._held[name][i] for name in names}
+
+        window: dict[str, list[np.ndarray]] = {name: [] for name in names}
+        filled = 0
+        for piece in pieces():
+            size, start = len(piece[names[0]]), 0
+            while start < size:
+                take = min(rows - filled, size - start)
+                for name in names:
+                    window[name].append(np.array(piece[name][start:start + take]))  # a copy: the map can go
+                filled, start = filled + take, start + take
+                if filled == rows:
+                    yield {name: np.concatenate(window[name]) for name in names}
+                    window, filled = {name: [] for name in names}, 0
+        if filled or not len(self):
+            yield {name: (np.concatenate(window[name]) if window[name] else np.zeros(0)) for name in names}
+
     def frame(self) -> pd.DataFrame:
         """All rows as a DataFrame."""
         return pd.DataFrame(self.arrays())

@@ -12,7 +12,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from models.metrics import auc, calibration_by_decile, entropy_of_mean, log_loss
+from models.metrics import ROWS_IN_MEMORY, Passes, auc_in_parts, calibration_by_decile_in_parts, log_loss_sums
 from simulator import config as config_module
 from simulator.config import Scenario
 from simulator.loop.records import ColumnLog, ImpressionLog
@@ -21,6 +21,11 @@ from simulator.loop.records import ColumnLog, ImpressionLog
 # simulated time (not the last quarter of the examples: traffic follows the time of day).
 FINAL_WINDOW_SHARE = 0.25
 TIMING_KEYS = ("world", "scoring", "auction", "training")
+
+
+def _ratio(numerator: float, denominator: float) -> float:
+    """numerator / denominator, NaN for a zero denominator (no examples in a window)."""
+    return numerator / denominator if denominator else float("nan")
 
 
 @dataclass
@@ -80,11 +85,7 @@ class RunOutput:
     def summary(self) -> dict[str, Any]:
         """The run's headline numbers (all plain JSON types)."""
         frame = self.metrics()
-        pv = self.pv_arrays(("prediction", "label", "truth", "weight", "minute"))
-        prediction, label, truth, weight = pv["prediction"], pv["label"], pv["truth"], pv["weight"]
-        final = pv["minute"] >= (1 - FINAL_WINDOW_SHARE) * 60.0 * self.simulated_hours
-        base_entropy = entropy_of_mean(label, weight)
-        calibration = calibration_by_decile(prediction, label, weight=weight)
+        pv = self.pv_numbers()
         timing_total = sum(self.timers.get(k, 0.0) for k in TIMING_KEYS)
         summary = {
             "seed": self.scenario.run.seed,
@@ -100,19 +101,8 @@ class RunOutput:
             "revenue": float(frame["revenue"].sum()),
             "expected_revenue": float(frame["expected_revenue"].sum()),
             "welfare": float(frame["welfare"].sum()),
-            "trained_examples": int(len(label)),
-            "pv_logloss": log_loss(prediction, label, weight),
-            "oracle_logloss": log_loss(truth, label, weight),
-            "pv_normalized_entropy": log_loss(prediction, label, weight) / base_entropy,
-            "oracle_normalized_entropy": log_loss(truth, label, weight) / base_entropy,
-            "final_window_pv_logloss": log_loss(prediction[final], label[final], weight[final]),
-            "final_window_oracle_logloss": log_loss(truth[final], label[final], weight[final]),
-            "pv_auc": auc(prediction, label, weight),
-            "oracle_auc": auc(truth, label, weight),
-            "final_window_pv_auc": auc(prediction[final], label[final], weight[final]),
-            "final_window_oracle_auc": auc(truth[final], label[final], weight[final]),
-            "calibration_max_abs_decile": float(np.nanmax(np.abs(calibration["bias"]))) if len(label) else float("nan"),
-            "calibration_overall": float(np.sum(weight * prediction) / max(np.sum(weight * label), 1.0) - 1.0),
+            "trained_examples": len(self.pv),
+            **pv,
             "deploys": int(frame["deploy_version"].max()),
             "wall_seconds": self.wall_seconds,
             "queries_per_second": self.queries / self.wall_seconds if self.wall_seconds > 0 else 0.0,
@@ -120,6 +110,49 @@ class RunOutput:
         }
         summary["final_window_gap"] = summary["final_window_pv_logloss"] / summary["final_window_oracle_logloss"] - 1.0
         return summary
+
+    def pv_numbers(self, rows_in_memory: int = ROWS_IN_MEMORY) -> dict[str, float]:
+        """The summary's PV numbers: log losses and normalized entropies, AUCs (of the model and of the truth, over
+        the run and its final window) and calibration, reading at most `rows_in_memory` examples at a time (several
+        days of the large preset train on tens of millions); the numbers of the whole arrays when they fit."""
+        final_from = (1 - FINAL_WINDOW_SHARE) * 60.0 * self.simulated_hours
+        windows = {"": None, "final_window_": final_from}
+
+        def passes(score: str, from_minute: float | None) -> Passes:
+            names = (score, "label", "weight", "minute")
+
+            def read():
+                for chunk in self.pv.chunks(names, rows_in_memory):
+                    keep = slice(None) if from_minute is None else chunk["minute"] >= from_minute
+                    yield chunk[score][keep], chunk["label"][keep], chunk["weight"][keep]
+            return read
+
+        sums: dict[str, float] = {}
+        for chunk in self.pv.chunks(("prediction", "label", "truth", "weight", "minute"), rows_in_memory):
+            for window, from_minute in windows.items():
+                keep = slice(None) if from_minute is None else chunk["minute"] >= from_minute
+                label, weight = chunk["label"][keep], chunk["weight"][keep]
+                for score, name in (("prediction", "pv"), ("truth", "oracle")):
+                    loss, weights = log_loss_sums(chunk[score][keep], label, weight)
+                    sums[window + name] = sums.get(window + name, 0.0) + loss
+                sums[window + "weight"] = sums.get(window + "weight", 0.0) + weights
+            weight = np.asarray(chunk["weight"], np.float64)
+            sums["clicks"] = sums.get("clicks", 0.0) + float(np.sum(weight * chunk["label"]))
+            sums["predicted"] = sums.get("predicted", 0.0) + float(np.sum(weight * chunk["prediction"]))
+        mean_label = _ratio(sums["clicks"], sums["weight"])  # the base entropy: the loss of always predicting it
+        base_entropy = _ratio(sum(log_loss_sums(np.full(len(label), mean_label), label, weight)[0]
+                                  for _, label, weight in passes("prediction", None)()), sums["weight"])
+        numbers: dict[str, float] = {}
+        for window, from_minute in windows.items():
+            for score, name in (("prediction", "pv"), ("truth", "oracle")):
+                numbers[f"{window}{name}_logloss"] = _ratio(sums[window + name], sums[window + "weight"])
+                numbers[f"{window}{name}_auc"] = auc_in_parts(passes(score, from_minute), rows_in_memory)
+        for name in ("pv", "oracle"):
+            numbers[f"{name}_normalized_entropy"] = _ratio(numbers[f"{name}_logloss"], base_entropy)
+        bias = calibration_by_decile_in_parts(passes("prediction", None), rows_in_memory)["bias"]
+        numbers["calibration_max_abs_decile"] = float(np.nanmax(np.abs(bias))) if len(self.pv) else float("nan")
+        numbers["calibration_overall"] = sums["predicted"] / max(sums["clicks"], 1.0) - 1.0
+        return numbers
 
     def _bottom_share(self) -> float:
         """Share of impressions in the bottom positions of their device's page (below `world.top_slots`)."""
