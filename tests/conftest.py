@@ -23,9 +23,15 @@ DEFAULT = ROOT / "scenarios" / "teaching.toml"
 
 @pytest.fixture(scope="session", autouse=True)
 def compilation_cache_in_tmp(tmp_path_factory):
-    """One on-disk JAX cache for the session, out of the real home directory: this process, the CLI and every
-    subprocess a test starts (through JAX's own environment variables) reuse what another has compiled."""
-    path = tmp_path_factory.mktemp("jax-cache")
+    """One on-disk JAX cache for the test run, out of the real home directory: this process, the other xdist
+    workers (their temporary folders' parent is the run's), the CLI and every subprocess a test starts (through
+    JAX's own environment variables) reuse what another has compiled. JAX's key includes the folder, so a folder
+    of each worker's own would share nothing between them."""
+    run_folder = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        run_folder = run_folder.parent
+    path = run_folder / "jax-cache"
+    path.mkdir(exist_ok=True)
     os.environ["ADFLOOR_JAX_CACHE"] = str(path)
     os.environ.update(compile_cache.environment(path))
     compile_cache.enable_compilation_cache()

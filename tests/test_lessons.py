@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import subprocess
@@ -47,5 +48,9 @@ def test_lesson_commands_run(lesson, tmp_path, monkeypatch, capsys):
             assert main(words[1:]) == 0, f"{line}\n{capsys.readouterr().err[-2000:]}"
             continue
         assert words[0] == "python", line
-        result = subprocess.run([sys.executable, *words[1:]], capture_output=True, text=True, timeout=600)
+        scratch = tmp_path / "scratch"  # its temporary files, which it must remove
+        scratch.mkdir(exist_ok=True)
+        result = subprocess.run([sys.executable, *words[1:]], capture_output=True, text=True, timeout=600,
+                                env={**os.environ, "TMPDIR": str(scratch)})
         assert result.returncode == 0, f"{line}\n{result.stderr[-2000:]}"
+        assert not list(scratch.iterdir()), f"{line} left {[p.name for p in scratch.iterdir()]}"

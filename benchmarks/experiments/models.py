@@ -48,8 +48,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.merge and args.only:  # the baseline comes from the earlier results
         names = list(args.only)
     cells = [Cell(name, seed, args.hours) for seed in args.seeds for name in names]
-    cache = args.cache or Path(tempfile.mkdtemp(prefix="adfloor-cells-"))
-    results, failures = run_cells(cells, STUDY, cache, args.workers, progress=print)
+    if args.cache:
+        results, failures = run_cells(cells, STUDY, args.cache, args.workers, progress=print)
+    else:  # the finished cells only for this run: not left behind
+        with tempfile.TemporaryDirectory(prefix="adfloor-cells-") as cache:
+            results, failures = run_cells(cells, STUDY, Path(cache), args.workers, progress=print)
     if failures:
         raise SystemExit("cells failed: " + "; ".join(f"{key}: {error}" for key, error in failures.items()))
     command = "python -m benchmarks.experiments.models " + " ".join(argv if argv is not None else sys.argv[1:])
