@@ -17,6 +17,11 @@ from models.optim import COWCLIP_GRADIENTS, OPTIMIZERS
 from models.transfers import TRANSFERS
 
 
+class ConfigError(ValueError):
+    """A bad scenario: the message is one line naming the field and what is allowed (raised at load, or where a
+    world is built from it and its parts turn out to contradict each other)."""
+
+
 def config_field(default, *, lo=None, hi=None, choices=None, item_choices=None, may_be_empty=False, doc=""):
     """A config field: its default, inclusive bounds or allowed choices (for a list: of its items), and its meaning.
 

@@ -12,12 +12,10 @@ from typing import Any
 import tomli_w
 
 from auction.config import AuctionConfig
-from models.config import DataConfig, ModelConfig, TrainConfig, config_field
+from models.config import ConfigError, DataConfig, ModelConfig, TrainConfig, config_field
 from simulator.world.config import WORLD_CROSSES, TrafficConfig, WorldConfig
 
-
-class ConfigError(ValueError):
-    """A bad scenario: the message is one line naming the field and what is allowed."""
+__all__ = ["ConfigError"]  # defined beside config_field, so a world built from a scenario can raise it too
 
 
 @dataclass(frozen=True)

@@ -319,13 +319,20 @@ def test_users_are_a_long_tailed_feature_and_the_exponent_moves_the_tail():
     assert np.unique(steep).size < 0.1 * steep.size and np.bincount(steep).max() > 0.3 * steep.size
 
 
-def test_exact_match_campaigns_without_keywords_retrieve_nothing():
-    """Every campaign targets keywords, but the one query id is of another topic: no keyword pairs (a reviewer's
-    case)."""
-    world = make_world(small("world.num_queries=1", "world.num_advertisers=2", "world.initial_ads=20",
-                             "world.exact_match_share=1.0"), 0)
-    assert world.keyword_campaign.size == 0
-    assert not world.queries(60.0, 1.0).valid.any()
+def test_a_world_whose_targeting_retrieves_nothing_anywhere_is_refused_where_it_is_built(tmp_path, capsys):
+    """The one query id is of a topic no advertiser has: no keyword pairs, and broad match (by topic) finds nothing
+    either, so no query could show an ad (a reviewer's case). The world is refused as it is built, naming the field,
+    by the CLI too; with the query ids of every topic it runs."""
+    nowhere = ("world.num_queries=1", "world.num_advertisers=2", "world.initial_ads=20")
+    for match in ("world.exact_match_share=1.0", "world.broad_match_rate=1.0"):
+        with pytest.raises(ConfigError, match=r"^world\.exact_match_share: no campaign has a keyword or matches"):
+            make_world(small(*nowhere, match), 0)
+    assert main(["run", "scenarios/smoke.toml", *sum((["--set", o] for o in (*SMALL, *nowhere)), []), "--quiet",
+                 "--out", str(tmp_path / "run")]) == 2
+    assert capsys.readouterr().err.splitlines()[-1].startswith("adfloor: world.exact_match_share: no campaign")
+    world = make_world(small("world.num_queries=200", "world.num_advertisers=2", "world.initial_ads=20",
+                             "world.broad_match_rate=1.0"), 0)
+    assert world.queries(60.0, 1.0).valid.any()
 
 
 def test_id_tails_count_a_pages_ids_once_per_page_view():

@@ -27,6 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from models import FeatureSpec, ModelConfig, SparseField
+from models.config import ConfigError
 from simulator.world.ground_truth import FEATURE_FIELDS, QueryBatch, World, diurnal_rate, draw_index
 
 CONTEXT_FIELDS = ("query_id", "campaign", "device", "region", "hour", "weekday", "user")
@@ -68,6 +69,12 @@ class RealisticWorld(World):
         self.campaign_advertiser = np.repeat(np.arange(c.num_advertisers, dtype=np.int32), c.campaigns_per_advertiser)
         self.campaign_exact = rng.random(campaigns) < c.exact_match_share
         self._draw_keywords(rng)
+        # an ad is retrieved by a keyword of its campaign, or broadly by a query of its advertiser's topic
+        broad_topics = self.advertiser_topic[self.campaign_advertiser[~self.campaign_exact]]
+        if not self.keyword_query.size and (c.broad_match_rate == 0 or not np.isin(broad_topics, self.query_topic).any()):
+            raise ConfigError("world.exact_match_share: no campaign has a keyword or matches broadly a query of its "
+                              "advertiser's topic (no query id of those topics, or broad_match_rate 0): no query "
+                              "would retrieve an ad")
         region_weight = 1.0 / np.arange(1, c.num_regions + 1)
         self._region_cdf = np.cumsum(rng.permutation(region_weight / region_weight.sum()))
         self.device_topic = rng.normal(0.0, c.device_topic_sd, (self.num_devices, c.num_topics)).astype(np.float32)
