@@ -12,10 +12,9 @@ from typing import Any
 import tomli_w
 
 from auction.config import AuctionConfig
-from models.config import ConfigError, DataConfig, ModelConfig, TrainConfig, config_field
+from models.config import ConfigError as ConfigError  # beside config_field, so a world being built can raise it too
+from models.config import DataConfig, ModelConfig, TrainConfig, config_field
 from simulator.world.config import WORLD_CROSSES, TrafficConfig, WorldConfig
-
-__all__ = ["ConfigError"]  # defined beside config_field, so a world built from a scenario can raise it too
 
 
 @dataclass(frozen=True)
