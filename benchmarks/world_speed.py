@@ -14,6 +14,7 @@ the realistic world ≥ 0.5×, over one simulated day by default; the large pres
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -47,9 +48,10 @@ def run_child(scenario: str, hours: float, checkpoint_every: float = 0.0) -> Non
             samples.append([round(progress.sim_minute / 60, 3), round(resident_gb(), 3)])
 
     overrides = [f"run.duration_hours={hours}", f"run.checkpoint_every_minutes={checkpoint_every}"]
-    with tempfile.TemporaryDirectory(prefix="adfloor-checkpoint-") as folder:
+    folder = tempfile.TemporaryDirectory(prefix="adfloor-checkpoint-") if checkpoint_every else contextlib.nullcontext()
+    with folder as path:
         simulation = Simulation(simulator.load(scenario, overrides=overrides), progress=sample)
-        output = simulation.run(checkpoint_dir=Path(folder) / "checkpoint" if checkpoint_every else None)
+        output = simulation.run(checkpoint_dir=Path(path) / "checkpoint" if checkpoint_every else None)
     loop_peak = peak_rss_gb()  # before the end-of-run measures read the records whole
     summary = output.summary()
     print(json.dumps({"queries": summary["queries"], "wall_seconds": summary["wall_seconds"],
