@@ -52,7 +52,7 @@ def run_child(scenario: str, hours: float, checkpoint_every: float = 0.0) -> Non
     with folder as path:
         simulation = Simulation(simulator.load(scenario, overrides=overrides), progress=sample)
         output = simulation.run(checkpoint_dir=Path(path) / "checkpoint" if checkpoint_every else None)
-    loop_peak = peak_rss_gb()  # before the end-of-run measures read the records whole
+    loop_peak = peak_rss_gb()  # before the end-of-run measures (the summary reads the PV examples in windows)
     summary = output.summary()
     print(json.dumps({"queries": summary["queries"], "wall_seconds": summary["wall_seconds"],
                       "queries_per_second": summary["queries_per_second"], "peak_rss_gb": peak_rss_gb(),
