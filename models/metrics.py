@@ -35,18 +35,21 @@ def entropy_of_mean(label: np.ndarray, weight: np.ndarray | None = None) -> floa
 
 
 def auc(pred: np.ndarray, label: np.ndarray, weight: np.ndarray | None = None) -> float:
-    """(Weighted) ROC AUC with ties given half credit: P(score of a positive > score of a negative)."""
+    """(Weighted) ROC AUC with ties given half credit: P(score of a positive > score of a negative); NaN where a
+    class is missing or a score is NaN (a diverged model's)."""
     pred = np.asarray(pred)
     if pred.dtype != np.float32:  # float32 sorts and ties as its exact float64 copy would, in half the memory
         pred = pred.astype(np.float64, copy=False)
     label = np.asarray(label).astype(bool)
     w = _weights(weight, pred.size)
     positives, negatives = float(w[label].sum()), float(w[~label].sum())
-    if positives == 0 or negatives == 0:
+    if positives == 0 or negatives == 0 or np.isnan(pred).any():
         return float("nan")
     order = np.argsort(pred, kind="mergesort")
     # per run of equal predictions: negative weight strictly below, and tied within
-    starts = np.concatenate([[0], np.flatnonzero(np.diff(pred[order])) + 1])
+    ordered = pred[order]
+    starts = np.concatenate([[0], np.flatnonzero(ordered[1:] != ordered[:-1]) + 1])
+    del ordered
     sorted_w, sorted_label = w[order], label[order]
     del order
     neg_in_run = np.add.reduceat(np.where(sorted_label, 0.0, sorted_w), starts)
@@ -128,8 +131,11 @@ def log_loss_sums(pred: np.ndarray, label: np.ndarray, weight: np.ndarray | None
     return -float(np.sum(terms)), float(np.sum(w))
 
 
-def _whole(passes: Passes, rows_in_memory: int) -> tuple[np.ndarray, ...] | None:
-    """The data's columns joined, or None when it has more than `rows_in_memory` rows."""
+def _whole(passes: Passes, rows_in_memory: int) -> tuple[np.ndarray | None, ...] | None:
+    """The data's columns joined (a column of None stays None: no weights), or None when it has more than
+    `rows_in_memory` rows."""
+    if rows_in_memory < 1:
+        raise ValueError(f"rows_in_memory: at least 1, got {rows_in_memory}")
     chunks, rows = [], 0
     for chunk in passes():
         rows += len(chunk[0])
@@ -138,7 +144,7 @@ def _whole(passes: Passes, rows_in_memory: int) -> tuple[np.ndarray, ...] | None
         chunks.append(chunk)
     if not chunks:
         raise ValueError("a pass over the data must yield at least one chunk (of no rows when there are none)")
-    return tuple(np.concatenate(column) for column in zip(*chunks))
+    return tuple(None if column[0] is None else np.concatenate(column) for column in zip(*chunks))
 
 
 def _order_keys(values: np.ndarray) -> np.ndarray:
@@ -165,12 +171,18 @@ def _digit(keys: np.ndarray, depth: int) -> np.ndarray:
     return ((keys >> np.uint64(64 - _DIGIT_BITS * (depth + 1))) & np.uint64(_DIGITS - 1)).astype(np.int64)
 
 
+class _NotANumber(Exception):
+    """A value is NaN: it has no place in an order (AUC and quantiles are NaN, as the whole arrays' are)."""
+
+
 def _histogram(passes: Passes, depth: int, prefix: int) -> tuple[np.ndarray, ...]:
     """Per next digit of the rows in a range: row count and, for (score, label, weight) rows, positive and
-    negative weight."""
+    negative weight (`_NotANumber` for a NaN value, checked on the first pass)."""
     count = np.zeros(_DIGITS, np.int64)
     positive, negative = np.zeros(_DIGITS), np.zeros(_DIGITS)
     for chunk in passes():
+        if depth == 0 and np.isnan(chunk[0]).any():
+            raise _NotANumber
         keys = _order_keys(chunk[0])
         inside = _in_range(keys, depth, prefix)
         digit = _digit(keys[inside], depth)
@@ -238,7 +250,10 @@ def auc_in_parts(passes: Passes, rows_in_memory: int = ROWS_IN_MEMORY) -> float:
     whole = _whole(passes, rows_in_memory)
     if whole is not None:
         return auc(*whole)
-    _, positive, negative = _histogram(passes, 0, 0)
+    try:
+        _, positive, negative = _histogram(passes, 0, 0)
+    except _NotANumber:
+        return float("nan")
     positives, negatives = float(positive.sum()), float(negative.sum())
     if positives == 0 or negatives == 0:
         return float("nan")
@@ -270,14 +285,16 @@ def _ranked_keys(passes: Passes, ranks: np.ndarray, rows_in_memory: int, depth: 
 
 
 def quantiles_in_parts(passes: Passes, quantiles: np.ndarray, rows_in_memory: int = ROWS_IN_MEMORY) -> np.ndarray:
-    """`np.quantile` (linear) of (values,) chunks, in at most `rows_in_memory` rows at a time."""
-    quantiles = np.asarray(quantiles, np.float64)
+    """`np.quantile` (linear) of (values,) chunks, taken as float64, in at most `rows_in_memory` rows at a time:
+    float[len(quantiles)], all NaN where a value is NaN."""
+    quantiles = np.atleast_1d(np.asarray(quantiles, np.float64))
     whole = _whole(passes, rows_in_memory)
     if whole is not None:
-        return np.quantile(whole[0], quantiles)
-    rows = int(_histogram(passes, 0, 0)[0].sum())
-    if rows == 0:
-        raise ValueError("quantiles of no values")
+        return np.quantile(np.asarray(whole[0], np.float64), quantiles)
+    try:
+        rows = int(_histogram(passes, 0, 0)[0].sum())
+    except _NotANumber:
+        return np.full(quantiles.shape, np.nan)
     # numpy's linear method: the virtual index (n − 1)·q, its neighbours in the data, then numpy's lerp
     virtual = (rows - 1) * quantiles
     previous = np.clip(np.floor(virtual), 0, rows - 1).astype(np.int64)

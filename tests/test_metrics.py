@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from models import metrics
 from models.metrics import (EPS, auc, auc_in_parts, calibration_by_decile, calibration_by_decile_in_parts,
                             entropy_of_mean, log_loss, quantiles_in_parts)
 
@@ -58,19 +59,42 @@ def _scores(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
     return scores
 
 
+@pytest.fixture
+def gathered(monkeypatch):
+    """What the split metrics did: "histogram" for each pass that splits a range, and the row count of each range
+    gathered into memory."""
+    done, gather, histogram = [], metrics._gather, metrics._histogram
+
+    def counted_gather(*args):
+        rows = gather(*args)
+        done.append(len(rows[0]))
+        return rows
+
+    def counted_histogram(*args):
+        done.append("histogram")
+        return histogram(*args)
+    monkeypatch.setattr(metrics, "_gather", counted_gather)
+    monkeypatch.setattr(metrics, "_histogram", counted_histogram)
+    return done
+
+
 @pytest.mark.parametrize("kind", ["spread", "few values", "one value", "signed"])
-def test_metrics_in_parts_give_the_whole_arrays_numbers(kind):
-    """Split into value ranges of at most a few rows, AUC and calibration equal the whole arrays' (to the order of
-    float sums), quantiles exactly; data that fits is measured whole, bit for bit."""
+def test_metrics_in_parts_give_the_whole_arrays_numbers(kind, gathered):
+    """Split into value ranges of at most a few rows (never more in memory), AUC and calibration equal the whole
+    arrays' (to the order of float sums), quantiles exactly; data that fits is measured whole, bit for bit."""
     rng = np.random.default_rng(len(kind))
-    for _ in range(8):
+    for case in range(8):
         n = int(rng.integers(20, 2000))
         score = _scores(kind, n, rng)
-        label, weight = rng.random(n) < 0.3, rng.uniform(0.5, 2.0, n)
+        label, weight = rng.random(n) < 0.3, (None if case % 3 == 0 else rng.uniform(0.5, 2.0, n))
         rows_in_memory, chunk = int(rng.integers(1, 40)), int(rng.integers(1, 600))
-        passes = _passes((score, label, weight), chunk)
+        passes = _passes((score, label, weight), chunk) if weight is not None else \
+            (lambda c=chunk: ((s, y, None) for s, y in _passes((score, label), c)()))
+        gathered.clear()
         expected, got = auc(score, label, weight), auc_in_parts(passes, rows_in_memory)
         assert got == pytest.approx(expected, rel=1e-12, nan_ok=True)
+        assert "histogram" in gathered  # the split path ran, a range of at most rows_in_memory rows at a time
+        assert all(rows <= rows_in_memory for rows in gathered if rows != "histogram")
         assert auc_in_parts(passes, n) == expected or np.isnan(expected)
         deciles = np.linspace(0, 1, 11)[1:-1]
         values = _passes((score,), chunk)
@@ -81,3 +105,24 @@ def test_metrics_in_parts_give_the_whole_arrays_numbers(kind):
         assert quantiles_in_parts(values, [0.0, 1.0], rows_in_memory).tolist() == [score.min(), score.max()]
     # no data: NaN, as the whole-array AUC gives
     assert np.isnan(auc_in_parts(_passes((np.zeros(0), np.zeros(0, bool), np.zeros(0)), 5), 3))
+
+
+def test_metrics_in_parts_at_their_edges():
+    """A NaN score (a diverged model's) makes AUC and quantiles NaN either way; infinities tie; float32 values are
+    taken as float64; a scalar quantile; no window of no rows."""
+    label, weight = np.array([True, False, True, False]), np.ones(4)
+    with np.errstate(invalid="ignore"):
+        nans = (np.nan, -np.nan, np.float32(0) * np.float32(np.inf))  # x86's default NaN has the sign bit
+    for nan in nans:
+        score = np.array([0.1, nan, 0.2, 0.3])
+        for rows_in_memory in (1, 2, 4):
+            assert np.isnan(auc_in_parts(_passes((score, label, weight), 3), rows_in_memory))
+            assert np.isnan(quantiles_in_parts(_passes((score,), 3), [0.5], rows_in_memory)).all()
+    infinite = np.array([np.inf, np.inf, -np.inf, -np.inf])
+    assert auc(infinite, label) == auc_in_parts(_passes((infinite, label, weight), 1), 1) == 0.5
+    wide = np.array([1e-8, 0.7, 1.0], np.float32)
+    for rows_in_memory in (1, 3):
+        assert quantiles_in_parts(_passes((wide,), 2), 0.25, rows_in_memory).tolist() == \
+            [np.quantile(wide.astype(np.float64), 0.25)]
+    with pytest.raises(ValueError, match="rows_in_memory"):
+        auc_in_parts(_passes((wide, label[:3], None), 2), 0)

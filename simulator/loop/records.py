@@ -170,7 +170,10 @@ class ColumnLog:
     def chunks(self, names: tuple[str, ...], rows: int):
         """The named columns in windows of `rows` rows (the last shorter; one of no rows when the log is empty), in
         order: windows by row number, whatever the parts, so a measure summed over them does not depend on when the
-        rows moved to disk. A part on disk is mapped while it is read, not loaded, so a pass holds about a window."""
+        rows moved to disk. A part on disk is mapped while it is read, not loaded, so a pass holds about a window.
+        An empty log's one window has float64 columns."""
+        if rows < 1:
+            raise ValueError(f"rows: a window needs at least 1, got {rows}")
         def pieces():
             for part in range(len(self._stored)):
                 yield {name: np.load(self._part_file(part, name), mmap_mode="r") for name in names}

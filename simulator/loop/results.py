@@ -155,10 +155,12 @@ class RunOutput:
         return numbers
 
     def _bottom_share(self) -> float:
-        """Share of impressions in the bottom positions of their device's page (below `world.top_slots`)."""
-        position, device = self.log.column("position"), self.log.column("device").astype(np.int64)
-        top = np.asarray(self.scenario.world.top_positions())[device]
-        return float(np.mean(position >= top)) if position.size else 0.0
+        """Share of impressions in the bottom positions of their device's page (below `world.top_slots`), read in
+        windows as the PV numbers are."""
+        top = np.asarray(self.scenario.world.top_positions())
+        bottom = sum(int(np.count_nonzero(chunk["position"] >= top[chunk["device"].astype(np.int64)]))
+                     for chunk in self.log.chunks(("position", "device"), ROWS_IN_MEMORY))
+        return bottom / len(self.log) if len(self.log) else 0.0
 
     def write(self, out_dir: str | Path, impressions: bool = False) -> Path:
         """Write config.toml, metrics.parquet and summary.json into `out_dir` (the figure: `report.figures`).
