@@ -8,12 +8,8 @@ from pathlib import Path
 import jax
 
 ENV_VAR = "ADFLOOR_JAX_CACHE"
-# Cache every compiled program, however quick to compile or small (JAX's defaults skip the short ones). A size cap
-# (least recently used programs go first) keeps the folder from growing with every new shape and JAX version, and
-# turns on JAX's file lock: processes sharing the folder (a sweep's workers, parallel tests) never read an entry
-# another is still writing.
-SETTINGS = {"jax_persistent_cache_min_compile_time_secs": 0.0, "jax_persistent_cache_min_entry_size_bytes": 0,
-            "jax_compilation_cache_max_size": 2 << 30}
+# Cache every compiled program, however quick to compile or small (JAX's defaults skip the short ones).
+SETTINGS = {"jax_persistent_cache_min_compile_time_secs": 0.0, "jax_persistent_cache_min_entry_size_bytes": 0}
 
 
 def enable_compilation_cache() -> Path | None:

@@ -32,6 +32,10 @@ def compilation_cache_in_tmp(tmp_path_factory):
         run_folder = run_folder.parent
     path = run_folder / "jax-cache"
     path.mkdir(exist_ok=True)
+    # A size cap turns on JAX's file lock around each read and write, so no process reads an entry another is still
+    # writing. Only here: the folder is new, and JAX's eviction fails on entries written without the cap.
+    os.environ["JAX_COMPILATION_CACHE_MAX_SIZE"] = str(4 << 30)
+    jax.config.update("jax_compilation_cache_max_size", 4 << 30)
     os.environ["ADFLOOR_JAX_CACHE"] = str(path)
     os.environ.update(compile_cache.environment(path))
     compile_cache.enable_compilation_cache()

@@ -325,11 +325,17 @@ def test_a_world_whose_targeting_retrieves_nothing_anywhere_is_refused_where_it_
     by the CLI too; with the query ids of every topic it runs."""
     nowhere = ("world.num_queries=1", "world.num_advertisers=2", "world.initial_ads=20")
     for match in ("world.exact_match_share=1.0", "world.broad_match_rate=1.0"):
-        with pytest.raises(ConfigError, match=r"^world\.exact_match_share: no campaign has a keyword or matches"):
+        with pytest.raises(ConfigError, match=r"^world\.exact_match_share: no advertiser that advertises has"):
             make_world(small(*nowhere, match), 0)
+    # broad match of the query's topic, but only by a dormant advertiser who never enters (no advertiser churn)
+    dormant_only = ("world.num_queries=1", "world.num_advertisers=2", "world.dormant_advertiser_share=0.5",
+                    "world.exact_match_share=0", "world.broad_match_rate=1", "run.seed=1")
+    with pytest.raises(ConfigError, match="no advertiser that advertises"):
+        make_world(small(*dormant_only, "world.advertiser_churn_per_day=0"))
+    make_world(small(*dormant_only, "world.advertiser_churn_per_day=0.5"))  # it may enter: a world that can work
     assert main(["run", "scenarios/smoke.toml", *sum((["--set", o] for o in (*SMALL, *nowhere)), []), "--quiet",
                  "--out", str(tmp_path / "run")]) == 2
-    assert capsys.readouterr().err.splitlines()[-1].startswith("adfloor: world.exact_match_share: no campaign")
+    assert capsys.readouterr().err.splitlines()[-1].startswith("adfloor: world.exact_match_share: no advertiser")
     world = make_world(small("world.num_queries=200", "world.num_advertisers=2", "world.initial_ads=20",
                              "world.broad_match_rate=1.0"), 0)
     assert world.queries(60.0, 1.0).valid.any()

@@ -69,12 +69,6 @@ class RealisticWorld(World):
         self.campaign_advertiser = np.repeat(np.arange(c.num_advertisers, dtype=np.int32), c.campaigns_per_advertiser)
         self.campaign_exact = rng.random(campaigns) < c.exact_match_share
         self._draw_keywords(rng)
-        # an ad is retrieved by a keyword of its campaign, or broadly by a query of its advertiser's topic
-        broad_topics = self.advertiser_topic[self.campaign_advertiser[~self.campaign_exact]]
-        if not self.keyword_query.size and (c.broad_match_rate == 0 or not np.isin(broad_topics, self.query_topic).any()):
-            raise ConfigError("world.exact_match_share: no campaign has a keyword or matches broadly a query of its "
-                              "advertiser's topic (no query id of those topics, or broad_match_rate 0): no query "
-                              "would retrieve an ad")
         region_weight = 1.0 / np.arange(1, c.num_regions + 1)
         self._region_cdf = np.cumsum(rng.permutation(region_weight / region_weight.sum()))
         self.device_topic = rng.normal(0.0, c.device_topic_sd, (self.num_devices, c.num_topics)).astype(np.float32)
@@ -92,6 +86,7 @@ class RealisticWorld(World):
         self.advertiser_active = rng.random(c.num_advertisers) >= c.dormant_advertiser_share
         if not self.advertiser_active.any():
             self.advertiser_active[rng.integers(c.num_advertisers)] = True
+        self._refuse_retrieving_nothing()
         self.ad_campaign, self.ad_vector = np.zeros(0, np.int32), np.zeros((0, c.latent_dim), np.float32)
         self._index: dict | None = None
         # users from their own stream (the other entities' draws are as they were before users existed)
@@ -99,6 +94,21 @@ class RealisticWorld(World):
         activity = 1.0 / np.arange(1, c.num_users + 1) ** c.user_zipf_exponent
         self._user_cdf = np.cumsum(activity / activity.sum())
         self.user_bias = user_rng.normal(0.0, c.user_bias_sd, c.num_users).astype(np.float32)
+
+    def _refuse_retrieving_nothing(self) -> None:
+        """A world in which no query could ever retrieve an ad is refused as it is built (ConfigError naming the
+        field): an ad is retrieved by a keyword of its campaign, or broadly by a query of its advertiser's topic, and
+        only advertisers that advertise now, or may enter later (advertiser churn), ever have ads."""
+        c = self.config
+        may_advertise = self.advertiser_active | (c.advertiser_churn_per_day > 0)
+        by_keyword = may_advertise[self.campaign_advertiser[self.keyword_campaign]].any()
+        broad = may_advertise[self.campaign_advertiser] & ~self.campaign_exact
+        broadly = c.broad_match_rate > 0 and np.isin(self.advertiser_topic[self.campaign_advertiser[broad]],
+                                                     self.query_topic).any()
+        if not (by_keyword or broadly):
+            raise ConfigError("world.exact_match_share: no advertiser that advertises has a campaign with a keyword "
+                              "or one that matches broadly a query of its topic (no query id of those topics, or "
+                              "broad_match_rate 0): no query would retrieve an ad")
 
     def _draw_keywords(self, rng: np.random.Generator) -> None:
         """Each exact-match campaign's keywords: query ids of its topic, drawn by popularity (distinct pairs
