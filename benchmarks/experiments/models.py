@@ -37,7 +37,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="these arms (and the baseline, unless --merge takes it from earlier results)")
     parser.add_argument("--quick", action="store_true", help="1 seed, 2 simulated hours (unless --hours)")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "results")
-    parser.add_argument("--cache", type=Path, help="keep finished cells here and reuse them (e.g. runs/report-cache)")
+    parser.add_argument("--cache", type=Path, help="keep finished cells (and failed cells' tracebacks) here and reuse "
+                                                   "them, e.g. runs/report-cache; without it they go with the run")
     parser.add_argument("--merge", action="store_true",
                         help="add to (or replace in) the results already in OUT/models.json, and report them all")
     args = parser.parse_args(argv)
