@@ -62,17 +62,27 @@ def calibration_by_decile(pred: np.ndarray, label: np.ndarray, truth: np.ndarray
                           weight: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Per pCTR decile: mean pred, mean label, mean true CTR, and bias (Σ pred − Σ label) / Σ label (weighted)."""
     pred = np.asarray(pred, np.float64)
-    label = np.asarray(label, np.float64)
     if pred.size == 0:
         empty = np.zeros(0)
         return {"decile": empty, "mean_pred": empty, "mean_label": empty, "mean_truth": empty, "bias": empty}
-    w = _weights(weight, pred.size)
     edges = np.quantile(pred, np.linspace(0, 1, 11)[1:-1])
+    return _decile_table(*_decile_sums(edges, pred, label, weight, truth))
+
+
+def _decile_sums(edges: np.ndarray, pred: np.ndarray, label: np.ndarray, weight: np.ndarray | None,
+                 truth: np.ndarray | None = None) -> np.ndarray:
+    """float[4, 10]: per decile (between `edges`), Σ w, Σ w·pred, Σ w·label and Σ w·truth (Σ w·label without truth)."""
+    pred, label = np.asarray(pred, np.float64), np.asarray(label, np.float64)
+    w = _weights(weight, pred.size)
     decile = np.searchsorted(edges, pred, side="right")
-    count = np.bincount(decile, w, minlength=10)
-    sum_pred = np.bincount(decile, w * pred, minlength=10)
-    sum_label = np.bincount(decile, w * label, minlength=10)
-    sum_truth = np.bincount(decile, w * np.asarray(truth, np.float64), minlength=10) if truth is not None else sum_label
+    sums = [np.bincount(decile, values, minlength=10) for values in (w, w * pred, w * label)]
+    return np.stack([*sums, sums[2] if truth is None else np.bincount(decile, w * np.asarray(truth, np.float64),
+                                                                      minlength=10)])
+
+
+def _decile_table(count: np.ndarray, sum_pred: np.ndarray, sum_label: np.ndarray,
+                  sum_truth: np.ndarray) -> dict[str, np.ndarray]:
+    """The calibration table from the per-decile sums."""
     with np.errstate(invalid="ignore", divide="ignore"):
         return {
             "decile": np.arange(10),
@@ -315,14 +325,4 @@ def calibration_by_decile_in_parts(passes: Passes, rows_in_memory: int = ROWS_IN
         return calibration_by_decile(whole[0], whole[1], weight=whole[2])
     edges = quantiles_in_parts(lambda: ((np.asarray(c[0], np.float64),) for c in passes()),
                                np.linspace(0, 1, 11)[1:-1], rows_in_memory)
-    count, sum_pred, sum_label = np.zeros(10), np.zeros(10), np.zeros(10)
-    for pred, label, weight in passes():
-        pred, label = np.asarray(pred, np.float64), np.asarray(label, np.float64)
-        w = _weights(weight, pred.size)
-        decile = np.searchsorted(edges, pred, side="right")
-        count += np.bincount(decile, w, minlength=10)
-        sum_pred += np.bincount(decile, w * pred, minlength=10)
-        sum_label += np.bincount(decile, w * label, minlength=10)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return {"decile": np.arange(10), "mean_pred": sum_pred / count, "mean_label": sum_label / count,
-                "mean_truth": sum_label / count, "bias": (sum_pred - sum_label) / sum_label}
+    return _decile_table(*sum(_decile_sums(edges, pred, label, weight) for pred, label, weight in passes()))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -127,18 +128,18 @@ class RunOutput:
                     yield chunk[score][keep], chunk["label"][keep], chunk["weight"][keep]
             return read
 
-        sums: dict[str, float] = {}
+        sums: defaultdict[str, float] = defaultdict(float)
         for chunk in self.pv.chunks(("prediction", "label", "truth", "weight", "minute"), rows_in_memory):
             for window, from_minute in windows.items():
                 keep = slice(None) if from_minute is None else chunk["minute"] >= from_minute
                 label, weight = chunk["label"][keep], chunk["weight"][keep]
                 for score, name in (("prediction", "pv"), ("truth", "oracle")):
                     loss, weights = log_loss_sums(chunk[score][keep], label, weight)
-                    sums[window + name] = sums.get(window + name, 0.0) + loss
-                sums[window + "weight"] = sums.get(window + "weight", 0.0) + weights
+                    sums[window + name] += loss
+                sums[window + "weight"] += weights
             weight = np.asarray(chunk["weight"], np.float64)
-            sums["clicks"] = sums.get("clicks", 0.0) + float(np.sum(weight * chunk["label"]))
-            sums["predicted"] = sums.get("predicted", 0.0) + float(np.sum(weight * chunk["prediction"]))
+            sums["clicks"] += float(np.sum(weight * chunk["label"]))
+            sums["predicted"] += float(np.sum(weight * chunk["prediction"]))
         mean_label = _ratio(sums["clicks"], sums["weight"])  # the base entropy: the loss of always predicting it
         base_entropy = _ratio(sum(log_loss_sums(np.full(len(label), mean_label), label, weight)[0]
                                   for _, label, weight in passes("prediction", None)()), sums["weight"])
