@@ -131,9 +131,12 @@ def _solve(value: jax.Array) -> Matching:
     state = Matching(jnp.zeros((lanes, rows), value.dtype), jnp.zeros((lanes, columns), value.dtype),
                      jnp.zeros((lanes, columns), jnp.int32))
     active = jnp.ones(lanes, bool)
-    for r in range(1, rows):
-        state, _ = _phase(-value, state, jnp.full(lanes, r, jnp.int32), active, r)
-    return state
+    cost = -value
+
+    def phase(r, state):
+        return _phase(cost, state, jnp.full(lanes, r, jnp.int32), active, r)[0]
+
+    return jax.lax.fori_loop(1, rows, phase, state)
 
 
 def page_matrix(value: jax.Array) -> jax.Array:
@@ -241,9 +244,9 @@ def _flat_tie_break(value: jax.Array, flat: jax.Array, ad: jax.Array, real: jax.
     shown = jnp.sum(real, axis=1)  # [B]
     single = jnp.ones(batch, bool)
     window_start, window_end = positions[:, None], positions[None, :]  # [S, T]
-    order = jnp.full((batch, num_positions), -1, jnp.int32)
-    placed = ~real
-    for k in range(num_positions):
+
+    def place(k, carry):
+        order, placed, single = carry
         filling = k < shown
         able = ~placed & (start <= k) & (end >= k) & filling[:, None]  # [B, I]
         rest = ~placed[:, None, :] & ~jnp.eye(num_positions, dtype=bool)[None]  # [B, I, J]: the others left
@@ -261,6 +264,9 @@ def _flat_tie_break(value: jax.Array, flat: jax.Array, ad: jax.Array, real: jax.
         choice = jnp.argmax(candidate & (worth == best[:, None]), axis=1)
         order = order.at[:, k].set(jnp.where(filling, choice, -1).astype(jnp.int32))
         placed = placed | (filling[:, None] & (positions[None, :] == choice[:, None]))
+        return order, placed, single
+
+    order, _, single = jax.lax.fori_loop(0, num_positions, place, (jnp.full((batch, num_positions), -1, jnp.int32), ~real, single))
     return order, single
 
 

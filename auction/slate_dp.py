@@ -170,19 +170,18 @@ def trace_back(prefix: jax.Array, value: jax.Array, heights: tuple[int, ...], to
     re-solves it)."""
     num_ads, batch, masks, levels = prefix.shape
     num_groups, num_positions = value.shape[2:]
-    position = np.repeat(np.arange(num_positions), num_groups)  # choice 1 + k·G + g
-    lines = np.tile(np.asarray(heights), num_positions)
-    sets = jnp.full((batch, 1), masks - 1, jnp.int32)  # the positions still free, and the height left
-    level = jnp.full((batch, 1), levels - 1, jnp.int32)
-    ad = jnp.full((batch, num_positions), -1, jnp.int32)
-    group = jnp.zeros((batch, num_positions), jnp.int32)
-    tied = jnp.zeros(batch, bool)
-    for n in reversed(range(num_ads)):
+    position = jnp.asarray(np.repeat(np.arange(num_positions), num_groups), jnp.int32)  # choice 1 + k·G + g
+    lines = jnp.asarray(np.tile(np.asarray(heights), num_positions), jnp.int32)
+    positions = jnp.arange(num_positions)
+
+    def step(carry, inputs):
+        sets, level, ad, group, tied = carry
+        n, states, ad_value = inputs  # the candidate, its prefix states [B, 2^K, H+1] and values [B, G, K]
         fits = ((sets >> position) & 1 == 1) & (level >= lines)  # [B, K·G]
         allowed = jnp.concatenate([jnp.ones_like(fits[:, :1]), fits], axis=1)  # "out" first
         index = jnp.concatenate([sets * levels + level, (sets & ~(1 << position)) * levels + level - lines], axis=1)
-        gain = jnp.concatenate([jnp.zeros((batch, 1), value.dtype), jnp.swapaxes(value[:, n], 1, 2).reshape(batch, -1)], axis=1)
-        options = jnp.take_along_axis(prefix[n].reshape(batch, -1), jnp.where(allowed, index, 0), axis=1) + gain
+        gain = jnp.concatenate([jnp.zeros((batch, 1), value.dtype), jnp.swapaxes(ad_value, 1, 2).reshape(batch, -1)], axis=1)
+        options = jnp.take_along_axis(states.reshape(batch, -1), jnp.where(allowed, index, 0), axis=1) + gain
         options = jnp.where(allowed, options, -jnp.inf)
         best = jnp.argmax(options, axis=1)
         top = jnp.max(options, axis=1)
@@ -190,12 +189,19 @@ def trace_back(prefix: jax.Array, value: jax.Array, heights: tuple[int, ...], to
         tied = tied | (second >= top - tolerance)
         placed = (best > 0)[:, None]
         chosen = jnp.maximum(best - 1, 0)
-        taken, used = jnp.asarray(position)[chosen][:, None], jnp.asarray(lines)[chosen][:, None]
-        at = placed & (jnp.arange(num_positions) == taken)  # [B, K]
+        taken, used = position[chosen][:, None], lines[chosen][:, None]
+        at = placed & (positions == taken)  # [B, K]
         ad = jnp.where(at, n, ad)
         group = jnp.where(at, (chosen % num_groups)[:, None].astype(jnp.int32), group)
         sets = jnp.where(placed, sets & ~(1 << taken), sets)
         level = jnp.where(placed, level - used, level)
+        return (sets, level, ad, group, tied), None
+
+    start = (jnp.full((batch, 1), masks - 1, jnp.int32), jnp.full((batch, 1), levels - 1, jnp.int32),
+             jnp.full((batch, num_positions), -1, jnp.int32), jnp.zeros((batch, num_positions), jnp.int32),
+             jnp.zeros(batch, bool))
+    inputs = (jnp.arange(num_ads, dtype=jnp.int32), prefix, jnp.moveaxis(value, 1, 0))
+    (_, _, ad, group, tied), _ = jax.lax.scan(step, start, inputs, reverse=True)
     return Placement(ad, group, tied)
 
 

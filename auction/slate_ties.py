@@ -29,13 +29,12 @@ def tie_tolerance(value: jax.Array, num_positions: int | None = None) -> jax.Arr
     return num_positions**2 * jnp.finfo(value.dtype).eps * largest
 
 
-def _sources(key: jax.Array, k: int, lines: int) -> jax.Array:
+def _sources(key: jax.Array, k: jax.Array, lines: int) -> jax.Array:
     """For every state (P, h): key[P − k, h − lines] where position k ∈ P and h ≥ lines, else −inf
-    (key [..., 2^K, H+1, F]: a sort key per state)."""
+    (key [..., 2^K, H+1, F]: a sort key per state; k may be traced)."""
     masks, levels = key.shape[-3:-1]
-    lead = key.shape[:-3]
-    split = key.reshape(*lead, masks >> (k + 1), 2, 1 << k, levels, key.shape[-1])
-    without = jnp.take(split, 0, axis=len(lead) + 1)  # [..., hi, lo, H+1, F]: states lacking position k
+    sets = jnp.arange(masks)
+    without = jnp.take(key, sets & ~(1 << k), axis=-3)  # [..., 2^K, H+1, F]: the state lacking position k
     level_axis = without.ndim - 2
     if lines >= levels:
         without = jnp.full_like(without, -jnp.inf)
@@ -43,7 +42,8 @@ def _sources(key: jax.Array, k: int, lines: int) -> jax.Array:
         pad = jnp.full(without.shape[:level_axis] + (lines,) + without.shape[level_axis + 1:], -jnp.inf, without.dtype)
         kept = jax.lax.slice_in_dim(without, 0, levels - lines, axis=level_axis)
         without = jnp.concatenate([pad, kept], axis=level_axis)
-    return jnp.stack([jnp.full_like(without, -jnp.inf), without], axis=len(lead) + 1).reshape(key.shape)
+    holds = ((sets >> k) & 1 == 1)[:, None, None]
+    return jnp.where(holds, without, -jnp.inf)
 
 
 def _beats(a: jax.Array, b: jax.Array, tolerance: jax.Array) -> jax.Array:
@@ -63,16 +63,19 @@ def sort_key_step(key: jax.Array, value: jax.Array, pick: jax.Array, heights: tu
     are float32[..., G, K]."""
     num_positions = value.shape[-1]
     fields = key.shape[-1]
-    best = key
-    for k in range(num_positions):
+
+    def position(k, best):
         for g, lines in enumerate(heights):
-            v, p = value[..., g, k], pick[..., g, k]
+            v = jnp.take(value[..., g, :], k, axis=-1)
+            p = jnp.take(pick[..., g, :], k, axis=-1)
             delta = jnp.zeros(v.shape + (fields,), key.dtype)
             delta = delta.at[..., 0].set(v).at[..., 1].set(-1.0).at[..., 2 + k].set(v).at[..., 2 + num_positions + k].set(-p)
             candidate = _sources(key, k, lines) + delta[..., None, None, :]
             candidate = jnp.where(jnp.isfinite(v)[..., None, None, None], candidate, -jnp.inf)
             best = jnp.where(_beats(candidate, best, tolerance[..., None, None])[..., None], candidate, best)
-    return best
+        return best
+
+    return jax.lax.fori_loop(0, num_positions, position, key)
 
 
 def sort_key_placement(value: jax.Array, treatment: jax.Array, heights: tuple[int, ...], levels: int,

@@ -222,7 +222,7 @@ def pad_rows(array: np.ndarray, rows: int) -> np.ndarray:
     return np.concatenate([array, np.zeros((rows - array.shape[0], *array.shape[1:]), array.dtype)])
 
 
-MIN_TIE_ROWS = 8  # tied queries are re-solved in batches of 8, 16, 32, ... rows (the tied rows repeated)
+TIE_ROWS = 16  # tied queries are re-solved in blocks of this many rows (the last one padded by repeating its rows)
 
 
 @functools.partial(jax.jit, static_argnames=("budgeted", "mode"))
@@ -240,8 +240,8 @@ def resolve_ties(outcome: AuctionOutcome, ctr, bid, reserve, available=None, pag
     near-ties apart, wherever the tie-break is far slower than it (a height budget, or the assignment solver).
 
     Ties are rare with real-valued CTRs that fall along positions (flat CTRs, such as an untrained model's
-    under the monotone rule, tie every order of a slate), so only those rows rerun, padded to a power of two
-    of at least `MIN_TIE_ROWS` so that few shapes compile.
+    under the monotone rule, tie every order of a slate), so only those rows rerun, in blocks of `TIE_ROWS`
+    rows: each solver compiles one shape, whatever the number of ties.
     """
     tied = np.flatnonzero(outcome.tied)
     if not tied.size:
@@ -251,22 +251,29 @@ def resolve_ties(outcome: AuctionOutcome, ctr, bid, reserve, available=None, pag
     mode, budget = options.get("mode", "cost"), options.get("space_budget")
     patched = [np.array(column) for column in outcome]
 
-    def padded(rows: np.ndarray) -> list[np.ndarray]:
-        """The arrays at `rows` (CTRs, bids and reserves in float64), repeated up to a power of two of at least
-        MIN_TIE_ROWS rows (few compiled shapes)."""
-        index = np.resize(rows, max(1 << int(rows.size - 1).bit_length(), MIN_TIE_ROWS))
-        picked = [None if a is None else np.asarray(a)[index] for a in arrays]  # None: every treatment / the whole page
-        return [a.astype(np.float64) for a in picked[:3]] + picked[3:]
+    def blocks(rows: np.ndarray) -> list[tuple[np.ndarray, list]]:
+        """`rows` in blocks of TIE_ROWS, each with the arrays at its rows (CTRs, bids and reserves in float64; the
+        last block's rows repeated up to TIE_ROWS)."""
+        out = []
+        for start in range(0, rows.size, TIE_ROWS):
+            block = rows[start:start + TIE_ROWS]
+            picked = [None if a is None else np.asarray(a)[np.resize(block, TIE_ROWS)] for a in arrays]  # None: every
+            out.append((block, [a.astype(np.float64) for a in picked[:3]] + picked[3:]))  # treatment / the whole page
+        return out
 
     def overflows(rows: np.ndarray) -> np.ndarray:
-        return np.asarray(shortlist_overflows(*padded(rows), budgeted=budget is not None, mode=mode))[: rows.size]
+        return np.concatenate([np.asarray(shortlist_overflows(*block_arrays, budgeted=budget is not None, mode=mode))
+                               [: block.size] for block, block_arrays in blocks(rows)])
 
     def rerun(rows: np.ndarray, solver: str) -> np.ndarray:
         """Re-solve `rows` with `solver`, patch them in, and return which of them are still tied."""
-        again = vcg_batch(*padded(rows), solver=solver, **options)
-        for column, fixed in zip(patched, again):
-            column[rows] = np.asarray(fixed)[: rows.size]
-        return np.asarray(again.tied)[: rows.size]
+        running = [(block, vcg_batch(*block_arrays, solver=solver, **options)) for block, block_arrays in blocks(rows)]
+        still_tied = []
+        for block, again in running:  # every block dispatched before the first is read
+            for column, fixed in zip(patched, again):
+                column[block] = np.asarray(fixed)[: block.size]
+            still_tied.append(np.asarray(again.tied)[: block.size])
+        return np.concatenate(still_tied)
 
     with jax.enable_x64(True):
         long = np.zeros(batch, bool)
