@@ -13,7 +13,7 @@ import pytest
 from simulator.cli import main
 from simulator.experiments.study import load_study, study_file
 from tests.conftest import SMOKE
-from simulator.report.claims_figures import FIGURE_CAPTIONS
+from simulator.report.claims_figures import FIGURE_CAPTIONS, pyplot
 from tests.test_app import CLAIMS, _app
 
 CLAIMS_STUDY = load_study(study_file("claims"))
@@ -60,7 +60,9 @@ def test_report_command_runs_every_section_and_reuses_its_cache(smoke_report, ca
     assert "## System irreproducibility" in text and "## Credit attribution" in text and "tau_exp" in text
     assert len(list(cache.glob("*.json"))) == 2 * 4  # baseline, tau_exp, auction, batch scaling × 2 seeds
     first = (out / "claims.json").read_text()
+    open_figures = set(pyplot().get_fignums())
     assert main(args) == 0  # every cell from the cache: same numbers
+    assert set(pyplot().get_fignums()) == open_figures  # every figure written was closed
     assert json.loads((out / "claims.json").read_text())["claims"] == json.loads(first)["claims"]
     assert main(["report", "--seeds", "1"]) == 2
     assert main(["report", "--arms", "nope", "--seeds", "2"]) == 2

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from simulator.cli import main
+from simulator.report.claims_figures import pyplot
 
 
 def _report(folder, claims, warm=0.0, failed=None):
@@ -31,7 +32,9 @@ def test_each_claim_of_each_report_in_one_row_and_one_panel(tmp_path, capsys):
                                                        {**_claim("c", 0.1, 0.0, 0.2, True), "definition": {"arms": ["x"]}}],
                      warm=24.0, failed={"x-seed3": "diverged"})
     out = tmp_path / "results" / "worlds.md"
+    open_figures = set(pyplot().get_fignums())
     assert main(["side-by-side", f"cold={cold}", f"mature={mature}", "--out", str(out)]) == 0
+    assert set(pyplot().get_fignums()) == open_figures  # the figure written was closed
     text = out.read_text()
     assert "| `a` | effect of a | < 0 | -0.3000 [-0.5000, -0.1000] **yes** | — |" in text  # not in the mature report
     assert "| `b` | effect of b | < 0 | 0.2000 [-0.1000, 0.5000] no | -0.4000 [-0.6000, -0.2000] **yes** |" in text

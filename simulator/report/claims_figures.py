@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 
@@ -45,6 +46,13 @@ def pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def write_figure(figure, path: str | Path) -> Path:
+    """Write `figure` to `path` and close it: a session writing many reports keeps no figure open."""
+    figure.savefig(path, dpi=100)
+    pyplot().close(figure)
+    return Path(path)
 
 
 def claims_figure(entries: list[dict]):

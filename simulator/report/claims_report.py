@@ -20,6 +20,7 @@ from simulator.report.claims_figures import (
     irreproducibility_figure,
     pd_frontier_figure,
     techniques_figure,
+    write_figure,
 )
 from simulator.report.claims_markdown import claims_markdown
 from simulator.report.tables import models_report
@@ -115,7 +116,7 @@ def report(study: Study, out: str | Path, seeds: list[int], hours: float, arms: 
                                                 indent=1, default=float) + "\n")
     (out / "models.md").write_text(models_report(study, arm_results, seeds, hours, command, scenario))
     for name, figure in figures.items():
-        figure.savefig(out / f"{name}.png", dpi=100)
+        write_figure(figure, out / f"{name}.png")
     if progress:
         progress(f"{sum(e['reproduced'] for e in entries)} of {len(entries)} claims reproduced; wrote {out}/claims.md "
                  f"({wall:.0f} s)" + (f"; {len(failures)} cells FAILED (see {cache_dir}/*.error.json)" if failures else ""))

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 from simulator.config import ConfigError
-from simulator.report.claims_figures import pyplot
+from simulator.report.claims_figures import pyplot, write_figure
 from simulator.report.tables import fmt, table_cell
 
 
@@ -156,6 +156,6 @@ def write_side_by_side(sources: dict[str, str | Path], out: str | Path) -> Path:
     reports = read_reports(sources)
     out.parent.mkdir(parents=True, exist_ok=True)
     figure_path = out.with_suffix(".png")
-    side_by_side_figure(reports).savefig(figure_path, dpi=100)
+    write_figure(side_by_side_figure(reports), figure_path)
     out.write_text(side_by_side_markdown(reports, out, figure_path.name))
     return out
