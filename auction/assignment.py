@@ -4,7 +4,7 @@ Without a budget each candidate takes its best treatment at each position, and t
 matching of the K positions (rows) to the N candidates plus K empty slots (columns worth 0; a candidate that
 may not be shown is worth −inf). The Hungarian method (Kuhn–Munkres, shortest augmenting paths with
 potentials u, v; the dense O(K²·(N + K)) form) adds one row per phase; a phase that starts with r rows matched
-ends within r + 1 steps, so every loop has a fixed count and runs batched over queries (lanes) with a
+ends within r + 1 steps, so every loop's count is set by the phase, not the data, and runs batched over queries (lanes) with a
 "done" mask instead of Python per query.
 
 Counterfactuals from the optimum's potentials (cost semantics only). Forbidding a shown ad's column keeps the
@@ -47,7 +47,7 @@ def _pick(x: jax.Array, index: jax.Array) -> jax.Array:
     return jnp.take_along_axis(x, index[:, None], axis=1)[:, 0]
 
 
-def _phase(cost: jax.Array, state: Matching, row: jax.Array, active: jax.Array, steps: int,
+def _phase(cost: jax.Array, state: Matching, row: jax.Array, active: jax.Array, steps: int | jax.Array,
            query: jax.Array | None = None, banned: jax.Array | None = None) -> tuple[Matching, jax.Array]:
     """Match `row` int32[L] (where `active`) by one shortest augmenting path; cost float32[L, R+1, C+1], or
     float32[Q, R+1, C+1] shared by lanes with `query` int32[L] the query of each lane (not copied per lane).

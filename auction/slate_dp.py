@@ -171,7 +171,7 @@ def trace_back(prefix: jax.Array, value: jax.Array, heights: tuple[int, ...], to
     num_ads, batch, masks, levels = prefix.shape
     num_groups, num_positions = value.shape[2:]
     position = jnp.asarray(np.repeat(np.arange(num_positions), num_groups), jnp.int32)  # choice 1 + k·G + g
-    lines = jnp.asarray(np.tile(np.asarray(heights), num_positions), jnp.int32)
+    lines = jnp.asarray(np.minimum(np.tile(np.asarray(heights), num_positions), levels), jnp.int32)  # ≥ levels: never fits
     positions = jnp.arange(num_positions)
 
     def step(carry, inputs):

@@ -262,13 +262,14 @@ def resolve_ties(outcome: AuctionOutcome, ctr, bid, reserve, available=None, pag
         return out
 
     def overflows(rows: np.ndarray) -> np.ndarray:
-        return np.concatenate([np.asarray(shortlist_overflows(*block_arrays, budgeted=budget is not None, mode=mode))
-                               [: block.size] for block, block_arrays in blocks(rows)])
+        flags = [np.asarray(shortlist_overflows(*block_arrays, budgeted=budget is not None, mode=mode))[: block.size]
+                 for block, block_arrays in blocks(rows)]
+        return np.concatenate([np.zeros(0, bool), *flags])  # no rows: an empty mask
 
     def rerun(rows: np.ndarray, solver: str) -> np.ndarray:
         """Re-solve `rows` with `solver`, patch them in, and return which of them are still tied."""
         running = [(block, vcg_batch(*block_arrays, solver=solver, **options)) for block, block_arrays in blocks(rows)]
-        still_tied = []
+        still_tied = [np.zeros(0, bool)]  # no rows: none still tied
         for block, again in running:  # every block dispatched before the first is read
             for column, fixed in zip(patched, again):
                 column[block] = np.asarray(fixed)[: block.size]
