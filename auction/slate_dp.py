@@ -197,6 +197,7 @@ def trace_back(prefix: jax.Array, value: jax.Array, heights: tuple[int, ...], to
         level = jnp.where(placed, level - used, level)
         return (sets, level, ad, group, tied), None
 
+    # the positions still free and the height left (at first all of them), then the slate read so far
     start = (jnp.full((batch, 1), masks - 1, jnp.int32), jnp.full((batch, 1), levels - 1, jnp.int32),
              jnp.full((batch, num_positions), -1, jnp.int32), jnp.zeros((batch, num_positions), jnp.int32),
              jnp.zeros(batch, bool))

@@ -257,8 +257,9 @@ def resolve_ties(outcome: AuctionOutcome, ctr, bid, reserve, available=None, pag
         out = []
         for start in range(0, rows.size, TIE_ROWS):
             block = rows[start:start + TIE_ROWS]
-            picked = [None if a is None else np.asarray(a)[np.resize(block, TIE_ROWS)] for a in arrays]  # None: every
-            out.append((block, [a.astype(np.float64) for a in picked[:3]] + picked[3:]))  # treatment / the whole page
+            index = np.resize(block, TIE_ROWS)
+            picked = [None if a is None else np.asarray(a)[index] for a in arrays]  # None: every treatment / the page
+            out.append((block, [a.astype(np.float64) for a in picked[:3]] + picked[3:]))
         return out
 
     def overflows(rows: np.ndarray) -> np.ndarray:
