@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+from importlib.metadata import version
 from pathlib import Path
 
 import jax
@@ -12,6 +13,15 @@ import pytest
 
 import simulator
 from simulator import compile_cache
+
+# The suite compiles with XLA:CPU's classic fusion emitters, production with JAX's default (the MLIR ones): they
+# compile ~2× faster, and compiling was about half the suite's time. Runs give identical numbers under both
+# (tests/test_compiler_settings.py checks it; measurements in docs/performance.md). Set before JAX starts its backend
+# (importing jax and simulator does not), so every test process and subprocess compiles alike; only on jax 0.10,
+# where it was measured (XLA aborts on a flag it does not know).
+CLASSIC_EMITTERS = "--xla_cpu_use_fusion_emitters=false"
+if version("jax").startswith("0.10.") and CLASSIC_EMITTERS not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {CLASSIC_EMITTERS}".strip()
 
 ROOT = Path(__file__).resolve().parent.parent
 # The exact reference auctions (a copy of shared/auction_cases kept in the project, so every clone runs them).
