@@ -8,20 +8,21 @@ import os
 from importlib.metadata import version
 from pathlib import Path
 
-import jax
-import pytest
-
-import simulator
-from simulator import compile_cache
-
-# The suite compiles with XLA:CPU's classic fusion emitters, production with JAX's default (the MLIR ones): they
-# compile ~2× faster, and compiling was about half the suite's time. Runs give identical numbers under both
-# (tests/test_compiler_settings.py checks it; measurements in docs/performance.md). Set before JAX starts its backend
-# (importing jax and simulator does not), so every test process and subprocess compiles alike; only on jax 0.10,
-# where it was measured (XLA aborts on a flag it does not know).
+# The suite compiles with XLA:CPU's classic fusion emitters, users' runs with JAX's default (the MLIR ones): they
+# compile 1.7–2× faster, and compiling was about half the suite's time. Runs compared gave identical numbers under
+# both (tests/test_compiler_settings.py compares two; measurements in docs/performance.md). Set before jax is
+# imported, so every test process and subprocess compiles alike; only on jax 0.10, where it was measured (XLA aborts
+# on a flag it does not know); ADFLOOR_TEST_COMPILER=default leaves JAX's default (benchmarks/app_latency.py).
 CLASSIC_EMITTERS = "--xla_cpu_use_fusion_emitters=false"
-if version("jax").startswith("0.10.") and CLASSIC_EMITTERS not in os.environ.get("XLA_FLAGS", ""):
+if (version("jax").startswith("0.10.") and os.environ.get("ADFLOOR_TEST_COMPILER") != "default"
+        and CLASSIC_EMITTERS not in os.environ.get("XLA_FLAGS", "")):
     os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {CLASSIC_EMITTERS}".strip()
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
+
+import simulator  # noqa: E402
+from simulator import compile_cache  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 # The exact reference auctions (a copy of shared/auction_cases kept in the project, so every clone runs them).

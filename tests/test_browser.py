@@ -76,13 +76,15 @@ class Timings:
 
 
 def _page(page, name: str) -> None:
-    _images_loaded(page)
+    _settled(page)
     page.locator("[data-testid='stSidebarNav'] a", has_text=name).first.click()
 
 
-def _images_loaded(page) -> None:
-    """Let the page's images finish loading before leaving it: Streamlit drops a page's media when another page
-    runs, so an image still on its way would end in a 404 (a console error) that says nothing about the app."""
+def _settled(page) -> None:
+    """Let the page's script run end and its images load before leaving it: Streamlit drops a page's media when
+    another page runs, so an image still on its way, or one a still-running script adds after the check, would end
+    in a 404 (a console error) that says nothing about the app."""
+    page.locator("[data-testid='stStatusWidgetRunningIcon']").wait_for(state="hidden", timeout=WORK_TIMEOUT)
     images = page.locator("img")
     for i in range(images.count()):
         try:

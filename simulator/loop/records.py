@@ -162,10 +162,14 @@ class ColumnLog:
     def parts(self):
         """The rows a part at a time, as dicts of columns (what is on disk part by part, then what is held): for
         writing a long log out without joining it in memory."""
-        for part in range(len(self._stored)):
-            yield {name: np.load(self._part_file(part, name)) for name in self.columns}
+        yield from self._on_disk(self.columns)
         if self._held[self.columns[0]]:
             yield {name: np.concatenate(self._held[name]) for name in self.columns}
+
+    def _on_disk(self, names: tuple[str, ...], mmap_mode: str | None = None):
+        """Each part on disk in order, as a dict of the named columns (mapped, not loaded, with `mmap_mode` "r")."""
+        for part in range(len(self._stored)):
+            yield {name: np.load(self._part_file(part, name), mmap_mode=mmap_mode) for name in names}
 
     def chunks(self, names: tuple[str, ...], rows: int):
         """The named columns in windows of `rows` rows (the last shorter; one of no rows when the log is empty), in
@@ -175,8 +179,7 @@ class ColumnLog:
         if rows < 1:
             raise ValueError(f"rows: a window needs at least 1, got {rows}")
         def pieces():
-            for part in range(len(self._stored)):
-                yield {name: np.load(self._part_file(part, name), mmap_mode="r") for name in names}
+            yield from self._on_disk(names, mmap_mode="r")
             for i in range(len(self._held[self.columns[0]])):
                 yield {name: self._held[name][i] for name in names}
 
