@@ -12,7 +12,9 @@ from tests.conftest import DEFAULT
 
 @pytest.fixture(scope="module")
 def default_output() -> simulator.RunOutput:
-    return simulator.run(simulator.load(DEFAULT))
+    """Half of the teaching scenario's day: enough to learn (at 12 h the final window's PV log loss was 1.014× the
+    oracle's and the calibration error 0.011, against bounds of 1.05× and 0.05), at half the suite time."""
+    return simulator.run(simulator.load(DEFAULT, ["run.duration_hours=12"]))
 
 
 @pytest.fixture(scope="module")
