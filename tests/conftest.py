@@ -9,7 +9,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 # The suite compiles with XLA:CPU's classic fusion emitters, users' runs with JAX's default (the MLIR ones): they
-# compile 1.7–2× faster, and compiling was about half the suite's time. Runs compared gave identical numbers under
+# compile 1.65–2.1× faster, and compiling was about half the suite's time. Runs compared gave identical numbers under
 # both (tests/test_compiler_settings.py compares two; measurements in docs/performance.md). Set before jax is
 # imported, so every test process and subprocess compiles alike; only on jax 0.10, where it was measured (XLA aborts
 # on a flag it does not know); ADFLOOR_TEST_COMPILER=default leaves JAX's default (benchmarks/app_latency.py).
